@@ -1,0 +1,46 @@
+# Two commands do all the set-up: `make run` and `make test`.
+# Both create .venv on first use; the install is redone only when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= all
+
+.PHONY: run test test-all bench lint clean help
+
+help:
+	@echo "make run       create .venv, run the whole workflow on the embedded default (results/report.html)"
+	@echo "make test      create .venv, run the test suite (slow cases excluded)"
+	@echo "make test-all  the test suite including slow cases"
+	@echo "make bench     print speed figures (bench/)"
+	@echo "make lint      snakemake --lint"
+	@echo "make clean     remove results/, logs/, benchmarks/ and .snakemake/"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# torch first and by exact version: this takes the CPU wheel instead of pulling CUDA packages
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/default
+	$(BIN)/snakemake --cores 1 --report results/report.html
+	@echo "report: results/report.html"
+
+test: $(STAMP)
+	$(BIN)/pytest -m "not slow"
+
+test-all: $(STAMP)
+	$(BIN)/pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results logs benchmarks .snakemake

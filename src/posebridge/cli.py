@@ -1,0 +1,69 @@
+"""The ``posebridge`` command line: one subcommand per workflow step.
+
+Each subcommand lives in ``posebridge.commands.<module>`` and defines ``HELP`` (one line),
+``add_arguments(parser)`` and ``main(args)``. Command modules keep heavy imports (torch)
+inside ``main`` so that ``posebridge --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from . import __version__
+from .errors import PoseBridgeError
+
+# subcommand name -> module under posebridge.commands (workflow order)
+COMMANDS = {
+    "synth": "synth",
+    "detect-2d": "detect_2d",
+    "train": "train",
+    "evaluate": "evaluate",
+    "predict": "predict",
+    "report": "report",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="posebridge",
+        description="Learn 3D human pose from labeled datasets in many skeleton formats and "
+        "from unlabeled monocular and multi-view video. Each subcommand runs one workflow step; "
+        "`posebridge <command> --help` explains its options.",
+    )
+    parser.add_argument("--version", action="version", version=f"posebridge {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(f"posebridge.commands.{module_name}")
+        except ModuleNotFoundError as err:
+            if err.name != f"posebridge.commands.{module_name}":
+                raise
+            continue  # a step not built yet
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(p)
+        p.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        result = args._main(args)
+    except PoseBridgeError as err:
+        print(f"posebridge {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"posebridge {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print speed figures (`python -m bench` runs them all)."""

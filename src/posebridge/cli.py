@@ -16,12 +16,14 @@ from .errors import PoseBridgeError
 
 # subcommand name -> module under posebridge.commands (workflow order)
 COMMANDS = {
+    "convert": "convert",
     "synth": "synth",
     "detect-2d": "detect_2d",
     "train": "train",
     "evaluate": "evaluate",
     "predict": "predict",
     "report": "report",
+    "infer": "infer",
 }
 
 

@@ -1,0 +1,14 @@
+"""The synthetic benchmark: the embedded default data of posebridge.
+
+- ``body``: an articulated body (kinematic tree, joint limits, per-subject anthropometry,
+  anatomical landmarks) and every skeleton format's joints defined from the landmarks.
+- ``motion``: motion kinds as joint-angle trajectories, performed with floor contact, foot
+  locking and paths through the capture volume.
+- ``rigs``: camera rigs modelled on Human3.6M, MPI-INF-3DHP, 3DPW, CMU Panoptic and HumanEva.
+- ``generate``: ``DatasetSpec`` and ``generate_dataset`` (datasets -> the dataset store),
+  ``DEFAULT_SPECS`` / ``TINY_SPECS`` for the workflow.
+- ``detector``: the simulated 2D detector (COCO-17 with realistic errors).
+- ``preview``: a PNG to judge a dataset at a glance.
+
+Command line: ``posebridge synth generate``, ``posebridge synth preview``, ``posebridge detect-2d``.
+"""

@@ -1,0 +1,132 @@
+"""Motion kinds and their performance: limits, floor contact, no foot skating, timing, determinism."""
+
+import numpy as np
+import pytest
+
+from posebridge.synth import body as B
+from posebridge.synth import motion as M
+
+FPS = 30
+
+
+@pytest.fixture(scope="module")
+def subject():
+    rng = np.random.default_rng(11)
+    body = B.sample_body(rng, "s")
+    return body, M.sample_style(rng, body.height)
+
+
+@pytest.fixture(scope="module")
+def performed(subject):
+    body, style = subject
+    out = {}
+    for k, action in enumerate(M.ACTIONS):
+        rng = np.random.default_rng(100 + k)
+        clip = M.generate_clip(action, 5.0, FPS, style, rng)
+        out[action] = (clip,) + M.perform(body, clip, rng, centre=(500.0, -300.0), radius=1500.0)
+    return out
+
+
+def test_at_least_six_motion_kinds():
+    assert len(M.ACTIONS) >= 6
+    for required in ("walking", "running", "sitting", "squatting", "bending", "reaching", "dancing", "turning"):
+        assert required in M.ACTIONS
+
+
+def test_min_jerk_and_keyframes():
+    s = np.linspace(0, 1, 11)
+    m = M.min_jerk(s)
+    assert m[0] == 0 and m[-1] == 1 and np.all(np.diff(m) >= 0)
+    assert M.min_jerk(np.array([0.5]))[0] == pytest.approx(0.5)
+    # zero velocity at both ends (smooth starts and stops)
+    assert (M.min_jerk(np.array([1e-3]))[0]) < 1e-7
+    values = np.array([[0.0], [10.0], [10.0], [-5.0]])
+    out = M.keyframes(np.array([0.0, 1.0, 2.0, 3.0]), values, np.array([-1.0, 0.0, 0.5, 1.0, 1.5, 3.0, 4.0]))
+    assert np.allclose(out[:, 0], [0.0, 0.0, 5.0, 10.0, 10.0, -5.0, -5.0])
+
+
+def test_smooth_noise_has_unit_variance_and_is_smooth():
+    n = M.smooth_noise(np.random.default_rng(0), 20000, 50.0, (3,), 0.5)
+    assert np.allclose(n.std(axis=0), 1.0, atol=0.15)
+    lag1 = np.mean(n[1:] * n[:-1]) / np.mean(n * n)
+    assert lag1 > 0.98  # strongly correlated from frame to frame at 50 fps
+
+
+def test_joint_limits_are_respected(performed):
+    lo, hi = B.JOINT_LIMITS[..., 0], B.JOINT_LIMITS[..., 1]
+    for action, (clip, _, _) in performed.items():
+        assert clip.angles.shape == (clip.frames, len(B.JOINTS), 3)
+        assert np.isfinite(clip.angles).all()
+        assert np.all(clip.angles >= lo - 1e-9) and np.all(clip.angles <= hi + 1e-9), action
+
+
+def test_feet_on_the_floor(performed, subject):
+    body = subject[0]
+    for action, (clip, pos, rot) in performed.items():
+        soles = B.landmarks(body, pos, rot, B.CONTACT_POINTS)[..., 2]
+        lowest = soles.min(axis=1)
+        assert lowest.min() > -1e-6, action  # never below the floor
+        grounded = ~clip.flight
+        assert np.abs(lowest[grounded]).max() < 1e-6, action  # touching it unless in flight
+    clip, pos, rot = performed["jumping"]
+    soles = B.landmarks(body, pos, rot, B.CONTACT_POINTS)[..., 2]
+    assert clip.flight.any() and soles.min(axis=1).max() > 80.0  # jumps leave the floor
+
+
+def test_supporting_foot_does_not_slide(performed, subject):
+    body = subject[0]
+    for action in ("walking", "sitting", "bending", "reaching", "gesturing"):
+        clip, pos, rot = performed[action]
+        soles = B.landmarks(body, pos, rot, B.CONTACT_POINTS)
+        k = soles[..., 2].argmin(axis=1)
+        t = np.arange(clip.frames - 1)
+        slide = np.linalg.norm(soles[t + 1, k[:-1], :2] - soles[t, k[:-1], :2], axis=-1) * FPS  # mm/s
+        assert np.median(slide) < 25.0, (action, np.median(slide))
+
+
+def test_walking_speed_and_cadence(performed, subject):
+    body = subject[0]
+    clip, pos, rot = performed["walking"]
+    pelvis = pos[:, 0, :2]
+    speed = np.linalg.norm(np.diff(pelvis, axis=0), axis=1).mean() * FPS
+    assert 800.0 < speed < 1800.0  # mm/s
+    heel = B.landmarks(body, pos, rot, ("lheel",))[:, 0, 2]
+    spectrum = np.abs(np.fft.rfft(heel - heel.mean()))
+    freq = np.fft.rfftfreq(len(heel), 1.0 / FPS)
+    assert 0.7 < freq[spectrum.argmax()] < 1.2  # strides per second
+    run_clip, run_pos, _ = performed["running"]
+    run_speed = np.linalg.norm(np.diff(run_pos[:, 0, :2], axis=0), axis=1).mean() * FPS
+    assert run_speed > 1.3 * speed
+
+
+def test_motion_is_smooth_and_stays_in_the_capture_volume(performed, subject):
+    body = subject[0]
+    for action, (clip, pos, rot) in performed.items():
+        marks = B.landmarks(body, pos, rot)
+        step = np.linalg.norm(np.diff(marks, axis=0), axis=-1).max()
+        assert step < 16000.0 / FPS, action  # no landmark faster than 16 m/s (a jump's arm swing)
+        r = np.linalg.norm(pos[:, 0, :2] - [500.0, -300.0], axis=1)
+        assert r.max() < 1500.0 + 400.0, action
+    # discrete actions change posture (sitting lowers the pelvis a lot)
+    _, pos, _ = performed["sitting"]
+    assert np.ptp(pos[:, 0, 2]) > 0.15 * body.height
+
+
+def test_takes_are_deterministic_and_vary(subject):
+    body, style = subject
+
+    def take(seed):
+        rng = np.random.default_rng(seed)
+        clip = M.generate_clip("gesturing", 2.0, FPS, style.varied(rng), rng)
+        return M.perform(body, clip, rng)[0]
+
+    assert np.array_equal(take(5), take(5))
+    assert not np.allclose(take(5), take(6))
+
+
+def test_style_variation_between_subjects():
+    rng = np.random.default_rng(0)
+    styles = [M.sample_style(rng, 1750.0) for _ in range(50)]
+    assert np.std([s.cadence for s in styles]) > 0.03
+    assert np.std([s.arm_swing for s in styles]) > 0.1
+    assert any(not s.right_handed for s in styles)

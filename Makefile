@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml
 	# torch first and by exact version: this takes the CPU wheel instead of pulling CUDA packages
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[test]"
+	# MediaPipe's last release that bundles its pose model; its run-time deps are pinned in pyproject
+	$(BIN)/pip install --quiet --no-deps mediapipe==0.10.14
 	touch $(STAMP)
 
 run: $(STAMP)

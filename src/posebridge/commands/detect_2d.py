@@ -11,16 +11,19 @@ DESCRIPTION = (
     "error_scale (1.0 = a good detector on Human3.6M) scales them."
 )
 
-DETECTORS = ("simulated",)
+DETECTORS = ("simulated", "mediapipe", "imported")
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", required=True, metavar="H5",
                         help="converted dataset (.h5; its Parquet index beside it)")
-    parser.add_argument("--detector", required=True, help=f"detector name; known: {', '.join(DETECTORS)}")
+    parser.add_argument("--detector", required=True,
+                        help=f"detector name: {', '.join(DETECTORS)}, or a config entry whose spec names "
+                             "its kind (posebridge.detectors)")
     parser.add_argument("--spec", default="{}", metavar="JSON",
                         help="detector settings as a JSON object or the path of a JSON file; "
-                             "simulated: error_scale (1.0; 0 = exact projections)")
+                             "simulated: error_scale (1.0; 0 = exact projections); mediapipe / "
+                             "imported: see `python -c 'help(\"posebridge.detectors\")'`")
     parser.add_argument("--seed", type=int, default=0, help="random seed (runs with one seed are identical)")
     parser.add_argument("--output", required=True, metavar="H5",
                         help="detection file to write (results/detections/<dataset>/<detector>.h5)")
@@ -37,17 +40,25 @@ def main(args) -> int:
     from ..store import open_dataset
     from .synth import parse_json_arg
 
-    if args.detector not in DETECTORS:
-        raise ConfigError(f"unknown 2D detector {args.detector!r}; known detectors: {', '.join(DETECTORS)}")
-    spec_dict = parse_json_arg(args.spec, "--spec")
-    from ..synth.detector import KEYPOINT_FORMAT, DetectorSpec, simulate_detections
+    from ..detectors import detect_dataset, handles
 
-    spec = DetectorSpec.from_dict(spec_dict)
+    spec_dict = parse_json_arg(args.spec, "--spec")
+    real = handles(args.detector, spec_dict)
+    if not real and args.detector != "simulated":
+        raise ConfigError(f"unknown 2D detector {args.detector!r}; known detectors: {', '.join(DETECTORS)}")
     t0 = time.perf_counter()
     with open_dataset(args.dataset) as dataset:
-        keypoints = simulate_detections(dataset, spec, args.seed, progress=not args.no_progress)
+        if real:
+            keypoints, keypoint_format = detect_dataset(args.detector, dataset, spec_dict, args.seed,
+                                                        progress=not args.no_progress)
+        else:
+            from ..synth.detector import KEYPOINT_FORMAT, DetectorSpec, simulate_detections
+
+            spec = DetectorSpec.from_dict(spec_dict)
+            keypoints = simulate_detections(dataset, spec, args.seed, progress=not args.no_progress)
+            keypoint_format = KEYPOINT_FORMAT
         write_detections(args.output, dataset=dataset.name, detector=args.detector,
-                         keypoint_format=KEYPOINT_FORMAT,
+                         keypoint_format=keypoint_format,
                          rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints)
     found = keypoints[..., 2] > 0
     print(f"{dataset.name}: {len(dataset.index)} rows, {len(keypoints)} frames, "

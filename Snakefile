@@ -1,0 +1,38 @@
+# posebridge: 3D human pose from labeled datasets in many skeleton formats and from unlabeled
+# monocular and multi-view video. Every rule runs one `posebridge <step>` command; the
+# wiring is here and in workflow/rules/, the work in the Python package (src/posebridge/).
+#
+#   snakemake --cores all                        whole workflow -> results/report.html
+#   snakemake -n                                 what would run, and why
+#   snakemake --configfile my.yaml --cores all   with your settings merged over config.yaml
+#   snakemake --workflow-profile profiles/slurm  on a SLURM cluster (edit account/partition)
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# the embedded default, found beside this file whatever the working directory (--directory)
+configfile: os.path.join(workflow.basedir, "config.yaml")
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/datasets.smk"
+include: "workflow/rules/detect.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    """The report's tables and figures (and everything upstream of them)."""
+    default_target: True
+    input:
+        list(REPORT_FILES.values()),
+
+
+onsuccess:
+    build_html_report()

@@ -1,0 +1,90 @@
+"""`posebridge train`: train the separate-head lifter on labeled datasets."""
+
+from __future__ import annotations
+
+HELP = "train the separate-head temporal lifter on one or more labeled datasets"
+DESCRIPTION = (
+    "Train VideoPose3D's temporal convolutional lifter on the 2D detections (COCO-17) of every "
+    "given labeled dataset at once, with one output slice (head) per skeleton format. Only rows with "
+    "split 'train' supervise; rows with split 'test' give a per-epoch validation MPJPE. Writes "
+    "OUT_DIR/model.pt, OUT_DIR/config.yaml and OUT_DIR/train_log.parquet. A checkpoint is saved after "
+    "every epoch at --checkpoint; a rerun with the same settings resumes from it and ends with the "
+    "same weights as an uninterrupted run."
+)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--spec", default="{}", metavar="JSON",
+                        help="training settings (posebridge.train.TrainConfig) as a JSON object or the "
+                             "path of a JSON file; unknown keys are an error that lists the valid ones")
+    parser.add_argument("--dataset", action="append", required=True, metavar="H5",
+                        help="a labeled converted dataset (.h5, its Parquet index beside it); repeat "
+                             "for several datasets")
+    parser.add_argument("--detections", action="append", required=True, metavar="H5",
+                        help="the 2D detections of the dataset given at the same position; one per --dataset")
+    parser.add_argument("--train-format", action="append", default=None, metavar="FORMAT",
+                        help="skeleton format to train for the dataset at the same position ('native': "
+                             "the stored one); give none or one per --dataset")
+    parser.add_argument("--out-dir", required=True, metavar="DIR", help="model directory to write")
+    parser.add_argument("--checkpoint", required=True, metavar="PT",
+                        help="resumable checkpoint path (keep it outside the output directory)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every random choice in training")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where to train (auto: CUDA when available, else CPU)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(args) -> int:
+    from pathlib import Path
+
+    import torch
+
+    from ..detections import read_detections
+    from ..errors import ConfigError
+    from ..store import open_dataset
+    from ..train import TrainConfig, resolve_device, train, write_model_dir
+    from ..training_data import load_labeled
+
+    config = TrainConfig.parse(args.spec)
+    if len(args.detections) != len(args.dataset):
+        raise ConfigError(f"train: {len(args.dataset)} --dataset but {len(args.detections)} --detections; "
+                          f"give one detection file per dataset, in the same order")
+    formats = args.train_format or [None] * len(args.dataset)
+    if len(formats) != len(args.dataset):
+        raise ConfigError(f"train: {len(args.dataset)} --dataset but {len(formats)} --train-format; "
+                          f"give none or one per dataset")
+    formats = [None if f in (None, "", "native") else f for f in formats]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+
+    datasets = [open_dataset(p) for p in args.dataset]
+    detections = [read_detections(p) for p in args.detections]
+    try:
+        names = [d.name for d in datasets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"train: the same dataset is given twice ({names})")
+        sources = list(zip(datasets, detections, formats))
+        train_set = load_labeled(sources, "train")
+        val_set = load_labeled(sources, "test")
+    finally:
+        for f in (*datasets, *detections):
+            f.close()
+
+    print(f"training on {train_set.num_frames} frames of {', '.join(train_set.names)} "
+          f"(formats {', '.join(dict.fromkeys(train_set.formats))}) on {device}", flush=True)
+    lifter, log = train(config, train_set, val_set, seed=args.seed, device=device,
+                        checkpoint=args.checkpoint, progress=not args.no_progress,
+                        log=lambda m: print(m, flush=True))
+    resolved = {
+        **config.to_dict(),
+        "seed": args.seed,
+        "datasets": [{"name": n, "dataset": str(p), "detections": str(d), "train_format": f}
+                     for n, p, d, f in zip(train_set.names, args.dataset, args.detections, train_set.formats)],
+        "train_frames": int(train_set.num_frames),
+    }
+    write_model_dir(Path(args.out_dir), lifter, log, resolved, train_set.mean_pose_mm())
+    print(f"wrote {args.out_dir}", flush=True)
+    return 0

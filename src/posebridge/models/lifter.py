@@ -1,0 +1,196 @@
+"""The separate-head lifter: one temporal model whose output covers every skeleton format.
+
+Input: 2D keypoints in one keypoint format (COCO-17 detections by default) as VideoPose3D's
+normalised screen coordinates ``X / w * 2 - [1, h / w]`` plus the detector's confidence (F = 3).
+A missed keypoint has confidence 0 and x = y = 0, so the network cannot read anything from where
+a detector put a joint it did not see; training zeroes random keypoints the same way
+(keypoint dropout) so the model learns to do without them.
+
+Output: the union of the joints of all formats in the training mix, format after format
+(``slices``), each a camera-space pose in metres (the network's internal scale; VideoPose3D's
+too). Each training example supervises only its own format's slice. ``to_mm`` converts.
+
+The model file (``model.pt``, docs/internals.md) stores the underlying ``TemporalModel``'s state
+dict under VideoPose3D's keys plus this metadata; see :meth:`SeparateHeadLifter.file_dict`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from posebridge import skeletons
+from posebridge.cameras import normalize_screen
+from posebridge.errors import ConfigError
+from posebridge.models.temporal import TemporalModel, TemporalModelOptimized
+
+__all__ = ["SeparateHeadLifter", "MM_PER_UNIT", "keypoints_to_input", "FEATURES"]
+
+MM_PER_UNIT = 1000.0
+"""Millimetres per unit of the network's output (it predicts metres)."""
+
+FEATURES = {2: ["x", "y"], 3: ["x", "y", "confidence"]}
+
+
+def keypoints_to_input(keypoints, width, height, in_features: int = 3):
+    """Pixels + confidence (..., K, 3) -> network input (..., K, in_features), float32.
+
+    x, y become VideoPose3D normalised screen coordinates; keypoints with confidence 0 get
+    x = y = 0. ``width`` / ``height`` broadcast against ``keypoints[..., 0, 0]``-shaped arrays (a
+    scalar, or one value per frame). numpy in, numpy out; torch in, torch out.
+    """
+    is_torch = isinstance(keypoints, torch.Tensor)
+    if keypoints.shape[-1] == 2:  # no confidence: every keypoint seen
+        ones = (torch.ones_like(keypoints[..., :1]) if is_torch
+                else np.ones(keypoints.shape[:-1] + (1,), dtype=np.float32))
+        keypoints = torch.cat([keypoints, ones], -1) if is_torch else np.concatenate([keypoints, ones], -1)
+    w = width[..., None] if getattr(width, "ndim", 0) else width
+    h = height[..., None] if getattr(height, "ndim", 0) else height
+    x = normalize_screen(keypoints, w, h)
+    seen = x[..., 2:3] > 0
+    if is_torch:
+        x = torch.cat([torch.where(seen, x[..., :2], 0.0), x[..., 2:3]], -1).float()
+    else:
+        x = np.concatenate([np.where(seen, x[..., :2], 0.0), x[..., 2:3]], -1).astype(np.float32)
+    return x[..., :in_features]
+
+
+class SeparateHeadLifter(nn.Module):
+    """A temporal lifter with one output slice per skeleton format.
+
+    Args:
+        formats: skeleton format names; the output holds their joints in this order.
+        keypoint_format: the input keypoint format (``coco_17``).
+        in_features: 3 (x, y, confidence) or 2 (x, y; VideoPose3D's checkpoints).
+        filter_widths, causal, dropout, channels: the ``TemporalModel``'s.
+        strided: build the training-time strided model instead of the dilated one.
+        temporal: use this existing temporal model (its shape must fit) instead of a new one.
+    """
+
+    def __init__(self, formats, *, keypoint_format: str = "coco_17", in_features: int = 3,
+                 filter_widths=(3, 3, 3), causal: bool = False, dropout: float = 0.25,
+                 channels: int = 1024, strided: bool = False, temporal=None):
+        super().__init__()
+        names = [skeletons.get(f).name for f in formats]
+        if not names:
+            raise ConfigError("a lifter needs at least one output skeleton format")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"output formats repeat: {names}")
+        if int(in_features) not in FEATURES:
+            raise ConfigError(f"in_features must be 2 or 3, got {in_features}")
+        self.formats = names
+        self.keypoint_format = skeletons.get(keypoint_format).name
+        self.in_features = int(in_features)
+        self.slices: dict[str, slice] = {}
+        start = 0
+        for name in names:
+            n = skeletons.get(name).num_joints
+            self.slices[name] = slice(start, start + n)
+            start += n
+        self.num_joints_out = start
+        if temporal is None:
+            cls = TemporalModelOptimized if strided else TemporalModel
+            temporal = cls(num_joints_in=skeletons.get(self.keypoint_format).num_joints,
+                           in_features=self.in_features, num_joints_out=self.num_joints_out,
+                           filter_widths=filter_widths, causal=causal, dropout=dropout,
+                           channels=channels)
+        elif (temporal.num_joints_out != self.num_joints_out or temporal.in_features != self.in_features
+              or temporal.num_joints_in != skeletons.get(self.keypoint_format).num_joints):
+            raise ConfigError(f"temporal model {temporal.architecture} does not fit formats {names} "
+                              f"with {self.in_features} features of {self.keypoint_format}")
+        self.temporal = temporal
+        # left/right permutations for test-time and training flips
+        self.register_buffer("input_mirror", torch.as_tensor(
+            skeletons.get(self.keypoint_format).mirror, dtype=torch.long), persistent=False)
+        output_mirror = np.concatenate([np.asarray(skeletons.get(f).mirror) + self.slices[f].start
+                                        for f in names])
+        self.register_buffer("output_mirror", torch.as_tensor(output_mirror, dtype=torch.long),
+                             persistent=False)
+
+    # ------------------------------------------------------------------ shape and variants
+
+    @property
+    def strided(self) -> bool:
+        return isinstance(self.temporal, TemporalModelOptimized)
+
+    def receptive_field(self) -> int:
+        return self.temporal.receptive_field()
+
+    def window(self) -> tuple[int, int]:
+        """(frames before, frames after) the predicted frame that its input window covers."""
+        return self.temporal.window()
+
+    def variant(self, strided: bool) -> "SeparateHeadLifter":
+        """This lifter as the strided (training) or dilated (inference) model, sharing weights."""
+        if strided == self.strided:
+            return self
+        cls = TemporalModelOptimized if strided else TemporalModel
+        return SeparateHeadLifter(self.formats, keypoint_format=self.keypoint_format,
+                                  in_features=self.in_features,
+                                  temporal=cls.sharing(self.temporal)).to(self.input_mirror.device)
+
+    # ------------------------------------------------------------------ forward and outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, K, F) network input -> (B, T', J_union, 3) metres (T' = 1 per window)."""
+        return self.temporal(x)
+
+    def split(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(..., J_union, 3) -> {format: (..., J_format, 3)} (views)."""
+        return {f: output[..., s, :] for f, s in self.slices.items()}
+
+    @staticmethod
+    def to_mm(output):
+        return output * MM_PER_UNIT
+
+    def flip_input(self, x: torch.Tensor) -> torch.Tensor:
+        """Mirror network input (..., K, F): negate x, swap left/right keypoints."""
+        x = x[..., self.input_mirror, :].clone()
+        x[..., 0] = -x[..., 0]
+        return x
+
+    def flip_output(self, y: torch.Tensor) -> torch.Tensor:
+        """Mirror camera-space output (..., J_union, 3): negate x, swap left/right per format."""
+        y = y[..., self.output_mirror, :].clone()
+        y[..., 0] = -y[..., 0]
+        return y
+
+    def format_index(self) -> torch.Tensor:
+        """(J_union,) index of each output joint's format in ``formats``."""
+        return torch.cat([torch.full((s.stop - s.start,), i, dtype=torch.long)
+                          for i, s in enumerate(self.slices.values())])
+
+    # ------------------------------------------------------------------ model file
+
+    def file_dict(self, mean_pose: dict | None = None, **extra) -> dict:
+        """The ``model.pt`` payload: ``state_dict`` (the TemporalModel's, VideoPose3D keys),
+        ``architecture`` (its constructor kwargs), ``formats`` (name, start, stop of each slice),
+        ``input`` (keypoint format and features), ``output_unit_mm``, ``mean_pose`` (format ->
+        (J, 3) float64 tensor, mm) and any ``extra`` entries."""
+        state = {k: v.detach().cpu().clone() for k, v in self.temporal.state_dict().items()}
+        return {
+            "state_dict": state,
+            "architecture": self.temporal.architecture,
+            "formats": [{"name": f, "start": s.start, "stop": s.stop} for f, s in self.slices.items()],
+            "input": {"keypoint_format": self.keypoint_format, "features": FEATURES[self.in_features],
+                      "normalisation": "videopose3d_screen"},
+            "output_unit_mm": MM_PER_UNIT,
+            "mean_pose": {f: torch.as_tensor(np.asarray(p, dtype=np.float64))
+                          for f, p in (mean_pose or {}).items()},
+            **extra,
+        }
+
+    @classmethod
+    def from_file_dict(cls, payload: dict, strided: bool = False) -> "SeparateHeadLifter":
+        """Rebuild a lifter from :meth:`file_dict`'s payload (weights loaded, train mode)."""
+        arch = dict(payload["architecture"])
+        temporal = (TemporalModelOptimized if strided else TemporalModel)(**arch)
+        temporal.load_state_dict(payload["state_dict"])
+        formats = [f["name"] for f in payload["formats"]]
+        lifter = cls(formats, keypoint_format=payload["input"]["keypoint_format"],
+                     in_features=len(payload["input"]["features"]), temporal=temporal)
+        stored = {f["name"]: (f["start"], f["stop"]) for f in payload["formats"]}
+        if any(stored[f] != (s.start, s.stop) for f, s in lifter.slices.items()):
+            raise ConfigError(f"model file format slices {stored} do not match the formats' joint counts")
+        return lifter

@@ -1,0 +1,299 @@
+"""VideoPose3D's temporal convolutional lifter (REFERENCES.md section 1), in two shapes.
+
+``TemporalModel`` is the dilated model: it maps a whole 2D sequence (B, T, J_in, F) to one pose
+per receptive-field window, (B, T - RF + 1, J_out, 3). ``TemporalModelOptimized`` is the
+training-time variant with identical weights: every convolution uses stride = kernel width and
+no dilation, so a window of exactly RF frames yields one output frame and no work is spent on
+neighbouring frames. Both have VideoPose3D's module names, so their state dicts share its keys
+(``expand_conv``, ``expand_bn``, ``layers_conv.N``, ``layers_bn.N``, ``shrink``) and its
+published checkpoints load unchanged.
+
+Speed (the layer structure and the semantics stay the reference's):
+
+- The strided model runs as matrix products on a (rows = batch x time, channels) layout: a
+  stride = width convolution is then a plain ``linear`` over ``width`` consecutive rows viewed as
+  one row, with no im2col, no transposes and no copies of the activations. Its input
+  (B, RF, J, F) is already in that layout.
+- Dropout masks come from 64-bit random words cut into four 16-bit integers (one generator call
+  per four activations instead of a float Bernoulli draw per activation); a unit is kept when its
+  integer is at or above ``round(p * 65536)`` below the midpoint, so the drop probability is ``p``
+  rounded to 1/65536 (exact for 0.25). ReLU, dropout and the 1/(1-p) scale are one autograd node
+  whose backward needs only its output.
+- The residual of a strided block is a strided view of the block input; its gradient is added in
+  place into the convolution's input gradient instead of materialising a zero-filled tensor.
+- For evaluation without gradients, the dilated model folds each BatchNorm into the preceding
+  convolution (``folded_forward``), leaving one convolution, one in-place ReLU and one in-place
+  residual add per layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from posebridge.errors import ConfigError
+
+__all__ = ["TemporalModelBase", "TemporalModel", "TemporalModelOptimized", "relu_dropout"]
+
+
+# ---------------------------------------------------------------------------------------------
+# ReLU + dropout as one autograd node
+
+
+def _keep_mask(shape, p: float, generator: torch.Generator | None, device) -> torch.Tensor:
+    """Boolean keep mask with P(keep) = 1 - p (p rounded to 1/65536), from 16-bit random integers."""
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
+    words.random_(-(2**63), None, generator=generator)  # all 64 bits uniform
+    halves = words.view(torch.int16)[:n].view(shape)
+    return halves >= round(p * 65536) - 32768
+
+
+class _ReluDropout(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, keep, scale):
+        out = torch.where(keep, x, 0.0)
+        out.relu_().mul_(scale)
+        ctx.save_for_backward(out)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        (out,) = ctx.saved_tensors
+        # out > 0 exactly where the unit was kept and its input positive
+        grad_in = torch.ops.aten.threshold_backward(grad, out, 0.0).mul_(ctx.scale)
+        return grad_in, None, None
+
+
+def relu_dropout(x: torch.Tensor, p: float, training: bool,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """``dropout(relu(x), p)`` (inverted dropout: kept units scaled by 1 / (1 - p))."""
+    if not training or p == 0:
+        return F.relu(x)
+    keep = _keep_mask(x.shape, p, generator, x.device)
+    return _ReluDropout.apply(x, keep, 1.0 / (1.0 - p))
+
+
+# ---------------------------------------------------------------------------------------------
+# Strided convolution + residual slice as one autograd node
+
+
+class _StridedConv(torch.autograd.Function):
+    """rows (N, C) -> (rows @ W^T over groups of ``width`` rows, residual rows).
+
+    ``weight`` is (O, width * C) (time-major). The residual is the row ``offset`` of every group,
+    (N / width, C) -- the block input sliced as VideoPose3D's ``x[:, :, offset::width]``.
+    """
+
+    @staticmethod
+    def forward(ctx, rows, weight, width, offset):
+        groups = rows.view(-1, width * rows.shape[1])
+        ctx.save_for_backward(groups, weight)
+        ctx.width, ctx.offset, ctx.channels = width, offset, rows.shape[1]
+        residual = rows.view(-1, width, rows.shape[1])[:, offset]
+        return groups @ weight.t(), residual
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_residual):
+        groups, weight = ctx.saved_tensors
+        grad_rows = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_groups = grad_out @ weight
+            if grad_residual is not None:
+                grad_groups.view(-1, ctx.width, ctx.channels)[:, ctx.offset] += grad_residual
+            grad_rows = grad_groups.view(-1, ctx.channels)
+        if ctx.needs_input_grad[1]:
+            grad_weight = grad_out.t() @ groups
+        return grad_rows, grad_weight, None, None
+
+
+def _time_major(weight: torch.Tensor) -> torch.Tensor:
+    """Conv1d weight (O, C, w) -> (O, w * C), matching rows of ``w`` consecutive frames."""
+    return weight.permute(0, 2, 1).reshape(weight.shape[0], -1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+class TemporalModelBase(nn.Module):
+    """Layers and bookkeeping shared by the dilated and the strided model.
+
+    Args:
+        num_joints_in: input joints J_in.
+        in_features: features per input joint F (2: x, y; 3: x, y, confidence).
+        num_joints_out: output joints J_out (3 coordinates each).
+        filter_widths: odd temporal kernel widths; receptive field = their product.
+        causal: the window for output frame t is [t - RF + 1, t] instead of centred on t.
+        dropout: dropout probability after every convolution.
+        channels: convolution channels C.
+    """
+
+    def __init__(self, num_joints_in: int, in_features: int, num_joints_out: int,
+                 filter_widths, causal: bool = False, dropout: float = 0.25, channels: int = 1024):
+        super().__init__()
+        widths = [int(w) for w in filter_widths]
+        if not widths or any(w < 1 or w % 2 == 0 for w in widths):
+            raise ConfigError(f"filter_widths must be a non-empty list of odd positive integers, got {list(filter_widths)}")
+        for name, value in (("num_joints_in", num_joints_in), ("in_features", in_features),
+                            ("num_joints_out", num_joints_out), ("channels", channels)):
+            if int(value) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {value}")
+        if not 0 <= float(dropout) < 1:
+            raise ConfigError(f"dropout must lie in [0, 1), got {dropout}")
+        self.num_joints_in = int(num_joints_in)
+        self.in_features = int(in_features)
+        self.num_joints_out = int(num_joints_out)
+        self.filter_widths = widths
+        self.causal = bool(causal)
+        self.dropout = float(dropout)
+        self.channels = int(channels)
+        # generator for dropout masks (None: torch's default generator)
+        self.dropout_generator: torch.Generator | None = None
+
+        C = self.channels
+        self.expand_conv = nn.Conv1d(self.num_joints_in * self.in_features, C, widths[0], bias=False)
+        self.expand_bn = nn.BatchNorm1d(C, momentum=0.1)
+        layers_conv, layers_bn = [], []
+        # pad[i]: frames lost on each side by layer i; dilation of block i = product of earlier widths
+        self.pad = [widths[0] // 2]
+        self.dilations = [1]
+        dilation = widths[0]
+        for w in widths[1:]:
+            self.pad.append((w - 1) * dilation // 2)
+            self.dilations.append(dilation)
+            layers_conv.append(nn.Conv1d(C, C, w, dilation=dilation, bias=False))
+            layers_bn.append(nn.BatchNorm1d(C, momentum=0.1))
+            layers_conv.append(nn.Conv1d(C, C, 1, bias=False))
+            layers_bn.append(nn.BatchNorm1d(C, momentum=0.1))
+            dilation *= w
+        self.layers_conv = nn.ModuleList(layers_conv)
+        self.layers_bn = nn.ModuleList(layers_bn)
+        self.shrink = nn.Conv1d(C, self.num_joints_out * 3, 1)
+
+    @property
+    def architecture(self) -> dict:
+        """Constructor keyword arguments (to save beside the state dict)."""
+        return {"num_joints_in": self.num_joints_in, "in_features": self.in_features,
+                "num_joints_out": self.num_joints_out, "filter_widths": list(self.filter_widths),
+                "causal": self.causal, "dropout": self.dropout, "channels": self.channels}
+
+    def receptive_field(self) -> int:
+        """Input frames that determine one output frame (the product of the widths)."""
+        return 1 + 2 * sum(self.pad)
+
+    def total_causal_shift(self) -> int:
+        """Frames the window is shifted into the past: (RF - 1) / 2 when causal, else 0."""
+        return sum(self.pad) if self.causal else 0
+
+    def window(self) -> tuple[int, int]:
+        """(frames before, frames after) the output frame that its window covers."""
+        half = sum(self.pad)
+        shift = self.total_causal_shift()
+        return half + shift, half - shift
+
+    def set_bn_momentum(self, momentum: float) -> None:
+        self.expand_bn.momentum = momentum
+        for bn in self.layers_bn:
+            bn.momentum = momentum
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 4 or x.shape[-2] != self.num_joints_in or x.shape[-1] != self.in_features:
+            raise ValueError(f"expected input (B, T, {self.num_joints_in}, {self.in_features}), "
+                             f"got {tuple(x.shape)}")
+
+    def _drop(self, x: torch.Tensor) -> torch.Tensor:
+        return relu_dropout(x, self.dropout, self.training, self.dropout_generator)
+
+    @classmethod
+    def sharing(cls, other: "TemporalModelBase") -> "TemporalModelBase":
+        """A model of this class that uses ``other``'s parameters and BatchNorm buffers (the same
+        tensors, not copies): train the strided model, evaluate the dilated one."""
+        model = cls(**other.architecture)
+        for name in ("expand_conv", "expand_bn", "layers_conv", "layers_bn", "shrink"):
+            setattr(model, name, getattr(other, name))
+        model.dropout_generator = other.dropout_generator
+        model.train(other.training)
+        return model
+
+
+class TemporalModel(TemporalModelBase):
+    """The dilated model: (B, T, J_in, F) -> (B, T - RF + 1, J_out, 3).
+
+    Output frame i is computed from input frames [i, i + RF - 1]; it belongs to frame
+    i + (RF - 1) / 2 (centre), or to frame i + RF - 1 when ``causal``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        B, T = x.shape[:2]
+        if not self.training and not torch.is_grad_enabled():
+            return self.folded_forward(x)
+        x = x.reshape(B, T, -1).transpose(1, 2)
+        x = self._drop(self.expand_bn(self.expand_conv(x)))
+        for i in range(len(self.pad) - 1):
+            pad, shift = self.pad[i + 1], (self.pad[i + 1] if self.causal else 0)
+            res = x[:, :, pad + shift: x.shape[2] - pad + shift]
+            x = self._drop(self.layers_bn[2 * i](self.layers_conv[2 * i](x)))
+            x = res + self._drop(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x)))
+        x = self.shrink(x)
+        return x.transpose(1, 2).reshape(B, -1, self.num_joints_out, 3)
+
+    def folded_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(weight, bias) of every convolution with its eval-mode BatchNorm folded in, in order
+        expand, block convolutions..., shrink."""
+        folded = []
+        for conv, bn in zip([self.expand_conv, *self.layers_conv], [self.expand_bn, *self.layers_bn]):
+            scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+            folded.append((conv.weight * scale[:, None, None], bn.bias - bn.running_mean * scale))
+        folded.append((self.shrink.weight, self.shrink.bias))
+        return folded
+
+    @torch.no_grad()
+    def folded_forward(self, x: torch.Tensor, folded=None) -> torch.Tensor:
+        """Eval-mode forward with BatchNorm folded into the convolutions (no dropout, no
+        gradients). ``folded`` = ``folded_weights()`` may be passed to reuse it across calls."""
+        self._check_input(x)
+        if folded is None:
+            folded = self.folded_weights()
+        B, T = x.shape[:2]
+        x = x.reshape(B, T, -1).transpose(1, 2)
+        w, b = folded[0]
+        x = F.conv1d(x, w, b).relu_()
+        for i in range(len(self.pad) - 1):
+            pad, shift = self.pad[i + 1], (self.pad[i + 1] if self.causal else 0)
+            res = x[:, :, pad + shift: x.shape[2] - pad + shift]
+            w, b = folded[1 + 2 * i]
+            x = F.conv1d(x, w, b, dilation=self.dilations[i + 1]).relu_()
+            w, b = folded[2 + 2 * i]
+            x = F.conv1d(x, w, b).relu_().add_(res)
+        w, b = folded[-1]
+        x = F.conv1d(x, w, b)
+        return x.transpose(1, 2).reshape(B, -1, self.num_joints_out, 3)
+
+
+class TemporalModelOptimized(TemporalModelBase):
+    """The strided training model: (B, k * RF, J_in, F) -> (B, k, J_out, 3), one output per
+    disjoint window of RF frames; same weights and same output as ``TemporalModel`` on a window."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        B, T = x.shape[:2]
+        rf = self.receptive_field()
+        if T % rf:
+            raise ValueError(f"the strided model takes windows of {rf} frames (or multiples), got {T}")
+        w0 = self.filter_widths[0]
+        rows = x.reshape(B * T // w0, w0 * self.num_joints_in * self.in_features)
+        h = self._drop(self.expand_bn(F.linear(rows, _time_major(self.expand_conv.weight))))
+        for i, w in enumerate(self.filter_widths[1:]):
+            offset = w // 2 + (w // 2 if self.causal else 0)
+            z, res = _StridedConv.apply(h, _time_major(self.layers_conv[2 * i].weight), w, offset)
+            h = self._drop(self.layers_bn[2 * i](z))
+            z = F.linear(h, self.layers_conv[2 * i + 1].weight[:, :, 0])
+            h = res + self._drop(self.layers_bn[2 * i + 1](z))
+        out = F.linear(h, self.shrink.weight[:, :, 0], self.shrink.bias)
+        return out.view(B, T // rf, self.num_joints_out, 3)

@@ -1,0 +1,319 @@
+"""Training: config parsing, flip augmentation consistency, a tiny run that learns, bit-identical
+kill-and-resume, and the `posebridge train` command on tiny dataset files."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from posebridge import skeletons
+from posebridge.cameras import Camera
+from posebridge.chunks import ChunkSampler
+from posebridge.errors import ConfigError
+from posebridge.models.lifter import keypoints_to_input
+from posebridge.train import TrainConfig, build_lifter, compute_losses, train
+from posebridge.training_data import BatchAssembler, LabeledSet, flip_cameras
+
+H36M = skeletons.get("h36m_17")
+COCO = skeletons.get("coco_17")
+
+# a standing h36m_17 body in its own frame (x left, y forward, z up), metres
+BODY = {
+    "pelvis": (0, 0, 1.0), "rhip": (-0.13, 0, 0.97), "rknee": (-0.14, 0.02, 0.52),
+    "rankle": (-0.14, 0, 0.08), "lhip": (0.13, 0, 0.97), "lknee": (0.14, 0.02, 0.52),
+    "lankle": (0.14, 0, 0.08), "spine": (0, 0, 1.23), "neck": (0, 0, 1.5), "head": (0, 0.08, 1.6),
+    "headtop": (0, 0, 1.75), "lshoulder": (0.19, 0, 1.45), "lelbow": (0.23, 0.05, 1.18),
+    "lwrist": (0.25, 0.15, 0.98), "rshoulder": (-0.19, 0, 1.45), "relbow": (-0.23, 0.05, 1.18),
+    "rwrist": (-0.25, 0.15, 0.98),
+}
+# COCO keypoints as h36m joints (face points collapse onto head / headtop; mirror-consistent)
+COCO_FROM_H36M = {"nose": "head", "leye": "head", "reye": "head", "lear": "headtop", "rear": "headtop"}
+
+
+def make_camera(name="c0", distance=4500.0):
+    return Camera.look_at(name, (300.0, -distance, 1400.0), (0.0, 0.0, 1000.0),
+                          (1000.0, 980.0, 510.0, 495.0), (-0.2, 0.24, -0.003, 0.001, -0.0014), (1000, 1000))
+
+
+def make_sequences(rows=6, frames=80, seed=0):
+    """World h36m_17 motion (mm) per row: the body turns, sways and swings its limbs."""
+    rng = np.random.default_rng(seed)
+    base = np.array([BODY[n] for n in H36M.joint_names]) * 1000
+    out = []
+    t = np.arange(frames)[:, None] / 25.0
+    for _ in range(rows):
+        yaw = rng.uniform(-np.pi, np.pi) + 0.6 * np.sin(rng.uniform(0.3, 1.0) * t[:, 0])
+        pose = np.repeat(base[None], frames, 0).copy()
+        swing = 250 * np.sin(rng.uniform(1, 3) * t + rng.uniform(0, 6))  # (T, 1)
+        for j in ("lwrist", "relbow", "lknee"):
+            pose[:, H36M.index(j), 1] += swing[:, 0]
+        for j in ("rwrist", "lelbow", "rankle"):
+            pose[:, H36M.index(j), 1] -= swing[:, 0]
+        c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+        x, y = pose[..., 0].copy(), pose[..., 1].copy()
+        pose[..., 0], pose[..., 1] = c * x - s * y, s * x + c * y
+        pose[..., :2] += (rng.uniform(-600, 600, 2) + 100 * np.sin(0.5 * t))[:, None]
+        out.append(pose)
+    return out
+
+
+def coco_keypoints(world_mm, camera, rng):
+    """(T, 17, 3) pixels + confidence of the COCO points of an h36m_17 body, a few missed."""
+    index = [H36M.index(COCO_FROM_H36M.get(n, n)) for n in COCO.joint_names]
+    px = camera.project(world_mm[:, index])
+    conf = rng.uniform(0.5, 1.0, px.shape[:2])
+    conf[rng.random(conf.shape) < 0.05] = 0.0
+    return np.concatenate([px, conf[..., None]], -1).astype(np.float32)
+
+
+def make_set(rows=6, frames=80, seed=0, cameras=None) -> LabeledSet:
+    """An in-memory LabeledSet (one group, h36m_17) built like training_data.load_labeled does."""
+    rng = np.random.default_rng(seed + 100)
+    cameras = cameras or [make_camera("c0"), make_camera("c1", 3500.0)]
+    inputs, targets, per_row = [], [], []
+    start = 0
+    for r, world in enumerate(make_sequences(rows, frames, seed)):
+        camera = cameras[r % len(cameras)]
+        targets.append((camera.world_to_camera(world) / 1000).astype(np.float32))
+        inputs.append(keypoints_to_input(coco_keypoints(world, camera, rng), *camera.image_size))
+        per_row.append((start, frames, camera))
+        start += frames
+    return LabeledSet(
+        names=["toy"], formats=["h36m_17"], inputs=np.concatenate(inputs), targets=[np.concatenate(targets)],
+        group_start=np.array([0]), row_group=np.zeros(rows, np.int64),
+        row_start=np.array([p[0] for p in per_row]), row_frames=np.array([p[1] for p in per_row]),
+        row_intrinsics=np.array([p[2].intrinsics for p in per_row]),
+        row_distortion=np.array([p[2].distortion for p in per_row]),
+        row_width=np.array([float(p[2].width) for p in per_row]),
+        row_sequence=np.array([f"s{r}" for r in range(rows)], dtype=object),
+        row_camera=np.array([p[2].name for p in per_row], dtype=object))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one thread is fastest, and immune to other processes on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+TINY = dict(filter_widths=[3, 3], channels=32, batch_size=64, samples_per_epoch=320, val_windows=128)
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_config_defaults_and_unknown_keys():
+    config = TrainConfig.from_dict({})
+    assert config.filter_widths == [3, 3, 3] and config.channels == 256 and config.batch_size == 1024
+    assert config.loss_weights == {"meanrel": 1.0, "proj": 1.0, "abs": 0.1}
+    with pytest.raises(ConfigError, match="valid keys: .*filter_widths"):
+        TrainConfig.from_dict({"epoch": 3})
+    assert TrainConfig.from_dict({"loss_weights": {"abs": 0.5}}).loss_weights == {"meanrel": 1.0, "proj": 1.0, "abs": 0.5}
+    for bad in ({"filter_widths": [3, 2]}, {"dropout": 1.0}, {"epochs": 0}, {"lr_decay": 0},
+                {"loss_weights": {"bogus": 1}}, {"causal": "yes"}, {"samples_per_epoch": -1}):
+        with pytest.raises(ConfigError):
+            TrainConfig.from_dict(bad)
+    assert TrainConfig.parse('{"epochs": 2}').epochs == 2
+    with pytest.raises(ConfigError, match="JSON"):
+        TrainConfig.parse("{nope")
+
+
+def test_bn_momentum_and_lr_schedules():
+    config = TrainConfig(epochs=10)
+    assert config.bn_momentum_at(0) == pytest.approx(0.1)
+    assert config.bn_momentum_at(10) == pytest.approx(0.001)
+    assert config.bn_momentum_at(5) == pytest.approx(0.01)
+    assert config.lr_at(2) == pytest.approx(1e-3 * 0.95 ** 2)
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def test_camera_flip_matches_camera_flipped_and_mirrors_the_image():
+    camera = make_camera()
+    flipped = camera.flipped()
+    fi, fd = flip_cameras(torch.tensor(camera.intrinsics)[None], torch.tensor(camera.distortion)[None],
+                          torch.tensor([float(camera.width)]))
+    np.testing.assert_allclose(fi[0].numpy(), flipped.intrinsics)
+    np.testing.assert_allclose(fd[0].numpy(), flipped.distortion)
+    # flipped 2D of flipped 3D through the flipped camera == the flipped 2D
+    world = make_sequences(1, 5)[0]
+    px = camera.project(world)
+    mirrored_world = world * np.array([-1.0, 1.0, 1.0])
+    px_flip = flipped.project(mirrored_world)
+    np.testing.assert_allclose(px_flip[..., 0], camera.width - px[..., 0], atol=1e-6)
+    np.testing.assert_allclose(px_flip[..., 1], px[..., 1], atol=1e-6)
+
+
+def test_flipped_batch_is_consistent_with_the_unflipped_one():
+    data = make_set(rows=3, frames=40)
+    lifter = build_lifter(TrainConfig(**TINY), ["h36m_17"], 0)
+    assembler = BatchAssembler(data, lifter)
+    batch = next(ChunkSampler(data.frames_per_group(), 32, seed=1).batches(0))
+    plain = assembler.assemble(batch)
+    flip = np.ones(32, bool)
+    flipped = assembler.assemble(batch, flip)
+    # 2D input: negate x, swap left/right keypoints
+    expected = plain.inputs[:, :, list(COCO.mirror)].clone()
+    expected[..., 0] *= -1
+    assert torch.equal(flipped.inputs, expected)
+    # camera-space 3D: negate x, swap left/right joints
+    expected3d = plain.target[:, list(H36M.mirror)].clone()
+    expected3d[..., 0] *= -1
+    assert torch.equal(flipped.target, expected3d)
+    # projecting the flipped 3D through the flipped camera mirrors the image
+    from posebridge.cameras import project_points_torch
+
+    a = project_points_torch(plain.target.double(), plain.intrinsics.double(), plain.distortion.double())
+    b = project_points_torch(flipped.target.double(), flipped.intrinsics.double(), flipped.distortion.double())
+    width = torch.from_numpy(data.row_width[batch.row])[:, None]
+    assert torch.allclose(b[..., 0], width - a[:, list(H36M.mirror), 0], atol=1e-3)
+    assert torch.allclose(b[..., 1], a[:, list(H36M.mirror), 1], atol=1e-3)
+    # the precomputed target pixels are those projections
+    for tb, px in ((plain, a), (flipped, b)):
+        ok = tb.valid
+        assert torch.allclose(tb.target_px.double()[ok], px[ok], atol=1e-3)
+    # and the loss of the mirrored truth on the mirrored batch is zero, like the plain one
+    config = TrainConfig(**TINY)
+    for tb in (plain, flipped):
+        terms = compute_losses(torch.nan_to_num(tb.target), tb, config)
+        assert terms["total"].item() < 1e-5
+
+
+def test_keypoint_dropout_zeroes_coordinates_and_confidence():
+    data = make_set(rows=2, frames=30)
+    lifter = build_lifter(TrainConfig(**TINY), ["h36m_17"], 0)
+    assembler = BatchAssembler(data, lifter)
+    batch = next(ChunkSampler(data.frames_per_group(), 16, seed=0).batches(0))
+    keep = np.random.default_rng(0).random((16, 9, 17)) >= 0.5
+    tb = assembler.assemble(batch, keypoint_keep=keep)
+    assert (tb.inputs[torch.from_numpy(~keep)] == 0).all()
+    plain = assembler.assemble(batch)
+    assert torch.equal(tb.inputs[torch.from_numpy(keep)], plain.inputs[torch.from_numpy(keep)])
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def test_tiny_training_run_reduces_the_loss():
+    data, val = make_set(rows=6, frames=80, seed=0), make_set(rows=2, frames=80, seed=1)
+    config = TrainConfig(**{**TINY, "epochs": 5, "samples_per_epoch": 640, "lr": 3e-3})
+    lifter, log = train(config, data, val, seed=0, progress=False, log=lambda m: None)
+    assert list(log["epoch"]) == [1, 2, 3, 4, 5]
+    assert log["loss"].iloc[-1] < 0.6 * log["loss"].iloc[0]
+    assert log["loss_meanrel"].iloc[-1] < log["loss_meanrel"].iloc[0]
+    assert log["val_mpjpe"].iloc[-1] < log["val_mpjpe"].iloc[0]
+    assert not lifter.training and not lifter.strided
+
+
+def test_killed_run_resumes_to_bit_identical_weights(tmp_path):
+    data, val = make_set(rows=4, frames=60), make_set(rows=1, frames=60, seed=3)
+    config = TrainConfig(**{**TINY, "epochs": 3, "samples_per_epoch": 192})
+    reference, ref_log = train(config, data, val, seed=7, checkpoint=tmp_path / "a.pt", progress=False,
+                               log=lambda m: None)
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, batch):
+        if epoch == 1 and batch == 1:  # mid-epoch, after a checkpoint exists
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, data, val, seed=7, checkpoint=tmp_path / "b.pt", progress=False, on_batch=kill,
+              log=lambda m: None)
+    messages = []
+    resumed, log = train(config, data, val, seed=7, checkpoint=tmp_path / "b.pt", progress=False,
+                         log=messages.append)
+    assert any("resuming" in m and "after epoch 1" in m for m in messages)
+    a, b = reference.temporal.state_dict(), resumed.temporal.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    pd.testing.assert_frame_equal(log.drop(columns="seconds"), ref_log.drop(columns="seconds"))
+    # another seed does not resume from that checkpoint
+    messages.clear()
+    other, _ = train(TrainConfig(**{**TINY, "epochs": 1, "samples_per_epoch": 64}), data, None, seed=8,
+                     checkpoint=tmp_path / "b.pt", progress=False, log=messages.append)
+    assert any("different run" in m for m in messages)
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def write_toy_dataset(tmp_path, name="toy", skeleton="h36m_17", seed=0):
+    """A tiny labeled dataset (2 train + 1 test sequences x 2 cameras) and its detections."""
+    from posebridge import detections, store
+
+    cameras = [make_camera("c0"), make_camera("c1", 3500.0)]
+    sequences = make_sequences(3, 50, seed)
+    joints = np.concatenate(sequences).astype(np.float32)
+    if skeleton == "h36m_32":  # store the 32-joint layout; train the exact 17-joint subset
+        full = np.full((len(joints), 32, 3), np.nan, np.float32)
+        full[:, skeletons.mapping("h36m_32", "h36m_17")] = joints
+        joints = full
+    index, keypoints = [], []
+    rng = np.random.default_rng(seed)
+    for s, world in enumerate(sequences):
+        for c, camera in enumerate(cameras):
+            index.append({"sequence": f"seq{s}", "subject": f"S{s}", "action": "walk",
+                          "split": "test" if s == 2 else "train", "camera": camera.name, "camera_index": c,
+                          "start": 50 * s, "frames": 50, "fps": 50.0, "role": "labeled", "group": f"seq{s}"})
+            keypoints.append(coco_keypoints(world, camera, rng))
+    index = pd.DataFrame(index)
+    store.write_dataset(tmp_path / f"{name}.h5", name=name, skeleton=skeleton, role="labeled",
+                        joints_3d=joints, cameras=cameras, index=index)
+    detections.write_detections(tmp_path / f"{name}_det.h5", dataset=name, detector="toy",
+                                keypoint_format="coco_17", rows=index[["sequence", "camera", "frames"]],
+                                keypoints=np.concatenate(keypoints))
+    return tmp_path / f"{name}.h5", tmp_path / f"{name}_det.h5"
+
+
+def test_train_command_writes_a_loadable_model_and_resumes(tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from posebridge.cli import main
+    from posebridge.inference import lift, load_model
+
+    a, a_det = write_toy_dataset(tmp_path, "toy_a", "h36m_32", seed=0)
+    b, b_det = write_toy_dataset(tmp_path, "toy_b", "h36m_17", seed=1)
+    spec = json.dumps({**TINY, "epochs": 2, "samples_per_epoch": 128})
+    argv = ["train", "--spec", spec, "--dataset", str(a), "--detections", str(a_det), "--train-format", "h36m_17",
+            "--dataset", str(b), "--detections", str(b_det), "--train-format", "native",
+            "--out-dir", str(tmp_path / "models" / "m"), "--checkpoint", str(tmp_path / "ck" / "m.pt"),
+            "--seed", "1", "--device", "cpu", "--threads", "1", "--no-progress"]
+    assert main(argv) == 0
+    out_dir = tmp_path / "models" / "m"
+    config = yaml.safe_load((out_dir / "config.yaml").read_text())
+    assert config["channels"] == 32 and config["seed"] == 1
+    assert [d["train_format"] for d in config["datasets"]] == ["h36m_17", "h36m_17"]
+    log = pd.read_parquet(out_dir / "train_log.parquet")
+    assert list(log["epoch"]) == [1, 2]
+    assert {"loss", "loss_meanrel", "loss_proj", "loss_abs", "val_mpjpe", "lr", "seconds"} <= set(log.columns)
+    assert np.isfinite(log["val_mpjpe"]).all()
+
+    model = load_model(out_dir)
+    assert model.name == "m" and model.formats == ["h36m_17"]
+    assert model.mean_pose["h36m_17"].shape == (17, 3)
+    assert np.allclose(model.mean_pose["h36m_17"][0], 0)  # root-relative
+    keypoints = coco_keypoints(make_sequences(1, 30, 5)[0], make_camera(), np.random.default_rng(0))
+    poses = lift(model, keypoints, 1000, 1000)
+    assert poses["h36m_17"].shape == (30, 17, 3) and np.isfinite(poses["h36m_17"]).all()
+
+    # a rerun finds the finished checkpoint and trains no further epoch
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert pd.read_parquet(out_dir / "train_log.parquet")["epoch"].tolist() == [1, 2]
+
+
+def test_train_command_rejects_mismatched_arguments(tmp_path):
+    from posebridge.cli import main
+
+    a, a_det = write_toy_dataset(tmp_path, "toy_a")
+    base = ["train", "--dataset", str(a), "--out-dir", str(tmp_path / "m"), "--checkpoint", str(tmp_path / "c.pt")]
+    assert main(base + ["--dataset", str(a), "--detections", str(a_det)]) == 1  # 2 datasets, 1 detections
+    assert main(base + ["--detections", str(a_det), "--spec", '{"bogus": 1}']) == 1
+    assert main(base + ["--detections", str(a_det), "--train-format", "smpl_24"]) == 1  # no exact mapping

@@ -1,0 +1,54 @@
+# The report: metric tables, the baseline comparison, training curves and skeleton renderings,
+# each flagged for `snakemake --report` with a caption from workflow/report/.
+
+
+rule report:
+    """Tables and figures of every evaluation and training run."""
+    input:
+        tables=eval_tables(),
+        examples=eval_examples(),
+        train_logs=expand("results/models/{model}/train_log.parquet", model=MODELS),
+    output:
+        metrics=report(
+            REPORT_FILES["metrics"],
+            caption="../report/metrics.rst",
+            category="Evaluation",
+            labels={"table": "metrics per model, test set and format"},
+        ),
+        baseline=report(
+            REPORT_FILES["baseline"],
+            caption="../report/baseline.rst",
+            category="Evaluation",
+            labels={"table": "lifter vs mean-pose baseline"},
+        ),
+        summary=report(
+            REPORT_FILES["summary"],
+            caption="../report/summary.rst",
+            category="Evaluation",
+            labels={"table": "summary (CSV)"},
+        ),
+        curves=report(
+            REPORT_FILES["curves"],
+            caption="../report/training_curves.rst",
+            category="Training",
+            labels={"figure": "training curves"},
+        ),
+        skeletons=report(
+            REPORT_FILES["skeletons"],
+            caption="../report/skeletons.rst",
+            category="Predictions",
+            labels={"figure": "predicted vs ground-truth skeletons"},
+        ),
+    params:
+        model_dirs=lambda w, input: [os.path.dirname(p) for p in input.train_logs],
+        out_dir=lambda w, output: os.path.dirname(output.metrics),
+    log:
+        "logs/report.log",
+    benchmark:
+        "benchmarks/report.tsv"
+    threads: config["threads"]["report"]
+    conda:
+        "../../envs/posebridge.yaml"
+    shell:
+        "OMP_NUM_THREADS={threads} posebridge report --eval {input.tables}"
+        " --model-dir {params.model_dirs} --output-dir {params.out_dir} > {log} 2>&1"

@@ -1,0 +1,35 @@
+# Training. train_initial: the separate-head VideoPose3D lifter on every labeled dataset at once.
+# The resumable checkpoint is deliberately not an output: Snakemake deletes the outputs of a
+# job it reruns, and a killed job must find its checkpoint to resume from.
+
+
+rule train_initial:
+    """Train the initial separate-head lifter on all labeled datasets."""
+    input:
+        datasets=[dataset_h5(name) for name in labeled_datasets()],
+        indexes=[dataset_index(name) for name in labeled_datasets()],
+        detections=[detections_h5(name) for name in labeled_datasets()],
+    output:
+        model="results/models/initial/model.pt",
+        config="results/models/initial/config.yaml",
+        train_log="results/models/initial/train_log.parquet",
+    params:
+        spec=as_json(config["train"]),
+        data=train_data_args(labeled_datasets()),
+        out_dir=lambda w, output: os.path.dirname(output.model),
+        checkpoint="results/checkpoints/initial.pt",
+        seed=rule_seed("train_initial"),
+        device=config["device"],
+    log:
+        "logs/train_initial.log",
+    benchmark:
+        "benchmarks/train_initial.tsv"
+    threads: config["threads"]["train_initial"]
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/posebridge.yaml"
+    shell:
+        "posebridge train --spec {params.spec:q} {params.data}"
+        " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
+        " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"

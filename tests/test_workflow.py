@@ -196,6 +196,10 @@ def schema_error(config: dict):
     ({"train": {"loss_weights": {"projection": 1.0}}}, ["train", "loss_weights"], "'projection' was unexpected"),
     ({"threads": {"train": 4}}, ["threads"], "'train' was unexpected"),
     ({"device": "gpu"}, ["device"], "'gpu'"),
+    ({"detect": {"simulated": {"error_scle": 2}}}, ["detect", "simulated"], "'error_scle' was unexpected"),
+    ({"detect": {"fast_mediapipe": {"static_image_mode": True}}}, ["detect", "fast_mediapipe"],
+     "'kind' is a required property"),
+    ({"detect": {"fast_mediapipe": {"kind": "openpose"}}}, ["detect", "fast_mediapipe", "kind"], "'openpose'"),
     ({"seeed": 1}, [], "'seeed' was unexpected"),
 ])
 def test_schema_rejects_bad_keys_and_values(overlay, path, words):
@@ -208,6 +212,9 @@ def test_schema_rejects_bad_keys_and_values(overlay, path, words):
 def test_default_config_and_tiny_preset_are_valid():
     assert schema_error(load_default_config()) is None
     assert schema_error(merged_default(yaml.safe_load(TINY.read_text()))) is None
+    # real detectors join as further `detect` entries, by name or with their kind
+    detectors = {"mediapipe": {"videos": "v/{subject}.mp4"}, "cpn": {"kind": "imported", "file": "x.npz"}}
+    assert schema_error(merged_default({"detect": detectors})) is None
 
 
 def test_schema_defaults_fill_missing_keys(tmp_path):
@@ -384,3 +391,44 @@ def test_end_to_end_on_the_tiny_preset(tmp_path):
     changed = write_yaml(tmp_path / "eval.yaml", {"evaluate": {"cps_threshold": 150}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed, env=env))
     assert set(counts) == {"evaluate", "report", "all"}
+
+
+@pytest.mark.slow
+def test_killed_training_resumes_to_the_same_weights(tmp_path):
+    import signal
+    import time
+
+    import torch
+
+    missing = [m for m in STEP_MODULES if importlib.util.find_spec(f"posebridge.commands.{m}") is None]
+    if missing:
+        pytest.skip(f"steps not written yet: {', '.join(missing)}")
+    longer = write_yaml(tmp_path / "longer.yaml", {"train": {"epochs": 4}})
+    target = "results/models/initial/model.pt"
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+
+    # run until epoch 3 has begun (so epoch 2's checkpoint is written), then kill Snakemake and
+    # the training job at once, as a lost node would
+    command = [sys.executable, "-m", "snakemake", target, "--snakefile", str(SNAKEFILE),
+               "--directory", str(killed), "--cores", "2", "--configfile", str(TINY), str(longer)]
+    job = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    log = killed / "logs" / "train_initial.log"
+    deadline = time.monotonic() + 600
+    while not (log.exists() and "epoch 3/4:" in log.read_text(errors="replace")):
+        assert job.poll() is None and time.monotonic() < deadline, "training ended before the kill"
+        time.sleep(0.5)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert not (killed / target).exists()
+
+    snakemake(killed, "--unlock", "--configfile", TINY, longer)
+    snakemake(killed, target, "--cores", 2, "--configfile", TINY, longer)
+    assert re.search(r"resuming from results/checkpoints/initial.pt after epoch [23]\b",
+                     log.read_text(errors="replace"))
+
+    snakemake(clean, target, "--cores", 2, "--configfile", TINY, longer)
+    resumed = torch.load(killed / target, weights_only=False)["state_dict"]
+    uninterrupted = torch.load(clean / target, weights_only=False)["state_dict"]
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)

@@ -144,7 +144,8 @@ def test_tiny_preset_is_smaller_and_valid(tmp_path):
     ({"datasets": {"synth_h36m": {"detector": "openpose"}}},
      ["config.datasets.synth_h36m.detector", "unknown detector 'openpose'"]),
     ({"train": {"dataset_weights": {"synth_video": 2}}}, ["config.train.dataset_weights.synth_video"]),
-    ({"datasets": {n: {"enabled": False} for n in ("synth_h36m", "synth_3dhp", "synth_panoptic", "synth_humaneva")}},
+    ({"datasets": {n: {"enabled": False} for n in ("synth_h36m", "synth_3dhp", "synth_3dpw", "synth_panoptic",
+                                                   "synth_humaneva")}},
      ["config.datasets", "role `labeled`"]),
 ])
 def test_bad_config_stops_snakemake_with_a_line_naming_the_key(tmp_path, overlay, names):
@@ -274,6 +275,13 @@ def test_schema_keys_match_the_synthetic_dataset_spec():
 
 # --- wiring, with the stand-in steps ----------------------------------------------------------
 
+def tiny_labeled_datasets() -> list[str]:
+    """The labeled datasets of the tiny preset merged over the default, in config order."""
+    tiny = yaml.safe_load(TINY.read_text())["datasets"]
+    return [n for n, d in load_default_config()["datasets"].items()
+            if tiny.get(n, {}).get("role", d["role"]) == "labeled" and tiny.get(n, {}).get("enabled", True)]
+
+
 def test_wiring_reruns_only_what_a_change_touches(tmp_path):
     env = stub_env()
     # a run that stops short of the report leaves results/report.html alone
@@ -290,11 +298,8 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
         assert any((tmp_path / "benchmarks" / rule_dir).rglob("*.tsv"))
 
     # the training step got one --dataset/--detections/--train-format triple per labeled dataset
-    tiny = yaml.safe_load(TINY.read_text())
-    default = load_default_config()
     argv = json.loads((tmp_path / "results" / "models" / "initial" / "config.yaml").read_text())
-    labeled = [n for n, d in default["datasets"].items()
-               if d["role"] == "labeled" and tiny["datasets"].get(n, {}).get("enabled", True)]
+    labeled = tiny_labeled_datasets()
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--dataset"] == \
         [f"results/datasets/{n}.h5" for n in labeled]
     assert argv.count("--train-format") == len(labeled)
@@ -315,9 +320,7 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
 
 def test_slurm_profile_asks_gpus_for_gpu_rules_only(tmp_path):
     # the training inputs, made locally; then the cluster runs one GPU job and one CPU job
-    tiny = yaml.safe_load(TINY.read_text())
-    labeled = [n for n, d in load_default_config()["datasets"].items()
-               if d["role"] == "labeled" and tiny["datasets"].get(n, {}).get("enabled", True)]
+    labeled = tiny_labeled_datasets()
     snakemake(tmp_path, *[f"results/detections/{n}/simulated.h5" for n in labeled],
               "--cores", 2, "--configfile", TINY, env=stub_env())
 

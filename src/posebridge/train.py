@@ -329,7 +329,7 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
         for b, batch in enumerate(bar):
             B = len(batch)
             flip = augment.random(B) < 0.5 if config.flip_augment else None
-            keep = (augment.random((B, rf, num_keypoints)) >= config.keypoint_dropout
+            keep = (augment.random((B, rf, num_keypoints), dtype=np.float32) >= config.keypoint_dropout
                     if config.keypoint_dropout > 0 else None)
             tb = assembler.assemble(batch, flip, keep)
             pred = lifter(tb.inputs)[:, 0]

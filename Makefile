@@ -28,8 +28,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	# the Snakefile's onsuccess handler writes results/report.html (snakemake --report)
 	$(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/default
-	$(BIN)/snakemake --cores 1 --report results/report.html
 	@echo "report: results/report.html"
 
 test: $(STAMP)

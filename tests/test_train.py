@@ -236,6 +236,11 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path):
     other, _ = train(TrainConfig(**{**TINY, "epochs": 1, "samples_per_epoch": 64}), data, None, seed=8,
                      checkpoint=tmp_path / "b.pt", progress=False, log=messages.append)
     assert any("different run" in m for m in messages)
+    # nor does the same-sized data with other content (a regenerated dataset)
+    messages.clear()
+    train(config, make_set(rows=4, frames=60, seed=5), val, seed=7, checkpoint=tmp_path / "a.pt",
+          progress=False, log=messages.append)
+    assert any("different run" in m for m in messages)
 
 
 # ----------------------------------------------------------------------------- command line

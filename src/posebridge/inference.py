@@ -2,8 +2,10 @@
 
 ``lift`` pads the sequence at both ends by the receptive field (replicating the first / last
 frame, as in training), runs the dilated model with BatchNorm folded into the convolutions over
-pieces of ``chunk_frames`` output frames (each piece carries its receptive-field overlap, so the
-result equals one pass over the whole sequence and memory stays bounded for any length), and averages with the prediction for the mirrored input
+pieces of the sequence (each piece carries its receptive-field overlap, so the result equals one
+pass over the whole sequence, and memory stays bounded for any length; pieces are long, because
+on a 2-core machine each extra operation costs a thread hand-over, and a piece's overlap is
+computed twice), and averages with the prediction for the mirrored input
 mirrored back (test-time flip augmentation).
 """
 
@@ -20,9 +22,10 @@ from posebridge import skeletons
 from posebridge.errors import DataError
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter, keypoints_to_input
 
-__all__ = ["LiftingModel", "load_model", "lift", "DEFAULT_CHUNK_FRAMES"]
+__all__ = ["LiftingModel", "load_model", "lift", "chunk_length"]
 
-DEFAULT_CHUNK_FRAMES = 2048
+ACTIVATION_BUDGET = 2 ** 23
+"""Default piece length: an activation tensor of one piece holds about this many floats (32 MB)."""
 
 
 @dataclass
@@ -102,6 +105,14 @@ def load_model(model_dir: str | os.PathLike, device="cpu") -> LiftingModel:
     return LiftingModel(name, lifter, mean_pose, device, path, metadata)
 
 
+def chunk_length(frames: int, batch: int, channels: int, chunk_frames: int | None = None) -> int:
+    """Output frames per piece: at most ``chunk_frames`` (default: what fits the activation budget,
+    at least 1024), pieces of equal length (a 5000-frame sequence in 2 x 2500, not 4096 + 904)."""
+    limit = chunk_frames or max(1024, ACTIVATION_BUDGET // (batch * channels))
+    pieces = -(-frames // max(1, int(limit)))
+    return -(-frames // max(1, pieces))
+
+
 def _pad_edges(x: torch.Tensor, before: int, after: int) -> torch.Tensor:
     """(T, ...) -> (before + T + after, ...) replicating the first / last frame."""
     parts = [x[:1].expand(before, *x.shape[1:]), x, x[-1:].expand(after, *x.shape[1:])]
@@ -110,7 +121,7 @@ def _pad_edges(x: torch.Tensor, before: int, after: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def lift_network_input(model: LiftingModel, inputs: np.ndarray | torch.Tensor, flip: bool = True,
-                       chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> torch.Tensor:
+                       chunk_frames: int | None = None) -> torch.Tensor:
     """Network input (T, K, F) -> (T, J_union, 3) network output (metres, not root-relative),
     one prediction per input frame."""
     lifter = model.lifter
@@ -122,7 +133,7 @@ def lift_network_input(model: LiftingModel, inputs: np.ndarray | torch.Tensor, f
     rf = lifter.receptive_field()
     folded = model.folded()
     out = torch.empty(batch.shape[0], T, lifter.num_joints_out, 3, device=model.device)
-    step = max(1, int(chunk_frames))
+    step = chunk_length(T, batch.shape[0], lifter.temporal.channels, chunk_frames)
     for s in range(0, T, step):
         e = min(T, s + step)
         out[:, s:e] = lifter.temporal.folded_forward(batch[:, s:e + rf - 1], folded)
@@ -132,12 +143,13 @@ def lift_network_input(model: LiftingModel, inputs: np.ndarray | torch.Tensor, f
 
 
 def lift(model: LiftingModel, keypoints: np.ndarray, width: float, height: float, flip: bool = True,
-         intrinsics: np.ndarray | None = None, chunk_frames: int = DEFAULT_CHUNK_FRAMES
+         intrinsics: np.ndarray | None = None, chunk_frames: int | None = None
          ) -> dict[str, np.ndarray]:
     """2D keypoints of one sequence -> {format: (T, J, 3) float32 mm, root-relative camera space}.
 
     keypoints: (T, K, 3) pixels + confidence (or (T, K, 2): all confident) in the model's keypoint
-    format; width, height: image size in pixels; flip: test-time flip averaging. ``intrinsics`` is
+    format; width, height: image size in pixels; flip: test-time flip averaging; chunk_frames: output
+    frames per piece (default: ``chunk_length``'s activation budget). ``intrinsics`` is
     accepted for interface stability and unused: the lifter reads VideoPose3D-normalised screen
     coordinates, which depend on the image size only.
     """

@@ -1,0 +1,417 @@
+"""Lifter speed: training samples/s (data loading included) and long-sequence inference frames/s.
+
+Measures posebridge's training loop and ``inference.lift`` for the default small lifter (RF 27,
+256 channels) and the full one (RF 243, 1024 channels), beside a baseline run in the same
+process: a VideoPose3D-style loop, i.e. a per-sample Python chunk generator (slice, edge-pad and
+flip one window at a time) feeding a plain implementation of the strided model (``nn.Conv1d``
+with stride, ``BatchNorm1d``, ``ReLU``, ``nn.Dropout``), and for inference the plain dilated model
+over the whole padded sequence with the mirrored copy in the same batch. A third training row,
+"per-sample chunks + posebridge model", separates what the data pipeline and the model each
+contribute. Data is H36M-shaped and random (17 COCO keypoints x (x, y, confidence) in, 17 joints
+out, 900k frames in 600 sequences); each figure is the median over timed iterations after warm-up,
+and ratios compare rows of the same run because the machines this runs on are shared and noisy.
+
+    python -m bench.bench_lifter            # default run, under ~3 minutes on 2 cores
+    python -m bench.bench_lifter --help     # sizes, iterations, ablations
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+SIZES = {
+    "small": {"filter_widths": [3, 3, 3], "channels": 256},
+    "full": {"filter_widths": [3, 3, 3, 3, 3], "channels": 1024},
+}
+J_IN, F_IN, J_OUT = 17, 3, 17
+
+
+# ------------------------------------------------------------------------------ the baseline
+
+
+class PlainStridedModel(nn.Module):
+    """The strided training model written the plain way (VideoPose3D's layout of layers)."""
+
+    def __init__(self, filter_widths, channels, dropout=0.25):
+        super().__init__()
+        self.widths = list(filter_widths)
+        self.expand_conv = nn.Conv1d(J_IN * F_IN, channels, self.widths[0], stride=self.widths[0], bias=False)
+        self.expand_bn = nn.BatchNorm1d(channels, momentum=0.1)
+        self.layers_conv = nn.ModuleList()
+        self.layers_bn = nn.ModuleList()
+        for w in self.widths[1:]:
+            self.layers_conv.append(nn.Conv1d(channels, channels, w, stride=w, bias=False))
+            self.layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
+            self.layers_conv.append(nn.Conv1d(channels, channels, 1, bias=False))
+            self.layers_bn.append(nn.BatchNorm1d(channels, momentum=0.1))
+        self.shrink = nn.Conv1d(channels, J_OUT * 3, 1)
+        self.relu = nn.ReLU(inplace=True)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        B, T = x.shape[:2]
+        x = x.view(B, T, -1).permute(0, 2, 1)
+        x = self.drop(self.relu(self.expand_bn(self.expand_conv(x))))
+        for i, w in enumerate(self.widths[1:]):
+            res = x[:, :, w // 2::w]
+            x = self.drop(self.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
+            x = res + self.drop(self.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
+        return self.shrink(x).permute(0, 2, 1).reshape(B, -1, J_OUT, 3)
+
+
+class PlainDilatedModel(PlainStridedModel):
+    """The dilated model written the plain way, for the inference baseline (eval mode)."""
+
+    def __init__(self, filter_widths, channels, dropout=0.25):
+        super().__init__(filter_widths, channels, dropout)
+        self.expand_conv.stride = (1,)
+        self.pads, dilation = [], self.widths[0]
+        for i, w in enumerate(self.widths[1:]):
+            self.layers_conv[2 * i].stride = (1,)
+            self.layers_conv[2 * i].dilation = (dilation,)
+            self.pads.append((w - 1) * dilation // 2)
+            dilation *= w
+
+    def forward(self, x):
+        B, T = x.shape[:2]
+        x = x.view(B, T, -1).permute(0, 2, 1)
+        x = self.drop(self.relu(self.expand_bn(self.expand_conv(x))))
+        for i, pad in enumerate(self.pads):
+            res = x[:, :, pad:x.shape[2] - pad]
+            x = self.drop(self.relu(self.layers_bn[2 * i](self.layers_conv[2 * i](x))))
+            x = res + self.drop(self.relu(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x))))
+        return self.shrink(x).permute(0, 2, 1).reshape(B, -1, J_OUT, 3)
+
+
+def per_sample_batches(inputs, targets, starts, frames, pad, batch_size, in_mirror, out_mirror, seed):
+    """VideoPose3D-style chunk generator: every (sequence, frame) pair, shuffled, each window
+    sliced, edge-padded and flipped on its own in a Python loop; each pair appears flipped and not."""
+    rng = np.random.default_rng(seed)
+    pairs = np.array([(s, t) for s in range(len(starts)) for t in range(frames[s])], dtype=np.int64)
+    flips = np.concatenate([np.zeros(len(pairs), bool), np.ones(len(pairs), bool)])
+    pairs = np.concatenate([pairs, pairs])
+    order = rng.permutation(len(pairs))
+    batch_2d = np.empty((batch_size, 2 * pad + 1, J_IN, F_IN), np.float32)
+    batch_3d = np.empty((batch_size, 1, J_OUT, 3), np.float32)
+    for b in range(len(order) // batch_size):
+        for i, k in enumerate(order[b * batch_size:(b + 1) * batch_size]):
+            s, t = pairs[k]
+            seq = inputs[starts[s]:starts[s] + frames[s]]
+            low, high = t - pad, t + pad + 1
+            low_c, high_c = max(low, 0), min(high, len(seq))
+            if low_c != low or high_c != high:
+                batch_2d[i] = np.pad(seq[low_c:high_c], ((low_c - low, high - high_c), (0, 0), (0, 0)), "edge")
+            else:
+                batch_2d[i] = seq[low_c:high_c]
+            batch_3d[i, 0] = targets[starts[s] + t]
+            if flips[k]:
+                batch_2d[i] = batch_2d[i][:, in_mirror]
+                batch_2d[i, :, :, 0] *= -1
+                batch_3d[i, 0] = batch_3d[i, 0][out_mirror]
+                batch_3d[i, 0, :, 0] *= -1
+        yield batch_2d, batch_3d
+
+
+# ------------------------------------------------------------------------------ data
+
+
+def make_data(frames: int, sequences: int, seed: int = 0):
+    """Random H36M-shaped training data as a posebridge LabeledSet (one dataset, h36m_17)."""
+    from posebridge.training_data import LabeledSet
+
+    rng = np.random.default_rng(seed)
+    length = frames // sequences
+    inputs = rng.uniform(-1, 1, (sequences * length, J_IN, F_IN)).astype(np.float32)
+    inputs[..., 2] = rng.uniform(0, 1, inputs.shape[:2])
+    targets = rng.normal(0, 0.3, (sequences * length, J_OUT, 3)).astype(np.float32)
+    targets[..., 2] += 5.0
+    starts = np.arange(sequences, dtype=np.int64) * length
+    return LabeledSet(
+        names=["bench"], formats=["h36m_17"], inputs=inputs, targets=[targets], group_start=np.array([0]),
+        row_group=np.zeros(sequences, np.int64), row_start=starts, row_frames=np.full(sequences, length),
+        row_intrinsics=np.tile([1145.0, 1144.0, 512.0, 515.0], (sequences, 1)),
+        row_distortion=np.tile([-0.2, 0.24, -0.003, -0.001, -0.0014], (sequences, 1)),
+        row_width=np.full(sequences, 1000.0), row_sequence=np.array([f"s{i}" for i in range(sequences)], object),
+        row_camera=np.array(["c"] * sequences, object))
+
+
+# ------------------------------------------------------------------------------ measurements
+
+
+def timed(step, iterations: int, warmup: int) -> float:
+    """Median seconds per call of ``step`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(iterations):
+        started = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def training_flops_per_sample(widths, channels) -> float:
+    """Multiply-adds x 2 x 3 (forward + two backward products) of the strided model per window."""
+    rf = math.prod(widths)
+    frames = rf // widths[0]
+    macs = frames * J_IN * F_IN * widths[0] * channels
+    for w in widths[1:]:
+        frames //= w
+        macs += frames * (channels * channels * w + channels * channels)
+    macs += channels * 3 * J_OUT
+    return 6.0 * macs
+
+
+def inference_flops_per_frame(widths, channels) -> float:
+    """Multiply-adds x 2 of the dilated model per output frame, x 2 for flip averaging."""
+    macs = J_IN * F_IN * widths[0] * channels
+    macs += sum(channels * channels * w + channels * channels for w in widths[1:])
+    macs += channels * 3 * J_OUT
+    return 2.0 * 2.0 * macs
+
+
+def machine_peak_gflops() -> float:
+    """Best float32 rate of a large Conv1d (1024 -> 1024, k 3) or matrix product, GFLOP/s (the
+    fastest of several calls: a peak, not a typical rate)."""
+    x, w = torch.randn(1, 1024, 2002), torch.randn(1024, 1024, 3)
+    a, b = torch.randn(2000, 3072), torch.randn(3072, 1024)
+    flops = 2 * 2000 * 3072 * 1024
+    best = float("inf")
+    with torch.inference_mode():
+        for fn in (lambda: torch.nn.functional.conv1d(x, w), lambda: a @ b):
+            fn()
+            for _ in range(6):
+                started = time.perf_counter()
+                fn()
+                best = min(best, time.perf_counter() - started)
+    return flops / best / 1e9
+
+
+def train_baseline_step(data, size, batch_size, seed, model=None):
+    """A VideoPose3D-style training step closure: per-sample chunks, MPJPE, Adam (AMSGrad)."""
+    from posebridge import skeletons
+
+    widths, channels = SIZES[size]["filter_widths"], SIZES[size]["channels"]
+    torch.manual_seed(seed)
+    model = model if model is not None else PlainStridedModel(widths, channels)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, amsgrad=True)
+    pad = (math.prod(widths) - 1) // 2
+    batches = per_sample_batches(data.inputs, data.targets[0], data.row_start, data.row_frames, pad, batch_size,
+                                 list(skeletons.get("coco_17").mirror), list(skeletons.get("h36m_17").mirror), seed)
+
+    def step():
+        batch_2d, batch_3d = next(batches)
+        x, y = torch.from_numpy(batch_2d), torch.from_numpy(batch_3d)
+        optimizer.zero_grad(set_to_none=True)
+        pred = model(x)
+        loss = torch.mean(torch.norm(pred - y, dim=-1))
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def train_posebridge_step(data, size, batch_size, seed):
+    """posebridge's training step: ChunkSampler + BatchAssembler (flip, keypoint dropout),
+    the strided lifter, the three losses, Adam (AMSGrad) -- as in ``train.train``."""
+    from posebridge.chunks import ChunkSampler
+    from posebridge.train import TrainConfig, build_lifter, compute_losses
+    from posebridge.training_data import BatchAssembler
+
+    config = TrainConfig(**SIZES[size], batch_size=batch_size)
+    lifter = build_lifter(config, ["h36m_17"], seed)
+    lifter.temporal.dropout_generator = torch.Generator().manual_seed(seed)
+    lifter.train()
+    optimizer = torch.optim.Adam(lifter.parameters(), lr=1e-3, amsgrad=True)
+    sampler = ChunkSampler(data.frames_per_group(), batch_size, seed=seed)
+    assembler = BatchAssembler(data, lifter)
+    augment = np.random.default_rng(seed)
+    rf = lifter.receptive_field()
+    batches = iter(sampler.batches(0))
+
+    def step():
+        batch = next(batches)
+        B = len(batch)
+        flip = augment.random(B) < 0.5
+        keep = augment.random((B, rf, J_IN), dtype=np.float32) >= config.keypoint_dropout
+        tb = assembler.assemble(batch, flip, keep)
+        pred = lifter(tb.inputs)[:, 0]
+        terms = compute_losses(pred, tb, config)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+
+    return step, lifter
+
+
+def inference_baseline(model, keypoints_norm, in_mirror, out_mirror):
+    """VideoPose3D-style evaluation of one sequence: pad, batch with its mirror, one pass."""
+    pad = (model_rf(model) - 1) // 2
+    x = np.pad(keypoints_norm, ((pad, pad), (0, 0), (0, 0)), "edge")
+    flipped = x[:, in_mirror].copy()
+    flipped[..., 0] *= -1
+    with torch.no_grad():
+        out = model(torch.from_numpy(np.stack([x, flipped])))
+    back = out[1][:, out_mirror].clone()
+    back[..., 0] *= -1
+    return ((out[0] + back) / 2).numpy()
+
+
+def model_rf(model) -> int:
+    return math.prod(model.widths)
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def interleaved(steps: dict, iterations: int, warmup: int, rounds: int) -> dict:
+    """Median seconds per call of each step; the steps take turns in ``rounds`` rounds, so a
+    change of machine load during the run hits all of them alike."""
+    for fn in steps.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in steps}
+    per_round = max(1, -(-iterations // rounds))
+    for _ in range(rounds):
+        for k, fn in steps.items():
+            for _ in range(per_round):
+                started = time.perf_counter()
+                fn()
+                times[k].append(time.perf_counter() - started)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def _torch_dropout(lifter):
+    """Ablation: the same lifter with ReLU + torch's dropout instead of the fused mask."""
+    temporal = lifter.temporal
+    temporal._drop = lambda x: torch.nn.functional.dropout(torch.relu(x), temporal.dropout, temporal.training)
+    return lifter
+
+
+def run(args) -> None:
+    from posebridge import skeletons
+    from posebridge.inference import LiftingModel, lift
+    from posebridge.models.lifter import keypoints_to_input
+
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; data: {args.frames} frames in "
+          f"{args.sequences} sequences; inference: {args.sequence_frames}-frame sequences, flip averaging on",
+          flush=True)
+    peak = machine_peak_gflops()
+    print(f"machine float32 peak (best of a 1024->1024 k3 Conv1d and a 2000x3072x1024 matmul): {peak:.0f} GFLOP/s",
+          flush=True)
+    data = make_data(args.frames, args.sequences)
+    in_mirror = list(skeletons.get("coco_17").mirror)
+    out_mirror = list(skeletons.get("h36m_17").mirror)
+    for size in args.sizes:
+        widths, channels = SIZES[size]["filter_widths"], SIZES[size]["channels"]
+        small = size == "small"
+        batch = args.batch_small if small else args.batch_full
+        iters = args.iters_small if small else args.iters_full
+        warmup = args.warmup_small if small else args.warmup_full
+        print(f"\n{size}: RF {math.prod(widths)}, {channels} channels; training batch {batch}, "
+              f"{iters} timed steps each (after {warmup} warm-up), taking turns", flush=True)
+
+        # training
+        flops = training_flops_per_sample(widths, channels)
+        ours, lifter = train_posebridge_step(data, size, batch, 0)
+        _, other = train_posebridge_step(data, size, batch, 0)
+        steps = {
+            "baseline: per-sample chunks + plain model": train_baseline_step(data, size, batch, 0),
+            "per-sample chunks + posebridge model": train_baseline_step(data, size, batch, 0,
+                                                                         _strided_as_plain(other)),
+            "posebridge training loop": ours,
+        }
+        if args.ablations:
+            ablated, ablated_lifter = train_posebridge_step(data, size, batch, 0)
+            _torch_dropout(ablated_lifter)
+            steps["ablation: posebridge loop, torch dropout"] = ablated
+        rate = {k: batch / v for k, v in interleaved(steps, iters, warmup, args.rounds).items()}
+        for k, r in rate.items():
+            print(f"  {size:5s} train  {k:44s} {r:9.0f} samples/s  {r * flops / 1e9:6.1f} GFLOP/s", flush=True)
+        base, mixed, mine = (rate[k] for k in list(steps)[:3])
+        print(f"  {size:5s} train  posebridge / baseline: {mine / base:.2f}x (the model alone {mixed / base:.2f}x, "
+              f"then the data pipeline {mine / mixed:.2f}x)", flush=True)
+        del steps, other
+
+        # inference on one long sequence
+        rng = np.random.default_rng(1)
+        T = args.sequence_frames
+        keypoints = np.concatenate([rng.uniform(100, 900, (T, J_IN, 2)), rng.uniform(0, 1, (T, J_IN, 1))],
+                                   -1).astype(np.float32)
+        norm = keypoints_to_input(keypoints, 1000, 1000)
+        model = LiftingModel.from_lifter(lifter)
+        plain = PlainDilatedModel(widths, channels).eval()
+        plain.load_state_dict(lifter.temporal.state_dict())
+        frame_flops = inference_flops_per_frame(widths, channels)
+        runs = {
+            "baseline: plain dilated model, one pass": lambda: inference_baseline(plain, norm, in_mirror, out_mirror),
+            "posebridge inference.lift": lambda: lift(model, keypoints, 1000, 1000, flip=True),
+        }
+        if args.ablations:
+            runs["ablation: lift in 1024-frame pieces"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=1024)
+            runs["ablation: lift in one piece"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=T)
+        n = args.infer_small if small else args.infer_full
+        rate = {k: T / v for k, v in interleaved(runs, n, 1, args.rounds).items()}
+        for k, r in rate.items():
+            gflops = r * frame_flops / 1e9
+            print(f"  {size:5s} infer  {k:44s} {r:9.0f} frames/s   {gflops:6.1f} GFLOP/s "
+                  f"({100 * gflops / peak:.0f}% of peak)", flush=True)
+        base, mine = (rate[k] for k in list(runs)[:2])
+        print(f"  {size:5s} infer  posebridge / baseline: {mine / base:.2f}x", flush=True)
+    print(f"\nmachine float32 peak measured again at the end: {machine_peak_gflops():.0f} GFLOP/s "
+          f"(a large change means the machine's load changed during the run)", flush=True)
+
+
+def _strided_as_plain(lifter):
+    """posebridge's strided model behind the baseline's (B, RF, J, F) -> (B, 1, J, 3) interface."""
+    temporal = lifter.temporal
+
+    class Wrapped(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.temporal = temporal
+
+        def forward(self, x):
+            return self.temporal(x)
+
+    return Wrapped()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_lifter", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=["small", "full"], choices=list(SIZES),
+                        help="model sizes to measure")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--frames", type=int, default=900_000, help="training frames (random data)")
+    parser.add_argument("--sequences", type=int, default=600, help="sequences the frames are split into")
+    parser.add_argument("--batch-small", type=int, default=1024, help="training batch of the small model")
+    parser.add_argument("--batch-full", type=int, default=256,
+                        help="training batch of the full model (1024 in the paper; smaller keeps the run short, "
+                             "samples/s barely depends on it at this size)")
+    parser.add_argument("--iters-small", type=int, default=9, help="timed training steps, small model")
+    parser.add_argument("--iters-full", type=int, default=3, help="timed training steps, full model")
+    parser.add_argument("--warmup-small", type=int, default=2, help="untimed training steps first, small model")
+    parser.add_argument("--warmup-full", type=int, default=1, help="untimed training steps first, full model")
+    parser.add_argument("--sequence-frames", type=int, default=5000, help="frames of the inference sequence")
+    parser.add_argument("--infer-small", type=int, default=6, help="timed inference runs, small model")
+    parser.add_argument("--infer-full", type=int, default=3, help="timed inference runs, full model")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the measured variants take turns this many times (load changes hit all alike)")
+    parser.add_argument("--ablations", action="store_true",
+                        help="also time posebridge with torch's dropout, and lift in other piece sizes")
+    run(parser.parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -25,16 +25,15 @@ columns.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
 import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
+from .specs import load_spec
 
 BASELINE_MODEL = "mean_pose"
 METRICS = ("mpjpe", "pa_mpjpe", "n_mpjpe", "mpjve", "pck", "auc", "cps")
@@ -69,20 +68,7 @@ class EvalConfig:
     @classmethod
     def parse(cls, spec: str | None) -> "EvalConfig":
         """From a JSON string or the path of a JSON file (empty/None -> defaults)."""
-        if not spec:
-            return cls()
-        text = spec
-        if not spec.lstrip().startswith("{") and os.path.exists(spec):
-            text = Path(spec).read_text()
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"evaluate: --spec is not valid JSON ({err.msg} at position {err.pos})") from None
-        if values is None:
-            values = {}
-        if not isinstance(values, dict):
-            raise ConfigError("evaluate: --spec must be a JSON object")
-        return cls.from_dict(values)
+        return cls.from_dict(load_spec(spec, "evaluate: --spec"))
 
     def validate(self) -> None:
         if not isinstance(self.flip_test, bool):

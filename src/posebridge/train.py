@@ -88,23 +88,9 @@ class TrainConfig:
     @classmethod
     def parse(cls, spec: str | None) -> "TrainConfig":
         """From a JSON object string or the path of a JSON file (empty/None -> defaults)."""
-        import json
-        import os
+        from posebridge.specs import load_spec
 
-        if not spec:
-            return cls()
-        text = spec
-        if not spec.lstrip().startswith("{") and os.path.exists(spec):
-            text = Path(spec).read_text()
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ConfigError(f"train: --spec is not valid JSON ({err.msg} at position {err.pos})") from None
-        if values is None:
-            values = {}
-        if not isinstance(values, dict):
-            raise ConfigError("train: --spec must be a JSON object")
-        return cls.from_dict(values)
+        return cls.from_dict(load_spec(spec, "train: --spec"))
 
     def validate(self) -> None:
         def fail(key, what):

@@ -38,11 +38,11 @@ def main(args) -> int:
     from ..detections import write_detections
     from ..errors import ConfigError
     from ..store import open_dataset
-    from .synth import parse_json_arg
+    from ..specs import load_spec
 
     from ..detectors import detect_dataset, handles
 
-    spec_dict = parse_json_arg(args.spec, "--spec")
+    spec_dict = load_spec(args.spec, "--spec")
     real = handles(args.detector, spec_dict)
     if not real and args.detector != "simulated":
         raise ConfigError(f"unknown 2D detector {args.detector!r}; known detectors: {', '.join(DETECTORS)}")

@@ -12,22 +12,6 @@ DESCRIPTION = (
 )
 
 
-def parse_json_arg(text: str, what: str):
-    """A JSON value given inline or as the path of a JSON file (ConfigError when neither)."""
-    import json
-    from pathlib import Path
-
-    from ..errors import ConfigError
-
-    text = text.strip()
-    if not text.startswith(("{", "[")) and Path(text).is_file():
-        text = Path(text).read_text()
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{what} is not valid JSON ({err.msg} at position {err.pos})") from None
-
-
 def add_arguments(parser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="<action>", required=True)
     g = sub.add_parser("generate", help="generate one synthetic dataset (.h5 + .parquet index)",
@@ -68,9 +52,10 @@ def main(args) -> int:
     if args.action == "generate":
         import time
 
+        from ..specs import load_spec
         from ..synth.generate import DatasetSpec, generate_dataset
 
-        spec = DatasetSpec.from_dict(parse_json_arg(args.spec, "--spec"))
+        spec = DatasetSpec.from_dict(load_spec(args.spec, "--spec"))
         t0 = time.perf_counter()
         data = generate_dataset(args.name, spec, args.role, args.seed, args.output,
                                 progress=not args.no_progress)

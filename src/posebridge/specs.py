@@ -1,0 +1,33 @@
+"""Step settings passed on the command line as ``--spec``: a JSON object inline or a JSON file.
+
+The workflow hands each rule its part of the config as inline JSON (so Snakemake's params
+trigger reruns exactly what a change touches); people running a step by hand may prefer a file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .errors import ConfigError
+
+
+def load_spec(spec: str | None, what: str) -> dict:
+    """The JSON object in ``spec`` (inline text or the path of a JSON file); ``{}`` when empty.
+
+    ``what`` names the setting in error messages (``"train: --spec"``).
+    """
+    if spec is None or not spec.strip():
+        return {}
+    text = spec.strip()
+    if not text.startswith(("{", "[")) and Path(text).is_file():
+        text = Path(text).read_text()
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{what} is not valid JSON ({err.msg} at position {err.pos})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{what} must be a JSON object")
+    return values

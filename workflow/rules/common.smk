@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -42,6 +43,10 @@ def validate_config(config: dict) -> None:
     check_datasets(config)
 
 
+# `convert:` options that only some real sources take (posebridge convert --help)
+CONVERT_OPTION_SOURCES = {"part": ("mpi_inf_3dhp",), "universal": ("mpi_inf_3dhp", "mupots")}
+
+
 def check_datasets(config: dict) -> None:
     """What the schema cannot say: cross-references between keys, and a workflow with work to do."""
 
@@ -53,6 +58,13 @@ def check_datasets(config: dict) -> None:
         if entry["detector"] not in config["detect"]:
             fail(f"datasets.{name}.detector", f"unknown detector {entry['detector']!r} "
                  f"(configured under `detect`: {', '.join(config['detect'])})")
+        options = entry.get("convert", {})
+        for key, sources in CONVERT_OPTION_SOURCES.items():
+            if key in options and entry["source"] not in sources:
+                fail(f"datasets.{name}.convert.{key}", f"only for source {' or '.join(sources)}, "
+                     f"not {entry['source']!r}")
+        if entry["source"] == "mupots" and "fps" not in options:
+            fail(f"datasets.{name}.convert", "source mupots needs `fps` (MuPoTS does not state its frame rate)")
     labeled = [name for name, entry in enabled.items() if entry["role"] == "labeled"]
     if not labeled:
         fail("datasets", "no enabled dataset has role `labeled`; training needs at least one")
@@ -117,11 +129,31 @@ def names_regex(names) -> str:
 
 
 def datasets_where(*, source=None, roles=None) -> list[str]:
+    """Enabled datasets of ``source`` (a name, or a collection of names) and ``roles``."""
+    sources = {source} if isinstance(source, str) else source
     return [
         name
         for name, entry in DATASETS.items()
-        if (source is None or entry["source"] == source) and (roles is None or entry["role"] in roles)
+        if (sources is None or entry["source"] in sources) and (roles is None or entry["role"] in roles)
     ]
+
+
+def real_datasets() -> list[str]:
+    """Enabled datasets converted from a real dataset's files (every source but `synthetic`)."""
+    return [name for name, entry in DATASETS.items() if entry["source"] != "synthetic"]
+
+
+def convert_args(name: str) -> str:
+    """`posebridge convert` options from a real dataset's `convert:` entry (shell-quoted)."""
+    options = DATASETS[name].get("convert", {})
+    args = []
+    if "part" in options:
+        args += ["--part", options["part"]]
+    if options.get("universal"):
+        args += ["--universal"]
+    if "fps" in options:
+        args += ["--fps", str(options["fps"])]
+    return " ".join(shlex.quote(a) for a in args)
 
 
 def labeled_datasets() -> list[str]:

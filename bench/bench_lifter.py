@@ -31,6 +31,10 @@ SIZES = {
     "full": {"filter_widths": [3, 3, 3, 3, 3], "channels": 1024},
 }
 J_IN, F_IN, J_OUT = 17, 3, 17
+# VideoPose3D's own figures on a 2-core machine with a ~383 GFLOP/s float32 peak (REFERENCES.md
+# section 9): training samples/s and long-sequence inference frames/s (flip averaging on)
+REFERENCE = {"small": {"train": 5_400, "infer": 66_000}, "full": {"train": 64, "infer": 2_500}}
+REFERENCE_PEAK = 383.0
 
 
 # ------------------------------------------------------------------------------ the baseline
@@ -311,6 +315,7 @@ def run(args) -> None:
     data = make_data(args.frames, args.sequences)
     in_mirror = list(skeletons.get("coco_17").mirror)
     out_mirror = list(skeletons.get("h36m_17").mirror)
+    inference_rates = []
     for size in args.sizes:
         widths, channels = SIZES[size]["filter_widths"], SIZES[size]["channels"]
         small = size == "small"
@@ -339,7 +344,8 @@ def run(args) -> None:
             print(f"  {size:5s} train  {k:44s} {r:9.0f} samples/s  {r * flops / 1e9:6.1f} GFLOP/s", flush=True)
         base, mixed, mine = (rate[k] for k in list(steps)[:3])
         print(f"  {size:5s} train  posebridge / baseline: {mine / base:.2f}x (the model alone {mixed / base:.2f}x, "
-              f"then the data pipeline {mine / mixed:.2f}x)", flush=True)
+              f"then the data pipeline {mine / mixed:.2f}x); posebridge / REFERENCES.md figure "
+              f"{REFERENCE[size]['train']}: {mine / REFERENCE[size]['train']:.2f}x", flush=True)
         del steps, other
 
         # inference on one long sequence
@@ -363,12 +369,19 @@ def run(args) -> None:
         rate = {k: T / v for k, v in interleaved(runs, n, 1, args.rounds).items()}
         for k, r in rate.items():
             gflops = r * frame_flops / 1e9
-            print(f"  {size:5s} infer  {k:44s} {r:9.0f} frames/s   {gflops:6.1f} GFLOP/s "
-                  f"({100 * gflops / peak:.0f}% of peak)", flush=True)
+            inference_rates.append((size, k, gflops))
+            print(f"  {size:5s} infer  {k:44s} {r:9.0f} frames/s   {gflops:6.1f} GFLOP/s", flush=True)
         base, mine = (rate[k] for k in list(runs)[:2])
-        print(f"  {size:5s} infer  posebridge / baseline: {mine / base:.2f}x", flush=True)
-    print(f"\nmachine float32 peak measured again at the end: {machine_peak_gflops():.0f} GFLOP/s "
-          f"(a large change means the machine's load changed during the run)", flush=True)
+        print(f"  {size:5s} infer  posebridge / baseline: {mine / base:.2f}x; posebridge / REFERENCES.md figure "
+              f"{REFERENCE[size]['infer']}: {mine / REFERENCE[size]['infer']:.2f}x", flush=True)
+    end_peak = machine_peak_gflops()
+    print(f"\nmachine float32 peak measured again at the end: {end_peak:.0f} GFLOP/s (a large change means "
+          f"the machine's load changed during the run); the REFERENCES.md figures come from a machine with a "
+          f"{REFERENCE_PEAK:.0f} GFLOP/s peak", flush=True)
+    peak = max(peak, end_peak)
+    for size, label, gflops in inference_rates:
+        print(f"  {size:5s} infer  {label:44s} {100 * gflops / peak:4.0f}% of the machine's peak "
+              f"({peak:.0f} GFLOP/s, the higher of the two measurements)", flush=True)
 
 
 def _strided_as_plain(lifter):

@@ -123,3 +123,12 @@ def test_load_model_round_trip_and_errors(tmp_path):
     (tmp_path / "bad" / "model.pt").write_bytes(b"not a model")
     with pytest.raises(DataError, match="not a readable model file"):
         load_model(tmp_path / "bad")
+
+
+def test_chunk_length_splits_into_equal_pieces_within_the_budget():
+    from posebridge.inference import chunk_length
+
+    assert chunk_length(5000, 2, 1024) == 1667  # budget 2048 frames -> three equal pieces
+    assert chunk_length(5000, 2, 256) == 5000  # the small model takes the sequence in one piece
+    assert chunk_length(100, 2, 1024, chunk_frames=30) == 25  # 4 pieces of 25, not 30+30+30+10
+    assert chunk_length(1, 2, 1024) == 1

@@ -24,8 +24,10 @@ from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter, keypoints_
 
 __all__ = ["LiftingModel", "load_model", "lift", "chunk_length"]
 
-ACTIVATION_BUDGET = 2 ** 23
-"""Default piece length: an activation tensor of one piece holds about this many floats (32 MB)."""
+ACTIVATION_BUDGET = 2 ** 22
+"""Default piece length: an activation tensor of one piece holds about this many floats (16 MB):
+2048 frames of the full model with its mirrored copy (measured ~15% faster than one 5000-frame
+pass on 2 cores), 8192 of the small one (fewer, larger operations)."""
 
 
 @dataclass

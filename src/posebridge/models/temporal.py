@@ -12,15 +12,13 @@ Speed (the layer structure and the semantics stay the reference's):
 
 - The strided model runs as matrix products on a (rows = batch x time, channels) layout: a
   stride = width convolution is then a plain ``linear`` over ``width`` consecutive rows viewed as
-  one row, with no im2col, no transposes and no copies of the activations. Its input
-  (B, RF, J, F) is already in that layout.
+  one row, with no im2col, no transposes and no copies of the activations; the residual is a
+  strided view of the same rows. Its input (B, RF, J, F) is already in that layout.
 - Dropout masks come from 64-bit random words cut into four 16-bit integers (one generator call
   per four activations instead of a float Bernoulli draw per activation); a unit is kept when its
   integer is at or above ``round(p * 65536)`` below the midpoint, so the drop probability is ``p``
   rounded to 1/65536 (exact for 0.25). ReLU, dropout and the 1/(1-p) scale are one autograd node
   whose backward needs only its output.
-- The residual of a strided block is a strided view of the block input; its gradient is added in
-  place into the convolution's input gradient instead of materialising a zero-filled tensor.
 - For evaluation without gradients, the dilated model folds each BatchNorm into the preceding
   convolution (``folded_forward``), leaving one convolution, one in-place ReLU and one in-place
   residual add per layer.
@@ -76,39 +74,6 @@ def relu_dropout(x: torch.Tensor, p: float, training: bool,
         return F.relu(x)
     keep = _keep_mask(x.shape, p, generator, x.device)
     return _ReluDropout.apply(x, keep, 1.0 / (1.0 - p))
-
-
-# ---------------------------------------------------------------------------------------------
-# Strided convolution + residual slice as one autograd node
-
-
-class _StridedConv(torch.autograd.Function):
-    """rows (N, C) -> (rows @ W^T over groups of ``width`` rows, residual rows).
-
-    ``weight`` is (O, width * C) (time-major). The residual is the row ``offset`` of every group,
-    (N / width, C) -- the block input sliced as VideoPose3D's ``x[:, :, offset::width]``.
-    """
-
-    @staticmethod
-    def forward(ctx, rows, weight, width, offset):
-        groups = rows.view(-1, width * rows.shape[1])
-        ctx.save_for_backward(groups, weight)
-        ctx.width, ctx.offset, ctx.channels = width, offset, rows.shape[1]
-        residual = rows.view(-1, width, rows.shape[1])[:, offset]
-        return groups @ weight.t(), residual
-
-    @staticmethod
-    def backward(ctx, grad_out, grad_residual):
-        groups, weight = ctx.saved_tensors
-        grad_rows = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            grad_groups = grad_out @ weight
-            if grad_residual is not None:
-                grad_groups.view(-1, ctx.width, ctx.channels)[:, ctx.offset] += grad_residual
-            grad_rows = grad_groups.view(-1, ctx.channels)
-        if ctx.needs_input_grad[1]:
-            grad_weight = grad_out.t() @ groups
-        return grad_rows, grad_weight, None, None
 
 
 def _time_major(weight: torch.Tensor) -> torch.Tensor:
@@ -291,7 +256,8 @@ class TemporalModelOptimized(TemporalModelBase):
         h = self._drop(self.expand_bn(F.linear(rows, _time_major(self.expand_conv.weight))))
         for i, w in enumerate(self.filter_widths[1:]):
             offset = w // 2 + (w // 2 if self.causal else 0)
-            z, res = _StridedConv.apply(h, _time_major(self.layers_conv[2 * i].weight), w, offset)
+            res = h.view(-1, w, h.shape[1])[:, offset]  # VideoPose3D's x[:, :, offset::w]
+            z = F.linear(h.view(-1, w * h.shape[1]), _time_major(self.layers_conv[2 * i].weight))
             h = self._drop(self.layers_bn[2 * i](z))
             z = F.linear(h, self.layers_conv[2 * i + 1].weight[:, :, 0])
             h = res + self._drop(self.layers_bn[2 * i + 1](z))

@@ -37,14 +37,8 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    import os
     from pathlib import Path
 
-    # OpenMP worker threads spin while they wait by default; when another job shares the cores
-    # they burn its time and their own (measured: 10x slower small-model training with a second
-    # 2-thread process on 2 cores). Sleeping waiters cost little when the machine is ours alone.
-    # Takes effect only if torch is not imported yet (it is not, in the command line).
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import torch
 
     from ..detections import read_detections

@@ -18,6 +18,7 @@ import pandas as pd
 from . import skeletons
 from .atomic import atomic_path
 from .errors import ConfigError, DataError
+from .store import LazyHDF5, _short
 
 FORMAT_VERSION = 1
 CHUNK_FRAMES = 1024
@@ -25,10 +26,6 @@ CHUNK_FRAMES = 1024
 
 class _Invalid(Exception):
     pass
-
-
-def _short(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 def _keypoint_skeleton(name):
@@ -108,7 +105,7 @@ def write_detections(path: str | os.PathLike, *, dataset, detector: str, keypoin
         f.create_dataset("camera", data=camera, dtype=h5py.string_dtype())
 
 
-class Detections:
+class Detections(LazyHDF5):
     """An opened, validated detection file; keypoints are read per row or loaded in full lazily.
 
     Attributes: ``path``, ``dataset``, ``detector``, ``keypoint_format`` (name), ``skeleton``,
@@ -125,19 +122,6 @@ class Detections:
         self._lookup = {(s, c): (int(b), int(n)) for s, c, b, n in
                         zip(rows["sequence"], rows["camera"], rows["start"], rows["frames"])}
         self._keypoints = None
-        self._file = None
-        self._file_pid = None
-
-    def _h5(self):
-        if self._file is None or self._file_pid != os.getpid():  # not across fork
-            import h5py
-
-            try:
-                self._file = h5py.File(self.path, "r")
-            except OSError as err:
-                raise DataError(self.path, f"cannot open HDF5 file: {_short(err)}") from None
-            self._file_pid = os.getpid()
-        return self._file
 
     def _read(self, start: int | None = None, stop: int | None = None) -> np.ndarray:
         try:
@@ -176,23 +160,6 @@ class Detections:
             found = "none" if pd.isna(r["frames_det"]) else f"{int(r['frames_det'])} frames"
             raise DataError(self.path, f"sequence {r['sequence']!r}, camera {r['camera']!r}: dataset has "
                                        f"{int(r['frames'])} frames, detections {found}")
-
-    def close(self) -> None:
-        if self._file is not None and self._file_pid == os.getpid():
-            self._file.close()
-        self._file = None
-
-    def __enter__(self) -> "Detections":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return (f"Detections({self.detector!r} on {self.dataset!r}, {self.keypoint_format}, "

@@ -257,7 +257,44 @@ def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
 # ---------------------------------------------------------------------------------------------
 # Reading
 
-class Dataset:
+class LazyHDF5:
+    """Opens ``self.path`` read-only on first use, and again in a forked worker (HDF5 handles
+    must not cross fork: DataLoader workers). A context manager; ``close()`` releases the file."""
+
+    path: Path
+    _file = None
+    _file_pid = None
+
+    def _h5(self):
+        if self._file is None or self._file_pid != os.getpid():
+            import h5py
+
+            try:
+                self._file = h5py.File(self.path, "r")
+            except OSError as err:
+                raise DataError(self.path, f"cannot open HDF5 file: {_short(err)}") from None
+            self._file_pid = os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._file_pid == os.getpid():
+            self._file.close()
+        self._file = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Dataset(LazyHDF5):
     """An opened, validated dataset. Arrays stay on disk; the HDF5 file is opened on first read.
 
     Use as a context manager or call ``close()``. Attributes: ``name``, ``skeleton`` (Skeleton),
@@ -277,21 +314,6 @@ class Dataset:
         self.extra_formats = extra_formats
         takes = index.drop_duplicates("sequence")
         self._spans = dict(zip(takes["sequence"], zip(takes["start"].tolist(), takes["frames"].tolist())))
-        self._file = None
-        self._file_pid = None
-
-    # -- file handle -------------------------------------------------------------------------
-    def _h5(self):
-        # reopen in a forked worker (DataLoader): HDF5 handles must not cross fork
-        if self._file is None or self._file_pid != os.getpid():
-            import h5py
-
-            try:
-                self._file = h5py.File(self.path, "r")
-            except OSError as err:
-                raise DataError(self.path, f"cannot open HDF5 file: {_short(err)}") from None
-            self._file_pid = os.getpid()
-        return self._file
 
     def _read(self, key: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
         try:
@@ -299,23 +321,6 @@ class Dataset:
         except (OSError, KeyError) as err:
             raise DataError(self.path, f"cannot read {key}: {_short(err)}") from None
         return np.asarray(array, dtype=np.float32)
-
-    def close(self) -> None:
-        if self._file is not None and self._file_pid == os.getpid():
-            self._file.close()
-        self._file = None
-
-    def __enter__(self) -> "Dataset":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}, skeleton={self.skeleton.name!r}, role={self.role!r}, "

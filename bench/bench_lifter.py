@@ -225,9 +225,9 @@ def train_baseline_step(data, size, batch_size, seed, model=None):
 
 def train_posebridge_step(data, size, batch_size, seed):
     """posebridge's training step: ChunkSampler + BatchAssembler (flip, keypoint dropout),
-    the strided lifter, the three losses, Adam (AMSGrad) -- as in ``train.train``."""
+    the strided lifter, the three losses, Adam (AMSGrad): ``train.train_step`` itself."""
     from posebridge.chunks import ChunkSampler
-    from posebridge.train import TrainConfig, build_lifter, compute_losses
+    from posebridge.train import TrainConfig, build_lifter, train_step
     from posebridge.training_data import BatchAssembler
 
     config = TrainConfig(**SIZES[size], batch_size=batch_size)
@@ -238,20 +238,10 @@ def train_posebridge_step(data, size, batch_size, seed):
     sampler = ChunkSampler(data.frames_per_group(), batch_size, seed=seed)
     assembler = BatchAssembler(data, lifter)
     augment = np.random.default_rng(seed)
-    rf = lifter.receptive_field()
     batches = iter(sampler.batches(0))
 
     def step():
-        batch = next(batches)
-        B = len(batch)
-        flip = augment.random(B) < 0.5
-        keep = augment.random((B, rf, J_IN), dtype=np.float32) >= config.keypoint_dropout
-        tb = assembler.assemble(batch, flip, keep)
-        pred = lifter(tb.inputs)[:, 0]
-        terms = compute_losses(pred, tb, config)
-        optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimizer.step()
+        train_step(lifter, assembler, optimizer, next(batches), config, augment)
 
     return step, lifter
 

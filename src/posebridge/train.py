@@ -34,7 +34,7 @@ from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 from posebridge.training_data import BatchAssembler, LabeledSet, TrainingBatch
 
 __all__ = ["TrainConfig", "train", "compute_losses", "validation_batch", "epoch_seed", "resolve_device",
-           "write_model_dir", "CHECKPOINT_VERSION"]
+           "write_model_dir", "train_step", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 1
 LOSS_NAMES = ("meanrel", "proj", "abs")
@@ -255,6 +255,22 @@ def build_lifter(config: TrainConfig, formats: list[str], seed: int) -> Separate
                                   dropout=config.dropout, channels=config.channels, strided=True)
 
 
+def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer, batch: Batch,
+               config: TrainConfig, augment: np.random.Generator) -> dict[str, torch.Tensor]:
+    """One optimiser step on ``batch``: random flips and keypoint drop-out drawn from ``augment``,
+    forward, the loss terms, backward, update. Returns the loss terms."""
+    B = len(batch)
+    flip = augment.random(B) < 0.5 if config.flip_augment else None
+    keep = (augment.random((B, lifter.receptive_field(), assembler.data.inputs.shape[1]), dtype=np.float32)
+            >= config.keypoint_dropout if config.keypoint_dropout > 0 else None)
+    tb = assembler.assemble(batch, flip, keep)
+    terms = compute_losses(lifter(tb.inputs)[:, 0], tb, config)
+    optimizer.zero_grad(set_to_none=True)
+    terms["total"].backward()
+    optimizer.step()
+    return terms
+
+
 def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None = None, *,
           seed: int = 0, device="cpu", checkpoint: str | Path | None = None, progress: bool = True,
           on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print
@@ -303,8 +319,6 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
         elif state:
             log(f"checkpoint {checkpoint} is from a different run (config, seed or data); starting over")
 
-    rf = lifter.receptive_field()
-    num_keypoints = train_set.inputs.shape[1]
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         lr = config.lr_at(epoch)
@@ -320,16 +334,7 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
                    unit="batch", disable=not progress, leave=False,
                    mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
         for b, batch in enumerate(bar):
-            B = len(batch)
-            flip = augment.random(B) < 0.5 if config.flip_augment else None
-            keep = (augment.random((B, rf, num_keypoints), dtype=np.float32) >= config.keypoint_dropout
-                    if config.keypoint_dropout > 0 else None)
-            tb = assembler.assemble(batch, flip, keep)
-            pred = lifter(tb.inputs)[:, 0]
-            terms = compute_losses(pred, tb, config)
-            optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimizer.step()
+            terms = train_step(lifter, assembler, optimizer, batch, config, augment)
             sums += torch.stack([terms["total"].detach(), *(terms[k].detach() for k in LOSS_NAMES)]).double()
             if on_batch is not None:
                 on_batch(epoch, b)

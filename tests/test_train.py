@@ -11,7 +11,7 @@ from posebridge.cameras import Camera
 from posebridge.chunks import ChunkSampler
 from posebridge.errors import ConfigError
 from posebridge.models.lifter import keypoints_to_input
-from posebridge.train import TrainConfig, build_lifter, compute_losses, train
+from posebridge.train import Objective, TrainConfig, build_lifter, compute_losses, epoch_seed, train
 from posebridge.training_data import BatchAssembler, LabeledSet, flip_cameras
 
 H36M = skeletons.get("h36m_17")
@@ -241,6 +241,94 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path):
     train(config, make_set(rows=4, frames=60, seed=5), val, seed=7, checkpoint=tmp_path / "a.pt",
           progress=False, log=messages.append)
     assert any("different run" in m for m in messages)
+
+
+class _ExtraWindows(Objective):
+    """A test objective: extra random windows through the shared forward pass, an extra module,
+    and a weighted term pulling the extra windows' trunk features through a linear map."""
+
+    name = "extra"
+    terms = ("feat",)
+
+    def __init__(self, lifter_channels, weight=1.0, windows=8, rf=9):
+        self.head = torch.nn.Linear(lifter_channels, 2)
+        self.weight, self.windows, self.rf = weight, windows, rf
+        self.epochs_started, self.seen = [], []
+
+    def modules(self):
+        return {"head": self.head}
+
+    def fingerprint(self):
+        return {"weight": self.weight}
+
+    def start_epoch(self, epoch, seed):
+        self.epochs_started.append(epoch)
+        self.rng = torch.Generator().manual_seed(epoch_seed(seed, epoch, 99))
+
+    def sample(self, epoch, step):
+        return torch.rand((self.windows, self.rf, 17, 3), generator=self.rng)
+
+    def losses(self, out, epoch):
+        self.seen.append((out.extra_pred.shape, out.extra_features.shape, out.labeled_pred.shape))
+        term = self.head(out.extra_features).abs().mean()
+        return {"feat": term, "total": self.weight * term}
+
+
+class _ZeroObjective(Objective):
+    name = "zero"
+
+    def losses(self, out, epoch):
+        return {"total": 0.0 * out.labeled_pred.sum()}
+
+
+def test_an_objective_that_adds_nothing_leaves_training_bit_identical():
+    data = make_set(rows=4, frames=60)
+    config = TrainConfig(**{**TINY, "epochs": 2, "samples_per_epoch": 128})
+    plain, _ = train(config, data, None, seed=3, progress=False, log=lambda m: None)
+    hooked, log = train(config, data, None, seed=3, progress=False, log=lambda m: None,
+                        objectives=[_ZeroObjective()])
+    a, b = plain.temporal.state_dict(), hooked.temporal.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_objective_windows_share_the_forward_pass_and_its_module_trains_and_resumes(tmp_path):
+    data = make_set(rows=4, frames=60)
+    config = TrainConfig(**{**TINY, "epochs": 2, "samples_per_epoch": 128})
+    rf = int(np.prod(config.filter_widths))
+    objective = _ExtraWindows(config.channels, rf=rf)
+    before = objective.head.weight.detach().clone()
+    _, log = train(config, data, None, seed=3, progress=False, log=lambda m: None, objectives=[objective],
+                   checkpoint=tmp_path / "c.pt")
+    assert objective.epochs_started == [0, 1]
+    pred_shape, feat_shape, labeled_shape = objective.seen[0]
+    assert pred_shape[0] == feat_shape[0] == 8 and feat_shape[1] == config.channels
+    assert pred_shape[1:] == labeled_shape[1:]
+    assert not torch.equal(before, objective.head.weight)  # the objective's module is optimised
+    assert "loss_extra_feat" in log and (log["loss_extra_feat"] > 0).all()
+    # the checkpoint carries the module: a finished run resumes at its end with the same weights
+    again = _ExtraWindows(config.channels, rf=rf)
+    messages = []
+    train(config, data, None, seed=3, progress=False, log=messages.append, objectives=[again],
+          checkpoint=tmp_path / "c.pt")
+    assert any("resuming" in m for m in messages)
+    assert torch.equal(again.head.weight, objective.head.weight)
+    # a different objective setting is a different run
+    messages.clear()
+    train(config, data, None, seed=3, progress=False, log=messages.append,
+          objectives=[_ExtraWindows(config.channels, weight=2.0, rf=rf)], checkpoint=tmp_path / "c.pt")
+    assert any("different run" in m for m in messages)
+
+
+def test_init_state_starts_from_given_weights():
+    data = make_set(rows=4, frames=60)
+    config = TrainConfig(**{**TINY, "epochs": 1, "samples_per_epoch": 64, "lr": 1e-12})
+    first, _ = train(config, data, None, seed=3, progress=False, log=lambda m: None)
+    state = first.temporal.state_dict()
+    tuned, _ = train(config, data, None, seed=4, progress=False, log=lambda m: None, init_state=state)
+    other, _ = train(config, data, None, seed=4, progress=False, log=lambda m: None)
+    w = "expand_conv.weight"
+    assert torch.allclose(tuned.temporal.state_dict()[w], state[w], atol=1e-6)
+    assert not torch.allclose(other.temporal.state_dict()[w], state[w], atol=1e-3)
 
 
 # ----------------------------------------------------------------------------- command line

@@ -33,16 +33,73 @@ from posebridge.errors import ConfigError
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 from posebridge.training_data import BatchAssembler, LabeledSet, TrainingBatch
 
-__all__ = ["TrainConfig", "train", "compute_losses", "validation_batch", "epoch_seed", "resolve_device",
+__all__ = ["TrainConfig", "train", "Objective", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", "resolve_device",
            "write_model_dir", "train_step", "CHECKPOINT_VERSION"]
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
 LOSS_NAMES = ("meanrel", "proj", "abs")
 # The projection loss skips joints whose absolute prediction lies nearer than this fraction of
 # their true depth: early in training the recovered translation can put a pose next to the camera,
 # where projections and their gradients explode (on the synthetic benchmark, keeping them made
 # validation MPJPE twice as bad after a few epochs).
 PROJ_MIN_DEPTH_FRACTION = 0.5
+
+
+@dataclass
+class StepOutputs:
+    """What one training step's single forward pass produced, for the objectives' losses.
+
+    labeled: the labeled ``TrainingBatch``; labeled_pred (B, J_union, 3) metres and
+    labeled_features (B, C) its trunk features. extra_inputs / extra_pred / extra_features: the
+    same for the windows this objective asked for in ``Objective.sample`` (None when it asked for
+    none). lifter: the (strided) lifter being trained.
+    """
+
+    lifter: SeparateHeadLifter
+    labeled: TrainingBatch
+    labeled_pred: torch.Tensor
+    labeled_features: torch.Tensor
+    extra_inputs: torch.Tensor | None = None
+    extra_pred: torch.Tensor | None = None
+    extra_features: torch.Tensor | None = None
+
+
+class Objective:
+    """A training signal beside the labeled losses (semi-supervised video, multi-view metric
+    learning, ACAE consistency). Subclasses override what they need.
+
+    Every step, ``train_step`` asks each objective for extra input windows (``sample``), runs them
+    through the lifter in the same forward pass as the labeled windows (shared batch-norm
+    statistics, as VideoPose3D's semi-supervised training does) and passes the outputs to
+    ``losses``, whose ``total`` joins the loss being minimised. Modules returned by ``modules`` (a
+    trajectory model, an embedding head) are optimised with the lifter and checkpointed with it.
+    """
+
+    name: str = "objective"
+    terms: tuple[str, ...] = ()
+    """Names of the terms ``losses`` returns besides ``total`` (logged as ``loss_<name>_<term>``)."""
+
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {}
+
+    def fingerprint(self) -> dict:
+        """What a checkpoint must match to be resumed with this objective (settings, data digest)."""
+        return {}
+
+    def start_epoch(self, epoch: int, seed: int) -> None:
+        """Called before every epoch (derive this epoch's random streams from ``epoch_seed``)."""
+
+    def sample(self, epoch: int, step: int) -> torch.Tensor | None:
+        """Extra network input windows (B2, RF, K, F) for this step, or None."""
+        return None
+
+    def losses(self, out: StepOutputs, epoch: int) -> dict[str, torch.Tensor]:
+        """The named terms and their weighted ``total`` (a scalar tensor)."""
+        raise NotImplementedError
+
+    def file_entries(self) -> dict:
+        """Extra entries for the trained model's ``model.pt`` (e.g. the trajectory model)."""
+        return {}
 
 
 @dataclass
@@ -238,6 +295,16 @@ def _fingerprint(config: TrainConfig, seed: int, data: LabeledSet) -> dict:
             "frames": int(data.num_frames), "data_sha256": digest.hexdigest()}
 
 
+def _state_digest(state: dict) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        digest.update(key.encode())
+        digest.update(state[key].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def resolve_device(device) -> torch.device:
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -256,15 +323,34 @@ def build_lifter(config: TrainConfig, formats: list[str], seed: int) -> Separate
 
 
 def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer, batch: Batch,
-               config: TrainConfig, augment: np.random.Generator) -> dict[str, torch.Tensor]:
+               config: TrainConfig, augment: np.random.Generator, objectives=(), epoch: int = 0,
+               step: int = 0) -> dict[str, torch.Tensor]:
     """One optimiser step on ``batch``: random flips and keypoint drop-out drawn from ``augment``,
-    forward, the loss terms, backward, update. Returns the loss terms."""
+    one forward pass over the labeled windows and every objective's extra windows, the loss
+    terms, backward, update. Returns the loss terms (objective terms as ``<name>_<term>``)."""
     B = len(batch)
     flip = augment.random(B) < 0.5 if config.flip_augment else None
     keep = (augment.random((B, lifter.receptive_field(), assembler.data.inputs.shape[1]), dtype=np.float32)
             >= config.keypoint_dropout if config.keypoint_dropout > 0 else None)
     tb = assembler.assemble(batch, flip, keep)
-    terms = compute_losses(lifter(tb.inputs)[:, 0], tb, config)
+    if not objectives:
+        terms = compute_losses(lifter(tb.inputs)[:, 0], tb, config)
+    else:
+        extras = [objective.sample(epoch, step) for objective in objectives]
+        inputs = torch.cat([tb.inputs, *(x for x in extras if x is not None)])
+        features = lifter.temporal.features(inputs)[:, 0]
+        pred = lifter.temporal.head(features).view(len(inputs), lifter.num_joints_out, 3)
+        terms = compute_losses(pred[:B], tb, config)
+        start = B
+        for objective, x in zip(objectives, extras):
+            out = StepOutputs(lifter, tb, pred[:B], features[:B])
+            if x is not None:
+                stop = start + len(x)
+                out.extra_inputs, out.extra_pred, out.extra_features = x, pred[start:stop], features[start:stop]
+                start = stop
+            extra = objective.losses(out, epoch)
+            terms["total"] = terms["total"] + extra.pop("total")
+            terms.update({f"{objective.name}_{k}": v for k, v in extra.items()})
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     optimizer.step()
@@ -273,13 +359,16 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
 
 def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None = None, *,
           seed: int = 0, device="cpu", checkpoint: str | Path | None = None, progress: bool = True,
-          on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print
+          on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print,
+          objectives: list[Objective] = (), init_state: dict | None = None
           ) -> tuple[SeparateHeadLifter, pd.DataFrame]:
     """Train (or resume training) a lifter; returns it (dilated, eval mode) and the epoch log.
 
     ``checkpoint``: path of the resumable checkpoint, written after every epoch and read at the
-    start when it matches this run (config, seed, data); ``on_batch(epoch, batch)`` is called
-    after every optimiser step (tests use it to interrupt a run).
+    start when it matches this run (config, seed, data, objectives); ``on_batch(epoch, batch)`` is
+    called after every optimiser step (tests use it to interrupt a run). ``objectives``: extra
+    training signals (``Objective``); ``init_state``: a temporal-model state dict to start from
+    (fine-tuning) instead of a random initialisation.
     """
     from tqdm import tqdm
 
@@ -287,8 +376,18 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     if train_set.num_frames == 0:
         raise ConfigError("no training frames: the labeled datasets have no rows with split 'train'")
     formats = list(dict.fromkeys(train_set.formats))
-    lifter = build_lifter(config, formats, seed).to(device)
-    optimizer = torch.optim.Adam(lifter.parameters(), lr=config.lr, amsgrad=config.amsgrad)
+    lifter = build_lifter(config, formats, seed)
+    if init_state is not None:
+        lifter.temporal.load_state_dict(init_state)
+    lifter = lifter.to(device)
+    objectives = list(objectives)
+    names = [o.name for o in objectives]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"objective names repeat: {names}")
+    extra_modules = {f"{o.name}.{k}": m.to(device) for o in objectives for k, m in o.modules().items()}
+    parameters = list(lifter.parameters()) + [p for m in extra_modules.values() for p in m.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=config.lr, amsgrad=config.amsgrad)
+    term_names = list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms]
     unknown = sorted(set(config.dataset_weights) - set(train_set.names))
     if unknown:
         raise ConfigError(f"train: dataset_weights names unknown dataset(s) {unknown}; "
@@ -304,6 +403,10 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
             val_assembler = BatchAssembler(val_set, lifter, device)
 
     fingerprint = _fingerprint(config, seed, train_set)
+    if objectives:
+        fingerprint["objectives"] = {o.name: o.fingerprint() for o in objectives}
+    if init_state is not None:
+        fingerprint["init_sha256"] = _state_digest(init_state)
     start_epoch, rows = 0, []
     if checkpoint is not None and Path(checkpoint).is_file():
         try:
@@ -313,6 +416,8 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
             log(f"cannot read checkpoint {checkpoint} ({type(err).__name__}); starting over")
         if state.get("version") == CHECKPOINT_VERSION and state.get("fingerprint") == fingerprint:
             lifter.temporal.load_state_dict(state["model"])
+            for key, module in extra_modules.items():
+                module.load_state_dict(state["modules"][key])
             optimizer.load_state_dict(state["optimizer"])
             start_epoch, rows = int(state["epoch"]), list(state["log"])
             log(f"resuming from {checkpoint} after epoch {start_epoch}")
@@ -329,18 +434,24 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
         lifter.temporal.dropout_generator = torch.Generator(device).manual_seed(epoch_seed(seed, epoch, 1))
         augment = np.random.default_rng(epoch_seed(seed, epoch, 2))
         lifter.train()
-        sums = torch.zeros(len(LOSS_NAMES) + 1, dtype=torch.float64, device=device)
+        for objective in objectives:
+            objective.start_epoch(epoch, seed)
+        for module in extra_modules.values():
+            module.train()
+        sums = torch.zeros(len(term_names) + 1, dtype=torch.float64, device=device)
         bar = tqdm(sampler.batches(epoch), total=sampler.num_batches, desc=f"epoch {epoch + 1}/{config.epochs}",
                    unit="batch", disable=not progress, leave=False,
                    mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
         for b, batch in enumerate(bar):
-            terms = train_step(lifter, assembler, optimizer, batch, config, augment)
-            sums += torch.stack([terms["total"].detach(), *(terms[k].detach() for k in LOSS_NAMES)]).double()
+            terms = train_step(lifter, assembler, optimizer, batch, config, augment, objectives, epoch, b)
+            zero = terms["total"].new_zeros(())
+            sums += torch.stack([terms["total"].detach(),
+                                 *(terms.get(k, zero).detach() for k in term_names)]).double()
             if on_batch is not None:
                 on_batch(epoch, b)
         means = (sums / sampler.num_batches).tolist()
         row = {"epoch": epoch + 1, "loss": means[0],
-               **{f"loss_{k}": v for k, v in zip(LOSS_NAMES, means[1:])}}
+               **{f"loss_{k}": v for k, v in zip(term_names, means[1:])}}
         if val_batch is not None:
             row.update(validate(lifter, val_assembler, val_batch, config.batch_size))
         row.update({"lr": lr, "bn_momentum": momentum, "seconds": time.perf_counter() - started})
@@ -350,7 +461,8 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
         if checkpoint is not None:
             atomic.torch_save(checkpoint, {
                 "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
-                "model": lifter.temporal.state_dict(), "optimizer": optimizer.state_dict(), "log": rows})
+                "model": lifter.temporal.state_dict(), "optimizer": optimizer.state_dict(), "log": rows,
+                "modules": {k: m.state_dict() for k, m in extra_modules.items()}})
     dilated = lifter.variant(strided=False).eval()
     return dilated, pd.DataFrame(rows)
 

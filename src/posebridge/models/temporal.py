@@ -161,6 +161,10 @@ class TemporalModelBase(nn.Module):
         shift = self.total_causal_shift()
         return half + shift, half - shift
 
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., C) trunk features -> (..., J_out * 3): the ``shrink`` layer."""
+        return F.linear(features, self.shrink.weight[:, :, 0], self.shrink.bias)
+
     def set_bn_momentum(self, momentum: float) -> None:
         self.expand_bn.momentum = momentum
         for bn in self.layers_bn:
@@ -195,9 +199,16 @@ class TemporalModel(TemporalModelBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
-        B, T = x.shape[:2]
+        B = x.shape[0]
         if not self.training and not torch.is_grad_enabled():
             return self.folded_forward(x)
+        return self.head(self.features(x)).reshape(B, -1, self.num_joints_out, 3)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, J_in, F) -> (B, T - RF + 1, C): the trunk's output, the input of ``shrink``
+        (what a second head, e.g. MCSS's embedding, reads)."""
+        self._check_input(x)
+        B, T = x.shape[:2]
         x = x.reshape(B, T, -1).transpose(1, 2)
         x = self._drop(self.expand_bn(self.expand_conv(x)))
         for i in range(len(self.pad) - 1):
@@ -205,8 +216,7 @@ class TemporalModel(TemporalModelBase):
             res = x[:, :, pad + shift: x.shape[2] - pad + shift]
             x = self._drop(self.layers_bn[2 * i](self.layers_conv[2 * i](x)))
             x = res + self._drop(self.layers_bn[2 * i + 1](self.layers_conv[2 * i + 1](x)))
-        x = self.shrink(x)
-        return x.transpose(1, 2).reshape(B, -1, self.num_joints_out, 3)
+        return x.transpose(1, 2)
 
     def folded_weights(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(weight, bias) of every convolution with its eval-mode BatchNorm folded in, in order
@@ -246,6 +256,11 @@ class TemporalModelOptimized(TemporalModelBase):
     disjoint window of RF frames; same weights and same output as ``TemporalModel`` on a window."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B = x.shape[0]
+        return self.head(self.features(x)).view(B, -1, self.num_joints_out, 3)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, k * RF, J_in, F) -> (B, k, C): the trunk's output, the input of ``shrink``."""
         self._check_input(x)
         B, T = x.shape[:2]
         rf = self.receptive_field()
@@ -261,5 +276,4 @@ class TemporalModelOptimized(TemporalModelBase):
             h = self._drop(self.layers_bn[2 * i](z))
             z = F.linear(h, self.layers_conv[2 * i + 1].weight[:, :, 0])
             h = res + self._drop(self.layers_bn[2 * i + 1](z))
-        out = F.linear(h, self.shrink.weight[:, :, 0], self.shrink.bias)
-        return out.view(B, T // rf, self.num_joints_out, 3)
+        return h.view(B, T // rf, h.shape[1])

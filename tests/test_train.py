@@ -410,3 +410,21 @@ def test_train_command_rejects_mismatched_arguments(tmp_path):
     assert main(base + ["--dataset", str(a), "--detections", str(a_det)]) == 1  # 2 datasets, 1 detections
     assert main(base + ["--detections", str(a_det), "--spec", '{"bogus": 1}']) == 1
     assert main(base + ["--detections", str(a_det), "--train-format", "smpl_24"]) == 1  # no exact mapping
+
+
+def test_labeled_subjects_limits_supervision_to_the_named_or_first_subjects():
+    from posebridge.training_data import select_subjects
+
+    rows = pd.DataFrame({"subject": ["S5", "S1", "S1", "S7", "S5"], "frames": [1, 2, 3, 4, 5]})
+    assert list(select_subjects(rows, None, "x")["frames"]) == [1, 2, 3, 4, 5]
+    assert list(select_subjects(rows, 1, "x")["frames"]) == [2, 3]  # first by name: S1
+    assert list(select_subjects(rows, 2, "x")["frames"]) == [1, 2, 3, 5]
+    assert list(select_subjects(rows, ["S7"], "x")["frames"]) == [4]
+    with pytest.raises(ConfigError, match="x: unknown subject"):
+        select_subjects(rows, ["S9"], "x")
+    with pytest.raises(ConfigError, match="asks for 4 labeled subject"):
+        select_subjects(rows, 4, "x")
+    with pytest.raises(ConfigError, match="labeled_subjects"):
+        TrainConfig.from_dict({"labeled_subjects": {"a": 0}})
+    assert TrainConfig.from_dict({"labeled_subjects": {"a": 2, "b": ["S1"]}}).to_dict()["labeled_subjects"] == {
+        "a": 2, "b": ["S1"]}

@@ -124,6 +124,10 @@ class TrainConfig:
     dataset_weights: dict = field(default_factory=dict)
     samples_per_epoch: int | None = None
     val_windows: int = 2048
+    labeled_subjects: dict = field(default_factory=dict)
+    """dataset name -> the training subjects whose 3D labels supervise: a count n (the first n
+    subjects by name) or a list of names; datasets not named use all their training subjects.
+    Limits 3D supervision, as the semi-supervised experiments of VideoPose3D and MCSS do."""
 
     @classmethod
     def from_dict(cls, spec: dict | None) -> "TrainConfig":
@@ -187,6 +191,10 @@ class TrainConfig:
             fail("abs_depth_weight", "a non-negative number")
         if not all(is_num(v) and v >= 0 for v in self.loss_weights.values()):
             fail("loss_weights", "non-negative numbers")
+        if not isinstance(self.labeled_subjects, dict) or not all(
+                (is_int(v) and v >= 1) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v))
+                for v in self.labeled_subjects.values()):
+            fail("labeled_subjects", "a mapping of dataset name -> a positive count or a list of subject names")
         if not isinstance(self.dataset_weights, dict) or not all(
                 is_num(v) and v >= 0 for v in self.dataset_weights.values()):
             fail("dataset_weights", "a mapping of dataset name -> non-negative number")
@@ -196,6 +204,8 @@ class TrainConfig:
         d["filter_widths"] = [int(w) for w in self.filter_widths]
         d["loss_weights"] = {k: float(v) for k, v in self.loss_weights.items()}
         d["dataset_weights"] = {str(k): float(v) for k, v in self.dataset_weights.items()}
+        d["labeled_subjects"] = {str(k): (int(v) if not isinstance(v, (list, tuple)) else [str(x) for x in v])
+                                 for k, v in self.labeled_subjects.items()}
         return d
 
     def bn_momentum_at(self, epoch: int) -> float:
@@ -468,11 +478,12 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
 
 
 def write_model_dir(out_dir: str | Path, lifter: SeparateHeadLifter, log: pd.DataFrame, resolved: dict,
-                    mean_pose: dict[str, np.ndarray]) -> None:
-    """Write ``model.pt``, ``config.yaml`` and ``train_log.parquet`` (each atomically)."""
+                    mean_pose: dict[str, np.ndarray], extra: dict | None = None) -> None:
+    """Write ``model.pt`` (with ``extra`` entries, e.g. an objective's trajectory model),
+    ``config.yaml`` and ``train_log.parquet`` (each atomically)."""
     import yaml
 
     out_dir = Path(out_dir)
-    atomic.torch_save(out_dir / "model.pt", lifter.file_dict(mean_pose, training=resolved))
+    atomic.torch_save(out_dir / "model.pt", lifter.file_dict(mean_pose, training=resolved, **(extra or {})))
     atomic.write_text(out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     atomic.write_parquet(out_dir / "train_log.parquet", log)

@@ -21,7 +21,7 @@ from posebridge.chunks import Batch, window_index
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter, keypoints_to_input
 
-__all__ = ["LabeledSet", "load_labeled", "BatchAssembler", "TrainingBatch", "flip_cameras"]
+__all__ = ["LabeledSet", "load_labeled", "select_subjects", "BatchAssembler", "TrainingBatch", "flip_cameras"]
 
 
 @dataclass
@@ -72,12 +72,33 @@ class LabeledSet:
         return {f: np.where(counts[f] > 0, sums[f] / np.maximum(counts[f], 1), 0.0) for f in sums}
 
 
-def load_labeled(sources, split: str, keypoint_format: str = "coco_17") -> LabeledSet:
+def select_subjects(rows, subjects, where: str):
+    """The rows of ``subjects``: None keeps all; an int n keeps the first n subjects (sorted by
+    name); a list keeps those named (each must exist in ``rows``)."""
+    if subjects is None:
+        return rows
+    present = sorted(rows["subject"].unique())
+    if isinstance(subjects, (int, np.integer)) and not isinstance(subjects, bool):
+        if not 1 <= subjects <= len(present):
+            raise ConfigError(f"{where}: asks for {subjects} labeled subject(s); the split has "
+                              f"{len(present)} ({', '.join(present)})")
+        keep = present[:int(subjects)]
+    else:
+        keep = [str(s) for s in subjects]
+        unknown = sorted(set(keep) - set(present))
+        if unknown:
+            raise ConfigError(f"{where}: unknown subject(s) {unknown}; the split has {', '.join(present)}")
+    return rows[rows["subject"].isin(keep)]
+
+
+def load_labeled(sources, split: str, keypoint_format: str = "coco_17", subjects: dict | None = None
+                 ) -> LabeledSet:
     """Read the ``split`` rows of labeled datasets.
 
     sources: list of (``store.Dataset``, ``detections.Detections``, format name or None for the
     dataset's own skeleton). The dataset's joints are converted to that format with the exact
-    skeleton mapping (``skeletons.convert``), then to each row's camera frame.
+    skeleton mapping (``skeletons.convert``), then to each row's camera frame. ``subjects``:
+    dataset name -> which subjects' rows to keep (``select_subjects``); others keep all rows.
     """
     inputs, targets, group_start = [], [], []
     per_row = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "width",
@@ -101,7 +122,8 @@ def load_labeled(sources, split: str, keypoint_format: str = "coco_17") -> Label
         names.append(dataset.name)
         formats.append(fmt)
         group_start.append(offset)
-        rows = dataset.rows(split)
+        rows = select_subjects(dataset.rows(split), (subjects or {}).get(dataset.name),
+                               f"labeled_subjects.{dataset.name}")
         world = None
         group_targets = []
         for _, row in rows.iterrows():

@@ -13,6 +13,27 @@ DESCRIPTION = (
 )
 
 
+# Training objectives beside the labeled losses, each in its own library module
+# (posebridge.<name>) that defines ``add_train_arguments(parser)`` (its options, in an argument
+# group) and ``objective_from_args(args, context) -> posebridge.train.Objective | None`` (None
+# when its options are not given). ``context`` is a TrainContext.
+OBJECTIVE_MODULES: list[str] = []
+
+
+class TrainContext:
+    """What an objective may need to build itself: the resolved ``config`` (TrainConfig), the
+    labeled ``train_set``, the lifter's ``formats``, the ``device`` and the ``seed``."""
+
+    def __init__(self, config, train_set, formats, device, seed):
+        self.config, self.train_set, self.formats, self.device, self.seed = config, train_set, formats, device, seed
+
+
+def _objective_modules():
+    import importlib
+
+    return [importlib.import_module(f"posebridge.{name}") for name in OBJECTIVE_MODULES]
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("--spec", default="{}", metavar="JSON",
                         help="training settings (posebridge.train.TrainConfig) as a JSON object or the "
@@ -34,6 +55,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=None, metavar="N",
                         help="CPU threads for torch (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for module in _objective_modules():
+        module.add_train_arguments(parser)
 
 
 def main(args) -> int:
@@ -67,7 +90,11 @@ def main(args) -> int:
         if len(set(names)) != len(names):
             raise ConfigError(f"train: the same dataset is given twice ({names})")
         sources = list(zip(datasets, detections, formats))
-        train_set = load_labeled(sources, "train")
+        unknown = sorted(set(config.labeled_subjects) - set(names))
+        if unknown:
+            raise ConfigError(f"train: labeled_subjects names unknown dataset(s) {unknown}; "
+                              f"training datasets: {', '.join(names)}")
+        train_set = load_labeled(sources, "train", subjects=config.labeled_subjects)
         val_set = load_labeled(sources, "test")
     finally:
         for f in (*datasets, *detections):
@@ -75,16 +102,24 @@ def main(args) -> int:
 
     print(f"training on {train_set.num_frames} frames of {', '.join(train_set.names)} "
           f"(formats {', '.join(dict.fromkeys(train_set.formats))}) on {device}", flush=True)
+    context = TrainContext(config, train_set, list(dict.fromkeys(train_set.formats)), device, args.seed)
+    objectives = [o for o in (m.objective_from_args(args, context) for m in _objective_modules()) if o is not None]
+    for objective in objectives:
+        print(f"objective {objective.name}: {objective.fingerprint()}", flush=True)
     lifter, log = train(config, train_set, val_set, seed=args.seed, device=device,
                         checkpoint=args.checkpoint, progress=not args.no_progress,
-                        log=lambda m: print(m, flush=True))
+                        log=lambda m: print(m, flush=True), objectives=objectives)
     resolved = {
         **config.to_dict(),
         "seed": args.seed,
         "datasets": [{"name": n, "dataset": str(p), "detections": str(d), "train_format": f}
                      for n, p, d, f in zip(train_set.names, args.dataset, args.detections, train_set.formats)],
         "train_frames": int(train_set.num_frames),
+        "objectives": {o.name: o.fingerprint() for o in objectives},
     }
-    write_model_dir(Path(args.out_dir), lifter, log, resolved, train_set.mean_pose_mm())
+    extra = {}
+    for objective in objectives:
+        extra.update(objective.file_entries())
+    write_model_dir(Path(args.out_dir), lifter, log, resolved, train_set.mean_pose_mm(), extra)
     print(f"wrote {args.out_dir}", flush=True)
     return 0

@@ -7,6 +7,8 @@
 #   snakemake --configfile my.yaml --cores all   with your settings merged over config.yaml
 #   snakemake --workflow-profile profiles/slurm  on a SLURM cluster (edit account/partition)
 
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -25,6 +27,10 @@ include: "workflow/rules/detect.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
+# experiments beside the main pipeline: `snakemake experiments` (not part of `all`)
+for _experiment in sorted(Path(workflow.basedir, "workflow", "rules").glob("experiments_*.smk")):
+
+    include: str(_experiment)
 
 
 rule all:
@@ -32,6 +38,13 @@ rule all:
     default_target: True
     input:
         list(REPORT_FILES.values()),
+
+
+rule experiments:
+    """The experiments (receptive field, semi-supervised, multi-view...): tables and figures
+    under results/experiments/."""
+    input:
+        EXPERIMENT_FILES,
 
 
 onsuccess:

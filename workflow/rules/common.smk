@@ -98,6 +98,24 @@ DATASETS = {name: entry for name, entry in config["datasets"].items() if entry["
 # (pseudo-GT, ACAE, fine-tuning) add their models by appending here.
 MODELS = ["initial"]
 
+# Extra training signals of train_initial (semi-supervised video, multi-view metric learning).
+# A stage's .smk appends a function returning (inputs: list of paths, args: str) for
+# `posebridge train`, or ([], "") when its config section leaves it off.
+TRAIN_OBJECTIVES = []
+
+
+def objective_inputs(wildcards=None) -> list[str]:
+    return [path for objective in TRAIN_OBJECTIVES for path in objective()[0]]
+
+
+def objective_args(wildcards=None) -> str:
+    return " ".join(args for args in (objective()[1] for objective in TRAIN_OBJECTIVES) if args)
+
+
+# Files of the `experiments` target (snakemake experiments): each experiment's .smk appends its
+# outputs (tables and figures under results/experiments/).
+EXPERIMENT_FILES = []
+
 REPORT_DIR = "results/report"
 REPORT_FILES = {
     "metrics": f"{REPORT_DIR}/metrics.html",

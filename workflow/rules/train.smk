@@ -9,6 +9,7 @@ rule train_initial:
         datasets=[dataset_h5(name) for name in labeled_datasets()],
         indexes=[dataset_index(name) for name in labeled_datasets()],
         detections=[detections_h5(name) for name in labeled_datasets()],
+        objectives=objective_inputs,
     output:
         model="results/models/initial/model.pt",
         config="results/models/initial/config.yaml",
@@ -16,6 +17,7 @@ rule train_initial:
     params:
         spec=as_json(config["train"]),
         data=train_data_args(labeled_datasets()),
+        objectives=objective_args,
         out_dir=lambda w, output: os.path.dirname(output.model),
         checkpoint="results/checkpoints/initial.pt",
         seed=rule_seed("train_initial"),
@@ -30,6 +32,6 @@ rule train_initial:
     conda:
         "../../envs/posebridge.yaml"
     shell:
-        "posebridge train --spec {params.spec:q} {params.data}"
+        "posebridge train --spec {params.spec:q} {params.data} {params.objectives}"
         " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
         " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"

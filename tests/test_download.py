@@ -53,3 +53,38 @@ def test_require_source_is_one_line_and_names_the_folder(tmp_path):
                                    f"http://gvv.mpi-inf.mpg.de/projects/SingleShotMultiPerson (licence form)")
     with pytest.raises(ConfigError, match="unknown dataset 'coco'"):
         download.check_source("coco", tmp_path)
+
+
+def test_fetch_writes_atomically_and_checks_the_checksum(tmp_path):
+    import hashlib
+
+    from posebridge.download import fetch
+
+    source = tmp_path / "mirror" / "data_2d_h36m_cpn_ft_h36m_dbb.npz"
+    source.parent.mkdir()
+    payload = bytes(range(256)) * 4099  # a few MB-ish chunks' worth, not a multiple of the chunk
+    source.write_bytes(payload)
+    target = tmp_path / "data" / "h36m" / source.name
+    fetch(source.as_uri(), target, hashlib.sha256(payload).hexdigest(), chunk_bytes=1000)
+    assert target.read_bytes() == payload
+    target.unlink()
+    with pytest.raises(DataError, match=r"SHA-256 [0-9a-f]{64} is not the published 00"):
+        fetch(source.as_uri(), target, "00" * 32)
+    with pytest.raises(DataError, match="download failed"):
+        fetch((tmp_path / "absent.npz").as_uri(), target)
+    assert list(target.parent.iterdir()) == []  # no partial or temporary file left
+
+
+def test_download_command_knows_the_public_files(tmp_path, capsys):
+    from posebridge import cli
+    from posebridge.download import PUBLIC_2D
+
+    assert PUBLIC_2D["data_2d_h36m_cpn_ft_h36m_dbb.npz"] == (
+        "https://dl.fbaipublicfiles.com/video-pose-3d/data_2d_h36m_cpn_ft_h36m_dbb.npz")
+    assert cli.main(["download", "--output", str(tmp_path / "data_3d_h36m.npz")]) == 1
+    assert "no public address known for 'data_3d_h36m.npz'" in capsys.readouterr().err
+    source = tmp_path / "mirror.npz"
+    source.write_bytes(b"npz")
+    target = tmp_path / "out" / "data_2d_humaneva15_detectron_pt_coco.npz"
+    assert cli.main(["download", "--output", str(target), "--url", source.as_uri(), "--no-progress"]) == 0
+    assert target.read_bytes() == b"npz"

@@ -1,10 +1,13 @@
-"""Where the real datasets come from, and which of their files a converter needs where.
+"""Where the real datasets come from, which of their files a converter needs where, and the
+download of the few that are public without a login.
 
-Nothing here downloads anything: :data:`SOURCES` records each dataset's public address (and the
-files a converter reads, relative to the folder given to ``posebridge convert --source``), and
-:func:`check_source` lists what is missing from a folder as instructions ("place X under Y; get
-it from Z (login required)"). Checksums are recorded where the provider publishes one; none of
-these providers does, so ``sha256`` is None throughout.
+:data:`SOURCES` records each dataset's public address (and the files a converter reads, relative
+to the folder given to ``posebridge convert --source``), and :func:`check_source` lists what is
+missing from a folder as instructions ("place X under Y; get it from Z (login required)").
+Datasets behind a login are never fetched. :data:`PUBLIC_2D` are VideoPose3D's public 2D keypoint
+files, which :func:`fetch` (``posebridge download``, the workflow's ``download`` rule) downloads
+atomically. Checksums are recorded where the provider publishes one; none of these providers
+does, so ``sha256`` is None throughout and :func:`fetch` checks one only when it is given.
 """
 
 from __future__ import annotations
@@ -117,6 +120,17 @@ SOURCES: dict[str, DatasetSource] = {
 }
 
 
+# public 2D keypoint files (VideoPose3D's), by file name: a detection file that is missing names its address
+PUBLIC_2D = {name: _VP3D + name for name in (
+    "data_2d_h36m_cpn_ft_h36m_dbb.npz", "data_2d_h36m_detectron_ft_h36m.npz",
+    "data_2d_humaneva15_detectron_pt_coco.npz")}
+
+
+def public_url(filename: str) -> str | None:
+    """The public address of a known 2D keypoint file (by its name), else None."""
+    return PUBLIC_2D.get(filename)
+
+
 def _source(dataset: str) -> DatasetSource:
     try:
         return SOURCES[dataset]
@@ -154,3 +168,40 @@ def require_source(dataset: str, folder: str | os.PathLike, max_listed: int = 4)
         parts.append(f"place {names} under {folder}; get {'it' if len(whats) == 1 else 'them'} from {get}")
     absent = "" if exists else " (the folder does not exist)"
     raise DataError(folder, f"{source.name} files missing{absent}: " + "; ".join(parts))
+
+
+def fetch(url: str, destination: str | os.PathLike, sha256: str | None = None, progress: bool = False,
+          chunk_bytes: int = 1 << 20) -> Path:
+    """Download ``url`` to ``destination`` atomically (nothing is left behind when it fails) and
+    check its SHA-256 when ``sha256`` is given; a failure is a one-line DataError naming ``url``."""
+    import hashlib
+    import urllib.error
+    import urllib.request
+
+    from .atomic import atomic_path
+
+    destination = Path(destination)
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, atomic_path(destination) as tmp, \
+                open(tmp, "wb") as out:
+            total = response.headers.get("Content-Length")
+            bar = None
+            if progress:
+                from tqdm import tqdm
+
+                bar = tqdm(total=int(total) if total else None, unit="B", unit_scale=True, desc=destination.name)
+            while block := response.read(chunk_bytes):
+                out.write(block)
+                digest.update(block)
+                if bar is not None:
+                    bar.update(len(block))
+            if bar is not None:
+                bar.close()
+            out.flush()
+            if sha256 is not None and digest.hexdigest() != sha256.lower():
+                raise DataError(url, f"SHA-256 {digest.hexdigest()} is not the published {sha256}")
+    except (urllib.error.URLError, OSError, ValueError) as err:
+        reason = getattr(err, "reason", None) or err
+        raise DataError(url, f"download failed: {' '.join(str(reason).split())}") from None
+    return destination

@@ -33,6 +33,9 @@ INDEX_COLUMNS = {
     "camera_index": "int", "start": "int", "frames": "int", "fps": "float", "role": "str",
     "group": "str",
 }
+# optional index columns a converter may add (checked when present): where a take comes from in
+# the dataset's own files, so files keyed that way (VideoPose3D's 2D npz) match it exactly
+SOURCE_COLUMNS = ("source_subject", "source_action")  # e.g. "S1", "Directions 1"; one per sequence
 CAMERA_FIELDS = {  # field -> (shape after C, dtype kind)
     "intrinsics": ((4,), "f"), "distortion": ((5,), "f"), "R": ((3, 3), "f"), "t": ((3,), "f"),
     "image_size": ((2,), "i"),
@@ -134,6 +137,9 @@ def _normalise_index(index: pd.DataFrame) -> pd.DataFrame:
             if not (pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values)):
                 raise _Invalid(f"index column {column!r} must be numeric (dtype {values.dtype})")
             out[column] = values.astype(np.float64)
+    for column in SOURCE_COLUMNS:
+        if column in out.columns and not (out[column].map(lambda v: isinstance(v, str)).all()):
+            raise _Invalid(f"index column {column!r} must hold strings (no missing values)")
     rest = [c for c in out.columns if c not in INDEX_COLUMNS]
     return out[[*INDEX_COLUMNS, *rest]]
 
@@ -166,7 +172,8 @@ def _check_index(index: pd.DataFrame, num_frames: int, camera_names: np.ndarray)
     if (bad := index.duplicated(["sequence", "camera"]).to_numpy()).any():
         fail(bad, "duplicate (sequence, camera) row")
     # every camera row of one sequence points at the same take
-    per_sequence = ["start", "frames", "subject", "action", "split", "fps", "role", "group"]
+    per_sequence = ["start", "frames", "subject", "action", "split", "fps", "role", "group",
+                    *(c for c in SOURCE_COLUMNS if c in index.columns)]
     first = index.groupby("sequence", sort=False)[per_sequence].transform("first")
     differs = (first != index[per_sequence]).to_numpy()
     if (bad := differs.any(axis=1)).any():

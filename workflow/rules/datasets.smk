@@ -39,7 +39,9 @@ rule convert:
     wildcard_constraints:
         dataset=names_regex(real_datasets()),
     params:
-        entry=lambda w: as_json(DATASETS[w.dataset]),
+        # the entry minus what only later rules read: choosing another detector reconverts nothing
+        entry=lambda w: as_json({k: v for k, v in DATASETS[w.dataset].items()
+                                 if k not in ("detector", "train_format")}),
         source=lambda w: DATASETS[w.dataset]["source"],
         path=lambda w: DATASETS[w.dataset]["path"],
         role=lambda w: DATASETS[w.dataset]["role"],

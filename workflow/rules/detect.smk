@@ -1,19 +1,42 @@
 # 2D detection: keypoints (coco_17 by default) for every sequence x camera of a dataset, by the
 # detector the dataset's config entry names. Real detectors join as further `detect` entries.
 
+from posebridge.download import PUBLIC_2D  # public 2D keypoint files the `download` rule fetches
+
+
+def detector_files(wildcards) -> list[str]:
+    """A public detection file an `imported` entry names (no template fields): an input, so the
+    `download` rule fetches it when it is missing."""
+    spec = config["detect"][wildcards.detector]
+    file = spec.get("file")
+    if spec.get("kind", wildcards.detector) != "imported" or not file or "{" in file or Path(file).name not in PUBLIC_2D:
+        return []
+    return [str(Path(spec.get("root", ".")) / file)]
+
+
+def detector_spec(dataset: str, detector: str) -> str:
+    """The detector's settings as JSON; a `builtin` detector also gets the dataset's source,
+    folder and convert options (it reads the 2D keypoints in the dataset's own files)."""
+    spec = dict(config["detect"][detector])
+    entry = DATASETS[dataset]
+    if spec.get("kind", detector) == "builtin" and entry["source"] != "synthetic":
+        spec.update(source=entry["source"], path=entry["path"], convert=entry.get("convert", {}))
+    return as_json(spec)
+
 
 rule detect_2d:
     """Run one 2D detector over one dataset."""
     input:
         h5="results/datasets/{dataset}.h5",
         index="results/datasets/{dataset}.parquet",
+        files=detector_files,
     output:
         "results/detections/{dataset}/{detector}.h5",
     wildcard_constraints:
         dataset=names_regex(DATASETS),
         detector=names_regex(config["detect"]),
     params:
-        spec=lambda w: as_json(config["detect"][w.detector]),
+        spec=lambda w: detector_spec(w.dataset, w.detector),
         seed=lambda w: rule_seed("detect_2d", w.dataset, w.detector),
     log:
         "logs/detect_2d/{dataset}/{detector}.log",
@@ -26,3 +49,20 @@ rule detect_2d:
         "OMP_NUM_THREADS={threads} posebridge detect-2d --dataset {input.h5}"
         " --detector {wildcards.detector} --spec {params.spec:q} --seed {params.seed}"
         " --output {output} > {log} 2>&1"
+
+
+rule download:
+    """Fetch a public 2D keypoint file (VideoPose3D's CPN / Detectron detections) that an
+    `imported` detector names and that is not there yet. Datasets behind a login are never
+    fetched: `convert` says where to get them."""
+    output:
+        "{folder}/{name}",
+    wildcard_constraints:
+        name=names_regex(PUBLIC_2D),
+    localrule: True
+    log:
+        "logs/download/{folder}/{name}.log",
+    conda:
+        "../../envs/posebridge.yaml"
+    shell:
+        "posebridge download --output {output:q} --no-progress > {log} 2>&1"

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-HELP = "2D keypoint detection (coco_17) for every sequence x camera of a dataset"
+HELP = "2D keypoint detection for every sequence x camera of a dataset"
 DESCRIPTION = (
     "Run a 2D detector over every index row (sequence x camera) of a converted dataset and write "
     "the keypoints (pixels + confidence) in the detector's keypoint format. Detector 'simulated' "
     "projects the synthetic benchmark's COCO-17 landmarks through each camera and adds the errors "
     "of a real detector (jitter, drift, misses, left/right swaps, outliers, confidence); its "
-    "error_scale (1.0 = a good detector on Human3.6M) scales them."
+    "error_scale (1.0 = a good detector on Human3.6M) scales them. 'mediapipe' runs MediaPipe Pose "
+    "on the dataset's videos or image folders, 'imported' reads existing detection files "
+    "(VideoPose3D 2D npz, Detectron-style npz), 'gt2d' projects the dataset's own 3D joints "
+    "through its cameras (ground-truth 2D), 'builtin' takes the 2D keypoints the dataset's own files "
+    "carry (MPI-INF-3DHP and MuPoTS ground truth, 3DPW OpenPose; spec: source, path, convert)."
 )
 
-DETECTORS = ("simulated", "mediapipe", "imported")
+DETECTORS = ("simulated", "mediapipe", "imported", "gt2d", "builtin")
 
 
 def add_arguments(parser) -> None:
@@ -19,10 +23,11 @@ def add_arguments(parser) -> None:
                         help="converted dataset (.h5; its Parquet index beside it)")
     parser.add_argument("--detector", required=True,
                         help=f"detector name: {', '.join(DETECTORS)}, or a config entry whose spec names "
-                             "its kind (posebridge.detectors)")
+                             "its kind ('kind' setting; posebridge.detectors)")
     parser.add_argument("--spec", default="{}", metavar="JSON",
                         help="detector settings as a JSON object or the path of a JSON file; "
-                             "simulated: error_scale (1.0; 0 = exact projections); mediapipe / "
+                             "kind (which detector, when the name is not one); simulated: error_scale "
+                             "(1.0; 0 = exact projections); gt2d: keypoint_format (coco_17); mediapipe / "
                              "imported: see `python -c 'help(\"posebridge.detectors\")'`")
     parser.add_argument("--seed", type=int, default=0, help="random seed (runs with one seed are identical)")
     parser.add_argument("--output", required=True, metavar="H5",
@@ -40,12 +45,13 @@ def main(args) -> int:
     from ..store import open_dataset
     from ..specs import load_spec
 
-    from ..detectors import detect_dataset, handles
+    from ..detectors import KIND_KEY, detect_dataset, handles, kind_of
 
     spec_dict = load_spec(args.spec, "--spec")
     real = handles(args.detector, spec_dict)
-    if not real and args.detector != "simulated":
-        raise ConfigError(f"unknown 2D detector {args.detector!r}; known detectors: {', '.join(DETECTORS)}")
+    if not real and kind_of(args.detector, spec_dict) != "simulated":
+        raise ConfigError(f"unknown 2D detector {args.detector!r} (kind {kind_of(args.detector, spec_dict)!r}); "
+                          f"known kinds: {', '.join(DETECTORS)}")
     t0 = time.perf_counter()
     with open_dataset(args.dataset) as dataset:
         if real:
@@ -54,7 +60,7 @@ def main(args) -> int:
         else:
             from ..synth.detector import KEYPOINT_FORMAT, DetectorSpec, simulate_detections
 
-            spec = DetectorSpec.from_dict(spec_dict)
+            spec = DetectorSpec.from_dict({k: v for k, v in spec_dict.items() if k != KIND_KEY})
             keypoints = simulate_detections(dataset, spec, args.seed, progress=not args.no_progress)
             keypoint_format = KEYPOINT_FORMAT
         write_detections(args.output, dataset=dataset.name, detector=args.detector,

@@ -4,7 +4,9 @@
 the npz stores metres, the CDF files millimetres. Subjects S1, S5, S6, S7, S8 are ``train``, S9 and
 S11 ``test``; S11 "Directions" (a corrupt video) is dropped and TakingPhoto / WalkingDog are renamed
 Photo / WalkDog, as VideoPose3D does. ``action`` is the action without its take number
-("Directions 1" -> "Directions"); the sequence is "<subject>/<action with take>".
+("Directions 1" -> "Directions"); the sequence is "<subject>/<action with take>", and the index
+columns ``source_subject`` / ``source_action`` ("S1", "Directions 1") are the take's keys in
+VideoPose3D's files, so its 2D files match each sequence x camera exactly.
 
 Cameras: the four H36M intrinsics (``cameras.H36M_CAMERAS``) with each subject's extrinsics as
 published in VideoPose3D's ``common/h36m_dataset.py`` (orientation quaternion (w, x, y, z) of the
@@ -144,7 +146,7 @@ def _build(takes: dict, path_of, positions_2d=None, path_2d=None, keypoint_forma
                                            len(joints), joints_2d)
             builder.add_take(sequence=f"{subject}/{action}", subject=subject, action=base_action(action),
                              split=SPLITS[subject], fps=H36M_FPS, joints=joints, cameras=cameras,
-                             keypoints=keypoints)
+                             keypoints=keypoints, source_subject=subject, source_action=action)
     if builder.empty:
         raise DataError(path_of(None, None), "holds none of the subjects " + ", ".join(SPLITS))
     return builder.finish(keypoint_format, detector)

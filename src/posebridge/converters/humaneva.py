@@ -2,7 +2,9 @@
 
 ``data_3d_humaneva15.npz``: ``positions_3d["Train/S1"]["Walking 1 chunk0"]`` = (T, 15, 3) metres
 (VideoPose3D cuts each take into chunks of valid motion capture). ``Train/<subject>`` becomes the
-``train`` split and ``Validate/<subject>`` the ``test`` split (VideoPose3D's protocol).
+``train`` split and ``Validate/<subject>`` the ``test`` split (VideoPose3D's protocol). The index
+columns ``source_subject`` / ``source_action`` ("Train/S1", "Walking 1 chunk0") keep the keys of
+VideoPose3D's files, so its 2D files match each sequence x camera exactly.
 
 Cameras C1, C2, C3 per subject: extrinsics as published in VideoPose3D's
 ``common/humaneva_dataset.py`` (orientation quaternion (w, x, y, z), position mm; that file gives
@@ -116,5 +118,6 @@ def convert(source: str | Path, detections: str | None = None) -> Converted:
                                        skeletons.get(keypoint_format).num_joints)
         builder.add_take(sequence=f"{key}/{action}", subject=subject, action=action.split(" ")[0],
                          split=split, fps=FPS, joints=joints,
-                         cameras=[cameras[(subject, cid)] for cid in CAMERA_IDS], keypoints=keypoints)
+                         cameras=[cameras[(subject, cid)] for cid in CAMERA_IDS], keypoints=keypoints,
+                         source_subject=key, source_action=action)
     return builder.finish(keypoint_format, detector)

@@ -1,4 +1,6 @@
-"""Real 2D detectors: MediaPipe Pose on videos / image folders, and imported detection files.
+"""Real 2D detectors: MediaPipe Pose on videos / image folders, imported detection files,
+ground-truth 2D (the dataset's 3D projected through its cameras, ``ground_truth.py``) and the 2D
+keypoints a dataset's own files carry (``builtin.py``).
 
 ``get_detector(name, **settings)`` gives a per-video detector (``detect(source)`` -> (T, K, 3)
 x px, y px, confidence; 0 = not detected). ``detect_dataset(name, dataset, spec, seed)`` runs one
@@ -18,9 +20,14 @@ Detector settings (``spec``, the JSON of ``config.detect.<name>``):
   (0.5), ``min_tracking_confidence`` (0.5), ``smooth_landmarks`` (true); ``main_track`` (true:
   keep only the main person's track, ``detectors.tracks``), ``max_gap`` (5: interpolate misses
   of up to this many frames).
+- ``gt2d``: ``keypoint_format`` (``coco_17``): the projected joints' format, stored by the
+  dataset (``extra/<format>``) or exactly mapped from its skeleton (``h36m_17`` for H36M).
+- ``builtin``: no settings of its own (the workflow passes the dataset's ``source``, ``path`` and
+  ``convert`` options): MPI-INF-3DHP's and MuPoTS's ground-truth 2D, 3DPW's OpenPose detections.
 - ``imported``: ``file`` (template; a VideoPose3D 2D file or one Detectron-style file per row),
   ``root``; for VideoPose3D files ``subject`` and ``action`` (templates of the file's keys,
-  default ``{subject}``, ``{action}``) and ``cameras`` (camera names in the file's camera order;
+  default ``{source_subject}`` / ``{source_action}`` where the converter recorded the take's keys in
+  the index (h36m, humaneva), else ``{subject}`` / ``{action}``) and ``cameras`` (camera names in the file's camera order;
   default: the order of the sequence's rows in the index); ``main_track`` (false), ``max_gap`` (0).
 
 A detection longer than its index row (VideoPose3D's H36M 2D files run a few frames past the
@@ -38,7 +45,7 @@ from ..errors import ConfigError, DataError
 from . import tracks
 
 KEYPOINT_FORMAT = "coco_17"
-DATASET_DETECTORS = ("mediapipe", "imported")
+DATASET_DETECTORS = ("mediapipe", "imported", "gt2d", "builtin")
 KIND_KEY = "kind"  # a config entry may name its detector kind, so one kind can have many entries
 
 
@@ -214,8 +221,8 @@ def _detect_imported(dataset, spec: dict, progress: bool) -> tuple[np.ndarray, s
             opened[source] = read_videopose3d_2d(source) if is_videopose3d_2d(source) else read_detectron(source)
         data = opened[source]
         if hasattr(data, "positions"):
-            subject = fill_template(spec.get("subject", "{subject}"), row, dataset.name, "subject")
-            action = fill_template(spec.get("action", "{action}"), row, dataset.name, "action")
+            subject = fill_template(spec.get("subject", _default_key(rows, "subject")), row, dataset.name, "subject")
+            action = fill_template(spec.get("action", _default_key(rows, "action")), row, dataset.name, "action")
             keypoints = data.get(subject, action, _camera_position(spec, rows, row, source))
         else:
             keypoints = data.keypoints
@@ -227,6 +234,13 @@ def _detect_imported(dataset, spec: dict, progress: bool) -> tuple[np.ndarray, s
         raise ConfigError(f"imported detections of dataset {dataset.name!r} mix keypoint formats "
                           f"{sorted(formats)}")
     return np.concatenate(out).astype(np.float32), formats.pop()
+
+
+def _default_key(rows, field: str) -> str:
+    """The template of a VideoPose3D file's key: the take's own key in the source files
+    (``source_subject`` / ``source_action``, written by the h36m and humaneva converters) when
+    the index has it, else the plain ``subject`` / ``action``."""
+    return "{source_%s}" % field if f"source_{field}" in rows.columns else "{%s}" % field
 
 
 def _camera_position(spec: dict, rows, row, source) -> int:
@@ -245,7 +259,7 @@ def detect_dataset(name: str, dataset, spec: dict | None, seed: int = 0,
     """2D keypoints of every index row of ``dataset`` (a ``store.Dataset``), rows concatenated.
 
     ``name`` is the ``config.detect`` entry (its ``kind`` setting, else the name itself, picks
-    ``mediapipe`` or ``imported``); ``spec`` its settings (module docstring). Returns
+    ``mediapipe``, ``imported``, ``gt2d`` or ``builtin``); ``spec`` its settings (module docstring). Returns
     ``(keypoints (sum of frames, K, 3) float32, keypoint format name)``, ready for
     ``detections.write_detections``. ``seed`` is accepted for a uniform signature: these
     detectors are deterministic.
@@ -256,4 +270,12 @@ def detect_dataset(name: str, dataset, spec: dict | None, seed: int = 0,
         return _detect_mediapipe(dataset, spec or {}, progress)
     if kind == "imported":
         return _detect_imported(dataset, spec or {}, progress)
+    if kind == "gt2d":
+        from .ground_truth import detect_ground_truth
+
+        return detect_ground_truth(dataset, spec)
+    if kind == "builtin":
+        from .builtin import detect_builtin
+
+        return detect_builtin(dataset, spec)
     raise ConfigError(f"detect_dataset: unknown detector {name!r}; known: {', '.join(DATASET_DETECTORS)}")

@@ -37,7 +37,11 @@ MIN_CONFIDENCE = 1e-3
 
 def _load_npz(path: Path) -> dict:
     if not path.is_file():
-        raise DataError(path, "no such detection file" if not path.exists() else "not a regular file")
+        from ..download import public_url
+
+        url = public_url(path.name)
+        raise DataError(path, ("no such detection file" if not path.exists() else "not a regular file")
+                        + (f"; get it from {url} (public) and place it there" if url else ""))
     try:
         with np.load(path, allow_pickle=True) as loaded:
             if not isinstance(loaded, np.lib.npyio.NpzFile):

@@ -1,0 +1,57 @@
+"""The VideoPose3D experiments' table: frame-weighted metrics of the lifter's native rows, verdicts."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from posebridge import cli
+from posebridge.videopose3d_experiments import summarize, verdicts
+
+
+def write_run(tmp_path, name, mpjpe, experiment, rf=27, labeled="all", semi=False):
+    """An evaluation table whose lifter rows average to ``mpjpe`` (frame-weighted) plus rows that must
+    not count (the mean-pose baseline, a non-native format)."""
+    table = pd.DataFrame({
+        "model": [name, name, "mean_pose", name], "native": [True, True, True, False],
+        "frames": [100, 300, 400, 400], "mpjpe": [mpjpe - 30, mpjpe + 10, 999.0, 999.0],
+        "pa_mpjpe": [mpjpe / 2] * 4, "n_mpjpe": [mpjpe] * 4})
+    table.to_parquet(tmp_path / f"{name}.parquet")
+    pd.DataFrame({"epoch": [1, 2], "seconds": [1.5, 2.5]}).to_parquet(tmp_path / f"{name}_log.parquet")
+    return {"name": name, "experiment": experiment, "receptive_field": rf, "labeled_subjects": labeled,
+            "semi": semi, "eval": str(tmp_path / f"{name}.parquet"), "log": str(tmp_path / f"{name}_log.parquet")}
+
+
+def test_summary_weights_frames_and_verdicts_state_the_direction(tmp_path):
+    runs = [write_run(tmp_path, "rf1", 120.0, "receptive_field", rf=1),
+            write_run(tmp_path, "rf27", 100.0, "receptive_field", rf=27),
+            write_run(tmp_path, "rf81", 90.0, "receptive_field", rf=81),
+            write_run(tmp_path, "l1_sup", 110.0, "labels", labeled=1),
+            write_run(tmp_path, "l1_semi", 99.0, "labels", labeled=1, semi=True),
+            write_run(tmp_path, "l2_sup", 90.0, "labels", labeled=2),
+            write_run(tmp_path, "l2_semi", 95.0, "labels", labeled=2, semi=True)]
+    summary = summarize(runs)
+    # (100 x (m - 30) + 300 x (m + 10)) / 400 = m: the baseline and non-native rows are left out
+    assert summary.set_index("run")["mpjpe"].to_dict() == pytest.approx(
+        {"rf1": 120, "rf27": 100, "rf81": 90, "l1_sup": 110, "l1_semi": 99, "l2_sup": 90, "l2_semi": 95})
+    assert (summary["train_seconds"] == 4.0).all() and (summary["test_frames"] == 400).all()
+    sentences = verdicts(summary)
+    assert "falls with every longer receptive field" in sentences[0]
+    assert "1 labeled subject(s): semi-supervised 99.0 mm improves on supervised-only 110.0 mm (-10.0%" in sentences[1]
+    assert "does NOT improve" in sentences[2]
+
+    out = {k: tmp_path / f"table.{k}" for k in ("csv", "html", "png")}
+    argv = ["videopose3d-experiments", "--runs", json.dumps(runs), "--csv", str(out["csv"]),
+            "--html", str(out["html"]), "--figure", str(out["png"])]
+    assert cli.main(argv) == 0
+    assert len(pd.read_csv(out["csv"])) == 7 and "improves on" in out["html"].read_text()
+    assert out["png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_receptive_field_that_does_not_help_is_said_plainly(tmp_path):
+    runs = [write_run(tmp_path, "a", 100.0, "receptive_field", rf=1),
+            write_run(tmp_path, "b", 105.0, "receptive_field", rf=27)]
+    assert "does NOT fall" in verdicts(summarize(runs))[0]
+    bad = dict(runs[0], eval=str(tmp_path / "missing.parquet"))
+    assert cli.main(["videopose3d-experiments", "--runs", json.dumps([bad]), "--csv", str(tmp_path / "x.csv"),
+                     "--html", str(tmp_path / "x.html"), "--figure", str(tmp_path / "x.png")]) == 1

@@ -1,0 +1,93 @@
+# VideoPose3D experiments (`snakemake experiments`; settings: semi_supervised.experiment):
+# (a) MPJPE vs receptive field, (b) supervised-only vs semi-supervised with 3D labels on the first
+# n training subjects of one labeled dataset. Every run is `posebridge train` + `posebridge
+# evaluate` on that dataset's test split; `posebridge videopose3d-experiments` tabulates and plots.
+# Skipped (nothing added to EXPERIMENT_FILES) when the dataset or the video is not enabled. The
+# helper functions (VP3D_*, vp3d_*) live in semi_supervised.smk (Snakemake's lint: no functions beside rules).
+
+rule vp3d_train:
+    """One model of the VideoPose3D experiments."""
+    input:
+        vp3d_inputs,
+    output:
+        model=f"{VP3D_DIR}/models/{{run}}/model.pt",
+        config=f"{VP3D_DIR}/models/{{run}}/config.yaml",
+        train_log=f"{VP3D_DIR}/models/{{run}}/train_log.parquet",
+    wildcard_constraints:
+        run=names_regex(VP3D_RUNS),
+    params:
+        spec=lambda w: as_json(VP3D_RUNS[w.run]["train"]),
+        data=train_data_args([VP3D_SETTINGS["dataset"]]) if VP3D_ENABLED else "",
+        semi=vp3d_semi_args,
+        out_dir=lambda w, output: os.path.dirname(output.model),
+        checkpoint=lambda w: f"{VP3D_DIR}/checkpoints/{w.run}.pt",
+        seed=lambda w: rule_seed("vp3d_train", w.run),
+        device=config["device"],
+    log:
+        "logs/experiments/videopose3d/train_{run}.log",
+    benchmark:
+        "benchmarks/experiments/videopose3d/train_{run}.tsv"
+    threads: VP3D_SETTINGS["threads"]
+    resources:
+        gpu=1,
+    conda:
+        "../../envs/posebridge.yaml"
+    shell:
+        "posebridge train --spec {params.spec:q} {params.data} {params.semi}"
+        " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
+        " --seed {params.seed} --device {params.device} --threads {threads} --no-progress > {log} 2>&1"
+
+
+rule vp3d_evaluate:
+    """A VideoPose3D experiment model on the labeled dataset's test split."""
+    input:
+        model=f"{VP3D_DIR}/models/{{run}}/model.pt",
+        dataset=dataset_h5(VP3D_SETTINGS["dataset"]),
+        index=dataset_index(VP3D_SETTINGS["dataset"]),
+        detections=detections_h5(VP3D_SETTINGS["dataset"]) if VP3D_ENABLED else [],
+    output:
+        table=f"{VP3D_DIR}/eval/{{run}}.parquet",
+        examples=f"{VP3D_DIR}/eval/{{run}}.examples.npz",
+    wildcard_constraints:
+        run=names_regex(VP3D_RUNS),
+    params:
+        spec=as_json({**config["evaluate"], "max_frames_per_sequence": VP3D_SETTINGS["max_frames_per_sequence"]}),
+        model_dir=lambda w, input: os.path.dirname(input.model),
+    log:
+        "logs/experiments/videopose3d/evaluate_{run}.log",
+    benchmark:
+        "benchmarks/experiments/videopose3d/evaluate_{run}.tsv"
+    threads: VP3D_SETTINGS["threads"]
+    conda:
+        "../../envs/posebridge.yaml"
+    shell:
+        "posebridge evaluate --model {params.model_dir} --dataset {input.dataset} --detections {input.detections}"
+        " --spec {params.spec:q} --output {output.table} --examples {output.examples} --device cpu"
+        " --threads {threads} --no-progress > {log} 2>&1"
+
+
+rule vp3d_report:
+    """Table and figure of the VideoPose3D experiments."""
+    input:
+        evals=[run["eval"] for run in vp3d_run_table()],
+        logs=[run["log"] for run in vp3d_run_table()],
+    output:
+        csv=f"{VP3D_DIR}/experiments.csv",
+        html=f"{VP3D_DIR}/experiments.html",
+        figure=f"{VP3D_DIR}/experiments.png",
+    params:
+        runs=as_json(vp3d_run_table()),
+    log:
+        "logs/experiments/videopose3d/report.log",
+    benchmark:
+        "benchmarks/experiments/videopose3d/report.tsv"
+    conda:
+        "../../envs/posebridge.yaml"
+    shell:
+        "posebridge videopose3d-experiments --runs {params.runs:q} --csv {output.csv} --html {output.html}"
+        " --figure {output.figure} > {log} 2>&1"
+
+
+if VP3D_ENABLED:
+    EXPERIMENT_FILES += [f"{VP3D_DIR}/experiments.csv", f"{VP3D_DIR}/experiments.html",
+                         f"{VP3D_DIR}/experiments.png"]

@@ -1,0 +1,105 @@
+# Semi-supervised training from unlabeled video (VideoPose3D, posebridge.semi_supervised) in
+# train_initial: when the `semi_supervised` config section is enabled, its datasets and their
+# detections become inputs of train_initial and `posebridge train` gets --unlabeled-video options.
+
+
+def semi_supervised_datasets(chosen=None) -> list[str]:
+    """The datasets whose 2D trains without labels: ``chosen`` (default `semi_supervised.datasets`),
+    or every enabled unlabeled_video dataset. Labeled ones give their subjects outside
+    train.labeled_subjects."""
+    chosen = config["semi_supervised"]["datasets"] if chosen is None else chosen
+    video = datasets_where(roles={"unlabeled_video"})
+    if chosen is None:
+        return video
+    allowed = datasets_where(roles={"unlabeled_video", "labeled"})
+    unknown = [name for name in chosen if name not in allowed]
+    if unknown:
+        raise WorkflowError(f"invalid configuration: config.semi_supervised.datasets: {unknown} are not enabled "
+                            f"unlabeled_video or labeled datasets ({', '.join(allowed) or 'none'})")
+    return list(chosen)
+
+
+def semi_supervised_args(settings: dict, names) -> str:
+    """`posebridge train` options of the semi-supervised objective for ``names`` with ``settings``."""
+    args = []
+    for name in names:
+        args += ["--unlabeled-video", dataset_h5(name), "--unlabeled-detections", detections_h5(name)]
+    args += ["--semi-weights", shlex.quote(as_json(settings["weights"])),
+             "--semi-warmup-epochs", str(settings["warmup_epochs"])]
+    if settings.get("batch_size"):
+        args += ["--semi-batch-size", str(settings["batch_size"])]
+    return " ".join(args)
+
+
+def semi_supervised_inputs(names) -> list[str]:
+    return [path for name in names for path in (dataset_h5(name), dataset_index(name), detections_h5(name))]
+
+
+def semi_supervised_objective():
+    """(inputs, args) of the semi-supervised objective for train_initial; nothing when disabled."""
+    settings = config["semi_supervised"]
+    if not settings["enabled"]:
+        return [], ""
+    names = semi_supervised_datasets()
+    if not names:
+        raise WorkflowError("invalid configuration: config.semi_supervised.enabled: no enabled dataset has role "
+                            "unlabeled_video (or name labeled datasets in semi_supervised.datasets)")
+    return semi_supervised_inputs(names), semi_supervised_args(settings, names)
+
+
+TRAIN_OBJECTIVES.append(semi_supervised_objective)
+
+
+# ----------------------------------------------------------------- the VideoPose3D experiments
+# (rules in experiments_videopose3d.smk)
+
+import math
+
+VP3D_SETTINGS = config["semi_supervised"]["experiment"]
+VP3D_DIR = "results/experiments/videopose3d"
+
+
+def vp3d_runs() -> dict:
+    """Run name -> its settings: train spec, whether semi-supervised, and its table labels."""
+    base = {k: v for k, v in config["train"].items() if k not in ("dataset_weights", "labeled_subjects")}
+    base.update(VP3D_SETTINGS["train"])
+    dataset = VP3D_SETTINGS["dataset"]
+    runs = {}
+    for name, widths in VP3D_SETTINGS["receptive_fields"].items():
+        runs[name] = {"train": {**base, "filter_widths": widths}, "semi": False, "experiment": "receptive_field",
+                      "receptive_field": int(math.prod(widths)), "labeled_subjects": "all"}
+    rf = int(math.prod(base["filter_widths"]))
+    for n in VP3D_SETTINGS["labeled_subjects"]:
+        for semi in (False, True):
+            runs[f"labeled{n}_{'semi' if semi else 'supervised'}"] = {
+                "train": {**base, "labeled_subjects": {dataset: n}}, "semi": semi, "experiment": "labels",
+                "receptive_field": rf, "labeled_subjects": n}
+    return runs
+
+
+VP3D_RUNS = vp3d_runs()
+VP3D_ENABLED = VP3D_SETTINGS["dataset"] in labeled_datasets() and all(
+    name in datasets_where(roles={"unlabeled_video"}) for name in VP3D_SETTINGS["video"])
+
+
+def vp3d_unlabeled() -> list[str]:
+    """The semi-supervised runs' unlabeled sources: the dataset's unlabeled subjects, then the video."""
+    return [VP3D_SETTINGS["dataset"], *VP3D_SETTINGS["video"]]
+
+
+def vp3d_inputs(wildcards) -> list[str]:
+    names = vp3d_unlabeled() if VP3D_RUNS[wildcards.run]["semi"] else [VP3D_SETTINGS["dataset"]]
+    return [p for name in names for p in (dataset_h5(name), dataset_index(name), detections_h5(name))]
+
+
+def vp3d_semi_args(wildcards) -> str:
+    if not VP3D_RUNS[wildcards.run]["semi"]:
+        return ""
+    return semi_supervised_args(config["semi_supervised"], vp3d_unlabeled())
+
+
+def vp3d_run_table() -> list[dict]:
+    return [{"name": name, "experiment": run["experiment"], "receptive_field": run["receptive_field"],
+             "labeled_subjects": run["labeled_subjects"], "semi": run["semi"],
+             "eval": f"{VP3D_DIR}/eval/{name}.parquet", "log": f"{VP3D_DIR}/models/{name}/train_log.parquet"}
+            for name, run in VP3D_RUNS.items()]

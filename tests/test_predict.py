@@ -152,3 +152,15 @@ def test_command(tmp_path, monkeypatch, capsys):
     assert cli.main(["predict", "--model", "m", "--keypoints", str(bad), "--output", str(tmp_path / "x.npz")]) == 1
     assert "bad.npz" in capsys.readouterr().err
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_predict_refuses_a_model_that_takes_other_keypoints():
+    from types import SimpleNamespace
+
+    from posebridge.errors import ConfigError
+    from posebridge.predict import KeypointInput, predict
+
+    model = SimpleNamespace(keypoint_format="h36m_17", formats=["h36m_17"])
+    inputs = KeypointInput(np.zeros((5, 17, 3), np.float32), 100, 100, np.array([90.0, 90, 50, 50]), True)
+    with pytest.raises(ConfigError, match="takes h36m_17 keypoints"):
+        predict(model, inputs, lift=lambda *a, **k: pytest.fail("must not lift"))

@@ -182,7 +182,12 @@ def predict(model, inputs: KeypointInput, *, flip: bool = True, lift=None,
     ``lift`` defaults to ``inference.lift`` (injectable for tests).
     """
     from . import skeletons
+    from .errors import ConfigError
 
+    # both formats have 17 points: without this check h36m_17 models would silently read COCO
+    if getattr(model, "keypoint_format", KEYPOINT_FORMAT) != KEYPOINT_FORMAT:
+        raise ConfigError(f"the model takes {model.keypoint_format} keypoints; predict reads "
+                          f"{KEYPOINT_FORMAT} keypoint files")
     if lift is None:
         from .inference import lift
     predicted = lift(model, inputs.keypoints, inputs.width, inputs.height, flip=flip,

@@ -1,0 +1,64 @@
+"""`posebridge mcss-eval`: the MCSS experiment's tables and figures."""
+
+from __future__ import annotations
+
+HELP = "MCSS experiment: canonical N-MPJPE and cross-view retrieval of multi-view embedding models"
+DESCRIPTION = (
+    "Score models trained with the multi-view objective (posebridge train --multiview; a triplet "
+    "weight of 0 is the baseline) on the test split of a dataset seen by synchronised cameras: "
+    "N-MPJPE in the MCSS canonical frame of the pose regressed from the embedding (and of the "
+    "lifter's prediction, canonicalised), cross-view retrieval hit rates (same instant / pose within "
+    "--pose-threshold) against the raw normalised 2D keypoints, and the embedding distance matrix "
+    "(same pose from different views vs different poses). Writes nmpjpe.csv, retrieval.csv, "
+    "nmpjpe.png, distance_matrix.png and mcss.html to OUT_DIR."
+)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", action="append", required=True, metavar="DIR",
+                        help="a model directory trained with --multiview; repeat for every setting")
+    parser.add_argument("--dataset", required=True, metavar="H5",
+                        help="converted dataset whose test split has synchronised cameras (.h5)")
+    parser.add_argument("--detections", required=True, metavar="H5", help="2D detections of that dataset")
+    parser.add_argument("--format", default=None, metavar="FORMAT",
+                        help="skeleton format to score (default: the first model's first format)")
+    parser.add_argument("--out-dir", required=True, metavar="DIR", help="where the tables and figures go")
+    parser.add_argument("--stride", type=int, default=5, metavar="FRAMES",
+                        help="retrieval uses every this-many-th test frame (queries and gallery)")
+    parser.add_argument("--pose-threshold", type=float, default=50.0, metavar="MM",
+                        help="a retrieved frame whose canonical pose is within this MPJPE counts as a pose hit")
+    parser.add_argument("--matrix-poses", type=int, default=12, metavar="N",
+                        help="poses (test takes) in the distance-matrix figure")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                        help="where the models run (auto: CUDA when available)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="CPU threads for torch (default: torch's choice)")
+
+
+def main(args) -> int:
+    import torch
+
+    from ..detections import read_detections
+    from ..errors import ConfigError
+    from ..inference import load_model
+    from ..mcss_eval import evaluate_models, load_test_views, write_outputs
+    from ..store import open_dataset
+    from ..train import resolve_device
+
+    if args.stride < 1 or args.matrix_poses < 2 or args.pose_threshold <= 0:
+        raise ConfigError("mcss-eval: --stride >= 1, --matrix-poses >= 2 and --pose-threshold > 0 are needed")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    fmt = args.format or load_model(args.model[0]).formats[0]
+    with open_dataset(args.dataset) as dataset, read_detections(args.detections) as detections:
+        views = load_test_views(dataset, detections, fmt)
+        train_subjects = dataset.rows("train")["subject"].nunique()
+        name = dataset.name
+    print(f"{len(views.take)} test rows, {len(views.canonical)} takes, format {fmt}", flush=True)
+    nmpjpe, retrieval, matrices = evaluate_models(
+        args.model, views, name, train_subjects, stride=args.stride, pose_threshold=args.pose_threshold,
+        matrix_poses=args.matrix_poses, device=device, log=lambda m: print(m, flush=True))
+    for path in write_outputs(args.out_dir, nmpjpe, retrieval, matrices, title=f"MCSS on {name}"):
+        print(f"wrote {path}", flush=True)
+    return 0

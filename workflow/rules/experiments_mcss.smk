@@ -1,0 +1,76 @@
+# The MCSS experiment (`snakemake experiments`): canonical-frame N-MPJPE vs the amount of 3D
+# supervision, without and with the multi-view loss, plus cross-view retrieval and the embedding
+# distance matrix, under results/experiments/mcss/. Settings: config `multiview.experiment`.
+# Every model trains the embedding head and pose regressor (posebridge.multiview); "base" sets the
+# triplet weight to 0, so the two variants differ only in the multi-view loss (same seed, same
+# labeled data, the multi-view windows in the same forward pass). Its functions are in multiview.smk.
+
+if mcss_enabled():
+
+    rule mcss_train:
+        """A lifter with the MCSS embedding and pose regressor, 3D labels from {labels} subjects,
+        without (base) or with (mv) the multi-view triplet loss."""
+        input:
+            dataset=dataset_h5(MCSS["dataset"]),
+            index=dataset_index(MCSS["dataset"]),
+            detections=detections_h5(MCSS["dataset"]),
+            multiview=multiview_inputs(multiview_datasets()),
+        output:
+            model=f"{MCSS_DIR}/models/{{variant}}_{{labels}}/model.pt",
+            config=f"{MCSS_DIR}/models/{{variant}}_{{labels}}/config.yaml",
+            train_log=f"{MCSS_DIR}/models/{{variant}}_{{labels}}/train_log.parquet",
+        wildcard_constraints:
+            variant=names_regex(MCSS_VARIANTS),
+            labels=names_regex(MCSS_LABELS),
+        params:
+            spec=lambda w: mcss_spec(w.labels),
+            data=train_data_args([MCSS["dataset"]]),
+            objective=lambda w: mcss_objective_args(w.variant),
+            out_dir=lambda w, output: os.path.dirname(output.model),
+            checkpoint=lambda w: f"results/checkpoints/mcss_{w.variant}_{w.labels}.pt",
+            # one seed per amount of labels: both variants start from the same weights and batches
+            seed=lambda w: rule_seed("mcss_train", w.labels),
+            device=config["device"],
+        log:
+            "logs/mcss_train/{variant}_{labels}.log",
+        benchmark:
+            "benchmarks/mcss_train/{variant}_{labels}.tsv"
+        threads: MCSS["threads"]
+        resources:
+            gpu=1,
+        conda:
+            "../../envs/posebridge.yaml"
+        shell:
+            "posebridge train --spec {params.spec:q} {params.data} {params.objective}"
+            " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
+            " --seed {params.seed} --device {params.device} --threads {threads} --no-progress > {log} 2>&1"
+
+    rule mcss_eval:
+        """Canonical N-MPJPE, cross-view retrieval and distance matrices of the MCSS models."""
+        input:
+            models=[mcss_model(v, n) for n in MCSS_LABELS for v in MCSS_VARIANTS],
+            dataset=dataset_h5(MCSS["dataset"]),
+            index=dataset_index(MCSS["dataset"]),
+            detections=detections_h5(MCSS["dataset"]),
+        output:
+            [f"{MCSS_DIR}/{name}" for name in ("nmpjpe.csv", "retrieval.csv", "nmpjpe.png",
+                                                "distance_matrix.png", "mcss.html")],
+        params:
+            models=lambda w, input: " ".join(f"--model {os.path.dirname(m)}" for m in input.models),
+            out_dir=lambda w, output: os.path.dirname(output[0]),
+            stride=MCSS["stride"],
+            pose_threshold=MCSS["pose_threshold"],
+        log:
+            "logs/mcss_eval.log",
+        benchmark:
+            "benchmarks/mcss_eval.tsv"
+        threads: MCSS["threads"]
+        conda:
+            "../../envs/posebridge.yaml"
+        shell:
+            "posebridge mcss-eval {params.models} --dataset {input.dataset} --detections {input.detections}"
+            " --out-dir {params.out_dir} --stride {params.stride} --pose-threshold {params.pose_threshold}"
+            " --device cpu --threads {threads} > {log} 2>&1"
+
+    EXPERIMENT_FILES.extend([f"{MCSS_DIR}/nmpjpe.csv", f"{MCSS_DIR}/retrieval.csv", f"{MCSS_DIR}/nmpjpe.png",
+                             f"{MCSS_DIR}/distance_matrix.png", f"{MCSS_DIR}/mcss.html"])

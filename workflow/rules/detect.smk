@@ -1,28 +1,6 @@
 # 2D detection: keypoints (coco_17 by default) for every sequence x camera of a dataset, by the
 # detector the dataset's config entry names. Real detectors join as further `detect` entries.
 
-from posebridge.download import PUBLIC_2D  # public 2D keypoint files the `download` rule fetches
-
-
-def detector_files(wildcards) -> list[str]:
-    """A public detection file an `imported` entry names (no template fields): an input, so the
-    `download` rule fetches it when it is missing."""
-    spec = config["detect"][wildcards.detector]
-    file = spec.get("file")
-    if spec.get("kind", wildcards.detector) != "imported" or not file or "{" in file or Path(file).name not in PUBLIC_2D:
-        return []
-    return [str(Path(spec.get("root", ".")) / file)]
-
-
-def detector_spec(dataset: str, detector: str) -> str:
-    """The detector's settings as JSON; a `builtin` detector also gets the dataset's source,
-    folder and convert options (it reads the 2D keypoints in the dataset's own files)."""
-    spec = dict(config["detect"][detector])
-    entry = DATASETS[dataset]
-    if spec.get("kind", detector) == "builtin" and entry["source"] != "synthetic":
-        spec.update(source=entry["source"], path=entry["path"], convert=entry.get("convert", {}))
-    return as_json(spec)
-
 
 rule detect_2d:
     """Run one 2D detector over one dataset."""

@@ -55,6 +55,8 @@ TRAIN_OBJECTIVES.append(semi_supervised_objective)
 
 import math
 
+from posebridge.train import TrainConfig
+
 VP3D_SETTINGS = config["semi_supervised"]["experiment"]
 VP3D_DIR = "results/experiments/videopose3d"
 
@@ -68,7 +70,7 @@ def vp3d_runs() -> dict:
     for name, widths in VP3D_SETTINGS["receptive_fields"].items():
         runs[name] = {"train": {**base, "filter_widths": widths}, "semi": False, "experiment": "receptive_field",
                       "receptive_field": int(math.prod(widths)), "labeled_subjects": "all"}
-    rf = int(math.prod(base["filter_widths"]))
+    rf = int(math.prod(base.get("filter_widths", TrainConfig().filter_widths)))
     for n in VP3D_SETTINGS["labeled_subjects"]:
         for semi in (False, True):
             runs[f"labeled{n}_{'semi' if semi else 'supervised'}"] = {

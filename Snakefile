@@ -24,7 +24,10 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/detect.smk"
+include: "workflow/rules/multiview.smk"
+include: "workflow/rules/semi_supervised.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/acae.smk"  # adds models: before evaluate.smk
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 # experiments beside the main pipeline: `snakemake experiments` (not part of `all`)

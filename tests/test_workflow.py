@@ -33,7 +33,9 @@ TINY = REPO / "workflow" / "presets" / "tiny.yaml"
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 FAKE_SLURM = REPO / "tests" / "fake_slurm"
 STUB_STEPS = FAKE_SLURM / "steps"
-REPORT_FILES = ["metrics.html", "baseline.html", "summary.csv", "training_curves.png", "skeletons.png"]
+REPORT_FILES = ["metrics.html", "baseline.html", "summary.csv", "training_curves.png", "skeletons.png",
+                "acae_comparison.html", "acae_comparison.csv", "acae_reconstruction.html", "acae_weights.png",
+                "acae_latents.png"]
 
 
 def snakemake(workdir: Path, *args, env: dict | None = None, check: bool = True,
@@ -108,12 +110,15 @@ def test_default_config_plans_every_test_set_with_derived_seeds(tmp_path):
     tests = [n for n, d in datasets.items()
              if d["role"] == "test" or (d["role"] == "labeled" and d["synth"].get("test_subjects", 1) > 0)]
     used = set(labeled) | set(tests)
-    assert counts == {"synthesize": len(used), "detect_2d": len(used), "train_initial": 1,
-                      "evaluate": len(tests), "report": 1, "all": 1}
+    variants = config["acae"]["finetune"]["variants"]
+    models = 2 + len(variants)  # initial, merged and the fine-tuned ones
+    assert counts == {"synthesize": len(used), "detect_2d": len(used), "train_initial": 1, "train_merged": 1,
+                      "pseudo_gt": 1, "fit_acae": 1, "finetune": len(variants), "consistency": models,
+                      "evaluate": len(tests) * models, "report": 1, "report_acae": 1, "all": 1}
 
     # every job its own seed, derived from the master seed and the job's wildcards
     seeds = seeds_by_command(result)
-    assert len(set(seeds.values())) == len(seeds) == 2 * len(used) + 1
+    assert len(set(seeds.values())) == len(seeds) == 2 * len(used) + 4 + len(variants)
     commands = shell_commands(result)
     train = next(c for c in commands if c.startswith("posebridge train"))
     assert f"--seed {expected_seed(config['seed'], 'train_initial')} " in train
@@ -309,11 +314,18 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
 
     changed_eval = write_yaml(tmp_path / "eval.yaml", {"evaluate": {"pck_threshold": 100}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_eval, env=env))
-    assert set(counts) == {"evaluate", "report", "all"}
+    assert set(counts) == {"evaluate", "report", "report_acae", "all"}
+
+    # the autoencoder's settings rerun it and what depends on it, not the initial model
+    changed_acae = write_yaml(tmp_path / "acae.yaml", {"acae": {"fit": {"n_latent_center": 6}}})
+    counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_acae, env=env))
+    assert counts == {"fit_acae": 1, "finetune": 1, "consistency": 4, "evaluate": 3, "report": 1,
+                      "report_acae": 1, "all": 1}  # tiny: hybrid depends on it, continued does not
 
     changed_detector = write_yaml(tmp_path / "det.yaml", {"detect": {"simulated": {"error_scale": 2.0}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_detector, env=env))
-    assert set(counts) == {"detect_2d", "train_initial", "evaluate", "report", "all"}
+    assert set(counts) == {"detect_2d", "train_initial", "train_merged", "pseudo_gt", "fit_acae", "finetune",
+                           "consistency", "evaluate", "report", "report_acae", "all"}
 
 
 # --- the SLURM profile, with stand-in SLURM commands ------------------------------------------
@@ -358,7 +370,8 @@ def test_slurm_profile_asks_gpus_for_gpu_rules_only(tmp_path):
 
 # --- end to end, with the real steps ----------------------------------------------------------
 
-STEP_MODULES = ["synth", "detect_2d", "train", "evaluate", "report"]
+STEP_MODULES = ["synth", "detect_2d", "train", "evaluate", "report", "pseudo_gt", "fit_acae", "finetune",
+                "consistency", "report_acae"]
 
 
 def test_end_to_end_on_the_tiny_preset(tmp_path):
@@ -393,7 +406,15 @@ def test_end_to_end_on_the_tiny_preset(tmp_path):
     assert job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, env=env)) == {}
     changed = write_yaml(tmp_path / "eval.yaml", {"evaluate": {"cps_threshold": 150}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed, env=env))
-    assert set(counts) == {"evaluate", "report", "all"}
+    assert set(counts) == {"evaluate", "report", "report_acae", "all"}
+
+    # the skeleton bridge: every model compared, the ACAE far below the mean pose on held-out poses
+    comparison = pd.read_csv(report / "acae_comparison.csv")
+    assert list(comparison["model"]) == ["initial", "merged", "finetune_continued", "finetune_hybrid"]
+    assert np.isfinite(comparison[["mpjpe_mean", "affine_mm", "acae_mm"]].to_numpy()).all()
+    reconstruction = pd.read_parquet(tmp_path / "results" / "acae" / "metrics.parquet").set_index("method")
+    acae = reconstruction.loc[reconstruction.index.str.startswith("ACAE"), "holdout_mpjpe"].iloc[0]
+    assert acae < 0.6 * reconstruction.loc["mean pose", "holdout_mpjpe"]  # measured: 56 vs 139 mm
 
 
 @pytest.mark.slow

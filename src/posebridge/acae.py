@@ -520,3 +520,30 @@ def mean_pose_baseline(train_points, test_points) -> float:
     """MPJPE (mm) of predicting every test pose as the mean training pose (relative to the joint
     centroid) placed at the test pose's own centroid: PCA with zero components."""
     return pca_baseline(train_points, test_points, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# The model file (results/acae/acae.pt)
+
+def save_acae(path, model: AffineCombiningAutoencoder, **extra) -> None:
+    """Write ``{"architecture", "state_dict", **extra}`` atomically (loadable with weights_only)."""
+    from posebridge.atomic import torch_save
+
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    torch_save(path, {"architecture": model.architecture, "state_dict": state, **extra})
+
+
+def load_acae(path, device: str = "cpu") -> tuple[AffineCombiningAutoencoder, dict]:
+    """The autoencoder of a file written by ``save_acae`` (eval mode, weights frozen) and the
+    file's other entries; DataError when it is not such a file."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        model = AffineCombiningAutoencoder(**payload["architecture"])
+        model.load_state_dict(payload["state_dict"])
+    except FileNotFoundError:
+        raise DataError(path, "file not found (run posebridge fit-acae)") from None
+    except Exception as err:
+        raise DataError(path, f"not an ACAE model file ({type(err).__name__}: {err})") from None
+    model.requires_grad_(False)
+    extra = {k: v for k, v in payload.items() if k not in ("architecture", "state_dict")}
+    return model.to(device).eval(), extra

@@ -18,13 +18,22 @@ from .errors import PoseBridgeError
 # subcommand name -> module under posebridge.commands (workflow order)
 COMMANDS = {
     "convert": "convert",
+    "download": "download",
     "synth": "synth",
     "detect-2d": "detect_2d",
     "train": "train",
+    "pseudo-gt": "pseudo_gt",
+    "fit-acae": "fit_acae",
+    "finetune": "finetune",
+    "consistency": "consistency",
+    "report-acae": "report_acae",
     "evaluate": "evaluate",
+    "mcss-eval": "mcss_eval",
     "predict": "predict",
     "report": "report",
     "infer": "infer",
+    "import-videopose3d": "import_videopose3d",
+    "videopose3d-experiments": "videopose3d_experiments",
 }
 
 

@@ -214,6 +214,9 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
 
     if lift is None:
         from .inference import lift
+    given, taken = getattr(detections, "keypoint_format", None), getattr(model, "keypoint_format", None)
+    if given is not None and taken is not None and given != taken:  # same joint count, other points
+        raise DataError(detections_path, f"keypoints are {given}; model {model.name!r} takes {taken}")
     rows = test_rows(dataset)
     if rows.empty:
         raise DataError(dataset_path, f"dataset {dataset.name!r} has no test rows (role {dataset.role!r}, "

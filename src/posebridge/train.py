@@ -128,6 +128,10 @@ class TrainConfig:
     """dataset name -> the training subjects whose 3D labels supervise: a count n (the first n
     subjects by name) or a list of names; datasets not named use all their training subjects.
     Limits 3D supervision, as the semi-supervised experiments of VideoPose3D and MCSS do."""
+    keypoint_format: str | None = None
+    """The lifter's input keypoint format (x, y, confidence): that of every dataset's detections
+    (coco_17 from the simulated / MediaPipe detectors, h36m_17 from VideoPose3D's CPN files);
+    None = the detections' own (``posebridge train`` resolves it; they must agree)."""
 
     @classmethod
     def from_dict(cls, spec: dict | None) -> "TrainConfig":
@@ -198,6 +202,12 @@ class TrainConfig:
         if not isinstance(self.dataset_weights, dict) or not all(
                 is_num(v) and v >= 0 for v in self.dataset_weights.values()):
             fail("dataset_weights", "a mapping of dataset name -> non-negative number")
+        if self.keypoint_format is not None:
+            from posebridge import skeletons
+
+            if not isinstance(self.keypoint_format, str):
+                fail("keypoint_format", "null or a skeleton format name")
+            skeletons.get(self.keypoint_format)  # ConfigError naming the known formats
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -324,12 +334,15 @@ def resolve_device(device) -> torch.device:
     return device
 
 
-def build_lifter(config: TrainConfig, formats: list[str], seed: int) -> SeparateHeadLifter:
-    """The strided training lifter, initialised from ``seed`` without touching global RNG state."""
+def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=None) -> SeparateHeadLifter:
+    """The strided training lifter, initialised from ``seed`` without touching global RNG state
+    (``output_map``: a latent or merged-joints head, see ``models.lifter``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return SeparateHeadLifter(formats, filter_widths=config.filter_widths, causal=config.causal,
-                                  dropout=config.dropout, channels=config.channels, strided=True)
+        return SeparateHeadLifter(formats, keypoint_format=config.keypoint_format or "coco_17",
+                                  filter_widths=config.filter_widths, causal=config.causal,
+                                  dropout=config.dropout, channels=config.channels, strided=True,
+                                  output_map=output_map)
 
 
 def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer, batch: Batch,
@@ -370,7 +383,7 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
 def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None = None, *,
           seed: int = 0, device="cpu", checkpoint: str | Path | None = None, progress: bool = True,
           on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print,
-          objectives: list[Objective] = (), init_state: dict | None = None
+          objectives: list[Objective] = (), init_state: dict | None = None, output_map=None
           ) -> tuple[SeparateHeadLifter, pd.DataFrame]:
     """Train (or resume training) a lifter; returns it (dilated, eval mode) and the epoch log.
 
@@ -378,7 +391,9 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     start when it matches this run (config, seed, data, objectives); ``on_batch(epoch, batch)`` is
     called after every optimiser step (tests use it to interrupt a run). ``objectives``: extra
     training signals (``Objective``); ``init_state``: a temporal-model state dict to start from
-    (fine-tuning) instead of a random initialisation.
+    (fine-tuning) instead of a random initialisation; ``output_map``: (R, J_union) map from R
+    predicted points to the output joints (ACAE latent head, merged joints), None for one output
+    per joint.
     """
     from tqdm import tqdm
 
@@ -386,7 +401,7 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     if train_set.num_frames == 0:
         raise ConfigError("no training frames: the labeled datasets have no rows with split 'train'")
     formats = list(dict.fromkeys(train_set.formats))
-    lifter = build_lifter(config, formats, seed)
+    lifter = build_lifter(config, formats, seed, output_map)
     if init_state is not None:
         lifter.temporal.load_state_dict(init_state)
     lifter = lifter.to(device)
@@ -417,6 +432,8 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
         fingerprint["objectives"] = {o.name: o.fingerprint() for o in objectives}
     if init_state is not None:
         fingerprint["init_sha256"] = _state_digest(init_state)
+    if output_map is not None:
+        fingerprint["output_map_sha256"] = _state_digest({"output_map": torch.as_tensor(output_map)})
     start_epoch, rows = 0, []
     if checkpoint is not None and Path(checkpoint).is_file():
         try:

@@ -21,7 +21,7 @@ from posebridge.chunks import Batch, window_index
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter, keypoints_to_input
 
-__all__ = ["LabeledSet", "load_labeled", "select_subjects", "BatchAssembler", "TrainingBatch", "flip_cameras"]
+__all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "select_subjects", "BatchAssembler", "TrainingBatch", "flip_cameras"]
 
 
 @dataclass
@@ -36,6 +36,8 @@ class LabeledSet:
         row_group, row_start, row_frames: (R,) per row: group, first flat frame, frame count.
         row_intrinsics (R, 4) px, row_distortion (R, 5), row_width (R,) px: each row's camera.
         row_sequence, row_camera: (R,) names, for messages.
+        row_up: (R, 3) the world's up direction in each row's camera frame (``R @ (0, 0, 1)``),
+            for targets in the MCSS canonical frame; None when unknown (hand-built sets).
     """
 
     names: list[str]
@@ -51,6 +53,7 @@ class LabeledSet:
     row_width: np.ndarray
     row_sequence: np.ndarray
     row_camera: np.ndarray
+    row_up: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -91,18 +94,23 @@ def select_subjects(rows, subjects, where: str):
     return rows[rows["subject"].isin(keep)]
 
 
-def load_labeled(sources, split: str, keypoint_format: str = "coco_17", subjects: dict | None = None
+def load_labeled(sources, split: str, keypoint_format: str | None = None, subjects: dict | None = None
                  ) -> LabeledSet:
     """Read the ``split`` rows of labeled datasets.
+
+    keypoint_format: the lifter's input format every detection file must hold; None = that of the
+    first source's detections (coco_17 when there are no sources).
 
     sources: list of (``store.Dataset``, ``detections.Detections``, format name or None for the
     dataset's own skeleton). The dataset's joints are converted to that format with the exact
     skeleton mapping (``skeletons.convert``), then to each row's camera frame. ``subjects``:
     dataset name -> which subjects' rows to keep (``select_subjects``); others keep all rows.
     """
+    if keypoint_format is None:
+        keypoint_format = sources[0][1].keypoint_format if sources else "coco_17"
     inputs, targets, group_start = [], [], []
     per_row = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "width",
-                               "sequence", "camera")}
+                               "sequence", "camera", "up")}
     names, formats = [], []
     offset = 0
     for g, (dataset, detections, fmt) in enumerate(sources):
@@ -145,6 +153,7 @@ def load_labeled(sources, split: str, keypoint_format: str = "coco_17", subjects
             per_row["width"].append(width)
             per_row["sequence"].append(str(row["sequence"]))
             per_row["camera"].append(str(row["camera"]))
+            per_row["up"].append(camera.R @ np.array([0.0, 0.0, 1.0]))  # world is Z-up
             offset += frames
         J = skeletons.get(fmt).num_joints
         targets.append(np.concatenate(group_targets) if group_targets else np.zeros((0, J, 3), np.float32))
@@ -162,7 +171,29 @@ def load_labeled(sources, split: str, keypoint_format: str = "coco_17", subjects
         row_width=np.asarray(per_row["width"], dtype=np.float64),
         row_sequence=np.asarray(per_row["sequence"], dtype=object),
         row_camera=np.asarray(per_row["camera"], dtype=object),
+        row_up=np.asarray(per_row["up"], dtype=np.float64).reshape(-1, 3),
     )
+
+
+def load_labeled_files(dataset_paths, detection_paths, formats, split: str, subjects: dict | None = None
+                       ) -> LabeledSet:
+    """``load_labeled`` from file paths: one detections file and one format (None or ``native``:
+    the stored skeleton) per dataset, as ``posebridge train`` takes them."""
+    from posebridge.detections import read_detections
+    from posebridge.store import open_dataset
+
+    formats = list(formats or [None] * len(dataset_paths))
+    if not len(dataset_paths) == len(detection_paths) == len(formats):
+        raise ConfigError(f"{len(dataset_paths)} datasets, {len(detection_paths)} detection files and "
+                          f"{len(formats)} formats; give one of each per dataset, in the same order")
+    formats = [None if f in (None, "", "native") else f for f in formats]
+    datasets = [open_dataset(p) for p in dataset_paths]
+    detections = [read_detections(p) for p in detection_paths]
+    try:
+        return load_labeled(list(zip(datasets, detections, formats)), split, subjects=subjects)
+    finally:
+        for f in (*datasets, *detections):
+            f.close()
 
 
 def flip_cameras(intrinsics: torch.Tensor, distortion: torch.Tensor, width: torch.Tensor):
@@ -179,7 +210,8 @@ def flip_cameras(intrinsics: torch.Tensor, distortion: torch.Tensor, width: torc
 class TrainingBatch:
     """inputs (B, RF, K, 3); target (B, J_union, 3) metres camera space, NaN outside the example's
     format and where missing; target_px (B, J_union, 2) its projection through the camera (pixels,
-    with distortion); valid (B, J_union) bool; intrinsics (B, 4); distortion (B, 5)."""
+    with distortion); valid (B, J_union) bool; intrinsics (B, 4); distortion (B, 5); up (B, 3) the
+    world's up direction in each example's (possibly mirrored) camera frame, None when unknown."""
 
     inputs: torch.Tensor
     target: torch.Tensor
@@ -188,6 +220,7 @@ class TrainingBatch:
     intrinsics: torch.Tensor
     distortion: torch.Tensor
     group: np.ndarray
+    up: torch.Tensor | None = None
 
 
 def _mirror_points(points: np.ndarray, mirror, width=None) -> np.ndarray:
@@ -245,6 +278,10 @@ class BatchAssembler:
         self.intrinsics = torch.cat([torch.from_numpy(intr), fi]).to(dev)
         self.distortion = torch.cat([torch.from_numpy(dist), fd]).to(dev)
         self.num_rows = len(data.row_frames)
+        self.up = None
+        if data.row_up is not None:  # a mirrored camera frame negates x, the up vector's too
+            up = torch.from_numpy(data.row_up.astype(np.float32))
+            self.up = torch.cat([up, up * torch.tensor([-1.0, 1.0, 1.0])]).to(dev)
 
     def assemble(self, batch: Batch, flip: np.ndarray | None = None, keypoint_keep: np.ndarray | None = None
                  ) -> TrainingBatch:
@@ -271,4 +308,5 @@ class BatchAssembler:
         rows = torch.from_numpy(batch.row + self.num_rows * flip).to(dev)
         valid = ~torch.isnan(target).any(-1)
         return TrainingBatch(x, target, target_px, valid, self.intrinsics.index_select(0, rows),
-                             self.distortion.index_select(0, rows), batch.group)
+                             self.distortion.index_select(0, rows), batch.group,
+                             None if self.up is None else self.up.index_select(0, rows))

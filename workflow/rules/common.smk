@@ -15,6 +15,8 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from posebridge.download import PUBLIC_2D  # public 2D keypoint files the `download` rule fetches
+
 
 def has_test_rows(entry: dict) -> bool:
     """Whether a dataset's config entry promises test rows to evaluate on."""
@@ -242,3 +244,25 @@ def build_html_report() -> None:
     if result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)
         sys.stderr.write(f"posebridge: could not write {html}; run `snakemake --report {html}`\n")
+
+
+# --- 2D detection (detect.smk)
+
+def detector_files(wildcards) -> list[str]:
+    """A public detection file an `imported` entry names (no template fields): an input, so the
+    `download` rule fetches it when it is missing."""
+    spec = config["detect"][wildcards.detector]
+    file = spec.get("file")
+    if spec.get("kind", wildcards.detector) != "imported" or not file or "{" in file or Path(file).name not in PUBLIC_2D:
+        return []
+    return [str(Path(spec.get("root", ".")) / file)]
+
+
+def detector_spec(dataset: str, detector: str) -> str:
+    """The detector's settings as JSON; a `builtin` detector also gets the dataset's source,
+    folder and convert options (it reads the 2D keypoints in the dataset's own files)."""
+    spec = dict(config["detect"][detector])
+    entry = DATASETS[dataset]
+    if spec.get("kind", detector) == "builtin" and entry["source"] != "synthetic":
+        spec.update(source=entry["source"], path=entry["path"], convert=entry.get("convert", {}))
+    return as_json(spec)

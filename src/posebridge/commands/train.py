@@ -4,12 +4,14 @@ from __future__ import annotations
 
 HELP = "train the separate-head temporal lifter on one or more labeled datasets"
 DESCRIPTION = (
-    "Train VideoPose3D's temporal convolutional lifter on the 2D detections (COCO-17) of every "
+    "Train VideoPose3D's temporal convolutional lifter on the 2D detections of every "
     "given labeled dataset at once, with one output slice (head) per skeleton format. Only rows with "
     "split 'train' supervise; rows with split 'test' give a per-epoch validation MPJPE. Writes "
     "OUT_DIR/model.pt, OUT_DIR/config.yaml and OUT_DIR/train_log.parquet. A checkpoint is saved after "
     "every epoch at --checkpoint; a rerun with the same settings resumes from it and ends with the "
-    "same weights as an uninterrupted run."
+    "same weights as an uninterrupted run. The lifter's input keypoint format is the spec's "
+    "keypoint_format, by default the detections' own (coco_17 from the simulated and MediaPipe "
+    "detectors, h36m_17 from VideoPose3D's CPN files); every dataset's detections must share it."
 )
 
 
@@ -17,7 +19,7 @@ DESCRIPTION = (
 # (posebridge.<name>) that defines ``add_train_arguments(parser)`` (its options, in an argument
 # group) and ``objective_from_args(args, context) -> posebridge.train.Objective | None`` (None
 # when its options are not given). ``context`` is a TrainContext.
-OBJECTIVE_MODULES: list[str] = []
+OBJECTIVE_MODULES: list[str] = ["multiview", "semi_supervised"]
 
 
 class TrainContext:
@@ -32,6 +34,20 @@ def _objective_modules():
     import importlib
 
     return [importlib.import_module(f"posebridge.{name}") for name in OBJECTIVE_MODULES]
+
+
+def _input_format(configured, detections) -> str:
+    """The lifter's input keypoint format: ``configured`` (TrainConfig.keypoint_format), or the
+    one format all detection files share; a mismatch is a one-line error naming the file."""
+    from ..errors import DataError
+
+    wanted = configured or detections[0].keypoint_format
+    for d in detections:
+        if d.keypoint_format != wanted:
+            raise DataError(d.path, f"keypoints are {d.keypoint_format}, the lifter takes {wanted} "
+                                    f"(train.keypoint_format {configured or 'unset: from the first detections'}); "
+                                    f"give every dataset a detector in that format")
+    return wanted
 
 
 def add_arguments(parser) -> None:
@@ -94,8 +110,9 @@ def main(args) -> int:
         if unknown:
             raise ConfigError(f"train: labeled_subjects names unknown dataset(s) {unknown}; "
                               f"training datasets: {', '.join(names)}")
-        train_set = load_labeled(sources, "train", subjects=config.labeled_subjects)
-        val_set = load_labeled(sources, "test")
+        config.keypoint_format = _input_format(config.keypoint_format, detections)
+        train_set = load_labeled(sources, "train", config.keypoint_format, subjects=config.labeled_subjects)
+        val_set = load_labeled(sources, "test", config.keypoint_format)
     finally:
         for f in (*datasets, *detections):
             f.close()
@@ -104,11 +121,16 @@ def main(args) -> int:
           f"(formats {', '.join(dict.fromkeys(train_set.formats))}) on {device}", flush=True)
     context = TrainContext(config, train_set, list(dict.fromkeys(train_set.formats)), device, args.seed)
     objectives = [o for o in (m.objective_from_args(args, context) for m in _objective_modules()) if o is not None]
+    # `posebridge finetune` reuses this command: its hook adds objectives, train() keyword
+    # arguments (init_state, output_map) and model.pt entries
+    hook = getattr(args, "extend_training", None)
+    more, train_kwargs, hook_entries = hook(context) if hook else ([], {}, {})
+    objectives += more
     for objective in objectives:
         print(f"objective {objective.name}: {objective.fingerprint()}", flush=True)
     lifter, log = train(config, train_set, val_set, seed=args.seed, device=device,
                         checkpoint=args.checkpoint, progress=not args.no_progress,
-                        log=lambda m: print(m, flush=True), objectives=objectives)
+                        log=lambda m: print(m, flush=True), objectives=objectives, **train_kwargs)
     resolved = {
         **config.to_dict(),
         "seed": args.seed,
@@ -117,7 +139,7 @@ def main(args) -> int:
         "train_frames": int(train_set.num_frames),
         "objectives": {o.name: o.fingerprint() for o in objectives},
     }
-    extra = {}
+    extra = dict(hook_entries)
     for objective in objectives:
         extra.update(objective.file_entries())
     write_model_dir(Path(args.out_dir), lifter, log, resolved, train_set.mean_pose_mm(), extra)

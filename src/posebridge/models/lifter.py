@@ -10,6 +10,13 @@ Output: the union of the joints of all formats in the training mix, format after
 (``slices``), each a camera-space pose in metres (the network's internal scale; VideoPose3D's
 too). Each training example supervises only its own format's slice. ``to_mm`` converts.
 
+Output maps (the ACAE bridge, REFERENCES.md section 6): a lifter may predict R "raw" points that a
+fixed matrix ``output_map`` (R x J_union) turns into the union of formats, e.g. L latent points and
+the frozen ACAE decoder, or one point per joint name shared by every format that has the name
+(merged joints). The map is folded into the last layer (``MappedTemporalModel``), so the model
+still outputs the union of formats and inference, evaluation and ``posebridge infer`` need nothing
+new; the map is a buffer of the state dict, so ``model.pt`` carries it.
+
 The model file (``model.pt``, docs/internals.md) stores the underlying ``TemporalModel``'s state
 dict under VideoPose3D's keys plus this metadata; see :meth:`SeparateHeadLifter.file_dict`.
 """
@@ -25,7 +32,8 @@ from posebridge.cameras import normalize_screen
 from posebridge.errors import ConfigError
 from posebridge.models.temporal import TemporalModel, TemporalModelOptimized
 
-__all__ = ["SeparateHeadLifter", "MM_PER_UNIT", "keypoints_to_input", "FEATURES"]
+__all__ = ["SeparateHeadLifter", "MM_PER_UNIT", "keypoints_to_input", "FEATURES", "MappedTemporalModel",
+           "MappedTemporalModelOptimized", "union_joint_names", "merged_output_map"]
 
 MM_PER_UNIT = 1000.0
 """Millimetres per unit of the network's output (it predicts metres)."""
@@ -56,6 +64,83 @@ def keypoints_to_input(keypoints, width, height, in_features: int = 3):
     return x[..., :in_features]
 
 
+def union_joint_names(formats) -> list[str]:
+    """``<format>/<joint>`` for every output joint of a lifter over ``formats``, in output order
+    (unique across formats; the ACAE pairs left/right on the part after the ``/``)."""
+    return [f"{skeletons.get(f).name}/{j}" for f in formats for j in skeletons.get(f).joint_names]
+
+
+def merged_output_map(formats) -> tuple[torch.Tensor, list[str]]:
+    """The merged-joints head: one raw output per distinct joint name, read by every format with
+    that name. Returns the (U, J_union) 0/1 map and the U names (first-seen order)."""
+    names = [n.rpartition("/")[2] for n in union_joint_names(formats)]
+    merged = list(dict.fromkeys(names))
+    index = {n: i for i, n in enumerate(merged)}
+    output_map = torch.zeros(len(merged), len(names))
+    output_map[[index[n] for n in names], torch.arange(len(names))] = 1.0
+    return output_map, merged
+
+
+class _OutputMap:
+    """Mixin for a temporal model whose ``shrink`` layer predicts R raw points that the fixed
+    ``output_map`` (R, J) buffer maps to the J output joints: out_j = sum_r map[r, j] raw_r,
+    coordinate-wise. Everything downstream sees J outputs (``num_joints_out``); ``raw_head`` gives
+    the R raw points (latents) and ``num_raw_out`` their count."""
+
+    def __init__(self, *, output_joints: int, **architecture):
+        super().__init__(**architecture)
+        self.num_raw_out = self.num_joints_out
+        self.num_joints_out = int(output_joints)
+        self.register_buffer("output_map", torch.zeros(self.num_raw_out, self.num_joints_out))
+
+    @property
+    def architecture(self) -> dict:
+        arch = dict(super().architecture)
+        return {**arch, "num_joints_out": self.num_raw_out, "output_joints": self.num_joints_out}
+
+    def _expanded_map(self) -> torch.Tensor:
+        """(J * 3, R * 3): the map acting on flattened (point, coordinate) vectors."""
+        eye = torch.eye(3, dtype=self.output_map.dtype, device=self.output_map.device)
+        return torch.kron(self.output_map.T.contiguous(), eye)
+
+    def mapped_shrink(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (J * 3, C) weight and (J * 3,) bias of shrink followed by the map."""
+        expanded = self._expanded_map()
+        return expanded @ self.shrink.weight[:, :, 0], expanded @ self.shrink.bias
+
+    def raw_head(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., C) trunk features -> (..., R, 3) raw points (before the map)."""
+        return super().head(features).unflatten(-1, (self.num_raw_out, 3))
+
+    def head(self, features: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(features, *self.mapped_shrink())
+
+    def folded_weights(self):
+        folded = super().folded_weights()
+        weight, bias = self.mapped_shrink()
+        return folded[:-1] + [(weight[:, :, None], bias)]
+
+    @classmethod
+    def sharing(cls, other):
+        model = super().sharing(other)
+        model.output_map = other.output_map
+        return model
+
+
+class MappedTemporalModel(_OutputMap, TemporalModel):
+    """The dilated ``TemporalModel`` with an output map (see ``_OutputMap``)."""
+
+
+class MappedTemporalModelOptimized(_OutputMap, TemporalModelOptimized):
+    """The strided training model with an output map (see ``_OutputMap``)."""
+
+
+def _temporal_class(strided: bool, mapped: bool):
+    if mapped:
+        return MappedTemporalModelOptimized if strided else MappedTemporalModel
+    return TemporalModelOptimized if strided else TemporalModel
+
+
 class SeparateHeadLifter(nn.Module):
     """A temporal lifter with one output slice per skeleton format.
 
@@ -66,11 +151,13 @@ class SeparateHeadLifter(nn.Module):
         filter_widths, causal, dropout, channels: the ``TemporalModel``'s.
         strided: build the training-time strided model instead of the dilated one.
         temporal: use this existing temporal model (its shape must fit) instead of a new one.
+        output_map: optional (R, J_union) map from R raw predicted points to the output joints
+            (a latent head with the ACAE decoder, merged joints); None: one output per joint.
     """
 
     def __init__(self, formats, *, keypoint_format: str = "coco_17", in_features: int = 3,
                  filter_widths=(3, 3, 3), causal: bool = False, dropout: float = 0.25,
-                 channels: int = 1024, strided: bool = False, temporal=None):
+                 channels: int = 1024, strided: bool = False, temporal=None, output_map=None):
         super().__init__()
         names = [skeletons.get(f).name for f in formats]
         if not names:
@@ -90,11 +177,18 @@ class SeparateHeadLifter(nn.Module):
             start += n
         self.num_joints_out = start
         if temporal is None:
-            cls = TemporalModelOptimized if strided else TemporalModel
-            temporal = cls(num_joints_in=skeletons.get(self.keypoint_format).num_joints,
-                           in_features=self.in_features, num_joints_out=self.num_joints_out,
-                           filter_widths=filter_widths, causal=causal, dropout=dropout,
-                           channels=channels)
+            arch = dict(num_joints_in=skeletons.get(self.keypoint_format).num_joints,
+                        in_features=self.in_features, num_joints_out=self.num_joints_out,
+                        filter_widths=filter_widths, causal=causal, dropout=dropout, channels=channels)
+            if output_map is None:
+                temporal = _temporal_class(strided, False)(**arch)
+            else:
+                output_map = torch.as_tensor(output_map, dtype=torch.float32)
+                if output_map.ndim != 2 or output_map.shape[1] != self.num_joints_out:
+                    raise ConfigError(f"output_map must be (R, {self.num_joints_out}), got {tuple(output_map.shape)}")
+                arch["num_joints_out"] = output_map.shape[0]
+                temporal = _temporal_class(strided, True)(output_joints=self.num_joints_out, **arch)
+                temporal.output_map.copy_(output_map)
         elif (temporal.num_joints_out != self.num_joints_out or temporal.in_features != self.in_features
               or temporal.num_joints_in != skeletons.get(self.keypoint_format).num_joints):
             raise ConfigError(f"temporal model {temporal.architecture} does not fit formats {names} "
@@ -114,6 +208,11 @@ class SeparateHeadLifter(nn.Module):
     def strided(self) -> bool:
         return isinstance(self.temporal, TemporalModelOptimized)
 
+    @property
+    def mapped(self) -> bool:
+        """Whether the outputs come through an ``output_map`` (latent or merged head)."""
+        return isinstance(self.temporal, _OutputMap)
+
     def receptive_field(self) -> int:
         return self.temporal.receptive_field()
 
@@ -125,7 +224,7 @@ class SeparateHeadLifter(nn.Module):
         """This lifter as the strided (training) or dilated (inference) model, sharing weights."""
         if strided == self.strided:
             return self
-        cls = TemporalModelOptimized if strided else TemporalModel
+        cls = _temporal_class(strided, self.mapped)
         return SeparateHeadLifter(self.formats, keypoint_format=self.keypoint_format,
                                   in_features=self.in_features,
                                   temporal=cls.sharing(self.temporal)).to(self.input_mirror.device)
@@ -185,7 +284,7 @@ class SeparateHeadLifter(nn.Module):
     def from_file_dict(cls, payload: dict, strided: bool = False) -> "SeparateHeadLifter":
         """Rebuild a lifter from :meth:`file_dict`'s payload (weights loaded, train mode)."""
         arch = dict(payload["architecture"])
-        temporal = (TemporalModelOptimized if strided else TemporalModel)(**arch)
+        temporal = _temporal_class(strided, "output_joints" in arch)(**arch)
         temporal.load_state_dict(payload["state_dict"])
         formats = [f["name"] for f in payload["formats"]]
         lifter = cls(formats, keypoint_format=payload["input"]["keypoint_format"],

@@ -1,0 +1,72 @@
+"""`posebridge consistency`: how consistent a model's skeleton formats are on the test sets."""
+
+from __future__ import annotations
+
+HELP = "measure how well each predicted format is explained by the others (skeleton consistency)"
+DESCRIPTION = (
+    "Lift the test rows of every given dataset with a model and measure, per skeleton format, the "
+    "held-out MPJPE (mm) of its joints as the best affine combination of the other formats' predicted "
+    "joints (fitted on the first half of the frames, scored on the second; "
+    "posebridge.consistency), and, with --acae, the autoencoder's reconstruction MPJPE of the "
+    "predictions. Writes one Parquet row per format plus an 'all' row (the mean over formats)."
+)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--model", required=True, metavar="DIR", help="model directory (holding model.pt)")
+    parser.add_argument("--dataset", action="append", required=True, metavar="H5",
+                        help="a dataset with test rows; repeat for several")
+    parser.add_argument("--detections", action="append", required=True, metavar="H5",
+                        help="the 2D detections of the dataset at the same position")
+    parser.add_argument("--acae", metavar="PT", default=None, help="fitted autoencoder (also score its reconstruction)")
+    parser.add_argument("--max-frames", type=int, default=None, metavar="N",
+                        help="use at most N frames of each test row (default: all)")
+    parser.add_argument("--output", required=True, metavar="PARQUET", help="table to write")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
+
+
+def main(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from ..atomic import write_parquet
+    from ..consistency import acae_consistency, affine_consistency, predict_test_frames
+    from ..detections import read_detections
+    from ..errors import ConfigError
+    from ..inference import load_model
+    from ..store import open_dataset
+
+    if len(args.dataset) != len(args.detections):
+        raise ConfigError("consistency: give one --detections per --dataset, in the same order")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model, device=args.device)
+    parts = []
+    for h5, det in zip(args.dataset, args.detections):
+        with open_dataset(h5) as dataset, read_detections(det) as detections:
+            parts.append(predict_test_frames(model, dataset, detections, args.max_frames, dataset_path=h5))
+    # fit on the first half of each test set's frames, score on the second half
+    points = np.concatenate(parts)
+    scored = np.concatenate([np.arange(len(p)) >= len(p) // 2 for p in parts])
+    per_format = affine_consistency(points, model.lifter.slices, scored)
+    rows = [{"model": model.name, "format": f, "affine_mm": v} for f, v in per_format.items()]
+    overall = {"model": model.name, "format": "all",
+               "affine_mm": float(np.mean(list(per_format.values()))) if per_format else float("nan")}
+    if args.acae:
+        from ..acae import load_acae
+
+        acae, _ = load_acae(args.acae)
+        if acae.num_joints != points.shape[1]:
+            raise ConfigError(f"consistency: the autoencoder has {acae.num_joints} joints, the model "
+                              f"{points.shape[1]} outputs")
+        overall["acae_mm"] = acae_consistency(acae, points)
+    table = pd.DataFrame(rows + [overall])
+    if "acae_mm" not in table:
+        table["acae_mm"] = np.nan
+    table["frames"] = len(points)
+    write_parquet(args.output, table)
+    print(table.to_string(index=False), flush=True)
+    return 0

@@ -130,7 +130,7 @@ def test_commands_generate_detect_and_preview(tmp_path, capsys):
     capsys.readouterr()
     # unknown detectors and datasets without the synthetic landmarks are clear errors
     assert cli(["detect-2d", "--dataset", str(out), "--detector", "openpose", "--output", str(det)]) == 1
-    assert "known detectors: simulated" in capsys.readouterr().err
+    assert "known kinds: simulated" in capsys.readouterr().err
     bare = tmp_path / "bare.h5"
     with store.open_dataset(out) as ds:
         store.write_dataset(bare, name="bare", skeleton=ds.skeleton.name, role="labeled",

@@ -428,3 +428,38 @@ def test_labeled_subjects_limits_supervision_to_the_named_or_first_subjects():
         TrainConfig.from_dict({"labeled_subjects": {"a": 0}})
     assert TrainConfig.from_dict({"labeled_subjects": {"a": 2, "b": ["S1"]}}).to_dict()["labeled_subjects"] == {
         "a": 2, "b": ["S1"]}
+
+
+def test_batch_norm_recalibration_matches_a_plain_average_and_restores_the_model():
+    from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
+
+    torch.manual_seed(0)
+    model = TemporalModelOptimized(17, 3, 5, [3, 3], channels=16, dropout=0.25)
+    model.eval()
+    batches = [torch.randn(8, 9, 17, 3) * (1 + i) for i in range(3)]
+    recalibrate_batch_norm(model, batches)
+    # the expand layer's input statistics do not depend on other BatchNorms: check them exactly
+    rows = torch.cat(batches).reshape(-1, 3 * 17 * 3)
+    from posebridge.models.temporal import _time_major
+
+    z = rows @ _time_major(model.expand_conv.weight).T
+    per_batch = z.view(3, -1, 16)
+    assert torch.allclose(model.expand_bn.running_mean, per_batch.mean(1).mean(0), atol=1e-5)
+    n = per_batch.shape[1]
+    unbiased = per_batch.var(1, unbiased=False) * n / (n - 1)
+    assert torch.allclose(model.expand_bn.running_var, unbiased.mean(0), rtol=1e-4)
+    assert not model.training and model.dropout == 0.25 and model.expand_bn.momentum == 0.1
+
+
+def test_training_ends_with_recalibrated_batch_norm():
+    data, val = make_set(rows=4, frames=60), make_set(rows=1, frames=60, seed=3)
+    base = {**TINY, "epochs": 2, "samples_per_epoch": 128}
+    messages = []
+    plain, _ = train(TrainConfig(**base, bn_recalibration_batches=0), data, val, seed=1, progress=False,
+                     log=lambda m: None)
+    tuned, _ = train(TrainConfig(**base, bn_recalibration_batches=3), data, val, seed=1, progress=False,
+                     log=messages.append)
+    a, b = plain.temporal.state_dict(), tuned.temporal.state_dict()
+    assert torch.equal(a["expand_conv.weight"], b["expand_conv.weight"])  # weights untouched
+    assert not torch.allclose(a["expand_bn.running_mean"], b["expand_bn.running_mean"])
+    assert any("recalibrated on 3 batches" in m for m in messages)

@@ -41,7 +41,7 @@ from posebridge.cameras import normalize_screen, project_points_torch
 from posebridge.chunks import window_index
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.lifter import keypoints_to_input
-from posebridge.models.temporal import TemporalModelOptimized
+from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
 from posebridge.train import Objective, StepOutputs, epoch_seed
 from posebridge.training_data import flip_cameras, select_subjects
 
@@ -332,29 +332,21 @@ class SemiSupervised(Objective):
         if self.labeled is not None and self.labeled.num_frames:
             sources.append((torch.from_numpy(self.labeled.inputs.reshape(self.labeled.num_frames, -1)),
                             self.labeled.row_start, self.labeled.row_frames))
-        layers = [model.expand_bn, *model.layers_bn]
-        saved = [(bn.momentum) for bn in layers]
-        was_training, dropout = model.training, model.dropout
-        for bn in layers:
-            bn.reset_running_stats()
-            bn.momentum = None  # cumulative average
-        model.train()
-        model.dropout = 0.0
         device = next(model.parameters()).device
         shape = self.data.inputs.shape[1:]
         half = max(1, self.batch_size // len(sources))
-        for _ in range(int(batches)):
-            parts = []
-            for table, starts, frames in sources:
-                rows = rng.integers(0, len(frames), half)
-                local = rng.integers(0, frames[rows])
-                index = window_index(starts, frames, rows, local, self.before, self.after)
-                parts.append(table.index_select(0, torch.from_numpy(index.reshape(-1))).view(half, -1, *shape))
-            model(torch.cat(parts).to(device))
-        for bn, momentum in zip(layers, saved):
-            bn.momentum = momentum
-        model.dropout = dropout
-        model.train(was_training)
+
+        def windows():
+            for _ in range(int(batches)):
+                parts = []
+                for table, starts, frames in sources:
+                    rows = rng.integers(0, len(frames), half)
+                    local = rng.integers(0, frames[rows])
+                    index = window_index(starts, frames, rows, local, self.before, self.after)
+                    parts.append(table.index_select(0, torch.from_numpy(index.reshape(-1))).view(half, -1, *shape))
+                yield torch.cat(parts).to(device)
+
+        recalibrate_batch_norm(model, windows())
 
     def file_entries(self) -> dict:
         """``trajectory``: the dilated trajectory model's state dict (batch-norm statistics

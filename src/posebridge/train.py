@@ -16,6 +16,7 @@ checkpoint and ends with the same weights, bit for bit on CPU, as a run never in
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -31,6 +32,7 @@ from posebridge import atomic, losses
 from posebridge.chunks import Batch, ChunkSampler
 from posebridge.errors import ConfigError
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
+from posebridge.models.temporal import recalibrate_batch_norm
 from posebridge.training_data import BatchAssembler, LabeledSet, TrainingBatch
 
 __all__ = ["TrainConfig", "train", "Objective", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", "resolve_device",
@@ -124,6 +126,9 @@ class TrainConfig:
     dataset_weights: dict = field(default_factory=dict)
     samples_per_epoch: int | None = None
     val_windows: int = 2048
+    bn_recalibration_batches: int = 20
+    """After the last epoch, recompute BatchNorm statistics over this many training batches
+    (0: keep the running averages; see ``models.temporal.recalibrate_batch_norm``)."""
     labeled_subjects: dict = field(default_factory=dict)
     """dataset name -> the training subjects whose 3D labels supervise: a count n (the first n
     subjects by name) or a list of names; datasets not named use all their training subjects.
@@ -173,8 +178,9 @@ class TrainConfig:
         for key in ("channels", "epochs", "batch_size"):
             if not is_int(getattr(self, key)) or getattr(self, key) < 1:
                 fail(key, "a positive integer")
-        if not is_int(self.val_windows) or self.val_windows < 0:
-            fail("val_windows", "a non-negative integer")
+        for key in ("val_windows", "bn_recalibration_batches"):
+            if not is_int(getattr(self, key)) or getattr(self, key) < 0:
+                fail(key, "a non-negative integer")
         if self.samples_per_epoch is not None and (not is_int(self.samples_per_epoch) or self.samples_per_epoch < 1):
             fail("samples_per_epoch", "null or a positive integer")
         for key in ("causal", "amsgrad", "flip_augment"):
@@ -490,8 +496,27 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
                 "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
                 "model": lifter.temporal.state_dict(), "optimizer": optimizer.state_dict(), "log": rows,
                 "modules": {k: m.state_dict() for k, m in extra_modules.items()}})
+    if config.bn_recalibration_batches:
+        recalibrate(lifter, assembler, sampler, config, seed)
+        if val_batch is not None:
+            after = validate(lifter, val_assembler, val_batch, config.batch_size)["val_mpjpe"]
+            log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
+                f"validation MPJPE {rows[-1]['val_mpjpe']:.4g} -> {after:.4g} mm")
     dilated = lifter.variant(strided=False).eval()
     return dilated, pd.DataFrame(rows)
+
+
+def recalibrate(lifter: SeparateHeadLifter, assembler: BatchAssembler, sampler: ChunkSampler,
+                config: TrainConfig, seed: int) -> None:
+    """Recompute the lifter's BatchNorm statistics on ``bn_recalibration_batches`` batches of
+    training windows (``models.temporal.recalibrate_batch_norm``), flipped half the time as in
+    training, without keypoint dropout as at test time. Deterministic: the windows are those of
+    the epoch after the last."""
+    augment = np.random.default_rng(epoch_seed(seed, config.epochs, 2))
+    batches = itertools.islice(sampler.batches(config.epochs), config.bn_recalibration_batches)
+    recalibrate_batch_norm(lifter.temporal, (
+        assembler.assemble(b, augment.random(len(b)) < 0.5 if config.flip_augment else None).inputs
+        for b in batches))
 
 
 def write_model_dir(out_dir: str | Path, lifter: SeparateHeadLifter, log: pd.DataFrame, resolved: dict,

@@ -24,14 +24,6 @@ from test_train import TINY, coco_keypoints, make_camera, make_sequences, write_
 FORMATS = ["h36m_17", "humaneva_15"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_acae(formats=FORMATS, seed=0):
     g = torch.Generator().manual_seed(seed)
     return AffineCombiningAutoencoder(union_joint_names(formats), 10, 4, generator=g).eval()

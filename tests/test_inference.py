@@ -12,14 +12,6 @@ from posebridge.models import SeparateHeadLifter
 from posebridge.models.lifter import keypoints_to_input
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def make_model(causal=False, seed=0):
     with torch.random.fork_rng():
         torch.manual_seed(seed)

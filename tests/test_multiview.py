@@ -17,14 +17,6 @@ from posebridge.training_data import BatchAssembler
 H36M = skeletons.get("h36m_17")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def rig(count=3):
     """Synchronised cameras around the subject at different azimuths and heights."""
     cams = []

@@ -13,14 +13,6 @@ from posebridge.errors import ConfigError, DataError
 from test_train import make_set
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def test_selection_follows_confidence_stride_cap_and_holds_out_whole_takes():
     data = make_set(rows=6, frames=80, seed=0)
     config = PseudoGTConfig(min_confidence=0.7, stride=3, max_poses=10_000, holdout=0.34)

@@ -23,14 +23,6 @@ H36M = skeletons.get("h36m_17")
 COCO = skeletons.get("coco_17")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def unlabeled_from(rows=3, frames=40, seed=4) -> UnlabeledSet:
     """Unlabeled rows built like load_unlabeled does (COCO keypoints of toy motion)."""
     rng = np.random.default_rng(seed)

@@ -10,15 +10,6 @@ from posebridge.models import SeparateHeadLifter, TemporalModel, TemporalModelOp
 from posebridge.models.temporal import relu_dropout
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest, and immune to other processes on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def randomised(model, seed=0, dtype=torch.float64):
     """Weights and BatchNorm statistics far from their initial values (so BN matters)."""
     g = torch.Generator().manual_seed(seed)

@@ -89,15 +89,6 @@ def make_set(rows=6, frames=80, seed=0, cameras=None) -> LabeledSet:
         row_camera=np.array([p[2].name for p in per_row], dtype=object))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest, and immune to other processes on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = dict(filter_widths=[3, 3], channels=32, batch_size=64, samples_per_epoch=320, val_windows=128)
 
 

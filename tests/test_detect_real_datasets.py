@@ -77,7 +77,7 @@ def test_gt2d_needs_a_format_the_dataset_has(h36m):
     dataset, _ = h36m
     with pytest.raises(DataError, match=r"gt2d: dataset 'h36m' has no coco_17 joints .*keypoint_format"):
         detect_dataset("gt2d", dataset, {}, progress=False)
-    with pytest.raises(ConfigError, match="unknown setting"):
+    with pytest.raises(ConfigError, match="unknown key"):
         detect_dataset("gt2d", dataset, {"format": "h36m_17"}, progress=False)
     # the dataset's own skeleton always works
     keypoints, fmt = detect_dataset("truth", dataset, {"kind": "gt2d", "keypoint_format": "h36m_32"}, progress=False)

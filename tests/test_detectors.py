@@ -189,7 +189,7 @@ def test_registry():
     assert handles("cpn", {"kind": "imported", "file": "x"})
     with pytest.raises(ConfigError, match="unknown 2D detector"):
         get_detector("openpose")
-    with pytest.raises(ConfigError, match="unknown setting"):
+    with pytest.raises(ConfigError, match="unknown key"):
         get_detector("mediapipe", model_complexity=2)
 
 
@@ -347,7 +347,7 @@ def test_detect_dataset_imports_videopose3d_files(tmp_path):
         # without 'cameras', the order of the sequence's rows in the index is the file's order
         keypoints, _ = detect_dataset("imported", ds, {"file": spec["file"]}, progress=False)
         assert np.array_equal(keypoints[5:10, :, :2], positions["S1"]["Walking 1"][1][:5])
-        with pytest.raises(ConfigError, match="unknown setting"):
+        with pytest.raises(ConfigError, match="unknown key"):
             detect_dataset("imported", ds, {"file": spec["file"], "camera": 1})
         with pytest.raises(ConfigError, match=r"cannot fill.*'take'"):
             detect_dataset("imported", ds, {"file": str(tmp_path / "{take}.npz")})

@@ -106,7 +106,7 @@ def test_detections_are_seeded(h36m):
 
 def test_detector_spec_validation():
     assert D.DetectorSpec.from_dict({}).error_scale == 1.0
-    with pytest.raises(ConfigError, match="valid: error_scale"):
+    with pytest.raises(ConfigError, match="valid keys: error_scale"):
         D.DetectorSpec.from_dict({"noise": 2})
     with pytest.raises(ConfigError, match="error_scale"):
         D.DetectorSpec.from_dict({"error_scale": -1})

@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError, DataError
-from .specs import load_spec
+from .specs import check_keys, load_spec
 
 BASELINE_MODEL = "mean_pose"
 METRICS = ("mpjpe", "pa_mpjpe", "n_mpjpe", "mpjve", "pck", "auc", "cps")
@@ -57,10 +57,7 @@ class EvalConfig:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "EvalConfig":
         values = dict(values or {})
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"evaluate: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}")
+        check_keys(values, [f.name for f in dataclasses.fields(cls)], "evaluate")
         config = cls(**values)
         config.validate()
         return config

@@ -26,6 +26,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 
 from posebridge.errors import ConfigError, DataError
+from posebridge.specs import check_keys
 
 __all__ = ["PseudoGTConfig", "select_frames", "predict_frames", "write_pseudo_gt", "read_pseudo_gt"]
 
@@ -43,10 +44,7 @@ class PseudoGTConfig:
     @classmethod
     def from_dict(cls, values: dict | None) -> "PseudoGTConfig":
         values = dict(values or {})
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(values) - set(known))
-        if unknown:
-            raise ConfigError(f"pseudo_gt: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(known)}")
+        check_keys(values, [f.name for f in fields(cls)], "pseudo_gt")
         config = cls(**values)
         if not 0 <= config.min_confidence <= 1:
             raise ConfigError(f"pseudo_gt: min_confidence must lie in [0, 1], got {config.min_confidence}")

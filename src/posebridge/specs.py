@@ -12,6 +12,14 @@ from pathlib import Path
 from .errors import ConfigError
 
 
+def check_keys(values, valid, what: str) -> None:
+    """Raise ConfigError naming ``values``' keys that are not in ``valid``, and the valid ones."""
+    valid = list(valid)
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise ConfigError(f"{what}: unknown key(s) {', '.join(map(str, unknown))}; valid keys: {', '.join(valid)}")
+
+
 def load_spec(spec: str | None, what: str) -> dict:
     """The JSON object in ``spec`` (inline text or the path of a JSON file); ``{}`` when empty.
 

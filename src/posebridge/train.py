@@ -141,11 +141,11 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, spec: dict | None) -> "TrainConfig":
         """Build and validate; an unknown key raises ConfigError listing the valid ones."""
+        from posebridge.specs import check_keys
+
         spec = dict(spec or {})
         valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(spec) - set(valid))
-        if unknown:
-            raise ConfigError(f"train: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
+        check_keys(spec, valid, "train")
         weights = spec.get("loss_weights")
         if weights is not None:
             if not isinstance(weights, dict) or set(weights) - set(LOSS_NAMES):

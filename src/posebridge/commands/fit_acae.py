@@ -41,15 +41,12 @@ def main(args) -> int:
 
     from ..acae import fit_acae, mean_pose_baseline, pca_baseline, reconstruction_error, save_acae
     from ..atomic import write_parquet
-    from ..errors import ConfigError
     from ..pseudo_gt import read_pseudo_gt
-    from ..specs import load_spec
+    from ..specs import check_keys, load_spec
     from ..train import resolve_device
 
     spec = load_spec(args.spec, "fit-acae: --spec")
-    unknown = sorted(set(spec) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"fit-acae: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(DEFAULTS)}")
+    check_keys(spec, DEFAULTS, "fit-acae")
     spec = {**DEFAULTS, **spec}
     data = read_pseudo_gt(args.pseudo_gt)
     points, holdout, names = data["points"], data["holdout"].astype(bool), [str(n) for n in data["joint_names"]]

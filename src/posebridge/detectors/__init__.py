@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..specs import check_keys
 from . import tracks
 
 KEYPOINT_FORMAT = "coco_17"
@@ -60,10 +61,7 @@ class MediaPipeDetector:
                 "smooth_landmarks")
 
     def __init__(self, **settings):
-        unknown = sorted(set(settings) - set(self.SETTINGS))
-        if unknown:
-            raise ConfigError(f"mediapipe detector: unknown setting(s) {', '.join(unknown)}; "
-                              f"known: {', '.join(self.SETTINGS)}")
+        check_keys(settings, self.SETTINGS, "mediapipe detector")
         self.settings = settings
 
     def detect(self, source: str | os.PathLike, limit: int | None = None, progress: bool = False,
@@ -92,8 +90,7 @@ class ImportedDetector:
     keypoint_format = KEYPOINT_FORMAT
 
     def __init__(self, **settings):
-        if settings:
-            raise ConfigError(f"imported detector: unknown setting(s) {', '.join(sorted(settings))}")
+        check_keys(settings, (), "imported detector")
 
     def detect(self, source: str | os.PathLike, limit: int | None = None, progress: bool = False) -> np.ndarray:
         from .imported import read_detectron
@@ -176,9 +173,7 @@ def _row_source(spec: dict, key: str, row, dataset, root) -> Path:
 
 def _split_spec(spec: dict, known: tuple[str, ...], kind: str) -> dict:
     spec = {k: v for k, v in (spec or {}).items() if k != KIND_KEY}
-    unknown = sorted(set(spec) - set(known))
-    if unknown:
-        raise ConfigError(f"{kind} detector: unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    check_keys(spec, known, f"{kind} detector")
     return spec
 
 

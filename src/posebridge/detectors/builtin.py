@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..specs import check_keys
 
 SETTINGS = ("source", "path", "convert")  # filled by the workflow from the dataset's entry
 CONVERT_OPTIONS = ("part", "universal", "fps")
@@ -21,9 +22,7 @@ def detect_builtin(dataset, spec: dict | None) -> tuple[np.ndarray, str]:
     from ..converters import BUILTIN_DETECTIONS, convert
 
     spec = {k: v for k, v in (spec or {}).items() if k != "kind"}
-    unknown = sorted(set(spec) - set(SETTINGS))
-    if unknown:
-        raise ConfigError(f"builtin detector: unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    check_keys(spec, SETTINGS, "builtin detector")
     source = spec.get("source")
     if source not in BUILTIN_DETECTIONS or "path" not in spec:
         raise ConfigError(f"builtin detector: dataset {dataset.name!r} (source {source!r}) has no 2D keypoints "

@@ -14,6 +14,7 @@ import numpy as np
 
 from .. import skeletons
 from ..errors import ConfigError, DataError
+from ..specs import check_keys
 
 SETTINGS = ("keypoint_format",)
 DEFAULT_FORMAT = "coco_17"
@@ -51,9 +52,7 @@ def detect_ground_truth(dataset, spec: dict | None) -> tuple[np.ndarray, str]:
     their format. ``spec``: ``keypoint_format`` (default coco_17)."""
     spec = dict(spec or {})
     spec.pop("kind", None)
-    unknown = sorted(set(spec) - set(SETTINGS))
-    if unknown:
-        raise ConfigError(f"gt2d detector: unknown setting(s) {', '.join(unknown)}; known: {', '.join(SETTINGS)}")
+    check_keys(spec, SETTINGS, "gt2d detector")
     keypoint_format = skeletons.get(spec.get("keypoint_format", DEFAULT_FORMAT)).name
     read = _source(dataset, keypoint_format)
     out, cached = [], (None, None)

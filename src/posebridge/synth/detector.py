@@ -31,6 +31,7 @@ from scipy.special import ndtr
 
 from posebridge import skeletons
 from posebridge.errors import ConfigError, DataError
+from posebridge.specs import check_keys
 
 from .motion import smooth_noise
 
@@ -62,11 +63,7 @@ class DetectorSpec:
         d = {} if d is None else d
         if not isinstance(d, dict):
             raise ConfigError(f"simulated detector spec must be a mapping, got {type(d).__name__}")
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(valid))
-        if unknown:
-            raise ConfigError(f"unknown simulated detector setting(s) {', '.join(unknown)}; "
-                              f"valid: {', '.join(valid)}")
+        check_keys(d, [f.name for f in fields(cls)], "simulated detector")
         scale = d.get("error_scale", cls.error_scale)
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not np.isfinite(scale) or scale < 0:
             raise ConfigError(f"simulated detector: error_scale must be a number >= 0, got {scale!r}")

@@ -39,6 +39,7 @@ import pandas as pd
 
 from posebridge import skeletons, store
 from posebridge.errors import ConfigError
+from posebridge.specs import check_keys
 
 from . import body as body_mod
 from . import motion, rigs
@@ -85,11 +86,7 @@ class DatasetSpec:
         """Validate a spec (e.g. the config's ``synth`` entry); ConfigError names the bad key."""
         if not isinstance(d, dict):
             raise ConfigError(f"synthetic dataset spec must be a mapping, got {type(d).__name__}")
-        valid = [f.name for f in fields(cls)]
-        unknown = sorted(set(d) - set(valid))
-        if unknown:
-            raise ConfigError(f"unknown synthetic dataset spec key(s) {', '.join(unknown)}; "
-                              f"valid keys: {', '.join(valid)}")
+        check_keys(d, [f.name for f in fields(cls)], "synthetic dataset spec")
         template = d.get("template")
         if template not in TEMPLATES:
             raise ConfigError(f"synthetic dataset template must be one of {', '.join(TEMPLATES)}, "

@@ -454,3 +454,22 @@ def test_training_ends_with_recalibrated_batch_norm():
     assert torch.equal(a["expand_conv.weight"], b["expand_conv.weight"])  # weights untouched
     assert not torch.allclose(a["expand_bn.running_mean"], b["expand_bn.running_mean"])
     assert any("recalibrated on 3 batches" in m for m in messages)
+
+
+def test_labeled_fraction_keeps_the_first_frames_of_each_take(tmp_path):
+    from posebridge.detections import read_detections
+    from posebridge.store import open_dataset
+    from posebridge.training_data import load_labeled
+
+    h5, det = write_toy_dataset(tmp_path)
+    with open_dataset(h5) as ds, read_detections(det) as dt:
+        full = load_labeled([(ds, dt, None)], "train")
+        part = load_labeled([(ds, dt, None)], "train", fraction={ds.name: 0.25})
+    kept = np.ceil(full.row_frames * 0.25).astype(int)
+    assert list(part.row_frames) == list(kept)
+    for r in range(len(kept)):  # the first frames of every row, inputs and targets alike
+        a, b = full.row_start[r], part.row_start[r]
+        np.testing.assert_array_equal(part.inputs[b:b + kept[r]], full.inputs[a:a + kept[r]])
+        np.testing.assert_array_equal(part.targets[0][b:b + kept[r]], full.targets[0][a:a + kept[r]])
+    with pytest.raises(ConfigError, match="labeled_fraction"):
+        TrainConfig.from_dict({"labeled_fraction": {"a": 0}})

@@ -26,10 +26,10 @@ def test_summary_weights_frames_and_verdicts_state_the_direction(tmp_path):
     runs = [write_run(tmp_path, "rf1", 120.0, "receptive_field", rf=1),
             write_run(tmp_path, "rf27", 100.0, "receptive_field", rf=27),
             write_run(tmp_path, "rf81", 90.0, "receptive_field", rf=81),
-            write_run(tmp_path, "l1_sup", 110.0, "labels", labeled=1),
-            write_run(tmp_path, "l1_semi", 99.0, "labels", labeled=1, semi=True),
-            write_run(tmp_path, "l2_sup", 90.0, "labels", labeled=2),
-            write_run(tmp_path, "l2_semi", 95.0, "labels", labeled=2, semi=True)]
+            write_run(tmp_path, "l1_sup", 110.0, "labels", labeled="1 subject, 10 % of frames"),
+            write_run(tmp_path, "l1_semi", 99.0, "labels", labeled="1 subject, 10 % of frames", semi=True),
+            write_run(tmp_path, "l2_sup", 90.0, "labels", labeled="2 subjects"),
+            write_run(tmp_path, "l2_semi", 95.0, "labels", labeled="2 subjects", semi=True)]
     summary = summarize(runs)
     # (100 x (m - 30) + 300 x (m + 10)) / 400 = m: the baseline and non-native rows are left out
     assert summary.set_index("run")["mpjpe"].to_dict() == pytest.approx(
@@ -37,7 +37,8 @@ def test_summary_weights_frames_and_verdicts_state_the_direction(tmp_path):
     assert (summary["train_seconds"] == 4.0).all() and (summary["test_frames"] == 400).all()
     sentences = verdicts(summary)
     assert "falls with every longer receptive field" in sentences[0]
-    assert "1 labeled subject(s): semi-supervised 99.0 mm improves on supervised-only 110.0 mm (-10.0%" in sentences[1]
+    assert ("3D labels on 1 subject, 10 % of frames: semi-supervised 99.0 mm improves on supervised-only "
+            "110.0 mm (-10.0%") in sentences[1]
     assert "does NOT improve" in sentences[2]
 
     out = {k: tmp_path / f"table.{k}" for k in ("csv", "html", "png")}

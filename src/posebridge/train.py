@@ -133,6 +133,9 @@ class TrainConfig:
     """dataset name -> the training subjects whose 3D labels supervise: a count n (the first n
     subjects by name) or a list of names; datasets not named use all their training subjects.
     Limits 3D supervision, as the semi-supervised experiments of VideoPose3D and MCSS do."""
+    labeled_fraction: dict = field(default_factory=dict)
+    """dataset name -> the share in (0, 1] of each labeled take's frames (its first ones) whose 3D
+    labels supervise; VideoPose3D's label-scarce setting is 10 % of one subject."""
     keypoint_format: str | None = None
     """The lifter's input keypoint format (x, y, confidence): that of every dataset's detections
     (coco_17 from the simulated / MediaPipe detectors, h36m_17 from VideoPose3D's CPN files);
@@ -205,6 +208,9 @@ class TrainConfig:
                 (is_int(v) and v >= 1) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v))
                 for v in self.labeled_subjects.values()):
             fail("labeled_subjects", "a mapping of dataset name -> a positive count or a list of subject names")
+        if not isinstance(self.labeled_fraction, dict) or not all(
+                is_num(v) and 0 < v <= 1 for v in self.labeled_fraction.values()):
+            fail("labeled_fraction", "a mapping of dataset name -> a number in (0, 1]")
         if not isinstance(self.dataset_weights, dict) or not all(
                 is_num(v) and v >= 0 for v in self.dataset_weights.values()):
             fail("dataset_weights", "a mapping of dataset name -> non-negative number")
@@ -222,6 +228,7 @@ class TrainConfig:
         d["dataset_weights"] = {str(k): float(v) for k, v in self.dataset_weights.items()}
         d["labeled_subjects"] = {str(k): (int(v) if not isinstance(v, (list, tuple)) else [str(x) for x in v])
                                  for k, v in self.labeled_subjects.items()}
+        d["labeled_fraction"] = {str(k): float(v) for k, v in self.labeled_fraction.items()}
         return d
 
     def bn_momentum_at(self, epoch: int) -> float:

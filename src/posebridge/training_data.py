@@ -11,6 +11,7 @@ example's own format, the per-example camera, and the training augmentations (ho
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,8 +95,8 @@ def select_subjects(rows, subjects, where: str):
     return rows[rows["subject"].isin(keep)]
 
 
-def load_labeled(sources, split: str, keypoint_format: str | None = None, subjects: dict | None = None
-                 ) -> LabeledSet:
+def load_labeled(sources, split: str, keypoint_format: str | None = None, subjects: dict | None = None,
+                 fraction: dict | None = None) -> LabeledSet:
     """Read the ``split`` rows of labeled datasets.
 
     keypoint_format: the lifter's input format every detection file must hold; None = that of the
@@ -105,6 +106,8 @@ def load_labeled(sources, split: str, keypoint_format: str | None = None, subjec
     dataset's own skeleton). The dataset's joints are converted to that format with the exact
     skeleton mapping (``skeletons.convert``), then to each row's camera frame. ``subjects``:
     dataset name -> which subjects' rows to keep (``select_subjects``); others keep all rows.
+    ``fraction``: dataset name -> the share of each kept row's frames to keep (the first ones, at
+    least one frame), e.g. VideoPose3D's "10 % of S1" label-scarce setting.
     """
     if keypoint_format is None:
         keypoint_format = sources[0][1].keypoint_format if sources else "coco_17"
@@ -140,9 +143,11 @@ def load_labeled(sources, split: str, keypoint_format: str | None = None, subjec
                 detections.keypoints  # load the whole file once; get() then slices it
             camera = dataset.camera_for(row)
             start, frames = int(row["start"]), int(row["frames"])
+            share = (fraction or {}).get(dataset.name, 1.0)
+            frames = max(1, int(math.ceil(frames * share - 1e-9)))
             cam = camera.world_to_camera(world[start:start + frames].astype(np.float64))
             group_targets.append((cam / MM_PER_UNIT).astype(np.float32))
-            keypoints = detections.get(row["sequence"], row["camera"])
+            keypoints = detections.get(row["sequence"], row["camera"])[:frames]
             width, height = camera.image_size
             inputs.append(keypoints_to_input(keypoints, width, height))
             per_row["group"].append(g)

@@ -80,13 +80,13 @@ def verdicts(summary: pd.DataFrame) -> list[str]:
                  "does NOT fall with a longer receptive field here (VideoPose3D's does)")
         out.append(f"Receptive field: MPJPE {trend} ({fields}).")
     labels = summary[summary["experiment"] == "labels"]
-    for subjects, group in labels.groupby("labeled_subjects", sort=True):
+    for subjects, group in labels.groupby("labeled_subjects", sort=False):
         sup, semi = group[~group["semi_supervised"]], group[group["semi_supervised"]]
         if len(sup) and len(semi):
             a, b = float(sup["mpjpe"].iloc[0]), float(semi["mpjpe"].iloc[0])
             change = 100 * (b - a) / a
             direction = ("improves on" if b < a else "does NOT improve on")
-            out.append(f"{subjects} labeled subject(s): semi-supervised {b:.1f} mm {direction} supervised-only "
+            out.append(f"3D labels on {subjects}: semi-supervised {b:.1f} mm {direction} supervised-only "
                        f"{a:.1f} mm ({change:+.1f}%; VideoPose3D: 80.7 -> 65.2 mm with 10% of S1).")
     return out
 
@@ -130,12 +130,12 @@ def write_outputs(summary: pd.DataFrame, csv_path, html_path, figure_path) -> No
     left.set(xlabel="receptive field (frames)", ylabel="error (mm)", title="(a) receptive field")
     left.legend()
     labels = summary[summary["experiment"] == "labels"]
-    order = sorted(labels["labeled_subjects"].unique(), key=lambda s: (not s.isdigit(), int(s) if s.isdigit() else 0))
+    order = list(labels["labeled_subjects"].unique())  # the config's order
     x = np.arange(len(order))
     for offset, (semi, name) in zip((-0.2, 0.2), ((False, "supervised only"), (True, "semi-supervised"))):
         part = labels[labels["semi_supervised"] == semi].set_index("labeled_subjects").reindex(order)
         right.bar(x + offset, part["mpjpe"], width=0.4, label=name)
-    right.set_xticks(x, [f"{s} subject(s)" for s in order])
+    right.set_xticks(x, order)
     right.set(ylabel="MPJPE (mm)", title="(b) 3D labels on few subjects")
     right.legend(loc="lower right")
     fig.tight_layout()

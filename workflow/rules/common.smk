@@ -72,7 +72,7 @@ def check_datasets(config: dict) -> None:
         fail("datasets", "no enabled dataset has role `labeled`; training needs at least one")
     if not any(has_test_rows(entry) for entry in enabled.values()):
         fail("datasets", "no enabled dataset has test rows (role `test`, or `labeled` with test subjects)")
-    for key in ("dataset_weights", "labeled_subjects"):
+    for key in ("dataset_weights", "labeled_subjects", "labeled_fraction"):
         for name in config["train"].get(key, {}):
             if name not in labeled:
                 fail(f"train.{key}.{name}", f"not an enabled labeled dataset ({', '.join(labeled)})")

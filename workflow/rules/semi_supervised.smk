@@ -63,7 +63,8 @@ VP3D_DIR = "results/experiments/videopose3d"
 
 def vp3d_runs() -> dict:
     """Run name -> its settings: train spec, whether semi-supervised, and its table labels."""
-    base = {k: v for k, v in config["train"].items() if k not in ("dataset_weights", "labeled_subjects")}
+    base = {k: v for k, v in config["train"].items()
+            if k not in ("dataset_weights", "labeled_subjects", "labeled_fraction")}
     base.update(VP3D_SETTINGS["train"])
     dataset = VP3D_SETTINGS["dataset"]
     runs = {}
@@ -71,11 +72,18 @@ def vp3d_runs() -> dict:
         runs[name] = {"train": {**base, "filter_widths": widths}, "semi": False, "experiment": "receptive_field",
                       "receptive_field": int(math.prod(widths)), "labeled_subjects": "all"}
     rf = int(math.prod(base.get("filter_widths", TrainConfig().filter_widths)))
-    for n in VP3D_SETTINGS["labeled_subjects"]:
+    for labels in VP3D_SETTINGS["labels"]:
+        n, fraction = labels["subjects"], labels.get("fraction", 1.0)
+        percent = f"{100 * fraction:g}"
+        spec = {**base, "labeled_subjects": {dataset: n}}
+        if fraction < 1:
+            spec["labeled_fraction"] = {dataset: fraction}
         for semi in (False, True):
-            runs[f"labeled{n}_{'semi' if semi else 'supervised'}"] = {
-                "train": {**base, "labeled_subjects": {dataset: n}}, "semi": semi, "experiment": "labels",
-                "receptive_field": rf, "labeled_subjects": n}
+            name = f"labeled{n}" + (f"_{percent.replace('.', 'p')}pct" if fraction < 1 else "")
+            runs[f"{name}_{'semi' if semi else 'supervised'}"] = {
+                "train": spec, "semi": semi, "experiment": "labels", "receptive_field": rf,
+                "labeled_subjects": f"{n} subject{'s' if n > 1 else ''}"
+                                    + (f", {percent} % of frames" if fraction < 1 else "")}
     return runs
 
 

@@ -106,12 +106,14 @@ def main(args) -> int:
         if len(set(names)) != len(names):
             raise ConfigError(f"train: the same dataset is given twice ({names})")
         sources = list(zip(datasets, detections, formats))
-        unknown = sorted(set(config.labeled_subjects) - set(names))
-        if unknown:
-            raise ConfigError(f"train: labeled_subjects names unknown dataset(s) {unknown}; "
-                              f"training datasets: {', '.join(names)}")
+        for key in ("labeled_subjects", "labeled_fraction"):
+            unknown = sorted(set(getattr(config, key)) - set(names))
+            if unknown:
+                raise ConfigError(f"train: {key} names unknown dataset(s) {unknown}; "
+                                  f"training datasets: {', '.join(names)}")
         config.keypoint_format = _input_format(config.keypoint_format, detections)
-        train_set = load_labeled(sources, "train", config.keypoint_format, subjects=config.labeled_subjects)
+        train_set = load_labeled(sources, "train", config.keypoint_format, subjects=config.labeled_subjects,
+                                 fraction=config.labeled_fraction)
         val_set = load_labeled(sources, "test", config.keypoint_format)
     finally:
         for f in (*datasets, *detections):

@@ -39,6 +39,7 @@ from posebridge.errors import ConfigError, DataError
 from posebridge.models.embedding import EmbeddingHead, EmbeddingToPose
 from posebridge.models.lifter import MM_PER_UNIT, keypoints_to_input
 from posebridge.train import Objective, StepOutputs, epoch_seed
+from posebridge.training_data import check_detections
 
 __all__ = ["MultiviewSet", "load_multiview", "PairBatch", "sample_pairs", "MultiviewSettings",
            "MultiviewObjective", "add_train_arguments", "objective_from_args", "load_embedding",
@@ -91,10 +92,7 @@ def load_multiview(sources, keypoint_format: str = "coco_17") -> MultiviewSet:
         if dataset.role != "unlabeled_multiview":
             raise DataError(dataset.path, f"dataset {dataset.name!r} has role {dataset.role!r}; "
                                           f"multi-view metric learning reads unlabeled_multiview datasets")
-        if detections.keypoint_format != keypoint_format:
-            raise DataError(detections.path, f"keypoints are {detections.keypoint_format}; the lifter "
-                                             f"takes {keypoint_format}")
-        detections.check_against(dataset)
+        check_detections(detections, dataset, keypoint_format)
         rows = dataset.rows("train")
         for group, take in rows.groupby("group", sort=False):
             take = take.drop_duplicates("camera")

@@ -43,7 +43,7 @@ from posebridge.errors import ConfigError, DataError
 from posebridge.models.lifter import keypoints_to_input
 from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
 from posebridge.train import Objective, StepOutputs, epoch_seed
-from posebridge.training_data import flip_cameras, select_subjects
+from posebridge.training_data import check_detections, flip_cameras, select_subjects
 
 __all__ = ["UnlabeledSet", "load_unlabeled", "SemiSupervised", "weighted_mpjpe", "reprojection_error",
            "bone_length_gap", "correspondence", "REPROJECTION_JOINTS", "add_train_arguments",
@@ -152,10 +152,7 @@ def load_unlabeled(sources, labeled_subjects: dict | None = None, keypoint_forma
     inputs, per_row = [], {k: [] for k in ("start", "frames", "intrinsics", "distortion", "size", "name")}
     offset = 0
     for dataset, detections in sources:
-        if detections.keypoint_format != keypoint_format:
-            raise DataError(detections.path, f"keypoints are {detections.keypoint_format}; the lifter takes "
-                                             f"{keypoint_format}")
-        detections.check_against(dataset)
+        check_detections(detections, dataset, keypoint_format)
         rows = dataset.rows("train")
         if dataset.role == "labeled":
             chosen = (labeled_subjects or {}).get(dataset.name)

@@ -76,6 +76,14 @@ class LabeledSet:
         return {f: np.where(counts[f] > 0, sums[f] / np.maximum(counts[f], 1), 0.0) for f in sums}
 
 
+def check_detections(detections, dataset, keypoint_format: str) -> None:
+    """Detections fit the lifter's input format and every row of ``dataset``; DataError otherwise."""
+    if detections.keypoint_format != keypoint_format:
+        raise DataError(detections.path, f"keypoints are {detections.keypoint_format}; the lifter "
+                                         f"takes {keypoint_format}")
+    detections.check_against(dataset)
+
+
 def select_subjects(rows, subjects, where: str):
     """The rows of ``subjects``: None keeps all; an int n keeps the first n subjects (sorted by
     name); a list keeps those named (each must exist in ``rows``)."""
@@ -120,10 +128,7 @@ def load_labeled(sources, split: str, keypoint_format: str | None = None, subjec
         if dataset.role != "labeled":
             raise DataError(dataset.path, f"dataset {dataset.name!r} has role {dataset.role!r}; only "
                                           f"labeled datasets supervise the lifter")
-        if detections.keypoint_format != keypoint_format:
-            raise DataError(detections.path, f"keypoints are {detections.keypoint_format}; the lifter "
-                                             f"takes {keypoint_format}")
-        detections.check_against(dataset)
+        check_detections(detections, dataset, keypoint_format)
         fmt = skeletons.get(fmt).name if fmt else dataset.skeleton.name
         if fmt != dataset.skeleton.name:
             try:

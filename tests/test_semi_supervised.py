@@ -14,7 +14,7 @@ from posebridge.chunks import Batch, window_index
 from posebridge.errors import ConfigError
 from posebridge.models.lifter import keypoints_to_input
 from posebridge.semi_supervised import (REPROJECTION_JOINTS, SemiSupervised, UnlabeledSet, bone_length_gap,
-                                        correspondence, reprojection_error, weighted_mpjpe)
+                                        correspondence, place_at_depth, reprojection_error, weighted_mpjpe)
 from posebridge.train import StepOutputs, TrainConfig, build_lifter, train
 from posebridge.training_data import BatchAssembler
 from test_train import TINY, coco_keypoints, make_camera, make_sequences, make_set, write_toy_dataset
@@ -121,6 +121,38 @@ def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact(
     with torch.no_grad():
         semi.trajectory.shrink.bias[0] += 0.1  # 10 cm off sideways: clearly visible
     assert semi.losses(out, 0)["proj"].item() > 0.01
+    # placed at the trajectory model's depth only, the sideways error is solved away
+    semi_depth = SemiSupervised(data, config, ["h36m_17"], weights={"traj": 0.0}, warmup_epochs=0, batch_size=5,
+                                placement="depth")
+    semi_depth.trajectory.load_state_dict(semi.trajectory.state_dict())
+    semi_depth.start_epoch(0, 0)
+    out.extra_inputs = semi_depth.sample(0, 0)
+    assert semi_depth.losses(out, 0)["proj"].item() == pytest.approx(0, abs=1e-5)
+
+
+def test_place_at_depth_recovers_the_lateral_position_and_centres_the_miss():
+    rng = np.random.default_rng(2)
+    rel = torch.tensor(rng.normal(0, 0.3, (4, 9, 3)), dtype=torch.float64)
+    root = torch.tensor([[0.3, -0.2, 4.0], [-1.0, 0.4, 6.5], [0.0, 0.0, 3.0], [2.0, 1.0, 9.0]], dtype=torch.float64)
+    points = rel + root[:, None]
+    rays = points[..., :2] / points[..., 2:]
+    weight = torch.tensor(rng.uniform(0.1, 1, (4, 9)))
+    assert torch.allclose(place_at_depth(rel, root[:, 2], rays, weight), points, atol=1e-12)  # exact at the true depth
+    # at a wrong depth: root depth as given, and the weighted mean lateral miss at each joint's depth is zero
+    placed = place_at_depth(rel, root[:, 2] + 0.7, rays, weight)
+    assert torch.allclose(placed[:, :, 2] - rel[:, :, 2], root[:, 2:] + 0.7)
+    miss = rays * placed[..., 2:] - placed[..., :2]
+    assert torch.allclose((weight[..., None] * miss).sum(1), torch.zeros(4, 2, dtype=torch.float64), atol=1e-12)
+    # only the weighted joints decide: a joint with weight 0 may lie anywhere
+    moved = rays.clone()
+    moved[:, 0] += 5.0
+    weight[:, 0] = 0
+    assert torch.allclose(place_at_depth(rel, root[:, 2], moved, weight), points, atol=1e-12)
+
+
+def test_unknown_placement_is_refused():
+    with pytest.raises(ConfigError, match="unknown placement 'closest'"):
+        SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], placement="closest")
 
 
 # ----------------------------------------------------------------------------- training

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from posebridge import cli
-from posebridge.videopose3d_experiments import summarize, verdicts
+from posebridge.videopose3d_experiments import methods, summarize, verdicts
 
 
-def write_run(tmp_path, name, mpjpe, experiment, rf=27, labeled="all", semi=False):
+def write_run(tmp_path, name, mpjpe, experiment, rf=27, labeled="all", placement=None, seed=0):
     """An evaluation table whose lifter rows average to ``mpjpe`` (frame-weighted) plus rows that must
     not count (the mean-pose baseline, a non-native format)."""
     table = pd.DataFrame({
@@ -19,33 +19,45 @@ def write_run(tmp_path, name, mpjpe, experiment, rf=27, labeled="all", semi=Fals
     table.to_parquet(tmp_path / f"{name}.parquet")
     pd.DataFrame({"epoch": [1, 2], "seconds": [1.5, 2.5]}).to_parquet(tmp_path / f"{name}_log.parquet")
     return {"name": name, "experiment": experiment, "receptive_field": rf, "labeled_subjects": labeled,
-            "semi": semi, "eval": str(tmp_path / f"{name}.parquet"), "log": str(tmp_path / f"{name}_log.parquet")}
+            "placement": placement, "seed": seed, "eval": str(tmp_path / f"{name}.parquet"), "log": str(tmp_path / f"{name}_log.parquet")}
 
 
 def test_summary_weights_frames_and_verdicts_state_the_direction(tmp_path):
+    few, two = "1 subject, 10 % of frames", "2 subjects"
     runs = [write_run(tmp_path, "rf1", 120.0, "receptive_field", rf=1),
             write_run(tmp_path, "rf27", 100.0, "receptive_field", rf=27),
             write_run(tmp_path, "rf81", 90.0, "receptive_field", rf=81),
-            write_run(tmp_path, "l1_sup", 110.0, "labels", labeled="1 subject, 10 % of frames"),
-            write_run(tmp_path, "l1_semi", 99.0, "labels", labeled="1 subject, 10 % of frames", semi=True),
-            write_run(tmp_path, "l2_sup", 90.0, "labels", labeled="2 subjects"),
-            write_run(tmp_path, "l2_semi", 95.0, "labels", labeled="2 subjects", semi=True)]
+            write_run(tmp_path, "l1_sup_s0", 110.0, "labels", labeled=few),
+            write_run(tmp_path, "l1_traj_s0", 99.0, "labels", labeled=few, placement="trajectory"),
+            write_run(tmp_path, "l1_depth_s0", 90.0, "labels", labeled=few, placement="depth"),
+            write_run(tmp_path, "l1_sup_s1", 120.0, "labels", labeled=few, seed=1),
+            write_run(tmp_path, "l1_traj_s1", 101.0, "labels", labeled=few, placement="trajectory", seed=1),
+            write_run(tmp_path, "l1_depth_s1", 94.0, "labels", labeled=few, placement="depth", seed=1),
+            write_run(tmp_path, "l2_sup_s0", 90.0, "labels", labeled=two),
+            write_run(tmp_path, "l2_traj_s0", 95.0, "labels", labeled=two, placement="trajectory")]
     summary = summarize(runs)
     # (100 x (m - 30) + 300 x (m + 10)) / 400 = m: the baseline and non-native rows are left out
     assert summary.set_index("run")["mpjpe"].to_dict() == pytest.approx(
-        {"rf1": 120, "rf27": 100, "rf81": 90, "l1_sup": 110, "l1_semi": 99, "l2_sup": 90, "l2_semi": 95})
+        {"rf1": 120, "rf27": 100, "rf81": 90, "l1_sup_s0": 110, "l1_traj_s0": 99, "l1_depth_s0": 90,
+         "l1_sup_s1": 120, "l1_traj_s1": 101, "l1_depth_s1": 94, "l2_sup_s0": 90, "l2_traj_s0": 95})
     assert (summary["train_seconds"] == 4.0).all() and (summary["test_frames"] == 400).all()
+    table = methods(summary).set_index(["labeled_subjects", "method"])
+    depth = table.loc[(few, "semi-supervised (depth)")]
+    assert (depth["mpjpe_mean"], depth["mpjpe_min"], depth["mpjpe_max"], depth["seeds"]) == (92, 90, 94, 2)
+    assert table.loc[(two, "supervised"), "seeds"] == 1
     sentences = verdicts(summary)
     assert "falls with every longer receptive field" in sentences[0]
-    assert ("3D labels on 1 subject, 10 % of frames: semi-supervised 99.0 mm improves on supervised-only "
-            "110.0 mm (-10.0%") in sentences[1]
-    assert "does NOT improve" in sentences[2]
+    assert ("3D labels on 1 subject, 10 % of frames: semi-supervised (trajectory) 100.0 mm improves on "
+            "supervised-only 115.0 mm (mean of 2 seeds, -13.0%") in sentences[1]
+    assert "semi-supervised (depth) 92.0 mm improves on supervised-only 115.0 mm (mean of 2 seeds, -20.0%" in sentences[2]
+    assert "2 subjects: semi-supervised (trajectory) 95.0 mm does NOT improve on supervised-only 90.0 mm (+5.6%" \
+        in sentences[3]
 
     out = {k: tmp_path / f"table.{k}" for k in ("csv", "html", "png")}
     argv = ["videopose3d-experiments", "--runs", json.dumps(runs), "--csv", str(out["csv"]),
             "--html", str(out["html"]), "--figure", str(out["png"])]
     assert cli.main(argv) == 0
-    assert len(pd.read_csv(out["csv"])) == 7 and "improves on" in out["html"].read_text()
+    assert len(pd.read_csv(out["csv"])) == 11 and "improves on" in out["html"].read_text()
     assert out["png"].read_bytes()[:4] == b"\x89PNG"
 
 

@@ -130,6 +130,31 @@ def test_default_config_plans_every_test_set_with_derived_seeds(tmp_path):
     assert all(reseeded[k] != seeds[k] for k in seeds)
 
 
+def test_videopose3d_experiment_plans_methods_seeds_and_its_detector(tmp_path):
+    config = load_default_config()
+    settings = config["semi_supervised"]["experiment"]
+    result = snakemake(tmp_path, "-n", "-p", "results/experiments/videopose3d/experiments.csv")
+    runs = len(settings["receptive_fields"]) + len(settings["labels"]) * (1 + len(settings["placements"])) * settings["seeds"]
+    counts = job_counts(result)
+    assert counts["vp3d_train"] == counts["vp3d_evaluate"] == runs
+    commands = {re.search(r"--out-dir \S+/models/(\S+)", c).group(1): c
+                for c in shell_commands(result) if c.startswith("posebridge train")}
+    # one label setting and seed index: supervised and each placement share the seed; seed indices differ
+    for seed in range(settings["seeds"]):
+        names = [f"labeled1_10pct_{m}_s{seed}" for m in ("supervised", "semi_trajectory", "semi_depth")]
+        expected = expected_seed(config["seed"], "vp3d_train", "labeled1_10pct", seed)
+        assert all(f"--seed {expected} " in commands[n] for n in names)
+    assert expected_seed(config["seed"], "vp3d_train", "labeled1_10pct", 0) != expected
+    depth = commands["labeled1_10pct_semi_depth_s0"]
+    assert "--semi-placement depth" in depth and '"keypoint_format":"h36m_17"' in depth
+    detector = settings["labels_detector"]
+    for name in (settings["dataset"], *settings["video"]):  # every 2D of the run from the experiment's detector
+        assert f"--unlabeled-detections results/detections/{name}/{detector}.h5" in depth
+    assert "--unlabeled-video" not in commands["labeled1_10pct_supervised_s0"]
+    assert f"--detections results/detections/{settings['dataset']}/{detector}.h5" in commands["labeled2_supervised_s1"]
+    assert f"/{detector}.h5" not in commands["rf27"]  # the receptive-field runs keep the dataset's own detector
+
+
 def test_tiny_preset_is_smaller_and_valid(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "--configfile", TINY)
     counts = job_counts(result)
@@ -149,6 +174,8 @@ def test_tiny_preset_is_smaller_and_valid(tmp_path):
     ({"datasets": {"synth_h36m": {"detector": "openpose"}}},
      ["config.datasets.synth_h36m.detector", "unknown detector 'openpose'"]),
     ({"train": {"dataset_weights": {"synth_video": 2}}}, ["config.train.dataset_weights.synth_video"]),
+    ({"semi_supervised": {"experiment": {"labels_detector": "openpose"}}},
+     ["config.semi_supervised.experiment.labels_detector", "unknown detector 'openpose'"]),
     ({"datasets": {n: {"enabled": False} for n in ("synth_h36m", "synth_3dhp", "synth_3dpw", "synth_panoptic",
                                                    "synth_humaneva")}},
      ["config.datasets", "role `labeled`"]),

@@ -13,7 +13,11 @@ output joint) predicts the camera-space position of the reference format's root.
 - ``proj``: the unlabeled prediction (root-relative reference-format pose + predicted trajectory)
   projected through the row's camera, lens distortion included, against the input 2D of the
   centre frame, in VideoPose3D's normalised screen units (pixels / (width / 2)): the mean
-  Euclidean 2D error weighted by the detector's confidence.
+  Euclidean 2D error weighted by the detector's confidence. With ``placement="depth"`` the pose
+  sits at the trajectory model's depth but x, y come from the 2D in closed form
+  (``place_at_depth``): the trajectory model, learnt from few labeled subjects, misplaces the
+  root sideways by more than the pose errors the term could fix, and that miss would otherwise be
+  explained by rotating the pose (measured in README "Experiments").
 - ``bone``: per skeleton format, |mean bone lengths of the labeled predictions - mean bone lengths
   of the unlabeled predictions| averaged over bones, then over formats (keeps unlabeled poses from
   shrinking towards the camera, which reprojection alone allows).
@@ -37,7 +41,7 @@ import numpy as np
 import torch
 
 from posebridge import skeletons
-from posebridge.cameras import normalize_screen, project_points_torch
+from posebridge.cameras import image_coordinates, normalize_screen, project_points_torch, undistort_points
 from posebridge.chunks import window_index
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.lifter import keypoints_to_input
@@ -46,14 +50,18 @@ from posebridge.train import Objective, StepOutputs, epoch_seed
 from posebridge.training_data import check_detections, flip_cameras, select_subjects
 
 __all__ = ["UnlabeledSet", "load_unlabeled", "SemiSupervised", "weighted_mpjpe", "reprojection_error",
-           "bone_length_gap", "correspondence", "REPROJECTION_JOINTS", "add_train_arguments",
-           "objective_from_args"]
+           "bone_length_gap", "place_at_depth", "correspondence", "REPROJECTION_JOINTS", "PLACEMENTS",
+           "add_train_arguments", "objective_from_args"]
 
 REPROJECTION_JOINTS = ("lelbow", "relbow", "lwrist", "rwrist", "lknee", "rknee", "lankle", "rankle")
 MIN_DEPTH_M = 0.1
 """Unlabeled joints predicted nearer than this (metres) are left out of the reprojection: their
 projection (and its ~1/z^2 gradient) means nothing."""
 DEFAULT_WEIGHTS = {"traj": 1.0, "proj": 1.0, "bone": 1.0}
+PLACEMENTS = ("trajectory", "depth")
+"""How an unlabeled pose is placed in its camera for the reprojection: ``trajectory`` at the
+trajectory model's position (VideoPose3D); ``depth`` at the trajectory model's depth, with x and
+y solved in closed form so the pose's joints sit on their rays on average (``place_at_depth``)."""
 # random streams of train.epoch_seed used here (the training loop uses 1 and 2)
 _SAMPLE_STREAM, _DROPOUT_STREAM = 31, 32
 
@@ -79,6 +87,23 @@ def reprojection_error(points_cam: torch.Tensor, keypoints: torch.Tensor, intrin
     weight = keypoints[..., 2] * (points_cam[..., 2] > MIN_DEPTH_M)
     err = (projected - keypoints[..., :2]).norm(dim=-1)
     return (weight * err).sum() / weight.sum().clamp_min(1e-6)
+
+
+def place_at_depth(rel_pose: torch.Tensor, depth: torch.Tensor, rays: torch.Tensor,
+                   weight: torch.Tensor) -> torch.Tensor:
+    """``rel_pose`` (B, J, 3) moved to root depth ``depth`` (B,) and sideways by the (tx, ty) that
+    minimise sum_j weight_j |ray_j (z_j + depth) - (x_j, y_j) - (tx, ty)|^2, the lateral miss of
+    each joint at its own depth; ``rays`` (B, J, 2) undistorted (X/Z, Y/Z) of the observed 2D.
+
+    Closed form (weighted means), differentiable, stable for any depth: the trajectory model's
+    lateral error, which the reprojection would otherwise push into the pose as a rotation, is
+    taken out, and only its depth (a scale, held by the bone term) remains to be learnt.
+    """
+    z = rel_pose[..., 2] + depth[:, None]
+    miss = rays * z[..., None] - rel_pose[..., :2]  # (B, J, 2)
+    w = weight[..., None]
+    lateral = (w * miss).sum(1) / w.sum(1).clamp_min(1e-6)  # (B, 2)
+    return rel_pose + torch.cat([lateral, depth[:, None]], dim=-1)[:, None]
 
 
 def bone_length_gap(labeled: torch.Tensor, unlabeled: torch.Tensor, bones) -> torch.Tensor:
@@ -198,7 +223,10 @@ class SemiSupervised(Objective):
 
     def __init__(self, unlabeled: UnlabeledSet, config, formats, *, device="cpu", seed: int = 0,
                  weights: dict | None = None, warmup_epochs: int = 1, batch_size: int | None = None,
-                 reference_format: str | None = None, labeled=None):
+                 reference_format: str | None = None, labeled=None, placement: str = "trajectory"):
+        if placement not in PLACEMENTS:
+            raise ConfigError(f"semi-supervised: unknown placement {placement!r}; valid: {', '.join(PLACEMENTS)}")
+        self.placement = placement
         unknown = sorted(set(weights or {}) - set(DEFAULT_WEIGHTS))
         if unknown:
             raise ConfigError(f"semi-supervised: unknown weight(s) {unknown}; valid: {', '.join(DEFAULT_WEIGHTS)}")
@@ -243,8 +271,22 @@ class SemiSupervised(Objective):
         self.intrinsics, self.distortion = torch.cat([intr, fi]), torch.cat([dist, fd])
         self.size = torch.cat([size, size])
         self._cum = np.concatenate([[0], np.cumsum(unlabeled.row_frames)])
-        self._rows = None
+        self._rows = self._centres = None
+        self.rays = self._rays() if placement == "depth" else None
         self.labeled = labeled  # the LabeledSet, for the trajectory model's batch-norm statistics
+
+    def _rays(self) -> torch.Tensor:
+        """(2N, K, 2) undistorted (X/Z, Y/Z) of every input keypoint, plain then mirrored frames
+        (each through its row's camera, mirrored for mirrored frames)."""
+        n = self.data.num_frames
+        frame_row = np.repeat(np.arange(len(self.data.row_frames)), self.data.row_frames)
+        rows = np.concatenate([frame_row, frame_row + len(self.data.row_frames)])
+        keypoints = self.inputs.view(2 * n, *self.data.inputs.shape[1:]).numpy()
+        size = self.size.numpy().astype(np.float64)
+        px = image_coordinates(keypoints[..., :2].astype(np.float64), size[rows, 0, None], size[rows, 1, None])
+        rays = undistort_points(px, self.intrinsics.numpy()[rows][:, None].astype(np.float64),
+                                self.distortion.numpy()[rows][:, None].astype(np.float64), normalised=True)
+        return torch.from_numpy(rays.astype(np.float32))
 
     # -------------------------------------------------------------- Objective interface
 
@@ -253,7 +295,7 @@ class SemiSupervised(Objective):
 
     def fingerprint(self) -> dict:
         return {"weights": self.weights, "warmup_epochs": self.warmup_epochs, "batch_size": self.batch_size,
-                "reference_format": self.reference, "datasets": self.data.names,
+                "reference_format": self.reference, "placement": self.placement, "datasets": self.data.names,
                 "rows": len(self.data.row_frames), "frames": self.data.num_frames, "data_sha256": self.data.digest()}
 
     def start_epoch(self, epoch: int, seed: int) -> None:
@@ -278,6 +320,7 @@ class SemiSupervised(Objective):
         device = next(self.trajectory.parameters()).device
         x = self.inputs.index_select(0, torch.from_numpy(index.reshape(-1))).to(device)
         self._rows = torch.from_numpy(rows + len(self.data.row_frames) * flip).to(device)
+        self._centres = torch.from_numpy(index[:, self.before])
         return x.view(self.batch_size, index.shape[1], *self.data.inputs.shape[1:])
 
     def losses(self, out: StepOutputs, epoch: int) -> dict:
@@ -298,10 +341,17 @@ class SemiSupervised(Objective):
         zero = terms["traj"].new_zeros(())
         if unlabeled and self.active(epoch):
             pose = out.extra_pred[:, sl]
-            absolute = pose - pose[:, root:root + 1] + trajectory[B:, None]
-            centre = out.extra_inputs[:, self.before][:, torch.as_tensor(self.keypoints, device=pose.device)]
+            joints = torch.as_tensor(self.joints, device=pose.device)
+            keypoints = torch.as_tensor(self.keypoints, device=pose.device)
+            centre = out.extra_inputs[:, self.before][:, keypoints]
+            rel = (pose - pose[:, root:root + 1])[:, joints]
+            if self.placement == "depth":
+                rays = self.rays[self._centres][:, self.keypoints].to(pose.device)
+                absolute = place_at_depth(rel, trajectory[B:, 2], rays, centre[..., 2])
+            else:
+                absolute = rel + trajectory[B:, None]
             rows = self._rows
-            terms["proj"] = reprojection_error(absolute[:, torch.as_tensor(self.joints, device=pose.device)], centre,
+            terms["proj"] = reprojection_error(absolute, centre,
                                                self.intrinsics.to(pose.device)[rows], self.distortion.to(pose.device)[rows],
                                                self.size.to(pose.device)[rows, 0], self.size.to(pose.device)[rows, 1])
             gaps = [bone_length_gap(out.labeled_pred[:, out.lifter.slices[f]], out.extra_pred[:, out.lifter.slices[f]],
@@ -385,6 +435,11 @@ def add_train_arguments(parser) -> None:
                        help="epochs trained on labeled data only before the unlabeled terms count")
     group.add_argument("--semi-batch-size", type=int, default=None, metavar="N",
                        help="unlabeled windows per step (default: the labeled batch size)")
+    group.add_argument("--semi-placement", default="trajectory", choices=PLACEMENTS,
+                       help="where an unlabeled pose is placed for the reprojection: 'trajectory' at the "
+                            "trajectory model's position (VideoPose3D); 'depth' at its depth only, x and y "
+                            "solved in closed form from the 2D (the trajectory's sideways error stays out "
+                            "of the pose)")
     group.add_argument("--semi-format", default=None, metavar="FORMAT",
                        help="the output format whose root the trajectory model predicts and whose joints "
                             "are reprojected (default: the first trained format with elbows, wrists, knees, ankles)")
@@ -422,4 +477,5 @@ def objective_from_args(args, context):
     return SemiSupervised(data, context.config, context.formats, device=context.device, seed=context.seed,
                           weights=weights, warmup_epochs=args.semi_warmup_epochs,
                           batch_size=args.semi_batch_size, reference_format=args.semi_format,
+                          placement=args.semi_placement,
                           labeled=context.train_set)

@@ -17,12 +17,13 @@ rule vp3d_train:
         run=names_regex(VP3D_RUNS),
     params:
         spec=lambda w: as_json(VP3D_RUNS[w.run]["train"]),
-        data=train_data_args([VP3D_SETTINGS["dataset"]]) if VP3D_ENABLED else "",
+        data=vp3d_data_args,
         semi=vp3d_semi_args,
         out_dir=lambda w, output: os.path.dirname(output.model),
         checkpoint=lambda w: f"{VP3D_DIR}/checkpoints/{w.run}.pt",
-        # a supervised / semi-supervised pair shares its seed: the comparison is of the objective alone
-        seed=lambda w: rule_seed("vp3d_train", w.run.removesuffix("_semi").removesuffix("_supervised")),
+        # the supervised and semi-supervised runs of one label setting and seed index share their
+        # seed: the comparison is of the objective alone
+        seed=lambda w: rule_seed("vp3d_train", VP3D_RUNS[w.run]["family"], VP3D_RUNS[w.run]["seed"]),
         device=config["device"],
     log:
         "logs/experiments/videopose3d/train_{run}.log",
@@ -45,7 +46,7 @@ rule vp3d_evaluate:
         model=f"{VP3D_DIR}/models/{{run}}/model.pt",
         dataset=dataset_h5(VP3D_SETTINGS["dataset"]),
         index=dataset_index(VP3D_SETTINGS["dataset"]),
-        detections=detections_h5(VP3D_SETTINGS["dataset"]) if VP3D_ENABLED else [],
+        detections=lambda w: vp3d_detections(VP3D_SETTINGS["dataset"], w.run) if VP3D_ENABLED else [],
     output:
         table=f"{VP3D_DIR}/eval/{{run}}.parquet",
         examples=f"{VP3D_DIR}/eval/{{run}}.examples.npz",

@@ -8,14 +8,15 @@ DESCRIPTION = (
     "PA-MPJPE and N-MPJPE of the native format, add its training time (train_log.parquet), and write "
     "a CSV table, an HTML table stating whether each experiment shows VideoPose3D's direction, and a "
     "PNG with (a) MPJPE vs receptive field and (b) supervised-only vs semi-supervised per number of "
-    "3D-labeled subjects. Used by workflow/rules/experiments_videopose3d.smk."
+    "3D-labeled subjects (mean and range over the seeds of each method). Used by workflow/rules/experiments_videopose3d.smk."
 )
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--runs", required=True, metavar="JSON",
                         help="the runs as a JSON list (or the path of a JSON file) of objects with keys name, "
-                             "experiment (receptive_field | labels), receptive_field, labeled_subjects, semi, "
+                             "experiment (receptive_field | labels), receptive_field, labeled_subjects, placement "
+                             "(null: supervised only; trajectory | depth: semi-supervised), seed (index), "
                              "eval (Parquet from posebridge evaluate), log (train_log.parquet)")
     parser.add_argument("--csv", required=True, metavar="CSV", help="table to write (CSV)")
     parser.add_argument("--html", required=True, metavar="HTML", help="table to write (HTML)")

@@ -13,6 +13,11 @@ and ratios compare rows of the same run because the machines this runs on are sh
 
     python -m bench.bench_lifter            # default run, under ~3 minutes on 2 cores
     python -m bench.bench_lifter --help     # sizes, iterations, ablations
+
+``--ablations`` adds one training row per speed-up with that speed-up taken away (glibc's default
+allocator, per-tensor Adam, BatchNorm module + separate ReLU/dropout node, torch's Bernoulli
+dropout, autograd's select for the residual, 16-bit masks) and one with all of them taken away
+(the code as measured in session 1), each as a ratio to the posebridge row of the same run.
 """
 
 from __future__ import annotations
@@ -223,18 +228,19 @@ def train_baseline_step(data, size, batch_size, seed, model=None):
     return step
 
 
-def train_posebridge_step(data, size, batch_size, seed):
+def train_posebridge_step(data, size, batch_size, seed, fused_adam=True):
     """posebridge's training step: ChunkSampler + BatchAssembler (flip, keypoint dropout),
     the strided lifter, the three losses, Adam (AMSGrad): ``train.train_step`` itself."""
     from posebridge.chunks import ChunkSampler
-    from posebridge.train import TrainConfig, build_lifter, train_step
+    from posebridge.train import TrainConfig, build_lifter, make_optimizer, train_step
     from posebridge.training_data import BatchAssembler
 
     config = TrainConfig(**SIZES[size], batch_size=batch_size)
     lifter = build_lifter(config, ["h36m_17"], seed)
     lifter.temporal.dropout_generator = torch.Generator().manual_seed(seed)
     lifter.train()
-    optimizer = torch.optim.Adam(lifter.parameters(), lr=1e-3, amsgrad=True)
+    optimizer = (make_optimizer(lifter.parameters(), config) if fused_adam
+                 else torch.optim.Adam(lifter.parameters(), lr=config.lr, amsgrad=config.amsgrad))
     sampler = ChunkSampler(data.frames_per_group(), batch_size, seed=seed)
     assembler = BatchAssembler(data, lifter)
     augment = np.random.default_rng(seed)
@@ -283,11 +289,76 @@ def interleaved(steps: dict, iterations: int, warmup: int, rounds: int) -> dict:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-def _torch_dropout(lifter):
-    """Ablation: the same lifter with ReLU + torch's dropout instead of the fused mask."""
-    temporal = lifter.temporal
-    temporal._drop = lambda x: torch.nn.functional.dropout(torch.relu(x), temporal.dropout, temporal.training)
-    return lifter
+def set_malloc(keep: bool) -> None:
+    """posebridge's allocator setting (``train.keep_freed_memory``) or, approximately, glibc's
+    default: blocks over 32 MB (the ceiling of its dynamic mmap threshold) mapped afresh and
+    unmapped on free."""
+    import ctypes
+
+    from posebridge.train import keep_freed_memory
+
+    if keep:
+        keep_freed_memory()
+    else:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 64 * 2**20)  # M_TRIM_THRESHOLD
+
+
+class _PlainTap:
+    """Ablation stand-in for ``temporal._StridedConvTap``: plain autograd (linear + select)."""
+
+    @staticmethod
+    def apply(h, weight, width, offset):
+        from posebridge.models.temporal import _time_major
+
+        z = torch.nn.functional.linear(h.view(-1, width * h.shape[1]), _time_major(weight))
+        return z, h.view(-1, width, h.shape[1])[:, offset]
+
+
+def _unfused_bn(z, bn, p, training, generator=None):
+    """Ablation: BatchNorm1d module, then the ReLU + dropout node (integer masks)."""
+    from posebridge.models.temporal import relu_dropout
+
+    return relu_dropout(bn(z), p, training, generator)
+
+
+def _torch_dropout_bn(z, bn, p, training, generator=None):
+    """Ablation: BatchNorm1d module, ReLU and torch's dropout (a float Bernoulli draw per unit)."""
+    return torch.nn.functional.dropout(torch.relu(bn(z)), p, training)
+
+
+def _keep_mask_16bit(shape, p, generator, device):
+    """Ablation: dropout masks from 16-bit integers for every p (four per random word)."""
+    n = math.prod(shape)
+    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
+    words.random_(-(2**63), None, generator=generator)
+    return words.view(torch.int16)[:n].view(shape) >= round(p * 65536) - 32768
+
+
+# every speed-up of session 2 taken away at once: the training path as measured in session 1
+SESSION_1 = {"batch_norm_relu_dropout": _unfused_bn, "_StridedConvTap": _PlainTap, "_keep_mask": _keep_mask_16bit}
+
+
+def ablated(step, keep_memory=True, patches=None):
+    """``step`` run with the allocator setting ``keep_memory`` and ``temporal`` module attributes
+    replaced by ``patches`` for the duration of each call (rows take turns in one process)."""
+    from posebridge.models import temporal
+
+    patches = patches or {}
+
+    def run_step():
+        set_malloc(keep_memory)
+        saved = {k: getattr(temporal, k) for k in patches}
+        for k, v in patches.items():
+            setattr(temporal, k, v)
+        try:
+            step()
+        finally:
+            for k, v in saved.items():
+                setattr(temporal, k, v)
+
+    return run_step
 
 
 def run(args) -> None:
@@ -319,24 +390,38 @@ def run(args) -> None:
         flops = training_flops_per_sample(widths, channels)
         ours, lifter = train_posebridge_step(data, size, batch, 0)
         _, other = train_posebridge_step(data, size, batch, 0)
+        # the baseline runs with glibc's default allocator behaviour, as the reference did
         steps = {
-            "baseline: per-sample chunks + plain model": train_baseline_step(data, size, batch, 0),
-            "per-sample chunks + posebridge model": train_baseline_step(data, size, batch, 0,
-                                                                         _strided_as_plain(other)),
-            "posebridge training loop": ours,
+            "baseline: per-sample chunks + plain model": ablated(train_baseline_step(data, size, batch, 0), False),
+            "per-sample chunks + posebridge model": ablated(train_baseline_step(data, size, batch, 0,
+                                                                                _strided_as_plain(other))),
+            "posebridge training loop": ablated(ours),
         }
         if args.ablations:
-            ablated, ablated_lifter = train_posebridge_step(data, size, batch, 0)
-            _torch_dropout(ablated_lifter)
-            steps["ablation: posebridge loop, torch dropout"] = ablated
+            # each row takes one speed-up away from the posebridge loop
+            steps["ablation: glibc default allocator"] = ablated(train_posebridge_step(data, size, batch, 0)[0], False)
+            steps["ablation: per-tensor Adam, not fused"] = ablated(
+                train_posebridge_step(data, size, batch, 0, fused_adam=False)[0])
+            steps["ablation: BN module + ReLU/dropout node"] = ablated(
+                train_posebridge_step(data, size, batch, 0)[0], patches={"batch_norm_relu_dropout": _unfused_bn})
+            steps["ablation: BN + ReLU + torch dropout"] = ablated(
+                train_posebridge_step(data, size, batch, 0)[0], patches={"batch_norm_relu_dropout": _torch_dropout_bn})
+            steps["ablation: autograd select for the residual"] = ablated(
+                train_posebridge_step(data, size, batch, 0)[0], patches={"_StridedConvTap": _PlainTap})
+            steps["ablation: 16-bit dropout masks"] = ablated(
+                train_posebridge_step(data, size, batch, 0)[0], patches={"_keep_mask": _keep_mask_16bit})
+            steps["ablation: all of the above (session 1 code)"] = ablated(
+                train_posebridge_step(data, size, batch, 0, fused_adam=False)[0], False, SESSION_1)
         rate = {k: batch / v for k, v in interleaved(steps, iters, warmup, args.rounds).items()}
-        for k, r in rate.items():
-            print(f"  {size:5s} train  {k:44s} {r:9.0f} samples/s  {r * flops / 1e9:6.1f} GFLOP/s", flush=True)
         base, mixed, mine = (rate[k] for k in list(steps)[:3])
+        for k, r in rate.items():
+            print(f"  {size:5s} train  {k:44s} {r:9.0f} samples/s  {r * flops / 1e9:6.1f} GFLOP/s"
+                  f"  {r / mine:5.2f}x posebridge", flush=True)
         print(f"  {size:5s} train  posebridge / baseline: {mine / base:.2f}x (the model alone {mixed / base:.2f}x, "
               f"then the data pipeline {mine / mixed:.2f}x); posebridge / REFERENCES.md figure "
               f"{REFERENCE[size]['train']}: {mine / REFERENCE[size]['train']:.2f}x", flush=True)
         del steps, other
+        set_malloc(True)
 
         # inference on one long sequence
         rng = np.random.default_rng(1)
@@ -411,7 +496,8 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3,
                         help="the measured variants take turns this many times (load changes hit all alike)")
     parser.add_argument("--ablations", action="store_true",
-                        help="also time posebridge with torch's dropout, and lift in other piece sizes")
+                        help="also time the posebridge loop with each speed-up taken away (and all of them), "
+                             "and lift in other piece sizes")
     run(parser.parse_args(argv))
     return 0
 

@@ -7,7 +7,7 @@ import torch
 
 from posebridge.errors import ConfigError
 from posebridge.models import SeparateHeadLifter, TemporalModel, TemporalModelOptimized
-from posebridge.models.temporal import relu_dropout
+from posebridge.models.temporal import _keep_mask, _StridedConvTap, batch_norm_relu_dropout, relu_dropout
 
 
 def randomised(model, seed=0, dtype=torch.float64):
@@ -179,6 +179,75 @@ def test_relu_dropout_gradient_is_mask_times_scale():
     (y * w).sum().backward()
     mask = (y > 0).double()
     assert torch.allclose(x.grad, w * mask / 0.75)
+
+
+@pytest.mark.parametrize("p,momentum", [(0.25, 0.1), (0.1, None), (0.0, 0.1)])
+def test_fused_batchnorm_relu_dropout_equals_the_modules(p, momentum):
+    """Output, gradients and running statistics of the fused node equal BatchNorm1d (training
+    mode) -> ReLU -> dropout with the same mask, over two steps (float64)."""
+    torch.manual_seed(0)
+    fused_bn, plain_bn = (torch.nn.BatchNorm1d(6, momentum=momentum).double() for _ in range(2))
+    with torch.no_grad():
+        for bn in (fused_bn, plain_bn):
+            bn.weight.copy_(torch.linspace(0.5, 2.0, 6, dtype=torch.float64))
+            bn.bias.copy_(torch.linspace(-1.0, 1.0, 6, dtype=torch.float64))
+    for step in range(2):
+        z = (torch.randn(40, 6, dtype=torch.float64) * 3 + 1).requires_grad_()
+        z_plain = z.detach().clone().requires_grad_()
+        out = batch_norm_relu_dropout(z, fused_bn, p, True, torch.Generator().manual_seed(step))
+        keep = _keep_mask(z.shape, p, torch.Generator().manual_seed(step), z.device) if p > 0 else torch.tensor(True)
+        ref = torch.where(keep, torch.relu(plain_bn(z_plain)), 0.0) / (1 - p)
+        assert torch.allclose(out, ref, atol=1e-12)
+        w = torch.randn_like(out)
+        (out * w).sum().backward()
+        (ref * w).sum().backward()
+        assert torch.allclose(z.grad, z_plain.grad, atol=1e-12)
+        for name in ("weight", "bias"):
+            assert torch.allclose(getattr(fused_bn, name).grad, getattr(plain_bn, name).grad, atol=1e-12), name
+        for name in ("running_mean", "running_var", "num_batches_tracked"):
+            assert torch.allclose(getattr(fused_bn, name), getattr(plain_bn, name), atol=1e-12), name
+    assert int(fused_bn.num_batches_tracked) == 2
+
+
+def test_strided_conv_tap_passes_gradcheck():
+    h = torch.randn(4 * 3, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(7, 5, 3, dtype=torch.float64, requires_grad=True)
+    z, tap = _StridedConvTap.apply(h, w, 3, 1)
+    assert torch.equal(tap, h.view(4, 3, 5)[:, 1])
+    assert torch.allclose(z, torch.nn.functional.conv1d(h.view(4, 3, 5).transpose(1, 2), w, stride=3)[..., 0])
+    assert torch.autograd.gradcheck(lambda h, w: _StridedConvTap.apply(h, w, 3, 2), (h, w))
+
+
+def test_strided_training_step_equals_plain_modules():
+    """Training mode with dropout: output, every parameter's gradient and the BatchNorm running
+    statistics of the strided model equal stride = width Conv1d + BatchNorm1d + ReLU + dropout
+    (the same masks, drawn in the same order) written out plainly."""
+    model = randomised(small(TemporalModelOptimized, widths=(3, 3, 3), channels=8)).train()
+    plain = randomised(small(TemporalModelOptimized, widths=(3, 3, 3), channels=8)).train()
+    model.dropout_generator = torch.Generator().manual_seed(5)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(6, 27, 17, 3, dtype=torch.float64)
+
+    def drop(y):
+        return torch.where(_keep_mask(y.transpose(1, 2).shape, 0.25, g, y.device).transpose(1, 2),
+                           torch.relu(y), 0.0) / 0.75
+
+    h = x.reshape(6, 27, -1).transpose(1, 2)
+    h = drop(plain.expand_bn(torch.nn.functional.conv1d(h, plain.expand_conv.weight, stride=3)))
+    for i in range(2):
+        res = h[:, :, 1::3]
+        h = drop(plain.layers_bn[2 * i](torch.nn.functional.conv1d(h, plain.layers_conv[2 * i].weight, stride=3)))
+        h = res + drop(plain.layers_bn[2 * i + 1](plain.layers_conv[2 * i + 1](h)))
+    ref = plain.shrink(h).transpose(1, 2).reshape(6, 1, 9, 3)
+    out = model(x)
+    assert torch.allclose(out, ref, atol=1e-10)
+    w = torch.randn_like(out)
+    (out * w).sum().backward()
+    (ref * w).sum().backward()
+    for (name, p), q in zip(model.named_parameters(), plain.parameters()):
+        assert torch.allclose(p.grad, q.grad, atol=1e-10), name
+    for (name, b), c in zip(model.named_buffers(), plain.buffers()):
+        assert torch.allclose(b, c, atol=1e-12), name
 
 
 def test_sharing_uses_the_same_tensors():

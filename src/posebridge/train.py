@@ -347,6 +347,31 @@ def resolve_device(device) -> torch.device:
     return device
 
 
+def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Adam:
+    """VideoPose3D's Adam (AMSGrad per ``config``), with torch's fused kernel where the device has
+    one (one pass over the 17M parameters of the full lifter instead of ~8 per-tensor ops)."""
+    parameters = list(parameters)
+    try:
+        return torch.optim.Adam(parameters, lr=config.lr, amsgrad=config.amsgrad, fused=True)
+    except RuntimeError:  # no fused kernel for this device or dtype
+        return torch.optim.Adam(parameters, lr=config.lr, amsgrad=config.amsgrad)
+
+
+def keep_freed_memory() -> bool:
+    """Let glibc's malloc keep freed memory for reuse instead of returning every large block to the
+    kernel. The full lifter's activations (tens of MB each, above glibc's 32 MB mmap ceiling) are
+    otherwise mapped afresh each step and page-faulted in on first touch (an elementwise pass over
+    85 MB measured ~4x slower). Process-wide, glibc only; returns whether it took effect."""
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        return bool(libc.mallopt(m_mmap_threshold, 2**30)) and bool(libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+
+
 def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=None) -> SeparateHeadLifter:
     """The strided training lifter, initialised from ``seed`` without touching global RNG state
     (``output_map``: a latent or merged-joints head, see ``models.lifter``)."""
@@ -411,6 +436,8 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     from tqdm import tqdm
 
     device = resolve_device(device)
+    if device.type == "cpu":
+        keep_freed_memory()
     if train_set.num_frames == 0:
         raise ConfigError("no training frames: the labeled datasets have no rows with split 'train'")
     formats = list(dict.fromkeys(train_set.formats))
@@ -424,7 +451,7 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
         raise ConfigError(f"objective names repeat: {names}")
     extra_modules = {f"{o.name}.{k}": m.to(device) for o in objectives for k, m in o.modules().items()}
     parameters = list(lifter.parameters()) + [p for m in extra_modules.values() for p in m.parameters()]
-    optimizer = torch.optim.Adam(parameters, lr=config.lr, amsgrad=config.amsgrad)
+    optimizer = make_optimizer(parameters, config)
     term_names = list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms]
     unknown = sorted(set(config.dataset_weights) - set(train_set.names))
     if unknown:

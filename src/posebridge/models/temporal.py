@@ -14,11 +14,16 @@ Speed (the layer structure and the semantics stay the reference's):
   stride = width convolution is then a plain ``linear`` over ``width`` consecutive rows viewed as
   one row, with no im2col, no transposes and no copies of the activations; the residual is a
   strided view of the same rows. Its input (B, RF, J, F) is already in that layout.
-- Dropout masks come from 64-bit random words cut into four 16-bit integers (one generator call
-  per four activations instead of a float Bernoulli draw per activation); a unit is kept when its
-  integer is at or above ``round(p * 65536)`` below the midpoint, so the drop probability is ``p``
-  rounded to 1/65536 (exact for 0.25). ReLU, dropout and the 1/(1-p) scale are one autograd node
-  whose backward needs only its output.
+- Dropout masks come from 64-bit random words cut into 8-bit integers when ``p * 256`` is an
+  integer (0.25: exact), else into 16-bit ones (``p`` rounded to 1/65536): one generator call per
+  eight (four) activations instead of a float Bernoulli draw per activation.
+- BatchNorm (training mode), ReLU, dropout and the 1/(1-p) scale are one autograd node
+  (``_BatchNormReluDropout``): the scale is folded into the BatchNorm affine (scale > 0 commutes
+  with ReLU), ReLU and the mask act in place on the BatchNorm output, and the backward needs only
+  that output (> 0 exactly where the unit was kept and positive) and the convolution output.
+- A block's strided convolution and its residual tap are one node (``_StridedConvTap``): its
+  backward adds the residual's gradient into the slice of the input gradient in place, where
+  autograd's select + sum would zero-fill and add a whole input-sized buffer.
 - For evaluation without gradients, the dilated model folds each BatchNorm into the preceding
   convolution (``folded_forward``), leaving one convolution, one in-place ReLU and one in-place
   residual add per layer.
@@ -34,20 +39,24 @@ import torch.nn.functional as F
 
 from posebridge.errors import ConfigError
 
-__all__ = ["TemporalModelBase", "TemporalModel", "TemporalModelOptimized", "relu_dropout"]
+__all__ = ["TemporalModelBase", "TemporalModel", "TemporalModelOptimized", "relu_dropout",
+           "batch_norm_relu_dropout"]
 
 
 # ---------------------------------------------------------------------------------------------
-# ReLU + dropout as one autograd node
+# Fused training-time layers (one autograd node each, fewer passes over the activations)
 
 
 def _keep_mask(shape, p: float, generator: torch.Generator | None, device) -> torch.Tensor:
-    """Boolean keep mask with P(keep) = 1 - p (p rounded to 1/65536), from 16-bit random integers."""
+    """Boolean keep mask with P(keep) = 1 - p, from 8-bit random integers when p * 256 is an
+    integer (exact), else 16-bit ones (p rounded to 1/65536)."""
     n = math.prod(shape)
-    words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
+    dtype, levels = (torch.int8, 256) if float(p * 256).is_integer() else (torch.int16, 65536)
+    per_word = 8 // dtype.itemsize
+    words = torch.empty((n + per_word - 1) // per_word, dtype=torch.int64, device=device)
     words.random_(-(2**63), None, generator=generator)  # all 64 bits uniform
-    halves = words.view(torch.int16)[:n].view(shape)
-    return halves >= round(p * 65536) - 32768
+    parts = words.view(dtype)[:n].view(shape)
+    return parts >= round(p * levels) - levels // 2
 
 
 class _ReluDropout(torch.autograd.Function):
@@ -74,6 +83,74 @@ def relu_dropout(x: torch.Tensor, p: float, training: bool,
         return F.relu(x)
     keep = _keep_mask(x.shape, p, generator, x.device)
     return _ReluDropout.apply(x, keep, 1.0 / (1.0 - p))
+
+
+class _BatchNormReluDropout(torch.autograd.Function):
+    """``dropout(relu(batch_norm(z)))`` on (N, C) rows, BatchNorm in training mode (batch
+    statistics, running statistics updated by ``native_batch_norm`` itself)."""
+
+    @staticmethod
+    def forward(ctx, z, weight, bias, running_mean, running_var, factor, eps, keep, scale):
+        # scale * relu(y) == relu(scale * y): fold the dropout scale into the affine
+        w, b = weight * scale, bias * scale
+        out, mean, invstd = torch.ops.aten.native_batch_norm(z, w, b, running_mean, running_var, True, factor, eps)
+        out.relu_()
+        if keep is not None:
+            out.mul_(keep)
+        ctx.save_for_backward(z, w, mean, invstd, out)
+        ctx.eps, ctx.scale = eps, scale
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        z, w, mean, invstd, out = ctx.saved_tensors
+        grad_y = torch.ops.aten.threshold_backward(grad, out, 0.0)
+        grad_z, grad_w, grad_b = torch.ops.aten.native_batch_norm_backward(
+            grad_y, z, w, None, None, mean, invstd, True, ctx.eps, [ctx.needs_input_grad[0], True, True])
+        return grad_z, grad_w * ctx.scale, grad_b * ctx.scale, None, None, None, None, None, None
+
+
+def batch_norm_relu_dropout(z: torch.Tensor, bn: nn.BatchNorm1d, p: float, training: bool,
+                            generator: torch.Generator | None = None) -> torch.Tensor:
+    """``dropout(relu(bn(z)), p)`` for (N, C) rows; the same result, running statistics and
+    gradients as the three modules in a row, with fewer passes in training mode."""
+    if not (training and bn.training and bn.track_running_stats and bn.affine and z.shape[0] > 1):
+        return relu_dropout(bn(z), p, training, generator)  # (the module raises on a single row)
+    # nn.BatchNorm1d's running-statistics bookkeeping
+    bn.num_batches_tracked.add_(1)
+    factor = 1.0 / float(bn.num_batches_tracked) if bn.momentum is None else bn.momentum
+    keep = _keep_mask(z.shape, p, generator, z.device) if p > 0 else None
+    return _BatchNormReluDropout.apply(z, bn.weight, bn.bias, bn.running_mean, bn.running_var, factor, bn.eps,
+                                       keep, 1.0 / (1.0 - p))
+
+
+class _StridedConvTap(torch.autograd.Function):
+    """A stride = width convolution on (N * w, C) rows, ``rows.view(N, w * C) @ W.T``, and the
+    residual tap ``rows.view(N, w, C)[:, offset]`` (a copy), as one node."""
+
+    @staticmethod
+    def forward(ctx, h, weight, width, offset):
+        rows = h.view(-1, width * h.shape[1])
+        z = rows @ _time_major(weight).t()
+        tap = h.view(-1, width, h.shape[1])[:, offset].clone()
+        ctx.save_for_backward(h, weight)
+        ctx.width, ctx.offset = width, offset
+        return z, tap
+
+    @staticmethod
+    def backward(ctx, grad_z, grad_tap):
+        h, weight = ctx.saved_tensors
+        width, C = ctx.width, h.shape[1]
+        grad_h = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_h = (grad_z @ _time_major(weight)).view(-1, width, C)
+            if grad_tap is not None:
+                grad_h[:, ctx.offset] += grad_tap
+            grad_h = grad_h.view_as(h)
+        if ctx.needs_input_grad[1]:
+            # (O, w * C) time-major -> the Conv1d layout (O, C, w)
+            grad_w = (grad_z.t() @ h.view(-1, width * C)).view(-1, width, C).permute(0, 2, 1).contiguous()
+        return grad_h, grad_w, None, None
 
 
 def _time_major(weight: torch.Tensor) -> torch.Tensor:
@@ -177,6 +254,10 @@ class TemporalModelBase(nn.Module):
 
     def _drop(self, x: torch.Tensor) -> torch.Tensor:
         return relu_dropout(x, self.dropout, self.training, self.dropout_generator)
+
+    def _bn_drop(self, z: torch.Tensor, bn: nn.BatchNorm1d) -> torch.Tensor:
+        """``_drop(bn(z))`` for (N, C) rows, fused in training mode."""
+        return batch_norm_relu_dropout(z, bn, self.dropout, self.training, self.dropout_generator)
 
     @classmethod
     def sharing(cls, other: "TemporalModelBase") -> "TemporalModelBase":
@@ -295,12 +376,12 @@ class TemporalModelOptimized(TemporalModelBase):
             raise ValueError(f"the strided model takes windows of {rf} frames (or multiples), got {T}")
         w0 = self.filter_widths[0]
         rows = x.reshape(B * T // w0, w0 * self.num_joints_in * self.in_features)
-        h = self._drop(self.expand_bn(F.linear(rows, _time_major(self.expand_conv.weight))))
+        h = self._bn_drop(F.linear(rows, _time_major(self.expand_conv.weight)), self.expand_bn)
         for i, w in enumerate(self.filter_widths[1:]):
             offset = w // 2 + (w // 2 if self.causal else 0)
-            res = h.view(-1, w, h.shape[1])[:, offset]  # VideoPose3D's x[:, :, offset::w]
-            z = F.linear(h.view(-1, w * h.shape[1]), _time_major(self.layers_conv[2 * i].weight))
-            h = self._drop(self.layers_bn[2 * i](z))
+            # z: the strided convolution; res: VideoPose3D's x[:, :, offset::w]
+            z, res = _StridedConvTap.apply(h, self.layers_conv[2 * i].weight, w, offset)
+            h = self._bn_drop(z, self.layers_bn[2 * i])
             z = F.linear(h, self.layers_conv[2 * i + 1].weight[:, :, 0])
-            h = res + self._drop(self.layers_bn[2 * i + 1](z))
+            h = res + self._bn_drop(z, self.layers_bn[2 * i + 1])
         return h.view(B, T // rf, h.shape[1])

@@ -10,14 +10,21 @@ over the whole padded sequence with the mirrored copy in the same batch. A third
 contribute. Data is H36M-shaped and random (17 COCO keypoints x (x, y, confidence) in, 17 joints
 out, 900k frames in 600 sequences); each figure is the median over timed iterations after warm-up,
 and ratios compare rows of the same run because the machines this runs on are shared and noisy.
+``best`` (the fastest step) is the better estimate of a quiet machine: a full-size step is ~94%
+matrix products at the machine's peak, and another busy process on the same cores slows the
+2-thread step by up to half (it waits for its slower thread). The full size is also timed at the
+REFERENCES.md figure's batch, 1024 (``--batch-full-reference``), its steps in a row.
 
-    python -m bench.bench_lifter            # default run, under ~3 minutes on 2 cores
+    python -m bench.bench_lifter            # default run, ~3 minutes on 2 cores
     python -m bench.bench_lifter --help     # sizes, iterations, ablations
 
 ``--ablations`` adds one training row per speed-up with that speed-up taken away (glibc's default
 allocator, per-tensor Adam, BatchNorm module + separate ReLU/dropout node, torch's Bernoulli
-dropout, autograd's select for the residual, 16-bit masks) and one with all of them taken away
-(the code as measured in session 1), each as a ratio to the posebridge row of the same run.
+dropout, autograd's select for the residual, 16-bit or 8-bit masks from torch's generator as
+boolean tensors, ``[:, :, 0]`` width-1 weights, the weight re-laid out again in the backward), one
+with session 3's three changes undone (session 2's code) and one with all of them taken away (the
+code as measured in session 1), each as a ratio to the posebridge row of the same run; the
+ablation rows share one lifter (~0.7 GB each otherwise).
 """
 
 from __future__ import annotations
@@ -228,21 +235,26 @@ def train_baseline_step(data, size, batch_size, seed, model=None):
     return step
 
 
-def train_posebridge_step(data, size, batch_size, seed, fused_adam=True):
+def train_posebridge_step(data, size, batch_size, seed, fused_adam=True, share=None):
     """posebridge's training step: ChunkSampler + BatchAssembler (flip, keypoint dropout),
-    the strided lifter, the three losses, Adam (AMSGrad): ``train.train_step`` itself."""
+    the strided lifter, the three losses, Adam (AMSGrad): ``train.train_step`` itself.
+    ``share``: another such step's lifter, whose weights and batch assembler this one trains and
+    uses too (ablation rows: the cost of a step does not depend on the weights' values, and each
+    full-size lifter with its assembler holds ~0.7 GB)."""
     from posebridge.chunks import ChunkSampler
     from posebridge.train import TrainConfig, build_lifter, make_optimizer, train_step
     from posebridge.training_data import BatchAssembler
 
     config = TrainConfig(**SIZES[size], batch_size=batch_size)
-    lifter = build_lifter(config, ["h36m_17"], seed)
+    lifter = share if share is not None else build_lifter(config, ["h36m_17"], seed)
     lifter.temporal.dropout_generator = torch.Generator().manual_seed(seed)
     lifter.train()
     optimizer = (make_optimizer(lifter.parameters(), config) if fused_adam
                  else torch.optim.Adam(lifter.parameters(), lr=config.lr, amsgrad=config.amsgrad))
     sampler = ChunkSampler(data.frames_per_group(), batch_size, seed=seed)
-    assembler = BatchAssembler(data, lifter)
+    if share is None:
+        lifter.assembler = BatchAssembler(data, lifter)
+    assembler = lifter.assembler
     augment = np.random.default_rng(seed)
     batches = iter(sampler.batches(0))
 
@@ -273,8 +285,8 @@ def model_rf(model) -> int:
 
 
 def interleaved(steps: dict, iterations: int, warmup: int, rounds: int) -> dict:
-    """Median seconds per call of each step; the steps take turns in ``rounds`` rounds, so a
-    change of machine load during the run hits all of them alike."""
+    """Seconds of every timed call of each step (a list per step); the steps take turns in
+    ``rounds`` rounds, so a change of machine load during the run hits all of them alike."""
     for fn in steps.values():
         for _ in range(warmup):
             fn()
@@ -286,13 +298,16 @@ def interleaved(steps: dict, iterations: int, warmup: int, rounds: int) -> dict:
                 started = time.perf_counter()
                 fn()
                 times[k].append(time.perf_counter() - started)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
 
 
 def set_malloc(keep: bool) -> None:
     """posebridge's allocator setting (``train.keep_freed_memory``) or, approximately, glibc's
     default: blocks over 32 MB (the ceiling of its dynamic mmap threshold) mapped afresh and
-    unmapped on free."""
+    unmapped on free. The heap is never trimmed in either: a trimmed heap must be faulted in
+    again by the next row taking its turn (measured: the batch-1024 row 80 instead of ~110
+    samples/s after the baseline's steps), a cost of the baseline's setting that other rows would
+    pay. So the baseline keeps the heap its small blocks grew, which can only flatter it."""
     import ctypes
 
     from posebridge.train import keep_freed_memory
@@ -302,7 +317,7 @@ def set_malloc(keep: bool) -> None:
     else:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD
-        libc.mallopt(-1, 64 * 2**20)  # M_TRIM_THRESHOLD
+        libc.mallopt(-1, 2**31 - 1)  # M_TRIM_THRESHOLD: never trim (see above)
 
 
 class _PlainTap:
@@ -328,16 +343,59 @@ def _torch_dropout_bn(z, bn, p, training, generator=None):
     return torch.nn.functional.dropout(torch.relu(bn(z)), p, training)
 
 
-def _keep_mask_16bit(shape, p, generator, device):
-    """Ablation: dropout masks from 16-bit integers for every p (four per random word)."""
+def _keep_mask_16bit(shape, p, generator, device, dtype=None):
+    """Ablation: dropout masks from torch's generator as 16-bit integers for every p (four per
+    random word), compared into a boolean tensor (session 1)."""
     n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
     words.random_(-(2**63), None, generator=generator)
     return words.view(torch.int16)[:n].view(shape) >= round(p * 65536) - 32768
 
 
-# every speed-up of session 2 taken away at once: the training path as measured in session 1
-SESSION_1 = {"batch_norm_relu_dropout": _unfused_bn, "_StridedConvTap": _PlainTap, "_keep_mask": _keep_mask_16bit}
+def _keep_mask_torch_bool(shape, p, generator, device, dtype=None):
+    """Ablation: dropout masks from torch's generator as 8-bit integers, compared into a boolean
+    tensor that the multiply converts to a float copy (session 2)."""
+    n = math.prod(shape)
+    words = torch.empty((n + 7) // 8, dtype=torch.int64, device=device)
+    words.random_(-(2**63), None, generator=generator)
+    return words.view(torch.int8)[:n].view(shape) >= round(p * 256) - 128
+
+
+def _pointwise_select(weight):
+    """Ablation: a kernel-width-1 weight as ``[:, :, 0]`` (its gradient a zero-filled copy)."""
+    return weight[:, :, 0]
+
+
+class _TapRelayout(torch.autograd.Function):
+    """Ablation stand-in for ``temporal._StridedConvTap`` that re-lays the weight out (O, C, w) ->
+    (O, w * C) again in the backward instead of keeping the forward's copy (session 2)."""
+
+    @staticmethod
+    def forward(ctx, h, weight, width, offset):
+        from posebridge.models.temporal import _time_major
+
+        z = h.view(-1, width * h.shape[1]) @ _time_major(weight).t()
+        ctx.save_for_backward(h, weight)
+        ctx.width, ctx.offset = width, offset
+        return z, h.view(-1, width, h.shape[1])[:, offset].clone()
+
+    @staticmethod
+    def backward(ctx, grad_z, grad_tap):
+        from posebridge.models.temporal import _time_major
+
+        h, weight = ctx.saved_tensors
+        width, C = ctx.width, h.shape[1]
+        grad_h = (grad_z @ _time_major(weight)).view(-1, width, C)
+        grad_h[:, ctx.offset] += grad_tap
+        grad_w = (grad_z.t() @ h.view(-1, width * C)).view(-1, width, C).permute(0, 2, 1).contiguous()
+        return grad_h.view_as(h), grad_w, None, None
+
+
+# every speed-up of sessions 2 and 3 taken away at once: the training path as measured in session 1
+SESSION_1 = {"batch_norm_relu_dropout": _unfused_bn, "_StridedConvTap": _PlainTap, "_keep_factor": _keep_mask_16bit,
+             "_pointwise": _pointwise_select}
+# the speed-ups of session 3 taken away: the training path as session 2 left it
+SESSION_2 = {"_keep_factor": _keep_mask_torch_bool, "_pointwise": _pointwise_select, "_StridedConvTap": _TapRelayout}
 
 
 def ablated(step, keep_memory=True, patches=None):
@@ -397,30 +455,54 @@ def run(args) -> None:
                                                                                 _strided_as_plain(other))),
             "posebridge training loop": ablated(ours),
         }
+        batches = dict.fromkeys(steps, batch)
         if args.ablations:
-            # each row takes one speed-up away from the posebridge loop
-            steps["ablation: glibc default allocator"] = ablated(train_posebridge_step(data, size, batch, 0)[0], False)
-            steps["ablation: per-tensor Adam, not fused"] = ablated(
-                train_posebridge_step(data, size, batch, 0, fused_adam=False)[0])
-            steps["ablation: BN module + ReLU/dropout node"] = ablated(
-                train_posebridge_step(data, size, batch, 0)[0], patches={"batch_norm_relu_dropout": _unfused_bn})
-            steps["ablation: BN + ReLU + torch dropout"] = ablated(
-                train_posebridge_step(data, size, batch, 0)[0], patches={"batch_norm_relu_dropout": _torch_dropout_bn})
-            steps["ablation: autograd select for the residual"] = ablated(
-                train_posebridge_step(data, size, batch, 0)[0], patches={"_StridedConvTap": _PlainTap})
-            steps["ablation: 16-bit dropout masks"] = ablated(
-                train_posebridge_step(data, size, batch, 0)[0], patches={"_keep_mask": _keep_mask_16bit})
-            steps["ablation: all of the above (session 1 code)"] = ablated(
-                train_posebridge_step(data, size, batch, 0, fused_adam=False)[0], False, SESSION_1)
-        rate = {k: batch / v for k, v in interleaved(steps, iters, warmup, args.rounds).items()}
+            # each row takes one speed-up away from the posebridge loop (sharing its lifter's weights)
+            def variant(fused_adam=True, share=other):
+                return train_posebridge_step(data, size, batch, 0, fused_adam, share=share)[0]
+
+            rows = {
+                "glibc default allocator": ablated(variant(), False),
+                "per-tensor Adam, not fused": ablated(variant(False)),
+                "BN module + ReLU/dropout node": ablated(variant(), patches={"batch_norm_relu_dropout": _unfused_bn}),
+                "BN + ReLU + torch dropout": ablated(variant(), patches={"batch_norm_relu_dropout": _torch_dropout_bn}),
+                "autograd select for the residual": ablated(variant(), patches={"_StridedConvTap": _PlainTap}),
+                "16-bit torch boolean dropout masks": ablated(variant(), patches={"_keep_factor": _keep_mask_16bit}),
+                "8-bit torch boolean dropout masks": ablated(variant(), patches={"_keep_factor": _keep_mask_torch_bool}),
+                "[:, :, 0] width-1 weights": ablated(variant(), patches={"_pointwise": _pointwise_select}),
+                "weight re-laid out in backward": ablated(variant(), patches={"_StridedConvTap": _TapRelayout}),
+                "session 3's three changes undone": ablated(variant(), patches=SESSION_2),
+                "all of the above (session 1 code)": ablated(variant(False), False, SESSION_1),
+            }
+            steps.update({f"ablation: {k}": v for k, v in rows.items()})
+            batches.update({f"ablation: {k}": batch for k in rows})
+        times = interleaved(steps, iters, warmup, args.rounds)
+        rate = {k: batches[k] / statistics.median(v) for k, v in times.items()}
+        best = {k: batches[k] / min(v) for k, v in times.items()}
         base, mixed, mine = (rate[k] for k in list(steps)[:3])
+        print(f"  {'':5s} train  {'(samples/s: median step; best: fastest step)':44s}", flush=True)
         for k, r in rate.items():
             print(f"  {size:5s} train  {k:44s} {r:9.0f} samples/s  {r * flops / 1e9:6.1f} GFLOP/s"
-                  f"  {r / mine:5.2f}x posebridge", flush=True)
+                  f"  {r / mine:5.2f}x posebridge   best {best[k]:7.0f}", flush=True)
         print(f"  {size:5s} train  posebridge / baseline: {mine / base:.2f}x (the model alone {mixed / base:.2f}x, "
               f"then the data pipeline {mine / mixed:.2f}x); posebridge / REFERENCES.md figure "
               f"{REFERENCE[size]['train']}: {mine / REFERENCE[size]['train']:.2f}x", flush=True)
-        del steps, other
+        del steps
+        reference_batch = 0 if small else args.batch_full_reference
+        if reference_batch and reference_batch != batch:
+            # the REFERENCES.md figure is for batch 1024: the same loop at that batch, its steps in a
+            # row as in training (taking turns with batch-256 steps, glibc's heap fragments and
+            # every 1024 step faults fresh pages in: measured ~80 instead of ~110 samples/s)
+            label = f"posebridge training loop, batch {reference_batch}"
+            times = interleaved({label: ablated(train_posebridge_step(data, size, reference_batch, 0)[0])},
+                                iters, warmup, 1)[label]
+            r, b = reference_batch / statistics.median(times), reference_batch / min(times)
+            print(f"  {size:5s} train  {label:44s} {r:9.0f} samples/s  {r * flops / 1e9:6.1f} GFLOP/s"
+                  f"  {r / mine:5.2f}x posebridge   best {b:7.0f}   (its steps in a row, after the others)", flush=True)
+            print(f"  {size:5s} train  at batch {reference_batch}, the reference's: posebridge / REFERENCES.md figure "
+                  f"{REFERENCE[size]['train']}: {r / REFERENCE[size]['train']:.2f}x (best step "
+                  f"{b / REFERENCE[size]['train']:.2f}x)", flush=True)
+        del other
         set_malloc(True)
 
         # inference on one long sequence
@@ -441,7 +523,7 @@ def run(args) -> None:
             runs["ablation: lift in 1024-frame pieces"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=1024)
             runs["ablation: lift in one piece"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=T)
         n = args.infer_small if small else args.infer_full
-        rate = {k: T / v for k, v in interleaved(runs, n, 1, args.rounds).items()}
+        rate = {k: T / statistics.median(v) for k, v in interleaved(runs, n, 1, args.rounds).items()}
         for k, r in rate.items():
             gflops = r * frame_flops / 1e9
             inference_rates.append((size, k, gflops))
@@ -486,6 +568,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-full", type=int, default=256,
                         help="training batch of the full model (1024 in the paper; smaller keeps the run short, "
                              "samples/s barely depends on it at this size)")
+    parser.add_argument("--batch-full-reference", type=int, default=1024,
+                        help="also time the posebridge loop at this batch, the one of the REFERENCES.md figure "
+                             "(full size; 0: skip)")
     parser.add_argument("--iters-small", type=int, default=9, help="timed training steps, small model")
     parser.add_argument("--iters-full", type=int, default=3, help="timed training steps, full model")
     parser.add_argument("--warmup-small", type=int, default=2, help="untimed training steps first, small model")

@@ -7,7 +7,8 @@ import torch
 
 from posebridge.errors import ConfigError
 from posebridge.models import SeparateHeadLifter, TemporalModel, TemporalModelOptimized
-from posebridge.models.temporal import _keep_mask, _StridedConvTap, batch_norm_relu_dropout, relu_dropout
+from posebridge.models.temporal import (_keep_factor, _keep_levels, _keep_mask, _pointwise, _StridedConvTap,
+                                        batch_norm_relu_dropout, relu_dropout)
 
 
 def randomised(model, seed=0, dtype=torch.float64):
@@ -179,6 +180,45 @@ def test_relu_dropout_gradient_is_mask_times_scale():
     (y * w).sum().backward()
     mask = (y > 0).double()
     assert torch.allclose(x.grad, w * mask / 0.75)
+
+
+@pytest.mark.parametrize("p,bits", [(0.25, 8), (0.5, 8), (0.1, 16)])
+def test_keep_levels_give_the_exact_dropout_rate(p, bits):
+    """8-bit levels when p * 256 is an integer, else 16-bit; P(level >= threshold) = 1 - p exactly
+    (8 bits) or to 1/65536 (16 bits), counted over every level; the levels are uniform."""
+    levels, threshold = _keep_levels(400_000, p, torch.Generator().manual_seed(3), "cpu")
+    assert levels.dtype == (np.uint8 if bits == 8 else np.uint16) and len(levels) == 400_000
+    keep_rate = (2**bits - threshold) / 2**bits
+    assert keep_rate == 1 - p if bits == 8 else abs(keep_rate - (1 - p)) <= 0.5 / 2**bits
+    counts = np.bincount(levels >> (bits - 4), minlength=16)  # top 4 bits: 16 equally likely bins
+    expected = len(levels) / 16
+    assert np.all(np.abs(counts - expected) < 5 * expected**0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_keep_factor_is_the_keep_mask_as_float(dtype):
+    """The float mask the training path multiplies by keeps the same units as the boolean mask
+    from the same generator state; it is reproducible and differs between seeds."""
+    shape = (300, 70)
+    factor = _keep_factor(shape, 0.25, torch.Generator().manual_seed(11), "cpu", dtype)
+    keep = _keep_mask(shape, 0.25, torch.Generator().manual_seed(11), "cpu")
+    assert factor.dtype == dtype and factor.shape == shape and keep.dtype == torch.bool
+    assert torch.equal(factor, keep.to(dtype))
+    assert torch.equal(factor, _keep_factor(shape, 0.25, torch.Generator().manual_seed(11), "cpu", dtype))
+    assert not torch.equal(factor, _keep_factor(shape, 0.25, torch.Generator().manual_seed(12), "cpu", dtype))
+    # one draw from the generator per mask: consecutive masks differ
+    g = torch.Generator().manual_seed(11)
+    assert not torch.equal(_keep_factor(shape, 0.25, g, "cpu", dtype), _keep_factor(shape, 0.25, g, "cpu", dtype))
+
+
+def test_pointwise_weight_is_a_view_with_the_selection_gradient():
+    w = torch.randn(7, 5, 1, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(4, 5, dtype=torch.float64)
+    assert _pointwise(w).data_ptr() == w.data_ptr()
+    assert torch.equal(_pointwise(w), w[:, :, 0])
+    (grad_view,) = torch.autograd.grad(torch.nn.functional.linear(x, _pointwise(w)).square().sum(), w)
+    (grad_select,) = torch.autograd.grad(torch.nn.functional.linear(x, w[:, :, 0]).square().sum(), w)
+    assert torch.allclose(grad_view, grad_select, atol=1e-12)
 
 
 @pytest.mark.parametrize("p,momentum", [(0.25, 0.1), (0.1, None), (0.0, 0.1)])

@@ -419,6 +419,12 @@ def ablated(step, keep_memory=True, patches=None):
     return run_step
 
 
+def _train_row(size: str, label: str, rate: float, flops: float, mine: float, best: float, note: str = "") -> None:
+    """One training row: samples/s (median step), GFLOP/s, ratio to posebridge's row, best step."""
+    print(f"  {size:5s} train  {label:44s} {rate:9.0f} samples/s  {rate * flops / 1e9:6.1f} GFLOP/s"
+          f"  {rate / mine:5.2f}x posebridge   best {best:7.0f}{note}", flush=True)
+
+
 def run(args) -> None:
     from posebridge import skeletons
     from posebridge.inference import LiftingModel, lift
@@ -482,8 +488,7 @@ def run(args) -> None:
         base, mixed, mine = (rate[k] for k in list(steps)[:3])
         print(f"  {'':5s} train  {'(samples/s: median step; best: fastest step)':44s}", flush=True)
         for k, r in rate.items():
-            print(f"  {size:5s} train  {k:44s} {r:9.0f} samples/s  {r * flops / 1e9:6.1f} GFLOP/s"
-                  f"  {r / mine:5.2f}x posebridge   best {best[k]:7.0f}", flush=True)
+            _train_row(size, k, r, flops, mine, best[k])
         print(f"  {size:5s} train  posebridge / baseline: {mine / base:.2f}x (the model alone {mixed / base:.2f}x, "
               f"then the data pipeline {mine / mixed:.2f}x); posebridge / REFERENCES.md figure "
               f"{REFERENCE[size]['train']}: {mine / REFERENCE[size]['train']:.2f}x", flush=True)
@@ -497,8 +502,7 @@ def run(args) -> None:
             times = interleaved({label: ablated(train_posebridge_step(data, size, reference_batch, 0)[0])},
                                 iters, warmup, 1)[label]
             r, b = reference_batch / statistics.median(times), reference_batch / min(times)
-            print(f"  {size:5s} train  {label:44s} {r:9.0f} samples/s  {r * flops / 1e9:6.1f} GFLOP/s"
-                  f"  {r / mine:5.2f}x posebridge   best {b:7.0f}   (its steps in a row, after the others)", flush=True)
+            _train_row(size, label, r, flops, mine, b, "   (its steps in a row, after the others)")
             print(f"  {size:5s} train  at batch {reference_batch}, the reference's: posebridge / REFERENCES.md figure "
                   f"{REFERENCE[size]['train']}: {r / REFERENCE[size]['train']:.2f}x (best step "
                   f"{b / REFERENCE[size]['train']:.2f}x)", flush=True)

@@ -199,12 +199,13 @@ def detections_h5(name: str) -> str:
     return f"results/detections/{name}/{DATASETS[name]['detector']}.h5"
 
 
-def train_data_args(names) -> str:
-    """`--dataset A.h5 --detections A.h5 --train-format F` for each dataset, in order."""
+def train_data_args(names, detections=detections_h5) -> str:
+    """`--dataset A.h5 --detections A.h5 --train-format F` for each dataset, in order;
+    ``detections(name)``: the dataset's detection file."""
     args = []
     for name in names:
         train_format = DATASETS[name]["train_format"] or "native"
-        args += ["--dataset", dataset_h5(name), "--detections", detections_h5(name),
+        args += ["--dataset", dataset_h5(name), "--detections", detections(name),
                  "--train-format", train_format]
     return " ".join(args)
 

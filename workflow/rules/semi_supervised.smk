@@ -128,9 +128,7 @@ def vp3d_inputs(wildcards) -> list[str]:
 
 
 def vp3d_data_args(wildcards) -> str:
-    name = VP3D_SETTINGS["dataset"]
-    return (f"--dataset {dataset_h5(name)} --detections {vp3d_detections(name, wildcards.run)}"
-            f" --train-format {DATASETS[name]['train_format'] or 'native'}")
+    return train_data_args([VP3D_SETTINGS["dataset"]], lambda name: vp3d_detections(name, wildcards.run))
 
 
 def vp3d_semi_args(wildcards) -> str:

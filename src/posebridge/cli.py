@@ -12,8 +12,8 @@ import importlib
 import os
 import sys
 
-from . import __version__
-from .errors import PoseBridgeError
+from posebridge import __version__
+from posebridge.errors import PoseBridgeError
 
 # subcommand name -> module under posebridge.commands (workflow order)
 COMMANDS = {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import ConfigError
+from posebridge.errors import ConfigError
 
 
 def check_keys(values, valid, what: str) -> None:

@@ -7,7 +7,7 @@ DESCRIPTION = (
     "Lift the test rows of every given dataset with a model and measure, per skeleton format, the "
     "held-out MPJPE (mm) of its joints as the best affine combination of the other formats' predicted "
     "joints (fitted on the first half of the frames, scored on the second; "
-    "posebridge.consistency), and, with --acae, the autoencoder's reconstruction MPJPE of the "
+    "posebridge.bridge.consistency), and, with --acae, the autoencoder's reconstruction MPJPE of the "
     "predictions. Writes one Parquet row per format plus an 'all' row (the mean over formats)."
 )
 
@@ -30,12 +30,16 @@ def main(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from ..atomic import write_parquet
-    from ..consistency import acae_consistency, affine_consistency, predict_test_frames
-    from ..detections import read_detections
-    from ..errors import ConfigError
-    from ..inference import load_model
-    from ..store import open_dataset
+    from posebridge.atomic import write_parquet
+    from posebridge.bridge.consistency import (
+        acae_consistency,
+        affine_consistency,
+        predict_test_frames,
+    )
+    from posebridge.data.detections import read_detections
+    from posebridge.errors import ConfigError
+    from posebridge.inference.lift.lift import load_model
+    from posebridge.data.store import open_dataset
 
     if len(args.dataset) != len(args.detections):
         raise ConfigError("consistency: give one --detections per --dataset, in the same order")
@@ -56,7 +60,7 @@ def main(args) -> int:
     overall = {"model": model.name, "format": "all",
                "affine_mm": float(np.mean(list(per_format.values()))) if per_format else float("nan")}
     if args.acae:
-        from ..acae import load_acae
+        from posebridge.bridge.autoencoder import load_acae
 
         acae, _ = load_acae(args.acae)
         if acae.num_joints != points.shape[1]:

@@ -16,7 +16,7 @@ DESCRIPTION = (
 
 
 def add_arguments(parser) -> None:
-    from ..converters import DATASETS
+    from posebridge.sources.converters import DATASETS
 
     parser.add_argument("--dataset", required=True, choices=DATASETS, help="which dataset's files to read")
     parser.add_argument("--source", required=True, metavar="DIR",
@@ -49,8 +49,13 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     import time
 
-    from ..converters import BUILTIN_DETECTIONS, NPZ_DETECTIONS, convert, write_converted
-    from ..errors import ConfigError
+    from posebridge.sources.converters import (
+        BUILTIN_DETECTIONS,
+        NPZ_DETECTIONS,
+        convert,
+        write_converted,
+    )
+    from posebridge.errors import ConfigError
 
     if args.detections_output and args.dataset not in BUILTIN_DETECTIONS and not (
             args.dataset in NPZ_DETECTIONS and args.detections):

@@ -23,12 +23,12 @@ def add_arguments(parser) -> None:
                         help="converted dataset (.h5; its Parquet index beside it)")
     parser.add_argument("--detector", required=True,
                         help=f"detector name: {', '.join(DETECTORS)}, or a config entry whose spec names "
-                             "its kind ('kind' setting; posebridge.detectors)")
+                             "its kind ('kind' setting; posebridge.sources.detectors)")
     parser.add_argument("--spec", default="{}", metavar="JSON",
                         help="detector settings as a JSON object or the path of a JSON file; "
                              "kind (which detector, when the name is not one); simulated: error_scale "
                              "(1.0; 0 = exact projections); gt2d: keypoint_format (coco_17); mediapipe / "
-                             "imported: see `python -c 'help(\"posebridge.detectors\")'`")
+                             "imported: see `python -c 'help(\"posebridge.sources.detectors\")'`")
     parser.add_argument("--seed", type=int, default=0, help="random seed (runs with one seed are identical)")
     parser.add_argument("--output", required=True, metavar="H5",
                         help="detection file to write (results/detections/<dataset>/<detector>.h5)")
@@ -40,12 +40,12 @@ def main(args) -> int:
 
     import numpy as np
 
-    from ..detections import write_detections
-    from ..errors import ConfigError
-    from ..store import open_dataset
-    from ..specs import load_spec
+    from posebridge.data.detections import write_detections
+    from posebridge.errors import ConfigError
+    from posebridge.data.store import open_dataset
+    from posebridge.specs import load_spec
 
-    from ..detectors import KIND_KEY, detect_dataset, handles, kind_of
+    from posebridge.sources.detectors import KIND_KEY, detect_dataset, handles, kind_of
 
     spec_dict = load_spec(args.spec, "--spec")
     real = handles(args.detector, spec_dict)
@@ -58,7 +58,11 @@ def main(args) -> int:
             keypoints, keypoint_format = detect_dataset(args.detector, dataset, spec_dict, args.seed,
                                                         progress=not args.no_progress)
         else:
-            from ..synth.detector import KEYPOINT_FORMAT, DetectorSpec, simulate_detections
+            from posebridge.sources.detectors.simulated import (
+                KEYPOINT_FORMAT,
+                DetectorSpec,
+                simulate_detections,
+            )
 
             spec = DetectorSpec.from_dict({k: v for k, v in spec_dict.items() if k != KIND_KEY})
             keypoints = simulate_detections(dataset, spec, args.seed, progress=not args.no_progress)

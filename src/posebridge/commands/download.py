@@ -25,8 +25,8 @@ def main(args) -> int:
     import time
     from pathlib import Path
 
-    from ..download import PUBLIC_2D, fetch, public_url
-    from ..errors import ConfigError
+    from posebridge.sources.download import PUBLIC_2D, fetch, public_url
+    from posebridge.errors import ConfigError
 
     output = Path(args.output)
     url = args.url or public_url(output.name)

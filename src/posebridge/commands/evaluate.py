@@ -40,11 +40,11 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     from pathlib import Path
 
-    from ..atomic import write_parquet
-    from ..detections import read_detections
-    from ..evaluate import EvalConfig, evaluate, write_examples
-    from ..inference import load_model
-    from ..store import open_dataset
+    from posebridge.atomic import write_parquet
+    from posebridge.data.detections import read_detections
+    from posebridge.evaluation.evaluate import EvalConfig, evaluate, write_examples
+    from posebridge.inference.lift.lift import load_model
+    from posebridge.data.store import open_dataset
 
     config = EvalConfig.parse(args.spec)
     if args.threads:

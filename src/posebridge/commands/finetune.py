@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from . import train as train_command
+from posebridge.commands import train as train_command
 
 HELP = "fine-tune a model for consistent skeletons with a frozen ACAE, or train the merged-joints baseline"
 DESCRIPTION = (
-    "`posebridge train` with another head (posebridge.finetune): starting from --init's weights, "
+    "`posebridge train` with another head (posebridge.bridge.finetune): starting from --init's weights, "
     "continue training with no ACAE term (continued, the control), with the output regulariser "
     "|P - D(E(P))| (output_reg), predicting L latent points decoded to every joint by the frozen "
     "decoder (latent), or both heads with a teacher term pulling the latents to E(full head) after "
@@ -43,10 +43,10 @@ def _extend(args, context):
 
     import torch
 
-    from ..acae import load_acae
-    from ..errors import ConfigError, DataError
-    from ..finetune import AcaeObjective, init_state, output_map
-    from ..models.lifter import union_joint_names
+    from posebridge.bridge.autoencoder import load_acae
+    from posebridge.errors import ConfigError, DataError
+    from posebridge.bridge.finetune import AcaeObjective, init_state, output_map
+    from posebridge.models.lifter import union_joint_names
 
     variant = args.variant
     if (variant == "merged") != (args.init is None):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 HELP = "fit the affine-combining autoencoder (ACAE) on pseudo-GT, with PCA and mean-pose baselines"
 DESCRIPTION = (
-    "Fit posebridge.acae.AffineCombiningAutoencoder over the union of the pseudo-GT's joints (names "
+    "Fit posebridge.bridge.autoencoder.AffineCombiningAutoencoder over the union of the pseudo-GT's joints (names "
     "<format>/<joint>, left/right paired by name, chiral weight sharing) with the paper's recipe "
     "(Adam, projected L1 scaled by mean depth + 0.6 x the negative-weight regulariser, rate dropping "
     "10x at a third and two thirds of the steps) on the poses not held out, and score its "
@@ -39,11 +39,17 @@ def main(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from ..acae import fit_acae, mean_pose_baseline, pca_baseline, reconstruction_error, save_acae
-    from ..atomic import write_parquet
-    from ..pseudo_gt import read_pseudo_gt
-    from ..specs import check_keys, load_spec
-    from ..train import resolve_device
+    from posebridge.bridge.autoencoder import (
+        fit_acae,
+        mean_pose_baseline,
+        pca_baseline,
+        reconstruction_error,
+        save_acae,
+    )
+    from posebridge.atomic import write_parquet
+    from posebridge.bridge.pseudo_gt import read_pseudo_gt
+    from posebridge.specs import check_keys, load_spec
+    from posebridge.training.loop import resolve_device
 
     spec = load_spec(args.spec, "fit-acae: --spec")
     check_keys(spec, DEFAULTS, "fit-acae")

@@ -32,7 +32,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..videopose3d_import import import_checkpoint
+    from posebridge.interop.videopose3d import import_checkpoint
 
     lifter = import_checkpoint(args.checkpoint, args.out_dir, causal=args.causal, in_features=args.in_features,
                                keypoint_format=args.keypoint_format, output_format=args.output_format)

@@ -46,7 +46,7 @@ def add_arguments(parser) -> None:
 
 
 def _frame_list(text: str | None) -> list[int] | None:
-    from ..errors import ConfigError
+    from posebridge.errors import ConfigError
 
     if text is None:
         return None
@@ -59,9 +59,9 @@ def _frame_list(text: str | None) -> list[int] | None:
 def main(args) -> int:
     import time
 
-    from ..errors import ConfigError
-    from ..infer import infer_video, render_format, render_video, write_outputs
-    from ..inference import load_model
+    from posebridge.errors import ConfigError
+    from posebridge.inference.lift.infer import infer_video, render_format, render_video, write_outputs
+    from posebridge.inference.lift.lift import load_model
 
     if args.max_gap < 0:
         raise ConfigError(f"--max-gap must be >= 0, got {args.max_gap}")

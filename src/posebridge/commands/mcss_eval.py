@@ -38,12 +38,12 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     import torch
 
-    from ..detections import read_detections
-    from ..errors import ConfigError
-    from ..inference import load_model
-    from ..mcss_eval import evaluate_models, load_test_views, write_outputs
-    from ..store import open_dataset
-    from ..train import resolve_device
+    from posebridge.data.detections import read_detections
+    from posebridge.errors import ConfigError
+    from posebridge.inference.lift.lift import load_model
+    from posebridge.evaluation.mcss import evaluate_models, load_test_views, write_outputs
+    from posebridge.data.store import open_dataset
+    from posebridge.training.loop import resolve_device
 
     if args.stride < 1 or args.matrix_poses < 2 or args.pose_threshold <= 0:
         raise ConfigError("mcss-eval: --stride >= 1, --matrix-poses >= 2 and --pose-threshold > 0 are needed")

@@ -8,7 +8,7 @@ DESCRIPTION = (
     "given labeled datasets; keep frames whose 2D detections are confident, every k-th, up to a cap; "
     "and write all joints of all the model's formats (camera space, mm, placed at the ground-truth "
     "root) with the dataset, sequence, camera and frame each came from, a fraction of the takes "
-    "marked as held out (posebridge.pseudo_gt). The affine-combining autoencoder is fitted on it."
+    "marked as held out (posebridge.bridge.pseudo_gt). The affine-combining autoencoder is fitted on it."
 )
 
 
@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-format", action="append", default=None, metavar="FORMAT",
                         help="the format the dataset trains ('native': its stored one); none or one per --dataset")
     parser.add_argument("--spec", default="{}", metavar="JSON",
-                        help="subset settings (posebridge.pseudo_gt.PseudoGTConfig) as JSON: min_confidence, "
+                        help="subset settings (posebridge.bridge.pseudo_gt.PseudoGTConfig) as JSON: min_confidence, "
                              "stride, max_poses, holdout, flip")
     parser.add_argument("--output", required=True, metavar="NPZ", help="pseudo-GT file to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset draw and the held-out takes")
@@ -33,12 +33,17 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     import numpy as np
 
-    from ..errors import DataError
-    from ..inference import load_model
-    from ..models.lifter import union_joint_names
-    from ..pseudo_gt import PseudoGTConfig, predict_frames, select_frames, write_pseudo_gt
-    from ..specs import load_spec
-    from ..training_data import load_labeled_files
+    from posebridge.errors import DataError
+    from posebridge.inference.lift.lift import load_model
+    from posebridge.models.lifter import union_joint_names
+    from posebridge.bridge.pseudo_gt import (
+        PseudoGTConfig,
+        predict_frames,
+        select_frames,
+        write_pseudo_gt,
+    )
+    from posebridge.specs import load_spec
+    from posebridge.training.data import load_labeled_files
 
     config = PseudoGTConfig.from_dict(load_spec(args.spec, "pseudo-gt: --spec"))
     if args.threads:

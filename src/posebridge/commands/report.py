@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..report import build_report, verdict
+    from posebridge.reporting.report import build_report, verdict
 
     report = build_report(args.eval, args.model_dir, args.output_dir)
     print(verdict(report.comparison))

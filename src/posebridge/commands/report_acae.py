@@ -7,7 +7,7 @@ DESCRIPTION = (
     "Write the comparison of separate heads, merged joints and the ACAE fine-tuning variants "
     "(accuracy per test set and skeleton consistency; HTML and CSV), the autoencoder vs PCA vs "
     "mean-pose reconstruction table, the encoder/decoder weight heatmaps and the latent points drawn "
-    "on a held-out pseudo-GT pose (posebridge.report_acae)."
+    "on a held-out pseudo-GT pose (posebridge.reporting.acae)."
 )
 
 
@@ -24,7 +24,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from ..report_acae import build_acae_report
+    from posebridge.reporting.acae import build_acae_report
 
     paths = build_acae_report(args.eval, args.consistency, args.acae, args.acae_metrics, args.pseudo_gt,
                               args.output_dir)

@@ -52,8 +52,8 @@ def main(args) -> int:
     if args.action == "generate":
         import time
 
-        from ..specs import load_spec
-        from ..synth.generate import DatasetSpec, generate_dataset
+        from posebridge.specs import load_spec
+        from posebridge.sources.synth.generate import DatasetSpec, generate_dataset
 
         spec = DatasetSpec.from_dict(load_spec(args.spec, "--spec"))
         t0 = time.perf_counter()
@@ -65,7 +65,7 @@ def main(args) -> int:
               f"{frames} frames, {len(data.cameras)} cameras, {samples} frame x camera samples, "
               f"{time.perf_counter() - t0:.1f} s -> {args.output}")
         return 0
-    from ..synth.preview import render_preview
+    from posebridge.sources.synth.preview import render_preview
 
     render_preview(args.dataset, args.output, detections_path=args.detections, sequence=args.sequence,
                    frame=args.frame, views=args.views)

@@ -17,7 +17,7 @@ DESCRIPTION = (
 
 # Training objectives beside the labeled losses, each in its own library module
 # (posebridge.<name>) that defines ``add_train_arguments(parser)`` (its options, in an argument
-# group) and ``objective_from_args(args, context) -> posebridge.train.Objective | None`` (None
+# group) and ``objective_from_args(args, context) -> posebridge.training.loop.Objective | None`` (None
 # when its options are not given). ``context`` is a TrainContext.
 OBJECTIVE_MODULES: list[str] = ["multiview", "semi_supervised"]
 
@@ -33,13 +33,13 @@ class TrainContext:
 def _objective_modules():
     import importlib
 
-    return [importlib.import_module(f"posebridge.{name}") for name in OBJECTIVE_MODULES]
+    return [importlib.import_module(f"posebridge.training.objectives.{name}") for name in OBJECTIVE_MODULES]
 
 
 def _input_format(configured, detections) -> str:
     """The lifter's input keypoint format: ``configured`` (TrainConfig.keypoint_format), or the
     one format all detection files share; a mismatch is a one-line error naming the file."""
-    from ..errors import DataError
+    from posebridge.errors import DataError
 
     wanted = configured or detections[0].keypoint_format
     for d in detections:
@@ -52,7 +52,7 @@ def _input_format(configured, detections) -> str:
 
 def add_arguments(parser) -> None:
     parser.add_argument("--spec", default="{}", metavar="JSON",
-                        help="training settings (posebridge.train.TrainConfig) as a JSON object or the "
+                        help="training settings (posebridge.training.loop.TrainConfig) as a JSON object or the "
                              "path of a JSON file; unknown keys are an error that lists the valid ones")
     parser.add_argument("--dataset", action="append", required=True, metavar="H5",
                         help="a labeled converted dataset (.h5, its Parquet index beside it); repeat "
@@ -80,11 +80,11 @@ def main(args) -> int:
 
     import torch
 
-    from ..detections import read_detections
-    from ..errors import ConfigError
-    from ..store import open_dataset
-    from ..train import TrainConfig, resolve_device, train, write_model_dir
-    from ..training_data import load_labeled
+    from posebridge.data.detections import read_detections
+    from posebridge.errors import ConfigError
+    from posebridge.data.store import open_dataset
+    from posebridge.training.loop import TrainConfig, resolve_device, train, write_model_dir
+    from posebridge.training.data import load_labeled
 
     config = TrainConfig.parse(args.spec)
     if len(args.detections) != len(args.dataset):

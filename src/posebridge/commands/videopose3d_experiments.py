@@ -27,8 +27,8 @@ def main(args) -> int:
     import json
     from pathlib import Path
 
-    from ..errors import ConfigError
-    from ..videopose3d_experiments import main_from_runs, verdicts
+    from posebridge.errors import ConfigError
+    from posebridge.reporting.videopose3d_experiments import main_from_runs, verdicts
 
     text = args.runs.strip()
     if not text.startswith("[") and Path(text).is_file():

@@ -2,9 +2,9 @@
 
 ``EmbeddingHead`` maps the lifter's trunk features (``TemporalModel.features``: a window of
 VideoPose3D-normalised 2D keypoints seen through the temporal convolutions) to an L2-normalised
-embedding, trained with ``posebridge.metric_learning`` so that two cameras seeing the same
-instant give nearby embeddings (``posebridge.multiview``). ``EmbeddingToPose`` regresses the pose
-in the canonical frame (``posebridge.canonical``) from the embedding: a view-invariant target for
+embedding, trained with ``posebridge.training.metric_learning`` so that two cameras seeing the same
+instant give nearby embeddings (``posebridge.training.objectives.multiview``). ``EmbeddingToPose`` regresses the pose
+in the canonical frame (``posebridge.geometry.canonical``) from the embedding: a view-invariant target for
 a view-invariant input. ``centre_and_scale_2d`` removes image position and size from 2D
 keypoints (the raw-2D retrieval baseline of the MCSS experiment).
 

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from posebridge import skeletons
-from posebridge.cameras import normalize_screen
+from posebridge.geometry import skeletons
+from posebridge.geometry.cameras import normalize_screen
 from posebridge.errors import ConfigError
 from posebridge.models.temporal import TemporalModel, TemporalModelOptimized
 

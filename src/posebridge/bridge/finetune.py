@@ -1,0 +1,115 @@
+"""Consistency fine-tuning with a frozen affine-combining autoencoder (REFERENCES.md section 6),
+and the heads of the models compared with it.
+
+Variants (``VARIANTS``), each a separate model started from the initial model's weights:
+
+- ``continued``: the same fine-tuning schedule with no ACAE term (the control: "more epochs").
+- ``output_reg``: separate heads; adds ``weight x mean |P - D(E(P))|`` over all predicted joints.
+- ``latent``: the network predicts L latent points; the frozen decoder D, folded into the last
+  layer (``models.lifter.MappedTemporalModel``), gives every joint of every format.
+- ``hybrid``: both heads (all joints P and L latents Z). The full head is supervised like the
+  separate-head model; the output (used for inference) is D(Z), supervised too; from
+  ``warmup_epochs`` on, a teacher term ``weight x mean |Z - E(P)|`` (P detached) pulls the latent
+  head to the encoded full head.
+
+A latent head starts as the encoder applied to the initial full head (its first prediction is
+D(E(P)) of the initial model) rather than at random: the shape differs, but the composition is
+exact because the encoder is linear. ``merged`` (not a fine-tuning variant) is the merged-joints
+baseline's head, trained from scratch: one output per distinct joint name.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from posebridge.errors import ConfigError
+from posebridge.training.loop import Objective, StepOutputs, compute_losses
+
+__all__ = ["VARIANTS", "HEADS", "output_map", "init_state", "AcaeObjective", "expand_points"]
+
+VARIANTS = ("continued", "output_reg", "latent", "hybrid")
+HEADS = VARIANTS + ("merged",)
+
+
+def expand_points(matrix: torch.Tensor) -> torch.Tensor:
+    """(A, B) point map (out_b = sum_a M[a, b] in_a) -> (B * 3, A * 3) on flattened coordinates."""
+    return torch.kron(matrix.T.contiguous(), torch.eye(3, dtype=matrix.dtype))
+
+
+def output_map(variant: str, formats, acae=None) -> torch.Tensor | None:
+    """The (R, J_union) output map of a variant's lifter (None: one output per joint)."""
+    from posebridge.models.lifter import merged_output_map
+
+    if variant not in HEADS:
+        raise ConfigError(f"unknown head variant {variant!r}; choose one of {', '.join(HEADS)}")
+    if variant == "merged":
+        return merged_output_map(formats)[0]
+    if variant in ("continued", "output_reg"):
+        return None
+    decoder = acae.decoder_matrix().detach().float().cpu()  # (L, J)
+    if variant == "latent":
+        return decoder
+    J = decoder.shape[1]
+    return torch.cat([torch.zeros(J, J), decoder])  # hybrid: raw = [P; Z], output = D(Z)
+
+
+def init_state(variant: str, state: dict, acae=None, output_map_: torch.Tensor | None = None) -> dict:
+    """The initial separate-head model's state dict adapted to ``variant``'s head: the latent
+    head is the encoder composed with the full head (W_Z = E^T W_P, coordinate-wise)."""
+    state = {k: v.clone() for k, v in state.items()}
+    if variant in ("latent", "hybrid"):
+        encode = expand_points(acae.encoder_matrix().detach().double().cpu())  # (L*3, J*3)
+        weight, bias = state["shrink.weight"], state["shrink.bias"]
+        if weight.shape[0] != encode.shape[1]:
+            raise ConfigError(f"the initial model has {weight.shape[0] // 3} outputs, the autoencoder "
+                              f"{encode.shape[1] // 3} joints")
+        latent_w = (encode @ weight[:, :, 0].double()).float()[:, :, None]
+        latent_b = (encode @ bias.double()).float()
+        if variant == "latent":
+            state["shrink.weight"], state["shrink.bias"] = latent_w, latent_b
+        else:
+            state["shrink.weight"] = torch.cat([weight, latent_w])
+            state["shrink.bias"] = torch.cat([bias, latent_b])
+    if output_map_ is not None:
+        state["output_map"] = output_map_.clone().float()
+    return state
+
+
+class AcaeObjective(Objective):
+    """The ACAE terms of ``output_reg`` and ``hybrid`` (see the module docstring). Adds no input
+    windows: the terms are on the labeled windows' predictions."""
+
+    name = "acae"
+
+    def __init__(self, variant: str, acae, config, weight: float = 1.0, warmup_epochs: int = 0,
+                 acae_sha256: str = ""):
+        if variant not in ("output_reg", "hybrid"):
+            raise ConfigError(f"variant {variant!r} has no ACAE objective")
+        self.variant, self.config = variant, config
+        self.weight, self.warmup_epochs = float(weight), int(warmup_epochs)
+        self.acae_sha256 = acae_sha256
+        self.encoder = acae.encoder_matrix().detach().float()  # (J, L), frozen
+        self.decoder = acae.decoder_matrix().detach().float()  # (L, J)
+        self.terms = ("consistency",) if variant == "output_reg" else ("full", "teacher")
+
+    def fingerprint(self) -> dict:
+        return {"variant": self.variant, "weight": self.weight, "warmup_epochs": self.warmup_epochs,
+                "acae_sha256": self.acae_sha256}
+
+    def losses(self, out: StepOutputs, epoch: int) -> dict[str, torch.Tensor]:
+        enc = self.encoder.to(out.labeled_pred.device)
+        dec = self.decoder.to(out.labeled_pred.device)
+        if self.variant == "output_reg":
+            pred = out.labeled_pred  # (B, J, 3) metres; the map is affine, so units do not matter
+            recon = torch.einsum("bjc,jl,lk->bkc", pred, enc, dec)
+            consistency = (pred - recon).abs().mean()
+            return {"consistency": consistency, "total": self.weight * consistency}
+        temporal = out.lifter.temporal
+        raw = temporal.raw_head(out.labeled_features)  # (B, J + L, 3)
+        J = enc.shape[0]
+        full, latent = raw[:, :J], raw[:, J:]
+        full_terms = compute_losses(full, out.labeled, self.config)
+        teacher = (latent - torch.einsum("bjc,jl->blc", full.detach(), enc)).abs().mean()
+        on = 1.0 if epoch >= self.warmup_epochs else 0.0
+        return {"full": full_terms["total"], "teacher": teacher,
+                "total": full_terms["total"] + on * self.weight * teacher}

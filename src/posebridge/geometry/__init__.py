@@ -1,0 +1,1 @@
+"""Geometry of bodies and cameras: skeleton formats, camera models, the canonical frame."""

@@ -1,0 +1,1 @@
+"""Running a trained model: loading, lifting 2D keypoints, videos."""

@@ -1,0 +1,1 @@
+"""Other projects' files: VideoPose3D checkpoints."""

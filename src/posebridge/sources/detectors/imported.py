@@ -1,0 +1,195 @@
+"""Imported 2D detections: files that other tools already wrote (REFERENCES.md section 5).
+
+Two formats:
+
+- **VideoPose3D 2D files** (``data_2d_<dataset>_<detector>.npz``): ``positions_2d`` is a pickled
+  dict ``[subject][action]`` -> list of ``(T, J, 2)`` pixel arrays, one per camera, and
+  ``metadata`` a dict with ``layout_name`` (``coco``, ``h36m`` or ``humaneva15``), ``num_joints``
+  and ``keypoints_symmetry``. These files hold no confidences: every keypoint gets 1.
+- **Detectron-style detections** of one video (VideoPose3D's ``infer_video.py`` /
+  ``infer_video_d2.py``): per frame, ``boxes`` (K, 5) x0, y0, x1, y1, score and ``keypoints``
+  (K, 4, 17) rows x, y, logit, prob (COCO-17), each either directly or as Detectron's per-class
+  list whose entry 1 is the person class; optional ``metadata`` with ``w``, ``h``. The person with
+  the highest box score is kept. Confidence: the sigmoid of the logit row; files whose logit row
+  is all zero (the Detectron2 exporter puts its score in the prob row) use the prob row, through
+  a sigmoid when it leaves [0, 1].
+
+Both are pickled NumPy archives, so they are loaded with ``allow_pickle=True``: open only files
+whose origin you trust.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from posebridge.errors import DataError
+
+# VideoPose3D metadata layout_name -> posebridge skeleton format
+LAYOUTS = {"coco": "coco_17", "h36m": "h36m_17", "humaneva15": "humaneva_15"}
+PERSON_CLASS = 1  # Detectron's class list: 0 is the background, 1 the person
+MIN_CONFIDENCE = 1e-3
+
+
+def _load_npz(path: Path) -> dict:
+    if not path.is_file():
+        from posebridge.sources.download import public_url
+
+        url = public_url(path.name)
+        raise DataError(path, ("no such detection file" if not path.exists() else "not a regular file")
+                        + (f"; get it from {url} (public) and place it there" if url else ""))
+    try:
+        with np.load(path, allow_pickle=True) as loaded:
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                raise DataError(path, "a single .npy array, not an .npz archive")
+            return {k: loaded[k] for k in loaded.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError) as err:
+        raise DataError(path, f"not a readable .npz file (truncated or corrupt?): {err}") from None
+    except AttributeError as err:  # np.load of a plain .npy / pickle
+        raise DataError(path, f"not an .npz archive: {err}") from None
+
+
+def is_videopose3d_2d(path: str | os.PathLike) -> bool:
+    """True when ``path`` is a VideoPose3D 2D file (has ``positions_2d``), False for Detectron-style."""
+    return "positions_2d" in _load_npz(Path(path))
+
+
+# ------------------------------------------------------------------------ VideoPose3D 2D files
+
+@dataclass
+class VideoPose3D2D:
+    """A VideoPose3D 2D file: ``positions[subject][action]`` = list of (T, J, 3) float32 arrays
+    (x px, y px, confidence 1), one per camera, in the ``keypoint_format`` skeleton."""
+
+    path: Path
+    keypoint_format: str
+    positions: dict
+
+    def get(self, subject: str, action: str, camera: int) -> np.ndarray:
+        """(T, J, 3) keypoints of one subject, action and camera position; DataError if absent."""
+        by_action = self.positions.get(subject)
+        if by_action is None:
+            raise DataError(self.path, f"no subject {subject!r} (subjects: {', '.join(sorted(self.positions))})")
+        views = by_action.get(action)
+        if views is None:
+            raise DataError(self.path, f"subject {subject!r} has no action {action!r} "
+                                       f"(actions: {', '.join(sorted(by_action))})")
+        if not 0 <= camera < len(views):
+            raise DataError(self.path, f"{subject} / {action} has {len(views)} camera(s), not camera {camera}")
+        return views[camera]
+
+
+def read_videopose3d_2d(path: str | os.PathLike) -> VideoPose3D2D:
+    """Read and validate a VideoPose3D 2D keypoint file (module docstring)."""
+    path = Path(path)
+    data = _load_npz(path)
+    missing = [k for k in ("positions_2d", "metadata") if k not in data]
+    if missing:
+        raise DataError(path, f"not a VideoPose3D 2D file: missing {', '.join(missing)} "
+                              f"(found: {', '.join(sorted(data)) or 'none'})")
+    metadata, positions = data["metadata"].item(), data["positions_2d"].item()
+    if not isinstance(metadata, dict) or not isinstance(positions, dict):
+        raise DataError(path, "metadata and positions_2d must be pickled dicts")
+    layout = metadata.get("layout_name")
+    if layout not in LAYOUTS:
+        raise DataError(path, f"metadata layout_name {layout!r} is not one of {', '.join(LAYOUTS)}")
+    from posebridge.geometry import skeletons
+
+    joints = skeletons.get(LAYOUTS[layout]).num_joints
+    out: dict = {}
+    for subject, by_action in positions.items():
+        if not isinstance(by_action, dict):
+            raise DataError(path, f"positions_2d[{subject!r}] must be a dict of actions")
+        out[str(subject)] = {}
+        for action, views in by_action.items():
+            arrays = []
+            for c, view in enumerate(views):
+                view = np.asarray(view)
+                where = f"positions_2d[{subject!r}][{action!r}][{c}]"
+                if view.ndim != 3 or view.shape[1] != joints or view.shape[2] not in (2, 3):
+                    raise DataError(path, f"{where} has shape {view.shape}, expected (frames, {joints}, 2) "
+                                          f"for layout {layout!r}")
+                if not np.isfinite(view).all():
+                    raise DataError(path, f"{where} holds NaN or inf")
+                view = view.astype(np.float32)
+                if view.shape[2] == 2:
+                    view = np.concatenate([view, np.ones(view.shape[:2] + (1,), np.float32)], axis=2)
+                arrays.append(view)
+            out[str(subject)][str(action)] = arrays
+    return VideoPose3D2D(path, LAYOUTS[layout], out)
+
+
+# ------------------------------------------------------------------------ Detectron-style files
+
+def _person_entry(entry):
+    """A frame's person-class entry: Detectron's per-class list holds it at index 1."""
+    if isinstance(entry, (list, tuple)) or (isinstance(entry, np.ndarray) and entry.dtype == object):
+        return entry[PERSON_CLASS] if len(entry) > PERSON_CLASS else []
+    return entry
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+
+
+@dataclass
+class DetectronDetections:
+    """One video's detections: ``keypoints`` (T, 17, 3) COCO-17 x px, y px, confidence (zeros
+    where nobody was found), and the image size when the file's metadata gives it."""
+
+    path: Path
+    keypoints: np.ndarray
+    width: int | None
+    height: int | None
+    keypoint_format: str = "coco_17"
+
+
+def read_detectron(path: str | os.PathLike) -> DetectronDetections:
+    """Read a Detectron-style detection file and keep the highest-scoring person of every frame."""
+    path = Path(path)
+    data = _load_npz(path)
+    missing = [k for k in ("boxes", "keypoints") if k not in data]
+    if missing:
+        raise DataError(path, f"not a Detectron-style file: missing {', '.join(missing)} "
+                              f"(found: {', '.join(sorted(data)) or 'none'})")
+    boxes, keyps = data["boxes"], data["keypoints"]
+    if len(boxes) != len(keyps):
+        raise DataError(path, f"boxes cover {len(boxes)} frames but keypoints {len(keyps)}")
+    if len(boxes) == 0:
+        raise DataError(path, "holds no frames")
+    frames = len(boxes)
+    raw = np.zeros((frames, 4, 17), dtype=np.float64)
+    found = np.zeros(frames, dtype=bool)
+    for t in range(frames):  # ragged per-frame lists: no way around one step per frame here
+        entry = _person_entry(boxes[t])
+        if len(entry) == 0:
+            continue
+        frame_boxes = np.asarray(entry, dtype=np.float64).reshape(-1, 5)
+        frame_keyps = np.asarray(_person_entry(keyps[t]), dtype=np.float64)
+        if frame_keyps.shape != (len(frame_boxes), 4, 17):
+            raise DataError(path, f"frame {t}: keypoints have shape {frame_keyps.shape}, expected "
+                                  f"({len(frame_boxes)}, 4, 17) for its {len(frame_boxes)} box(es)")
+        raw[t] = frame_keyps[int(np.argmax(frame_boxes[:, 4]))]
+        found[t] = True
+    if not np.isfinite(raw).all():
+        raise DataError(path, "keypoints hold NaN or inf")
+    logit, prob = raw[:, 2], raw[:, 3]
+    if np.any(logit[found] != 0):
+        confidence = _sigmoid(logit)
+    elif np.all((prob[found] >= 0) & (prob[found] <= 1)):
+        confidence = prob
+    else:
+        confidence = _sigmoid(prob)
+    # confidence 0 means "not detected": a found person's keypoints keep at least MIN_CONFIDENCE
+    confidence = np.where(found[:, None], np.clip(confidence, MIN_CONFIDENCE, 1.0), 0.0)
+    keypoints = np.stack([raw[:, 0], raw[:, 1], confidence], axis=-1)
+    width = height = None
+    if "metadata" in data:
+        meta = data["metadata"].item() if data["metadata"].dtype == object else None
+        if isinstance(meta, dict) and "w" in meta and "h" in meta:
+            width, height = int(meta["w"]), int(meta["h"])
+    return DetectronDetections(path, keypoints.astype(np.float32), width, height)

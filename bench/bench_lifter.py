@@ -140,7 +140,7 @@ def per_sample_batches(inputs, targets, starts, frames, pad, batch_size, in_mirr
 
 def make_data(frames: int, sequences: int, seed: int = 0):
     """Random H36M-shaped training data as a posebridge LabeledSet (one dataset, h36m_17)."""
-    from posebridge.training_data import LabeledSet
+    from posebridge.training.data import LabeledSet
 
     rng = np.random.default_rng(seed)
     length = frames // sequences
@@ -212,7 +212,7 @@ def machine_peak_gflops() -> float:
 
 def train_baseline_step(data, size, batch_size, seed, model=None):
     """A VideoPose3D-style training step closure: per-sample chunks, MPJPE, Adam (AMSGrad)."""
-    from posebridge import skeletons
+    from posebridge.geometry import skeletons
 
     widths, channels = SIZES[size]["filter_widths"], SIZES[size]["channels"]
     torch.manual_seed(seed)
@@ -241,9 +241,9 @@ def train_posebridge_step(data, size, batch_size, seed, fused_adam=True, share=N
     ``share``: another such step's lifter, whose weights and batch assembler this one trains and
     uses too (ablation rows: the cost of a step does not depend on the weights' values, and each
     full-size lifter with its assembler holds ~0.7 GB)."""
-    from posebridge.chunks import ChunkSampler
-    from posebridge.train import TrainConfig, build_lifter, make_optimizer, train_step
-    from posebridge.training_data import BatchAssembler
+    from posebridge.data.windows import ChunkSampler
+    from posebridge.training.loop import TrainConfig, build_lifter, make_optimizer, train_step
+    from posebridge.training.data import BatchAssembler
 
     config = TrainConfig(**SIZES[size], batch_size=batch_size)
     lifter = share if share is not None else build_lifter(config, ["h36m_17"], seed)
@@ -310,7 +310,7 @@ def set_malloc(keep: bool) -> None:
     pay. So the baseline keeps the heap its small blocks grew, which can only flatter it."""
     import ctypes
 
-    from posebridge.train import keep_freed_memory
+    from posebridge.training.loop import keep_freed_memory
 
     if keep:
         keep_freed_memory()
@@ -426,8 +426,8 @@ def _train_row(size: str, label: str, rate: float, flops: float, mine: float, be
 
 
 def run(args) -> None:
-    from posebridge import skeletons
-    from posebridge.inference import LiftingModel, lift
+    from posebridge.geometry import skeletons
+    from posebridge.inference.lift import LiftingModel, lift
     from posebridge.models.lifter import keypoints_to_input
 
     torch.set_num_threads(args.threads)

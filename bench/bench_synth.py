@@ -1,6 +1,6 @@
 """Generation speed of the synthetic benchmark: `python -m bench.bench_synth [--size tiny]`.
 
-Generates every dataset of the proposed default (``posebridge.synth.generate.DEFAULT_SPECS``)
+Generates every dataset of the proposed default (``posebridge.sources.synth.generate.DEFAULT_SPECS``)
 into a temporary folder, then runs the simulated 2D detector on each, and prints wall-clock and
 CPU seconds and the 3D frames (and frame x camera samples) per wall-clock second of each step.
 CPU seconds are the figure to compare on a shared machine (wall time grows with other load).
@@ -25,9 +25,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--keep", metavar="DIR", default=None, help="write the datasets here and keep them")
     args = parser.parse_args(argv)
 
-    from posebridge.store import open_dataset
-    from posebridge.synth.detector import simulate_detections
-    from posebridge.synth.generate import DEFAULT_SPECS, TINY_SPECS, generate_dataset
+    from posebridge.data.store import open_dataset
+    from posebridge.sources.detectors.simulated import simulate_detections
+    from posebridge.sources.synth.generate import DEFAULT_SPECS, TINY_SPECS, generate_dataset
 
     specs = DEFAULT_SPECS if args.size == "default" else TINY_SPECS
     with tempfile.TemporaryDirectory() as tmp:

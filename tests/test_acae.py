@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from posebridge import acae, skeletons
-from posebridge.acae import AffineCombiningAutoencoder
+from posebridge.bridge import autoencoder as acae
+from posebridge.geometry import skeletons
+from posebridge.bridge.autoencoder import AffineCombiningAutoencoder
 from posebridge.errors import ConfigError, DataError
 
 # two formats whose joints share names, listed in a scrambled order, plus an unpaired sided name

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from posebridge import cameras
-from posebridge.cameras import (
+from posebridge.geometry import cameras
+from posebridge.geometry.cameras import (
     H36M_CAMERAS,
     H36M_FPS,
     Camera,
@@ -251,7 +251,7 @@ def test_flipped_camera_mirrors_image(cid):
 
 def test_flipped_camera_with_skeleton_flip():
     """Skeleton.flip of world joints seen through flipped() is the mirrored image, joints swapped."""
-    from posebridge import skeletons
+    from posebridge.geometry import skeletons
 
     s = skeletons.get("h36m_17")
     cam = _rig_camera()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from posebridge import canonical, skeletons
+from posebridge.geometry import canonical, skeletons
 from posebridge.errors import ConfigError
 
 H36M = skeletons.get("h36m_17")

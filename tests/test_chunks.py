@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from posebridge.chunks import ChunkSampler, gather_windows, window_index
+from posebridge.data.windows import ChunkSampler, gather_windows, window_index
 from posebridge.errors import ConfigError
 
 

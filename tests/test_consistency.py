@@ -3,7 +3,11 @@ functions of each other score ~0, and the score grows with independent noise."""
 
 import numpy as np
 
-from posebridge.consistency import affine_consistency, apply_affine_combination, fit_affine_combination
+from posebridge.bridge.consistency import (
+    affine_consistency,
+    apply_affine_combination,
+    fit_affine_combination,
+)
 
 
 def random_poses(n=400, joints=12, seed=0):

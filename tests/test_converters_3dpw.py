@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-from posebridge.converters import convert, pw3d
+from posebridge.sources.converters import convert, pw3d
 from posebridge.errors import DataError
 
 K = np.array([[1961.0, 0.0, 540.5], [0.0, 1969.0, 960.5], [0.0, 0.0, 1.0]])
@@ -123,7 +123,7 @@ def test_malformed_pickles(pw3d_root, tmp_path):
 
 
 def test_pw3d_mapping_is_a_permutation_of_coco_names():
-    from posebridge import skeletons
+    from posebridge.geometry import skeletons
     openpose = ["nose", "neck", "rshoulder", "relbow", "rwrist", "lshoulder", "lelbow", "lwrist", "rhip",
                 "rknee", "rankle", "lhip", "lknee", "lankle", "reye", "leye", "rear", "lear"]
     assert [openpose[i] for i in pw3d.OPENPOSE18_TO_COCO17] == list(skeletons.get("coco_17").joint_names)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 
 from posebridge import cli
-from posebridge.cameras import H36M_CAMERA_IDS, H36M_CAMERAS
-from posebridge.converters import convert, h36m, write_converted
-from posebridge.detections import read_detections
+from posebridge.geometry.cameras import H36M_CAMERA_IDS, H36M_CAMERAS
+from posebridge.sources.converters import convert, h36m, write_converted
+from posebridge.data.detections import read_detections
 from posebridge.errors import DataError
-from posebridge.store import open_dataset
+from posebridge.data.store import open_dataset
 
 H36M_SYMMETRY = [[4, 5, 6, 11, 12, 13], [1, 2, 3, 14, 15, 16]]
 # subject -> action (as in the original files) -> frames; S11 "Directions" must be dropped,

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from posebridge.converters import convert, humaneva
-from posebridge.converters.common import quaternion_to_matrix
+from posebridge.sources.converters import convert, humaneva
+from posebridge.sources.converters.common import quaternion_to_matrix
 from posebridge.errors import DataError
 
 HUMANEVA_SYMMETRY = [[2, 3, 4, 8, 9, 10], [5, 6, 7, 11, 12, 13]]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import scipy.io
 
-from posebridge import skeletons
-from posebridge.cameras import Camera
-from posebridge.converters import convert, mpi_inf_3dhp
+from posebridge.geometry import skeletons
+from posebridge.geometry.cameras import Camera
+from posebridge.sources.converters import convert, mpi_inf_3dhp
 from posebridge.errors import DataError
 
 T_TRAIN, CAMERAS = 4, 14

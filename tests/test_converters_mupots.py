@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.io
 
-from posebridge.converters import convert
+from posebridge.sources.converters import convert
 from posebridge.errors import ConfigError, DataError
 
 PEOPLE = {"TS1": 2, "TS7": 3}  # others: 1 person

@@ -8,8 +8,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from posebridge.cameras import Camera
-from posebridge.converters import convert
+from posebridge.geometry.cameras import Camera
+from posebridge.sources.converters import convert
 from posebridge.errors import DataError
 
 FIRST, FRAMES = 100, 5

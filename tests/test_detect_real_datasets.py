@@ -8,13 +8,14 @@ import json
 import numpy as np
 import pytest
 
-from posebridge import cli, skeletons
-from posebridge.converters import convert, write_converted
-from posebridge.detections import read_detections
-from posebridge.detectors import detect_dataset
-from posebridge.detectors.ground_truth import project_row
+from posebridge import cli
+from posebridge.geometry import skeletons
+from posebridge.sources.converters import convert, write_converted
+from posebridge.data.detections import read_detections
+from posebridge.sources.detectors import detect_dataset
+from posebridge.sources.detectors.ground_truth import project_row
 from posebridge.errors import ConfigError, DataError
-from posebridge.store import open_dataset
+from posebridge.data.store import open_dataset
 from test_converters_h36m import H36M_SYMMETRY, _poses_mm, _write_2d, _write_npz
 
 CPN_METADATA = {"layout_name": "h36m", "num_joints": 17, "keypoints_symmetry": H36M_SYMMETRY}
@@ -108,7 +109,7 @@ def test_store_rejects_source_keys_that_differ_within_a_sequence(h36m, tmp_path)
     dataset, _ = h36m
     index = dataset.index.copy()
     index.loc[1, "source_action"] = "Directions 2"
-    from posebridge import store
+    from posebridge.data import store
 
     with pytest.raises(DataError, match="'source_action' differs from the sequence's first row"):
         store.write_dataset(tmp_path / "bad.h5", name="h36m", skeleton="h36m_32", role="labeled",
@@ -158,7 +159,7 @@ def test_h36m_17_keypoints_train_an_h36m_17_input_lifter(h36m, tmp_path, capsys)
     assert "keypoints are h36m_17, the lifter takes coco_17" in capsys.readouterr().err
     assert cli.main(base + ["--spec", json.dumps(spec), "--out-dir", str(tmp_path / "model"),
                             "--checkpoint", str(tmp_path / "ck.pt")]) == 0
-    from posebridge.inference import load_model
+    from posebridge.inference.lift import load_model
 
     model = load_model(tmp_path / "model")
     assert model.keypoint_format == "h36m_17" and model.lifter.temporal.num_joints_in == 17

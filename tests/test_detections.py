@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from posebridge.detections import read_detections, write_detections
+from posebridge.data.detections import read_detections, write_detections
 from posebridge.errors import DataError
 
 
@@ -114,8 +114,8 @@ def test_missing_truncated_and_broken_files(tmp_path):
 
 
 def test_check_against_dataset(tmp_path):
-    from posebridge import store
-    from posebridge.cameras import Camera
+    from posebridge.data import store
+    from posebridge.geometry.cameras import Camera
 
     cams = [Camera(name=n, intrinsics=[1000.0, 1000.0, 500.0, 500.0], distortion=np.zeros(5), R=np.eye(3),
                    t=[0.0, 0.0, 4000.0], image_size=(1000, 1000)) for n in ("cam0", "cam1")]

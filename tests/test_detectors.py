@@ -1,4 +1,4 @@
-"""posebridge.detectors: track cleaning, MediaPipe on a real video frame, imported detection files,
+"""posebridge.sources.detectors: track cleaning, MediaPipe on a real video frame, imported detection files,
 and whole-dataset detection for detect-2d."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from posebridge import skeletons
-from posebridge.detectors import detect_dataset, get_detector, handles, tracks
-from posebridge.detectors.imported import read_detectron, read_videopose3d_2d
+from posebridge.geometry import skeletons
+from posebridge.sources.detectors import detect_dataset, get_detector, handles, tracks
+from posebridge.sources.detectors.imported import read_detectron, read_videopose3d_2d
 from posebridge.errors import ConfigError, DataError
 
 COCO = skeletons.get("coco_17")
@@ -114,7 +114,7 @@ def test_main_track_keeps_the_person_not_the_false_detections():
 
 
 def test_clean_track_combines_selection_and_filling():
-    from posebridge.detectors import clean_track
+    from posebridge.sources.detectors import clean_track
 
     kp = np.zeros((30, 17, 3), np.float32)
     kp[0:25] = person(25, centre=(400, 250), size=200)
@@ -146,7 +146,7 @@ class _StubPose:
 
 
 def test_mediapipe_landmarks_become_coco_keypoints_in_pixels():
-    from posebridge.detectors.mediapipe_pose import MIN_CONFIDENCE, MediaPipePose
+    from posebridge.sources.detectors.mediapipe_pose import MIN_CONFIDENCE, MediaPipePose
 
     pose = object.__new__(MediaPipePose)  # no graph: the stub stands in for MediaPipe
     pose._pose = _StubPose()
@@ -164,8 +164,8 @@ def test_mediapipe_landmarks_become_coco_keypoints_in_pixels():
 @needs_mediapipe
 @needs_bikes
 def test_mediapipe_finds_the_cyclist_in_a_real_frame():
-    from posebridge.detectors.mediapipe_pose import MediaPipePose
-    from posebridge.video import iter_frames
+    from posebridge.sources.detectors.mediapipe_pose import MediaPipePose
+    from posebridge.data.video import iter_frames
 
     frames = list(iter_frames(bikes_path(), CYCLIST_FRAME + 1))
     with MediaPipePose(static_image_mode=True) as pose:
@@ -316,8 +316,8 @@ def test_read_detectron_plain_per_frame_arrays_and_errors(tmp_path):
 # ------------------------------------------------------------------------------- whole datasets
 
 def _dataset(tmp_path, frames=(5, 3)):
-    from posebridge import store
-    from posebridge.cameras import Camera
+    from posebridge.data import store
+    from posebridge.geometry.cameras import Camera
 
     cams = [Camera(name=n, intrinsics=[1000.0, 1000.0, 500.0, 500.0], distortion=np.zeros(5), R=np.eye(3),
                    t=[0.0, 0.0, 4000.0], image_size=(1000, 1000)) for n in ("54138969", "55011271")]
@@ -361,7 +361,7 @@ def test_detect_dataset_imports_videopose3d_files(tmp_path):
 def test_detect_dataset_runs_mediapipe_on_image_folders(tmp_path):
     from PIL import Image
 
-    from posebridge.video import iter_frames
+    from posebridge.data.video import iter_frames
 
     frames = list(iter_frames(bikes_path(), CYCLIST_FRAME + 3))[CYCLIST_FRAME:]
     folder = tmp_path / "frames" / "S1" / "Walking 1.54138969"

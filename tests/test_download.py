@@ -2,8 +2,8 @@
 
 import pytest
 
-from posebridge import download
-from posebridge.converters import DATASETS
+from posebridge.sources import download
+from posebridge.sources.converters import DATASETS
 from posebridge.errors import ConfigError, DataError
 
 
@@ -58,7 +58,7 @@ def test_require_source_is_one_line_and_names_the_folder(tmp_path):
 def test_fetch_writes_atomically_and_checks_the_checksum(tmp_path):
     import hashlib
 
-    from posebridge.download import fetch
+    from posebridge.sources.download import fetch
 
     source = tmp_path / "mirror" / "data_2d_h36m_cpn_ft_h36m_dbb.npz"
     source.parent.mkdir()
@@ -77,7 +77,7 @@ def test_fetch_writes_atomically_and_checks_the_checksum(tmp_path):
 
 def test_download_command_knows_the_public_files(tmp_path, capsys):
     from posebridge import cli
-    from posebridge.download import PUBLIC_2D
+    from posebridge.sources.download import PUBLIC_2D
 
     assert PUBLIC_2D["data_2d_h36m_cpn_ft_h36m_dbb.npz"] == (
         "https://dl.fbaipublicfiles.com/video-pose-3d/data_2d_h36m_cpn_ft_h36m_dbb.npz")

@@ -1,4 +1,4 @@
-"""posebridge.evaluate on a hand-made dataset with a stub lifter whose errors are known."""
+"""posebridge.evaluation.evaluate on a hand-made dataset with a stub lifter whose errors are known."""
 
 from __future__ import annotations
 
@@ -9,13 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from posebridge import skeletons
-from posebridge.cameras import Camera
-from posebridge.detections import read_detections, write_detections
+from posebridge.geometry import skeletons
+from posebridge.geometry.cameras import Camera
+from posebridge.data.detections import read_detections, write_detections
 from posebridge.errors import ConfigError, DataError
-from posebridge.evaluate import (BASELINE_MODEL, COLUMNS, EvalConfig, evaluate, example_positions,
-                                 read_examples)
-from posebridge.store import open_dataset, write_dataset
+from posebridge.evaluation.evaluate import (
+    BASELINE_MODEL,
+    COLUMNS,
+    EvalConfig,
+    evaluate,
+    example_positions,
+    read_examples,
+)
+from posebridge.data.store import open_dataset, write_dataset
 
 OFFSET = np.array([30.0, 40.0, 0.0])  # added to every non-root joint: a 50 mm error
 MODEL_FORMATS = ["h36m_17", "smpl_24", "mpi_inf_3dhp_17"]  # the tiny dataset lacks 3dhp ground truth
@@ -254,10 +260,10 @@ def test_command_writes_table_and_examples(tiny, tmp_path, monkeypatch):
 
     h5, det, truth = tiny
     model = StubModel(truth)
-    fake = types.ModuleType("posebridge.inference")
+    fake = types.ModuleType("posebridge.inference.lift")
     fake.load_model = lambda path, device="auto": model
     fake.lift = model.lift
-    monkeypatch.setitem(sys.modules, "posebridge.inference", fake)
+    monkeypatch.setitem(sys.modules, "posebridge.inference.lift", fake)
     out = tmp_path / "eval" / "stub" / "tiny.parquet"
     code = cli.main(["evaluate", "--model", "m", "--dataset", str(h5), "--detections", str(det),
                      "--spec", '{"example_frames": 2, "auc_threshold": 100}', "--output", str(out),

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import torch
 
-from posebridge import skeletons
-from posebridge.acae import AffineCombiningAutoencoder, load_acae
+from posebridge.geometry import skeletons
+from posebridge.bridge.autoencoder import AffineCombiningAutoencoder, load_acae
 from posebridge.errors import ConfigError
-from posebridge.finetune import AcaeObjective, init_state, output_map
-from posebridge.inference import LiftingModel, lift, load_model
+from posebridge.bridge.finetune import AcaeObjective, init_state, output_map
+from posebridge.inference.lift import LiftingModel, lift, load_model
 from posebridge.models.lifter import SeparateHeadLifter, merged_output_map, union_joint_names
-from posebridge.train import StepOutputs, TrainConfig
+from posebridge.training.loop import StepOutputs, TrainConfig
 
 from test_train import TINY, coco_keypoints, make_camera, make_sequences, write_toy_dataset
 

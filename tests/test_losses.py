@@ -5,8 +5,14 @@ import numpy as np
 import pytest
 import torch
 
-from posebridge.losses import (absolute_l1, absolute_pose, masked_mpjpe, mean_relative_l1,
-                               projection_l1, recover_translation)
+from posebridge.training.losses import (
+    absolute_l1,
+    absolute_pose,
+    masked_mpjpe,
+    mean_relative_l1,
+    projection_l1,
+    recover_translation,
+)
 
 
 def random_poses(B=8, J=17, seed=0):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from posebridge import metric_learning as ml
+from posebridge.training import metric_learning as ml
 
 
 def _unit(rng, n, d=16):

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 import torch
 
-from posebridge import metrics
+from posebridge.evaluation import metrics
 
 
 def _random_rotations(rng, n):

@@ -7,12 +7,14 @@ import pytest
 import torch
 from test_train import TINY, coco_keypoints, make_camera, make_sequences, make_set, write_toy_dataset
 
-from posebridge import canonical, mcss_eval, multiview, skeletons
-from posebridge.cameras import Camera
-from posebridge.chunks import Batch
+from posebridge.geometry import canonical, skeletons
+from posebridge.evaluation import mcss as mcss_eval
+from posebridge.training.objectives import multiview
+from posebridge.geometry.cameras import Camera
+from posebridge.data.windows import Batch
 from posebridge.models.lifter import keypoints_to_input
-from posebridge.train import TrainConfig, build_lifter, train
-from posebridge.training_data import BatchAssembler
+from posebridge.training.loop import TrainConfig, build_lifter, train
+from posebridge.training.data import BatchAssembler
 
 H36M = skeletons.get("h36m_17")
 
@@ -183,9 +185,9 @@ def test_toy_run_learns_the_embedding_and_the_regressor_and_resumes(tmp_path):
 def test_train_command_with_multiview_data_saves_a_usable_embedding(tmp_path):
     import json
 
-    from posebridge import detections, store
+    from posebridge.data import detections, store
     from posebridge.cli import main
-    from posebridge.inference import load_model
+    from posebridge.inference.lift import load_model
 
     a, a_det = write_toy_dataset(tmp_path, "toy_a", "h36m_17", seed=0)
     # an unlabeled multi-view dataset: 2 takes x 3 synchronised cameras

@@ -1,4 +1,4 @@
-"""posebridge.predict: input validation, output layout, the assumed camera, the trajectory."""
+"""posebridge.inference.predict: input validation, output layout, the assumed camera, the trajectory."""
 
 from __future__ import annotations
 
@@ -9,9 +9,14 @@ import types
 import numpy as np
 import pytest
 
-from posebridge import skeletons
+from posebridge.geometry import skeletons
 from posebridge.errors import DataError
-from posebridge.predict import default_intrinsics, predict, read_keypoints, write_prediction
+from posebridge.inference.predict import (
+    default_intrinsics,
+    predict,
+    read_keypoints,
+    write_prediction,
+)
 
 FORMATS = ["h36m_17", "smpl_24"]
 ABSOLUTE = np.array([50.0, -80.0, 3000.0])  # a translation the stub adds; predict must remove it
@@ -137,10 +142,10 @@ def test_command(tmp_path, monkeypatch, capsys):
     from posebridge import cli
 
     model = StubModel(6)
-    fake = types.ModuleType("posebridge.inference")
+    fake = types.ModuleType("posebridge.inference.lift")
     fake.load_model = lambda path, device="auto": model
     fake.lift = model.lift
-    monkeypatch.setitem(sys.modules, "posebridge.inference", fake)
+    monkeypatch.setitem(sys.modules, "posebridge.inference.lift", fake)
     kp = _keypoints_of(model, np.tile([0.0, 0.0, 4000.0], (6, 1)), default_intrinsics(640, 480),
                        np.random.default_rng(0))
     path = _save(tmp_path / "kp.npz", keypoints=kp, width=640, height=480)
@@ -158,7 +163,7 @@ def test_predict_refuses_a_model_that_takes_other_keypoints():
     from types import SimpleNamespace
 
     from posebridge.errors import ConfigError
-    from posebridge.predict import KeypointInput, predict
+    from posebridge.inference.predict import KeypointInput, predict
 
     model = SimpleNamespace(keypoint_format="h36m_17", formats=["h36m_17"])
     inputs = KeypointInput(np.zeros((5, 17, 3), np.float32), 100, 100, np.array([90.0, 90, 50, 50]), True)

@@ -5,9 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from posebridge.inference import LiftingModel, lift
+from posebridge.inference.lift import LiftingModel, lift
 from posebridge.models.lifter import SeparateHeadLifter
-from posebridge.pseudo_gt import PseudoGTConfig, predict_frames, read_pseudo_gt, select_frames, write_pseudo_gt
+from posebridge.bridge.pseudo_gt import (
+    PseudoGTConfig,
+    predict_frames,
+    read_pseudo_gt,
+    select_frames,
+    write_pseudo_gt,
+)
 from posebridge.errors import ConfigError, DataError
 
 from test_train import make_set
@@ -50,7 +56,7 @@ def test_pseudo_gt_is_lift_of_the_chosen_frames_at_the_true_root(tmp_path):
     for r in range(3):
         start = data.row_start[r]
         # lift() from the row's network input: the same model, pixels undone by a unit camera
-        from posebridge.inference import lift_network_input
+        from posebridge.inference.lift import lift_network_input
 
         full = lift_network_input(model, data.inputs[start:start + 40], flip=True).numpy() * 1000
         sel = row == r
@@ -77,7 +83,7 @@ def test_root_relative_pseudo_gt_equals_lift_on_keypoints():
     """lift() on pixels and predict_frames on the same frames' network input agree (root-relative)."""
     from test_train import coco_keypoints, make_camera, make_sequences
     from posebridge.models.lifter import keypoints_to_input
-    from posebridge.training_data import LabeledSet
+    from posebridge.training.data import LabeledSet
 
     camera = make_camera()
     world = make_sequences(1, 30, 5)[0]

@@ -1,4 +1,4 @@
-"""posebridge.report: aggregation, baseline comparison and every report file, from synthetic tables."""
+"""posebridge.reporting.report: aggregation, baseline comparison and every report file, from synthetic tables."""
 
 from __future__ import annotations
 
@@ -8,12 +8,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from posebridge import skeletons
+from posebridge.geometry import skeletons
 from posebridge.atomic import write_parquet
 from posebridge.errors import DataError
-from posebridge.evaluate import BASELINE_MODEL, COLUMNS, write_examples
-from posebridge.report import (REPORT_FILES, build_report, compare_to_baseline, summarize,
-                               summary_csv_table, verdict)
+from posebridge.evaluation.evaluate import BASELINE_MODEL, COLUMNS, write_examples
+from posebridge.reporting.report import (
+    REPORT_FILES,
+    build_report,
+    compare_to_baseline,
+    summarize,
+    summary_csv_table,
+    verdict,
+)
 
 # (dataset, sequence, action, frames, lifter mpjpe); the baseline is a constant 150 mm on synth_a
 ROWS = [("synth_a", "s9_walk_1", "walk", 100, 40.0), ("synth_a", "s9_walk_2", "walk", 300, 60.0),

@@ -5,11 +5,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from posebridge.acae import AffineCombiningAutoencoder, save_acae
-from posebridge.evaluate import COLUMNS
+from posebridge.bridge.autoencoder import AffineCombiningAutoencoder, save_acae
+from posebridge.evaluation.evaluate import COLUMNS
 from posebridge.models.lifter import union_joint_names
-from posebridge.pseudo_gt import write_pseudo_gt
-from posebridge.report_acae import ACAE_REPORT_FILES, build_acae_report, comparison_table, comparison_verdict
+from posebridge.bridge.pseudo_gt import write_pseudo_gt
+from posebridge.reporting.acae import (
+    ACAE_REPORT_FILES,
+    build_acae_report,
+    comparison_table,
+    comparison_verdict,
+)
 
 FORMATS = ["h36m_17", "humaneva_15"]
 

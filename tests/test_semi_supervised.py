@@ -8,15 +8,23 @@ import pandas as pd
 import pytest
 import torch
 
-from posebridge import skeletons
-from posebridge.cameras import normalize_screen, project_points
-from posebridge.chunks import Batch, window_index
+from posebridge.geometry import skeletons
+from posebridge.geometry.cameras import normalize_screen, project_points
+from posebridge.data.windows import Batch, window_index
 from posebridge.errors import ConfigError
 from posebridge.models.lifter import keypoints_to_input
-from posebridge.semi_supervised import (REPROJECTION_JOINTS, SemiSupervised, UnlabeledSet, bone_length_gap,
-                                        correspondence, place_at_depth, reprojection_error, weighted_mpjpe)
-from posebridge.train import StepOutputs, TrainConfig, build_lifter, train
-from posebridge.training_data import BatchAssembler
+from posebridge.training.objectives.semi_supervised import (
+    REPROJECTION_JOINTS,
+    SemiSupervised,
+    UnlabeledSet,
+    bone_length_gap,
+    correspondence,
+    place_at_depth,
+    reprojection_error,
+    weighted_mpjpe,
+)
+from posebridge.training.loop import StepOutputs, TrainConfig, build_lifter, train
+from posebridge.training.data import BatchAssembler
 from test_train import TINY, coco_keypoints, make_camera, make_sequences, make_set, write_toy_dataset
 
 H36M = skeletons.get("h36m_17")
@@ -207,7 +215,7 @@ def test_semi_supervised_run_resumes_bit_identically(tmp_path):
 
 def test_train_command_with_unlabeled_subjects_writes_the_trajectory_model(tmp_path):
     from posebridge.cli import main
-    from posebridge.inference import load_model
+    from posebridge.inference.lift import load_model
     from posebridge.models.temporal import TemporalModel
 
     a, a_det = write_toy_dataset(tmp_path, "toy", "h36m_17", seed=0)

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from posebridge import skeletons
+from posebridge.geometry import skeletons
 from posebridge.errors import ConfigError
-from posebridge.skeletons import Skeleton
+from posebridge.geometry.skeletons import Skeleton
 
 EXPECTED_COUNTS = {
     "h36m_17": 17,

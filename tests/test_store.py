@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from posebridge import store
-from posebridge.cameras import Camera
+from posebridge.data import store
+from posebridge.geometry.cameras import Camera
 from posebridge.errors import ConfigError, DataError
 
 

@@ -5,9 +5,9 @@ import itertools
 import numpy as np
 import pytest
 
-from posebridge import skeletons
-from posebridge.synth import body as B
-from posebridge.synth import motion as M
+from posebridge.geometry import skeletons
+from posebridge.sources.synth import body as B
+from posebridge.sources.synth import motion as M
 
 RIGID = ("h36m_32", "smpl_24", "mpi_inf_3dhp_28", "humaneva_15")
 DATASET_FORMATS = ("h36m_32", "smpl_24", "mpi_inf_3dhp_28", "humaneva_15", "coco_19", "coco_17")

@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from posebridge import store
+from posebridge.data import store
 from posebridge.cli import main as cli
-from posebridge.detections import read_detections
+from posebridge.data.detections import read_detections
 from posebridge.errors import ConfigError, DataError
-from posebridge.synth import detector as D
-from posebridge.synth import generate as G
+from posebridge.sources.detectors import simulated as D
+from posebridge.sources.synth import generate as G
 
 SPEC = {"template": "h36m", "train_subjects": 2, "test_subjects": 1, "seconds_per_take": 3.0,
         "actions": ["walking", "turning", "reaching", "dancing"]}
@@ -72,7 +72,7 @@ def test_self_occluded_joints_are_missed_more_often():
         y = 200.0 if n.startswith("l") else -200.0 if n.startswith("r") else 0.0
         z = 1500.0 if n in ("nose", "leye", "reye", "lear", "rear", "lshoulder", "rshoulder") else 900.0
         joints[:, j] = [0.0, y, z]
-    from posebridge.cameras import Camera
+    from posebridge.geometry.cameras import Camera
 
     cam = Camera.look_at("side", (0.0, -5000.0, 1200.0), (0.0, 0.0, 1000.0), (1150, 1150, 500, 500),
                          None, (1000, 1000))  # on the person's right: the left side is hidden

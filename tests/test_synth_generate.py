@@ -4,10 +4,11 @@ import h5py
 import numpy as np
 import pytest
 
-from posebridge import skeletons, store
+from posebridge.geometry import skeletons
+from posebridge.data import store
 from posebridge.errors import ConfigError
-from posebridge.synth import body as B
-from posebridge.synth import generate as G
+from posebridge.sources.synth import body as B
+from posebridge.sources.synth import generate as G
 
 TINY = {"train_subjects": 1, "test_subjects": 1, "seconds_per_take": 0.6}
 

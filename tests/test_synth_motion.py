@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from posebridge.synth import body as B
-from posebridge.synth import motion as M
+from posebridge.sources.synth import body as B
+from posebridge.sources.synth import motion as M
 
 FPS = 30
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from posebridge.cameras import H36M_CAMERAS
-from posebridge.synth import rigs
+from posebridge.geometry.cameras import H36M_CAMERAS
+from posebridge.sources.synth import rigs
 
 
 @pytest.mark.parametrize("template", list(rigs.TEMPLATES))

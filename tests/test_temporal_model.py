@@ -7,8 +7,15 @@ import torch
 
 from posebridge.errors import ConfigError
 from posebridge.models import SeparateHeadLifter, TemporalModel, TemporalModelOptimized
-from posebridge.models.temporal import (_keep_factor, _keep_levels, _keep_mask, _pointwise, _StridedConvTap,
-                                        batch_norm_relu_dropout, relu_dropout)
+from posebridge.models.temporal import (
+    _keep_factor,
+    _keep_levels,
+    _keep_mask,
+    _pointwise,
+    _StridedConvTap,
+    batch_norm_relu_dropout,
+    relu_dropout,
+)
 
 
 def randomised(model, seed=0, dtype=torch.float64):
@@ -335,7 +342,7 @@ def test_lifter_flips_are_involutions_and_mirror_per_format():
     flipped = lifter.flip_output(y)
     # h36m_17: joint 1 (rhip) <-> 4 (lhip); coco_19 joints are offset by 17
     assert torch.equal(flipped[:, 1, 0], -y[:, 4, 0]) and torch.equal(flipped[:, 1, 1:], y[:, 4, 1:])
-    from posebridge import skeletons
+    from posebridge.geometry import skeletons
 
     coco19 = skeletons.get("coco_19")
     l, r = coco19.index("lshoulder"), coco19.index("rshoulder")

@@ -6,13 +6,20 @@ import pandas as pd
 import pytest
 import torch
 
-from posebridge import skeletons
-from posebridge.cameras import Camera
-from posebridge.chunks import ChunkSampler
+from posebridge.geometry import skeletons
+from posebridge.geometry.cameras import Camera
+from posebridge.data.windows import ChunkSampler
 from posebridge.errors import ConfigError
 from posebridge.models.lifter import keypoints_to_input
-from posebridge.train import Objective, TrainConfig, build_lifter, compute_losses, epoch_seed, train
-from posebridge.training_data import BatchAssembler, LabeledSet, flip_cameras
+from posebridge.training.loop import (
+    Objective,
+    TrainConfig,
+    build_lifter,
+    compute_losses,
+    epoch_seed,
+    train,
+)
+from posebridge.training.data import BatchAssembler, LabeledSet, flip_cameras
 
 H36M = skeletons.get("h36m_17")
 COCO = skeletons.get("coco_17")
@@ -155,7 +162,7 @@ def test_flipped_batch_is_consistent_with_the_unflipped_one():
     expected3d[..., 0] *= -1
     assert torch.equal(flipped.target, expected3d)
     # projecting the flipped 3D through the flipped camera mirrors the image
-    from posebridge.cameras import project_points_torch
+    from posebridge.geometry.cameras import project_points_torch
 
     a = project_points_torch(plain.target.double(), plain.intrinsics.double(), plain.distortion.double())
     b = project_points_torch(flipped.target.double(), flipped.intrinsics.double(), flipped.distortion.double())
@@ -327,7 +334,7 @@ def test_init_state_starts_from_given_weights():
 
 def write_toy_dataset(tmp_path, name="toy", skeleton="h36m_17", seed=0):
     """A tiny labeled dataset (2 train + 1 test sequences x 2 cameras) and its detections."""
-    from posebridge import detections, store
+    from posebridge.data import detections, store
 
     cameras = [make_camera("c0"), make_camera("c1", 3500.0)]
     sequences = make_sequences(3, 50, seed)
@@ -359,7 +366,7 @@ def test_train_command_writes_a_loadable_model_and_resumes(tmp_path, capsys):
     import yaml
 
     from posebridge.cli import main
-    from posebridge.inference import lift, load_model
+    from posebridge.inference.lift import lift, load_model
 
     a, a_det = write_toy_dataset(tmp_path, "toy_a", "h36m_32", seed=0)
     b, b_det = write_toy_dataset(tmp_path, "toy_b", "h36m_17", seed=1)
@@ -404,7 +411,7 @@ def test_train_command_rejects_mismatched_arguments(tmp_path):
 
 
 def test_labeled_subjects_limits_supervision_to_the_named_or_first_subjects():
-    from posebridge.training_data import select_subjects
+    from posebridge.training.data import select_subjects
 
     rows = pd.DataFrame({"subject": ["S5", "S1", "S1", "S7", "S5"], "frames": [1, 2, 3, 4, 5]})
     assert list(select_subjects(rows, None, "x")["frames"]) == [1, 2, 3, 4, 5]
@@ -457,9 +464,9 @@ def test_training_ends_with_recalibrated_batch_norm():
 
 
 def test_labeled_fraction_keeps_the_first_frames_of_each_take(tmp_path):
-    from posebridge.detections import read_detections
-    from posebridge.store import open_dataset
-    from posebridge.training_data import load_labeled
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset
+    from posebridge.training.data import load_labeled
 
     h5, det = write_toy_dataset(tmp_path)
     with open_dataset(h5) as ds, read_detections(det) as dt:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from posebridge import cli
-from posebridge.videopose3d_experiments import methods, summarize, verdicts
+from posebridge.reporting.videopose3d_experiments import methods, summarize, verdicts
 
 
 def write_run(tmp_path, name, mpjpe, experiment, rf=27, labeled="all", placement=None, seed=0):

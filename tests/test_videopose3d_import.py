@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from posebridge import cli, skeletons
+from posebridge import cli
+from posebridge.geometry import skeletons
 from posebridge.errors import DataError
-from posebridge.inference import lift, load_model
+from posebridge.inference.lift import lift, load_model
 from posebridge.models.temporal import TemporalModel, TemporalModelOptimized
-from posebridge.videopose3d_import import import_checkpoint, infer_architecture
+from posebridge.interop.videopose3d import import_checkpoint, infer_architecture
 
 
 def random_model(cls, joints_out, widths=(3, 3, 3), channels=48, causal=False, seed=0):

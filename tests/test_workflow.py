@@ -292,16 +292,16 @@ def _dataclass_fields(module: str, name: str) -> set[str]:
 
 
 def test_schema_keys_match_the_evaluate_config():
-    assert _schema_keys("properties", "evaluate") == _dataclass_fields("posebridge.evaluate", "EvalConfig")
+    assert _schema_keys("properties", "evaluate") == _dataclass_fields("posebridge.evaluation.evaluate", "EvalConfig")
 
 
 def test_schema_keys_match_the_train_config():
-    fields = _dataclass_fields("posebridge.train", "TrainConfig")
+    fields = _dataclass_fields("posebridge.training.loop", "TrainConfig")
     assert _schema_keys("properties", "train") == fields
 
 
 def test_schema_keys_match_the_synthetic_dataset_spec():
-    fields = _dataclass_fields("posebridge.synth.generate", "DatasetSpec")
+    fields = _dataclass_fields("posebridge.sources.synth.generate", "DatasetSpec")
     assert _schema_keys("$defs", "synth_spec") == fields
 
 

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from posebridge.detections import read_detections
-from posebridge.inference import load_model
-from posebridge.store import open_dataset
+from posebridge.data.detections import read_detections
+from posebridge.inference.lift import load_model
+from posebridge.data.store import open_dataset
 from test_converters_h36m import H36M_SYMMETRY, _poses_mm, _write_2d, _write_npz
 from test_workflow import job_counts, shell_commands, snakemake, write_yaml
 

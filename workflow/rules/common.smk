@@ -15,7 +15,7 @@ import jsonschema
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from posebridge.download import PUBLIC_2D  # public 2D keypoint files the `download` rule fetches
+from posebridge.sources.download import PUBLIC_2D  # public 2D keypoint files the `download` rule fetches
 
 
 def has_test_rows(entry: dict) -> bool:

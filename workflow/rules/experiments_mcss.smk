@@ -1,7 +1,7 @@
 # The MCSS experiment (`snakemake experiments`): canonical-frame N-MPJPE vs the amount of 3D
 # supervision, without and with the multi-view loss, plus cross-view retrieval and the embedding
 # distance matrix, under results/experiments/mcss/. Settings: config `multiview.experiment`.
-# Every model trains the embedding head and pose regressor (posebridge.multiview); "base" sets the
+# Every model trains the embedding head and pose regressor (posebridge.training.objectives.multiview); "base" sets the
 # triplet weight to 0, so the two variants differ only in the multi-view loss (same seed, same
 # labeled data, the multi-view windows in the same forward pass). Its functions are in multiview.smk.
 

@@ -1,4 +1,4 @@
-# Multi-view metric learning (MCSS, posebridge.multiview) in train_initial: when the `multiview`
+# Multi-view metric learning (MCSS, posebridge.training.objectives.multiview) in train_initial: when the `multiview`
 # config section is enabled, the unlabeled_multiview datasets and their detections become inputs
 # of train_initial and `posebridge train` gets --multiview options.
 

@@ -1,4 +1,4 @@
-# Semi-supervised training from unlabeled video (VideoPose3D, posebridge.semi_supervised) in
+# Semi-supervised training from unlabeled video (VideoPose3D, posebridge.training.objectives.semi_supervised) in
 # train_initial: when the `semi_supervised` config section is enabled, its datasets and their
 # detections become inputs of train_initial and `posebridge train` gets --unlabeled-video options.
 
@@ -56,7 +56,7 @@ TRAIN_OBJECTIVES.append(semi_supervised_objective)
 
 import math
 
-from posebridge.train import TrainConfig
+from posebridge.training.loop import TrainConfig
 
 VP3D_SETTINGS = config["semi_supervised"]["experiment"]
 VP3D_DIR = "results/experiments/videopose3d"

@@ -527,21 +527,21 @@ def mean_pose_baseline(train_points, test_points) -> float:
 
 def save_acae(path, model: AffineCombiningAutoencoder, **extra) -> None:
     """Write ``{"architecture", "state_dict", **extra}`` atomically (loadable with weights_only)."""
-    from posebridge.atomic import torch_save
+    from posebridge.models.files import write_torch_file
 
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-    torch_save(path, {"architecture": model.architecture, "state_dict": state, **extra})
+    write_torch_file(path, {"architecture": model.architecture, "state_dict": state, **extra})
 
 
 def load_acae(path, device: str = "cpu") -> tuple[AffineCombiningAutoencoder, dict]:
     """The autoencoder of a file written by ``save_acae`` (eval mode, weights frozen) and the
     file's other entries; DataError when it is not such a file."""
+    from posebridge.models.files import read_torch_file
+
+    payload = read_torch_file(path, "ACAE model", ("architecture", "state_dict"), "run posebridge fit-acae")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
         model = AffineCombiningAutoencoder(**payload["architecture"])
         model.load_state_dict(payload["state_dict"])
-    except FileNotFoundError:
-        raise DataError(path, "file not found (run posebridge fit-acae)") from None
     except Exception as err:
         raise DataError(path, f"not an ACAE model file ({type(err).__name__}: {err})") from None
     model.requires_grad_(False)

@@ -86,7 +86,7 @@ def predict_test_frames(model, dataset, detections, max_frames: int | None = Non
     import torch
 
     from posebridge.evaluation.evaluate import test_rows
-    from posebridge.inference.lift.lift import lift_network_input
+    from posebridge.inference.lift import lift_network_input
     from posebridge.models.lifter import MM_PER_UNIT, keypoints_to_input
 
     rows = test_rows(dataset)

@@ -85,7 +85,7 @@ def predict_frames(model, data, chosen: np.ndarray, flip: bool = True) -> np.nda
     lift_network_input`` on each whole row) of the chosen flat frames, root-relative to the row's
     own format's root joint, placed at that root's ground-truth position."""
     from posebridge.geometry import skeletons
-    from posebridge.inference.lift.lift import lift_network_input
+    from posebridge.inference.lift import lift_network_input
     from posebridge.models.lifter import MM_PER_UNIT
 
     lifter = model.lifter

@@ -38,7 +38,7 @@ def main(args) -> int:
     )
     from posebridge.data.detections import read_detections
     from posebridge.errors import ConfigError
-    from posebridge.inference.lift.lift import load_model
+    from posebridge.inference.lift import load_model
     from posebridge.data.store import open_dataset
 
     if len(args.dataset) != len(args.detections):

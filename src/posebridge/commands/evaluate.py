@@ -43,7 +43,7 @@ def main(args) -> int:
     from posebridge.atomic import write_parquet
     from posebridge.data.detections import read_detections
     from posebridge.evaluation.evaluate import EvalConfig, evaluate, write_examples
-    from posebridge.inference.lift.lift import load_model
+    from posebridge.inference.lift import load_model
     from posebridge.data.store import open_dataset
 
     config = EvalConfig.parse(args.spec)

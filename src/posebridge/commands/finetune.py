@@ -46,6 +46,7 @@ def _extend(args, context):
     from posebridge.bridge.autoencoder import load_acae
     from posebridge.errors import ConfigError, DataError
     from posebridge.bridge.finetune import AcaeObjective, init_state, output_map
+    from posebridge.models.files import read_model_file
     from posebridge.models.lifter import union_joint_names
 
     variant = args.variant
@@ -65,11 +66,7 @@ def _extend(args, context):
     mapping = output_map(variant, context.formats, acae)
     kwargs = {"output_map": mapping}
     if args.init is not None:
-        path = Path(args.init) / "model.pt" if Path(args.init).is_dir() else Path(args.init)
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise DataError(path, f"not a readable model file ({type(err).__name__})") from None
+        path, payload = read_model_file(args.init)
         formats = [f["name"] for f in payload.get("formats", [])]
         if formats != list(context.formats):
             raise DataError(path, f"the model predicts {formats}; fine-tuning trains {context.formats}")

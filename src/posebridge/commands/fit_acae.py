@@ -49,7 +49,7 @@ def main(args) -> int:
     from posebridge.atomic import write_parquet
     from posebridge.bridge.pseudo_gt import read_pseudo_gt
     from posebridge.specs import check_keys, load_spec
-    from posebridge.training.loop import resolve_device
+    from posebridge.device import resolve_device
 
     spec = load_spec(args.spec, "fit-acae: --spec")
     check_keys(spec, DEFAULTS, "fit-acae")

@@ -60,8 +60,8 @@ def main(args) -> int:
     import time
 
     from posebridge.errors import ConfigError
-    from posebridge.inference.lift.infer import infer_video, render_format, render_video, write_outputs
-    from posebridge.inference.lift.lift import load_model
+    from posebridge.inference.infer import infer_video, render_format, render_video, write_outputs
+    from posebridge.inference.lift import load_model
 
     if args.max_gap < 0:
         raise ConfigError(f"--max-gap must be >= 0, got {args.max_gap}")

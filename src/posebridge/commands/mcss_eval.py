@@ -40,10 +40,10 @@ def main(args) -> int:
 
     from posebridge.data.detections import read_detections
     from posebridge.errors import ConfigError
-    from posebridge.inference.lift.lift import load_model
+    from posebridge.inference.lift import load_model
     from posebridge.evaluation.mcss import evaluate_models, load_test_views, write_outputs
     from posebridge.data.store import open_dataset
-    from posebridge.training.loop import resolve_device
+    from posebridge.device import resolve_device
 
     if args.stride < 1 or args.matrix_poses < 2 or args.pose_threshold <= 0:
         raise ConfigError("mcss-eval: --stride >= 1, --matrix-poses >= 2 and --pose-threshold > 0 are needed")

@@ -27,8 +27,8 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from posebridge.inference.lift.lift import load_model
-    from posebridge.inference.lift.predict import predict, read_keypoints, write_prediction
+    from posebridge.inference.lift import load_model
+    from posebridge.inference.predict import predict, read_keypoints, write_prediction
 
     inputs = read_keypoints(args.keypoints)
     model = load_model(args.model, device=args.device)

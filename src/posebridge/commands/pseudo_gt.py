@@ -34,7 +34,7 @@ def main(args) -> int:
     import numpy as np
 
     from posebridge.errors import DataError
-    from posebridge.inference.lift.lift import load_model
+    from posebridge.inference.lift import load_model
     from posebridge.models.lifter import union_joint_names
     from posebridge.bridge.pseudo_gt import (
         PseudoGTConfig,

@@ -83,7 +83,8 @@ def main(args) -> int:
     from posebridge.data.detections import read_detections
     from posebridge.errors import ConfigError
     from posebridge.data.store import open_dataset
-    from posebridge.training.loop import TrainConfig, resolve_device, train, write_model_dir
+    from posebridge.device import resolve_device
+    from posebridge.training.loop import TrainConfig, train, write_model_dir
     from posebridge.training.data import load_labeled
 
     config = TrainConfig.parse(args.spec)

@@ -210,7 +210,7 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
     from tqdm import tqdm
 
     if lift is None:
-        from posebridge.inference.lift.lift import lift
+        from posebridge.inference.lift import lift
     given, taken = getattr(detections, "keypoint_format", None), getattr(model, "keypoint_format", None)
     if given is not None and taken is not None and given != taken:  # same joint count, other points
         raise DataError(detections_path, f"keypoints are {given}; model {model.name!r} takes {taken}")

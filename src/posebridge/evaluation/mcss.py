@@ -34,7 +34,7 @@ from posebridge.evaluation import metrics
 from posebridge.training.objectives import multiview
 from posebridge.training import metric_learning as ml
 from posebridge.errors import DataError
-from posebridge.inference.lift.lift import lift, load_model
+from posebridge.inference.lift import lift, load_model
 from posebridge.models.embedding import centre_and_scale_2d
 from posebridge.models.lifter import keypoints_to_input
 

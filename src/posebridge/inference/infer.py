@@ -88,7 +88,7 @@ def infer_video(video_path: str | os.PathLike, model, *, max_gap: int = 5, flip:
     (or anything with ``formats`` that ``lift`` accepts); ``lift`` defaults to ``inference.lift``."""
     from posebridge.data import video
     from posebridge.sources.detectors import clean_track
-    from posebridge.inference.lift.predict import KeypointInput, default_intrinsics, predict
+    from posebridge.inference.predict import KeypointInput, default_intrinsics, predict
 
     video_path = Path(video_path)
     info = video.probe(video_path)
@@ -171,7 +171,7 @@ def to_json(result: InferResult) -> dict:
 
 def write_outputs(result: InferResult, output_dir: str | os.PathLike) -> dict[str, Path]:
     """Write ``<stem>_3d.npz`` and ``<stem>_3d.json`` atomically; returns their paths."""
-    from posebridge.inference.lift.predict import write_prediction
+    from posebridge.inference.predict import write_prediction
 
     paths = output_paths(result, output_dir)
     arrays = {}

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from posebridge.geometry import skeletons
+from posebridge.device import resolve_device
 from posebridge.errors import DataError
+from posebridge.models.files import read_model_file
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter, keypoints_to_input
 
 __all__ = ["LiftingModel", "load_model", "lift", "chunk_length"]
@@ -81,21 +83,8 @@ class LiftingModel:
 
 def load_model(model_dir: str | os.PathLike, device="cpu") -> LiftingModel:
     """Load ``model_dir/model.pt`` (or a ``model.pt`` path) for inference (eval mode, no grad)."""
-    from posebridge.training.loop import resolve_device
-
-    path = Path(model_dir)
-    if path.is_dir():
-        path = path / "model.pt"
+    path, payload = read_model_file(model_dir)
     name = path.parent.name
-    if not path.is_file():
-        raise DataError(path, "no model file (train a model first: posebridge train)")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise DataError(path, f"not a readable model file ({type(err).__name__}: {err})") from None
-    missing = [k for k in ("state_dict", "architecture", "formats", "input") if k not in payload]
-    if missing:
-        raise DataError(path, f"model file lacks {', '.join(missing)}")
     try:
         lifter = SeparateHeadLifter.from_file_dict(payload)
     except Exception as err:

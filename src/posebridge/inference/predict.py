@@ -189,7 +189,7 @@ def predict(model, inputs: KeypointInput, *, flip: bool = True, lift=None,
         raise ConfigError(f"the model takes {model.keypoint_format} keypoints; predict reads "
                           f"{KEYPOINT_FORMAT} keypoint files")
     if lift is None:
-        from posebridge.inference.lift.lift import lift
+        from posebridge.inference.lift import lift
     predicted = lift(model, inputs.keypoints, inputs.width, inputs.height, flip=flip,
                      intrinsics=inputs.intrinsics)
     out: dict[str, np.ndarray] = {}

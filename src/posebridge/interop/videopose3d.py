@@ -32,6 +32,7 @@ import torch
 
 from posebridge.geometry import skeletons
 from posebridge.errors import ConfigError, DataError
+from posebridge.models.files import read_torch_file
 from posebridge.models.lifter import SeparateHeadLifter
 from posebridge.models.temporal import TemporalModel
 
@@ -55,16 +56,9 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """The checkpoint dict, loaded without executing pickled code; DataError when unreadable or
     when ``model_pos`` is missing or not a state dict."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "file not found")
-    try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise DataError(path, f"not a readable VideoPose3D checkpoint ({type(err).__name__}: {first[:200]})") from None
-    if not isinstance(payload, dict) or "model_pos" not in payload:
-        found = ", ".join(sorted(map(str, payload))) if isinstance(payload, dict) else type(payload).__name__
+    payload = read_torch_file(path, "VideoPose3D checkpoint", safe_globals=_numpy_safe_globals())
+    if "model_pos" not in payload:
+        found = ", ".join(sorted(map(str, payload)))
         raise DataError(path, f"no 'model_pos' entry (found: {found or 'nothing'}); not a VideoPose3D checkpoint")
     for key in ("model_pos", "model_traj"):
         state = payload.get(key)

@@ -31,12 +31,14 @@ import torch
 from posebridge import atomic
 from posebridge.training import losses
 from posebridge.data.windows import Batch, ChunkSampler
-from posebridge.errors import ConfigError
+from posebridge.device import resolve_device
+from posebridge.errors import ConfigError, DataError
+from posebridge.models.files import read_torch_file, write_torch_file
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 from posebridge.models.temporal import recalibrate_batch_norm
 from posebridge.training.data import BatchAssembler, LabeledSet, TrainingBatch
 
-__all__ = ["TrainConfig", "train", "Objective", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", "resolve_device",
+__all__ = ["TrainConfig", "train", "Objective", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", 
            "write_model_dir", "train_step", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 2
@@ -339,13 +341,6 @@ def _state_digest(state: dict) -> str:
     return digest.hexdigest()
 
 
-def resolve_device(device) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda requested but no CUDA device is visible (use --device auto or cpu)")
-    return device
 
 
 def make_optimizer(parameters, config: TrainConfig) -> torch.optim.Adam:
@@ -478,10 +473,10 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     start_epoch, rows = 0, []
     if checkpoint is not None and Path(checkpoint).is_file():
         try:
-            state = torch.load(checkpoint, map_location=device, weights_only=True)
-        except Exception as err:  # unreadable: not ours, or from another torch version
+            state = read_torch_file(checkpoint, "checkpoint", map_location=device)
+        except DataError as err:  # unreadable: not ours, or from another torch version
             state = {}
-            log(f"cannot read checkpoint {checkpoint} ({type(err).__name__}); starting over")
+            log(f"{err}; starting over")
         if state.get("version") == CHECKPOINT_VERSION and state.get("fingerprint") == fingerprint:
             lifter.temporal.load_state_dict(state["model"])
             for key, module in extra_modules.items():
@@ -527,7 +522,7 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
         summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("loss", "val_mpjpe")))
         log(f"epoch {epoch + 1}/{config.epochs}: {summary}")
         if checkpoint is not None:
-            atomic.torch_save(checkpoint, {
+            write_torch_file(checkpoint, {
                 "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
                 "model": lifter.temporal.state_dict(), "optimizer": optimizer.state_dict(), "log": rows,
                 "modules": {k: m.state_dict() for k, m in extra_modules.items()}})
@@ -570,6 +565,6 @@ def write_model_dir(out_dir: str | Path, lifter: SeparateHeadLifter, log: pd.Dat
     import yaml
 
     out_dir = Path(out_dir)
-    atomic.torch_save(out_dir / "model.pt", lifter.file_dict(mean_pose, training=resolved, **(extra or {})))
+    write_torch_file(out_dir / "model.pt", lifter.file_dict(mean_pose, training=resolved, **(extra or {})))
     atomic.write_text(out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     atomic.write_parquet(out_dir / "train_log.parquet", log)

@@ -1,0 +1,66 @@
+"""Torch files: ``model.pt`` model directories, ``acae.pt``, resumable checkpoints.
+
+Every torch file posebridge reads goes through ``read_torch_file``: ``weights_only`` loading, so
+reading a file never runs code from it (a pickled payload is refused), and a one-line
+``DataError`` naming the file for anything unreadable. Every file it writes goes through
+``write_torch_file`` (atomic: a killed job leaves no file that looks complete).
+
+A model directory holds ``model.pt`` (``MODEL_KEYS`` plus optional entries: ``mean_pose``,
+``training``, ``head``, an objective's modules), ``config.yaml`` and ``train_log.parquet``.
+
+>>> from posebridge.models.files import model_file_path
+>>> model_file_path("results/models/initial").as_posix()
+'results/models/initial/model.pt'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from posebridge import atomic
+from posebridge.errors import DataError
+
+# entries every model.pt has (SeparateHeadLifter.file_dict writes them)
+MODEL_KEYS = ("state_dict", "architecture", "formats", "input")
+
+
+def model_file_path(model: str | os.PathLike) -> Path:
+    """``model`` (a model directory or its ``model.pt``) -> the ``model.pt`` path."""
+    path = Path(model)
+    return path / "model.pt" if path.is_dir() or not path.suffix else path
+
+
+def read_torch_file(path: str | os.PathLike, what: str, required=(), missing_hint: str = "",
+                    safe_globals=(), map_location="cpu") -> dict:
+    """The dict stored in torch file ``path`` (``what`` names the kind in messages), loaded with
+    ``weights_only``; ``required``: keys it must have. DataError on a missing, unreadable or
+    code-carrying file."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, f"no {what} file" + (f" ({missing_hint})" if missing_hint else ""))
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        first = (str(err).strip().splitlines() or [""])[0][:200]
+        raise DataError(path, f"not a readable {what} file ({type(err).__name__}: {first})") from None
+    if not isinstance(payload, dict):
+        raise DataError(path, f"not a {what} file (holds a {type(payload).__name__}, not a dict)")
+    missing = [k for k in required if k not in payload]
+    if missing:
+        raise DataError(path, f"{what} file lacks {', '.join(missing)}")
+    return payload
+
+
+def write_torch_file(path: str | os.PathLike, payload: dict) -> None:
+    """``torch.save`` of ``payload`` to ``path``, atomically."""
+    atomic.torch_save(path, payload)
+
+
+def read_model_file(model: str | os.PathLike) -> tuple[Path, dict]:
+    """(path, payload) of a model directory's ``model.pt`` (or the path of one)."""
+    path = model_file_path(model)
+    return path, read_torch_file(path, "model", MODEL_KEYS, "train a model first: posebridge train")

@@ -110,6 +110,8 @@ def read_videopose3d_2d(path: str | os.PathLike) -> VideoPose3D2D:
                 if view.ndim != 3 or view.shape[1] != joints or view.shape[2] not in (2, 3):
                     raise DataError(path, f"{where} has shape {view.shape}, expected (frames, {joints}, 2) "
                                           f"for layout {layout!r}")
+                if view.dtype.kind not in "fiu":
+                    raise DataError(path, f"{where} has dtype {view.dtype}, expected numbers (pixels)")
                 if not np.isfinite(view).all():
                     raise DataError(path, f"{where} holds NaN or inf")
                 view = view.astype(np.float32)

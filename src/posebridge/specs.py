@@ -31,7 +31,11 @@ def load_spec(spec: str | None, what: str) -> dict:
     if not text.startswith(("{", "[")):
         path = Path(text)
         if path.is_file():
-            what, text = f"{what} file {path}", path.read_text()
+            what = f"{what} file {path}"
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"{what} is not a text (JSON) file") from None
         elif path.suffix.lower() in (".json", ".yaml", ".yml") or "/" in text:
             raise ConfigError(f"{what}: no such file {path}")
     try:

@@ -150,11 +150,13 @@ def make_data(frames: int, sequences: int, seed: int = 0):
     targets[..., 2] += 5.0
     starts = np.arange(sequences, dtype=np.int64) * length
     return LabeledSet(
-        names=["bench"], formats=["h36m_17"], inputs=inputs, targets=[targets], group_start=np.array([0]),
-        row_group=np.zeros(sequences, np.int64), row_start=starts, row_frames=np.full(sequences, length),
+        names=["bench"], keypoint_format="coco_17", formats=["h36m_17"], inputs=inputs, targets=[targets],
+        group_start=np.array([0]), row_group=np.zeros(sequences, np.int64), row_start=starts,
+        row_frames=np.full(sequences, length),
         row_intrinsics=np.tile([1145.0, 1144.0, 512.0, 515.0], (sequences, 1)),
         row_distortion=np.tile([-0.2, 0.24, -0.003, -0.001, -0.0014], (sequences, 1)),
-        row_width=np.full(sequences, 1000.0), row_sequence=np.array([f"s{i}" for i in range(sequences)], object),
+        row_size=np.tile([1000.0, 1000.0], (sequences, 1)),
+        row_sequence=np.array([f"s{i}" for i in range(sequences)], object),
         row_camera=np.array(["c"] * sequences, object))
 
 

@@ -16,7 +16,6 @@ from posebridge.models.lifter import keypoints_to_input
 from posebridge.training.objectives.semi_supervised import (
     REPROJECTION_JOINTS,
     SemiSupervised,
-    UnlabeledSet,
     bone_length_gap,
     correspondence,
     place_at_depth,
@@ -25,25 +24,23 @@ from posebridge.training.objectives.semi_supervised import (
 )
 from posebridge.training.loop import StepOutputs, TrainConfig, build_lifter, train
 from posebridge.training.data import BatchAssembler
-from test_train import TINY, coco_keypoints, make_camera, make_sequences, make_set, write_toy_dataset
+from posebridge.data.frames import FrameTable
+from test_train import TINY, coco_keypoints, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
 
 H36M = skeletons.get("h36m_17")
 COCO = skeletons.get("coco_17")
 
 
-def unlabeled_from(rows=3, frames=40, seed=4) -> UnlabeledSet:
+def unlabeled_from(rows=3, frames=40, seed=4) -> FrameTable:
     """Unlabeled rows built like load_unlabeled does (COCO keypoints of toy motion)."""
     rng = np.random.default_rng(seed)
     cameras = [make_camera("u0"), make_camera("u1", 3800.0)]
-    inputs, intr, dist, size = [], [], [], []
+    inputs, row_cameras = [], []
     for r, world in enumerate(make_sequences(rows, frames, seed)):
         camera = cameras[r % 2]
         inputs.append(keypoints_to_input(coco_keypoints(world, camera, rng), *camera.image_size))
-        intr.append(camera.intrinsics)
-        dist.append(camera.distortion)
-        size.append(camera.image_size)
-    return UnlabeledSet(["toy_video"], np.concatenate(inputs), np.arange(rows) * frames, [frames] * rows,
-                        intr, dist, size, [f"r{r}" for r in range(rows)])
+        row_cameras.append(camera)
+    return FrameTable(**frame_columns(inputs, row_cameras, "toy_video"))
 
 
 # ----------------------------------------------------------------------------- the terms
@@ -111,8 +108,8 @@ def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact(
     for name in REPROJECTION_JOINTS:
         keypoints[COCO.index(name), :2] = px[H36M.index(name)]
     frames = 30
-    data = UnlabeledSet(["still"], np.repeat(keypoints_to_input(keypoints, w, h)[None], frames, 0), [0], [frames],
-                        [camera.intrinsics], [camera.distortion], [camera.image_size], ["still/c0"])
+    data = FrameTable(**frame_columns([np.repeat(keypoints_to_input(keypoints, w, h)[None], frames, 0)], [camera],
+                                      "still"))
     semi = SemiSupervised(data, config, ["h36m_17"], weights={"traj": 0.0}, warmup_epochs=0, batch_size=5)
     with torch.no_grad():  # a trajectory model that always says `root`
         semi.trajectory.shrink.weight.zero_()

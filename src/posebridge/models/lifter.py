@@ -28,10 +28,11 @@ import torch
 import torch.nn as nn
 
 from posebridge.geometry import skeletons
-from posebridge.geometry.cameras import normalize_screen
+from posebridge.data.keypoints import KEYPOINT_FORMAT, keypoints_to_input
 from posebridge.errors import ConfigError
 from posebridge.models.temporal import TemporalModel, TemporalModelOptimized
 
+# keypoints_to_input is the codec of data.keypoints, re-exported for the modules that lift
 __all__ = ["SeparateHeadLifter", "MM_PER_UNIT", "keypoints_to_input", "FEATURES", "MappedTemporalModel",
            "MappedTemporalModelOptimized", "union_joint_names", "merged_output_map"]
 
@@ -39,29 +40,6 @@ MM_PER_UNIT = 1000.0
 """Millimetres per unit of the network's output (it predicts metres)."""
 
 FEATURES = {2: ["x", "y"], 3: ["x", "y", "confidence"]}
-
-
-def keypoints_to_input(keypoints, width, height, in_features: int = 3):
-    """Pixels + confidence (..., K, 3) -> network input (..., K, in_features), float32.
-
-    x, y become VideoPose3D normalised screen coordinates; keypoints with confidence 0 get
-    x = y = 0. ``width`` / ``height`` broadcast against ``keypoints[..., 0, 0]``-shaped arrays (a
-    scalar, or one value per frame). numpy in, numpy out; torch in, torch out.
-    """
-    is_torch = isinstance(keypoints, torch.Tensor)
-    if keypoints.shape[-1] == 2:  # no confidence: every keypoint seen
-        ones = (torch.ones_like(keypoints[..., :1]) if is_torch
-                else np.ones(keypoints.shape[:-1] + (1,), dtype=np.float32))
-        keypoints = torch.cat([keypoints, ones], -1) if is_torch else np.concatenate([keypoints, ones], -1)
-    w = width[..., None] if getattr(width, "ndim", 0) else width
-    h = height[..., None] if getattr(height, "ndim", 0) else height
-    x = normalize_screen(keypoints, w, h)
-    seen = x[..., 2:3] > 0
-    if is_torch:
-        x = torch.cat([torch.where(seen, x[..., :2], 0.0), x[..., 2:3]], -1).float()
-    else:
-        x = np.concatenate([np.where(seen, x[..., :2], 0.0), x[..., 2:3]], -1).astype(np.float32)
-    return x[..., :in_features]
 
 
 def union_joint_names(formats) -> list[str]:
@@ -146,7 +124,7 @@ class SeparateHeadLifter(nn.Module):
 
     Args:
         formats: skeleton format names; the output holds their joints in this order.
-        keypoint_format: the input keypoint format (``coco_17``).
+        keypoint_format: the input keypoint format (``data.keypoints.KEYPOINT_FORMAT``).
         in_features: 3 (x, y, confidence) or 2 (x, y; VideoPose3D's checkpoints).
         filter_widths, causal, dropout, channels: the ``TemporalModel``'s.
         strided: build the training-time strided model instead of the dilated one.
@@ -155,7 +133,7 @@ class SeparateHeadLifter(nn.Module):
             (a latent head with the ACAE decoder, merged joints); None: one output per joint.
     """
 
-    def __init__(self, formats, *, keypoint_format: str = "coco_17", in_features: int = 3,
+    def __init__(self, formats, *, keypoint_format: str = KEYPOINT_FORMAT, in_features: int = 3,
                  filter_widths=(3, 3, 3), causal: bool = False, dropout: float = 0.25,
                  channels: int = 1024, strided: bool = False, temporal=None, output_map=None):
         super().__init__()

@@ -25,7 +25,6 @@ back; ``embed`` and ``canonical_pose`` run them on a sequence).
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 
@@ -34,12 +33,12 @@ import torch
 
 from posebridge.geometry import canonical, skeletons
 from posebridge.training import metric_learning as ml
-from posebridge.data.windows import window_index
+from posebridge.data.frames import FrameTable, FrameTableBuilder
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.embedding import EmbeddingHead, EmbeddingToPose
-from posebridge.models.lifter import MM_PER_UNIT, keypoints_to_input
+from posebridge.models.lifter import MM_PER_UNIT
 from posebridge.training.loop import Objective, StepOutputs, epoch_seed
-from posebridge.training.data import check_detections
+from posebridge.training.data import MirroredFrames
 
 __all__ = ["MultiviewSet", "load_multiview", "PairBatch", "sample_pairs", "MultiviewSettings",
            "MultiviewObjective", "add_train_arguments", "objective_from_args", "load_embedding",
@@ -53,71 +52,52 @@ INIT_STREAM = 12
 """The stream (of "epoch" 0) that initialises the head and the regressor."""
 
 
-@dataclass
-class MultiviewSet:
-    """Rows (sequence x camera) of unlabeled multi-view datasets, frames concatenated.
+@dataclass(kw_only=True)
+class MultiviewSet(FrameTable):
+    """Rows (sequence x camera) of unlabeled multi-view datasets (a ``FrameTable``) and their takes.
 
-    inputs (N, K, 3) float32 network input of every frame; row_start / row_frames (R,) each row's
-    first flat frame and frame count; takes: per take, the rows of its cameras (int arrays, >= 2
-    each); take_frames (T,) the frames all its rows share; take_names (T,) "<dataset>/<group>".
+    takes: per take, the rows of its cameras (int arrays, >= 2 each); take_frames (T,) the frames
+    all its rows share; take_names (T,) "<dataset>/<group>".
     """
 
-    names: list[str]
-    inputs: np.ndarray
-    row_start: np.ndarray
-    row_frames: np.ndarray
     takes: list[np.ndarray]
     take_frames: np.ndarray
     take_names: np.ndarray
-    keypoint_format: str = "coco_17"
 
-    def digest(self) -> str:
-        """sha256 of the inputs and the take structure (the resume fingerprint's data part)."""
-        digest = hashlib.sha256()
-        for array in (self.inputs, self.row_start, self.row_frames, self.take_frames, *self.takes):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()
+    def digest(self, *extra: np.ndarray) -> str:
+        """sha256 of the frames and the take structure (the resume fingerprint's data part)."""
+        return super().digest(self.take_frames, *self.takes, *extra)
 
 
-def load_multiview(sources, keypoint_format: str = "coco_17") -> MultiviewSet:
+def load_multiview(sources, keypoint_format: str) -> MultiviewSet:
     """Read the train-split rows of ``unlabeled_multiview`` datasets.
 
     sources: list of (``store.Dataset``, ``detections.Detections``). Rows of one ``group`` are the
     cameras of one take; a take seen by one camera only gives no pair and is left out. Frame
     counts of a take's rows should agree; the shortest one bounds the frames sampled.
     """
-    inputs, starts, frames, takes, take_frames, take_names = [], [], [], [], [], []
-    offset = 0
+    table = FrameTableBuilder(keypoint_format)
+    takes, take_names = [], []
     for dataset, detections in sources:
         if dataset.role != "unlabeled_multiview":
             raise DataError(dataset.path, f"dataset {dataset.name!r} has role {dataset.role!r}; "
                                           f"multi-view metric learning reads unlabeled_multiview datasets")
-        check_detections(detections, dataset, keypoint_format)
-        rows = dataset.rows("train")
-        for group, take in rows.groupby("group", sort=False):
+        table.add_source(dataset, detections)
+        for group, take in dataset.rows("train").groupby("group", sort=False):
             take = take.drop_duplicates("camera")
             if len(take) < 2:
                 continue
-            members = []
+            takes.append(np.arange(len(take), dtype=np.int64) + table.num_rows)
             for _, row in take.iterrows():
-                width, height = dataset.camera_for(row).image_size
-                keypoints = detections.get(row["sequence"], row["camera"])
-                inputs.append(keypoints_to_input(keypoints, width, height))
-                members.append(len(starts))
-                starts.append(offset)
-                frames.append(len(keypoints))
-                offset += len(keypoints)
-            takes.append(np.asarray(members, dtype=np.int64))
-            take_frames.append(min(frames[m] for m in members))
+                table.add_row(dataset, row)
             take_names.append(f"{dataset.name}/{group}")
     if not takes:
         names = ", ".join(str(d.path) for d, _ in sources) or "none given"
         raise DataError(names, "no multi-view take (a group seen by two or more cameras) in the train split")
-    return MultiviewSet(
-        names=[d.name for d, _ in sources], inputs=np.concatenate(inputs),
-        row_start=np.asarray(starts, dtype=np.int64), row_frames=np.asarray(frames, dtype=np.int64),
-        takes=takes, take_frames=np.asarray(take_frames, dtype=np.int64),
-        take_names=np.asarray(take_names, dtype=object), keypoint_format=keypoint_format)
+    columns = table.columns()
+    take_frames = np.asarray([columns["row_frames"][t].min() for t in takes], dtype=np.int64)
+    return MultiviewSet(**columns, takes=takes, take_frames=take_frames,
+                        take_names=np.asarray(take_names, dtype=object))
 
 
 @dataclass
@@ -208,12 +188,7 @@ class MultiviewObjective(Objective):
             # no dropout in the regressor: nn.Dropout draws from torch's global generator, which
             # would make runs irreproducible (the trunk below it has its own seeded dropout)
             self.regressor = EmbeddingToPose(settings.embedding_dim, start, dropout=0.0)
-        # a mirrored frame: left/right keypoints swapped, x negated (as SeparateHeadLifter.flip_input)
-        mirror = list(skeletons.get(data.keypoint_format).mirror)
-        mirrored = data.inputs[:, mirror] * np.array([-1.0, 1.0, 1.0], np.float32)[:data.inputs.shape[-1]]
-        # plain then mirrored frames, flattened: one index_select per step (as BatchAssembler)
-        table = np.concatenate([data.inputs, mirrored]).reshape(2 * len(data.inputs), -1)
-        self.table = torch.from_numpy(np.ascontiguousarray(table)).to(self.device)
+        self.frames = MirroredFrames(data, device)
         self.rng = np.random.default_rng(0)
         self.last: PairBatch | None = None
 
@@ -236,13 +211,10 @@ class MultiviewObjective(Objective):
         data, n = self.data, int(self.settings.pairs)
         pairs = sample_pairs(data, n, self.rng)
         rows = np.concatenate([pairs.row_a, pairs.row_b])
-        index = window_index(data.row_start, data.row_frames, rows, np.concatenate([pairs.frame, pairs.frame]),
-                             self.before, self.after)
-        if self.settings.flip:  # both views of an instant mirrored together: still a positive pair
-            flip = self.rng.random(n) < 0.5
-            index += len(data.inputs) * np.concatenate([flip, flip])[:, None]
-        x = self.table.index_select(0, torch.from_numpy(index.reshape(-1)).to(self.device))
-        x = x.view(2 * n, index.shape[1], *data.inputs.shape[1:])
+        # both views of an instant mirrored together: still a positive pair
+        flip = np.tile(self.rng.random(n) < 0.5, 2) if self.settings.flip else None
+        x = self.frames.gather(data.window_index(rows, np.concatenate([pairs.frame, pairs.frame]),
+                                                 self.before, self.after, flip))
         if self.keypoint_dropout > 0:
             keep = self.rng.random(x.shape[:3], dtype=np.float32) >= self.keypoint_dropout
             x = x * torch.from_numpy(keep).to(self.device)[..., None]

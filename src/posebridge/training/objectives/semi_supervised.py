@@ -34,7 +34,6 @@ randomness derives from ``(seed, epoch)`` so a resumed run is bit-identical.
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 import numpy as np
@@ -47,14 +46,13 @@ from posebridge.geometry.cameras import (
     project_points_torch,
     undistort_points,
 )
-from posebridge.data.windows import window_index
+from posebridge.data.frames import FrameTable, FrameTableBuilder
 from posebridge.errors import ConfigError, DataError
-from posebridge.models.lifter import keypoints_to_input
 from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
 from posebridge.training.loop import Objective, StepOutputs, epoch_seed
-from posebridge.training.data import check_detections, flip_cameras, select_subjects
+from posebridge.training.data import MirroredFrames, select_subjects
 
-__all__ = ["UnlabeledSet", "load_unlabeled", "SemiSupervised", "weighted_mpjpe", "reprojection_error",
+__all__ = ["load_unlabeled", "SemiSupervised", "weighted_mpjpe", "reprojection_error",
            "bone_length_gap", "place_at_depth", "correspondence", "REPROJECTION_JOINTS", "PLACEMENTS",
            "add_train_arguments", "objective_from_args"]
 
@@ -142,76 +140,39 @@ def correspondence(fmt: str, keypoint_format: str = "coco_17") -> tuple[np.ndarr
 # ------------------------------------------------------------------------------------ the data
 
 
-class UnlabeledSet:
-    """Unlabeled rows' network inputs (N, K, 3) and cameras, frames of all rows concatenated.
-
-    Per row: ``row_start``, ``row_frames``, ``row_intrinsics`` (R, 4) px, ``row_distortion`` (R, 5),
-    ``row_size`` (R, 2) width, height px; ``names`` the source datasets; ``rows`` (R,)
-    "dataset/sequence/camera"; ``keypoint_format`` the input keypoints' skeleton format.
-    """
-
-    def __init__(self, names, inputs, row_start, row_frames, row_intrinsics, row_distortion, row_size, rows,
-                 keypoint_format: str = "coco_17"):
-        self.names = list(names)
-        self.keypoint_format = skeletons.get(keypoint_format).name
-        self.inputs = np.asarray(inputs, dtype=np.float32)
-        self.row_start = np.asarray(row_start, dtype=np.int64)
-        self.row_frames = np.asarray(row_frames, dtype=np.int64)
-        self.row_intrinsics = np.asarray(row_intrinsics, dtype=np.float64).reshape(-1, 4)
-        self.row_distortion = np.asarray(row_distortion, dtype=np.float64).reshape(-1, 5)
-        self.row_size = np.asarray(row_size, dtype=np.float64).reshape(-1, 2)
-        self.rows = list(rows)
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.inputs)
-
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        for a in (self.inputs, self.row_frames, self.row_intrinsics, self.row_distortion, self.row_size):
-            h.update(np.ascontiguousarray(a).tobytes())
-        return h.hexdigest()
-
-
-def load_unlabeled(sources, labeled_subjects: dict | None = None, keypoint_format: str = "coco_17") -> UnlabeledSet:
+def load_unlabeled(sources, labeled_subjects: dict | None, keypoint_format: str) -> FrameTable:
     """The unlabeled 2D of ``sources`` ((``store.Dataset``, ``detections.Detections``) pairs).
 
     An ``unlabeled_video`` dataset contributes its train-split rows; a ``labeled`` dataset the
     train-split rows of the subjects ``labeled_subjects`` leaves unlabeled (their 3D is not read).
     """
-    inputs, per_row = [], {k: [] for k in ("start", "frames", "intrinsics", "distortion", "size", "name")}
-    offset = 0
+    table = FrameTableBuilder(keypoint_format)
     for dataset, detections in sources:
-        check_detections(detections, dataset, keypoint_format)
-        rows = dataset.rows("train")
-        if dataset.role == "labeled":
-            chosen = (labeled_subjects or {}).get(dataset.name)
-            if chosen is None:
-                raise ConfigError(f"semi-supervised: every subject of labeled dataset {dataset.name!r} is "
-                                  f"labeled; name its labeled ones in train.labeled_subjects to use the rest")
-            labeled = select_subjects(rows, chosen, f"labeled_subjects.{dataset.name}")
-            rows = rows[~rows["subject"].isin(labeled["subject"].unique())]
-        elif dataset.role != "unlabeled_video":
-            raise DataError(dataset.path, f"dataset {dataset.name!r} has role {dataset.role!r}; unlabeled video "
-                                          f"comes from role unlabeled_video (or a labeled dataset's unlabeled subjects)")
-        if len(rows) == 0:
-            raise DataError(dataset.path, f"dataset {dataset.name!r} has no unlabeled training rows")
+        table.add_source(dataset, detections)
+        rows = _unlabeled_rows(dataset, labeled_subjects)
         for _, row in rows.iterrows():
-            camera = dataset.camera_for(row)
-            width, height = camera.image_size
-            inputs.append(keypoints_to_input(detections.get(row["sequence"], row["camera"]), width, height))
-            per_row["start"].append(offset)
-            per_row["frames"].append(int(row["frames"]))
-            per_row["intrinsics"].append(camera.intrinsics)
-            per_row["distortion"].append(camera.distortion)
-            per_row["size"].append((width, height))
-            per_row["name"].append(f"{dataset.name}/{row['sequence']}/{row['camera']}")
-            offset += int(row["frames"])
-    if not inputs:
+            table.add_row(dataset, row)
+    if not sources:
         raise ConfigError("semi-supervised: no unlabeled datasets given")
-    return UnlabeledSet(list(dict.fromkeys(d.name for d, _ in sources)), np.concatenate(inputs), per_row["start"],
-                        per_row["frames"], per_row["intrinsics"], per_row["distortion"], per_row["size"],
-                        per_row["name"], keypoint_format)
+    return FrameTable(**table.columns())
+
+
+def _unlabeled_rows(dataset, labeled_subjects: dict | None):
+    """The train-split index rows of ``dataset`` whose 3D labels stay unused."""
+    rows = dataset.rows("train")
+    if dataset.role == "labeled":
+        chosen = (labeled_subjects or {}).get(dataset.name)
+        if chosen is None:
+            raise ConfigError(f"semi-supervised: every subject of labeled dataset {dataset.name!r} is "
+                              f"labeled; name its labeled ones in train.labeled_subjects to use the rest")
+        labeled = select_subjects(rows, chosen, f"labeled_subjects.{dataset.name}")
+        rows = rows[~rows["subject"].isin(labeled["subject"].unique())]
+    elif dataset.role != "unlabeled_video":
+        raise DataError(dataset.path, f"dataset {dataset.name!r} has role {dataset.role!r}; unlabeled video "
+                                      f"comes from role unlabeled_video (or a labeled dataset's unlabeled subjects)")
+    if len(rows) == 0:
+        raise DataError(dataset.path, f"dataset {dataset.name!r} has no unlabeled training rows")
+    return rows
 
 
 # ------------------------------------------------------------------------------------ the objective
@@ -226,7 +187,7 @@ class SemiSupervised(Objective):
     name = "semi"
     terms = ("traj", "proj", "bone")
 
-    def __init__(self, unlabeled: UnlabeledSet, config, formats, *, device="cpu", seed: int = 0,
+    def __init__(self, unlabeled: FrameTable, config, formats, *, device="cpu", seed: int = 0,
                  weights: dict | None = None, warmup_epochs: int = 1, batch_size: int | None = None,
                  reference_format: str | None = None, labeled=None, placement: str = "trajectory"):
         if placement not in PLACEMENTS:
@@ -264,18 +225,7 @@ class SemiSupervised(Objective):
                 filter_widths=config.filter_widths, causal=config.causal, dropout=config.dropout,
                 channels=config.channels)
         self.before, self.after = self.trajectory.window()
-        mirror = list(skeletons.get(unlabeled.keypoint_format).mirror)
-        plain = unlabeled.inputs
-        flipped = plain[:, mirror].copy()
-        flipped[..., 0] *= -1
-        self.inputs = torch.from_numpy(np.concatenate([plain, flipped]).reshape(2 * len(plain), -1))
-        intr = torch.from_numpy(unlabeled.row_intrinsics.astype(np.float32))
-        dist = torch.from_numpy(unlabeled.row_distortion.astype(np.float32))
-        size = torch.from_numpy(unlabeled.row_size.astype(np.float32))
-        fi, fd = flip_cameras(intr, dist, size[:, 0])
-        self.intrinsics, self.distortion = torch.cat([intr, fi]), torch.cat([dist, fd])
-        self.size = torch.cat([size, size])
-        self._cum = np.concatenate([[0], np.cumsum(unlabeled.row_frames)])
+        self.frames = MirroredFrames(unlabeled, device)
         self._rows = self._centres = None
         self.rays = self._rays() if placement == "depth" else None
         self.labeled = labeled  # the LabeledSet, for the trajectory model's batch-norm statistics
@@ -283,15 +233,16 @@ class SemiSupervised(Objective):
     def _rays(self) -> torch.Tensor:
         """(2N, K, 2) undistorted (X/Z, Y/Z) of every input keypoint, plain then mirrored frames
         (each through its row's camera, mirrored for mirrored frames)."""
-        n = self.data.num_frames
-        frame_row = np.repeat(np.arange(len(self.data.row_frames)), self.data.row_frames)
-        rows = np.concatenate([frame_row, frame_row + len(self.data.row_frames)])
-        keypoints = self.inputs.view(2 * n, *self.data.inputs.shape[1:]).numpy()
-        size = self.size.numpy().astype(np.float64)
+        data = self.data
+        frame_row = data.frame_rows()
+        rows = np.concatenate([frame_row, frame_row + data.num_rows])
+        keypoints = data.mirrored_inputs()
+        size = self.frames.size.cpu().numpy().astype(np.float64)
         px = image_coordinates(keypoints[..., :2].astype(np.float64), size[rows, 0, None], size[rows, 1, None])
-        rays = undistort_points(px, self.intrinsics.numpy()[rows][:, None].astype(np.float64),
-                                self.distortion.numpy()[rows][:, None].astype(np.float64), normalised=True)
-        return torch.from_numpy(rays.astype(np.float32))
+        rays = undistort_points(px, self.frames.intrinsics.cpu().numpy()[rows][:, None].astype(np.float64),
+                                self.frames.distortion.cpu().numpy()[rows][:, None].astype(np.float64),
+                                normalised=True)
+        return torch.from_numpy(rays.astype(np.float32)).to(self.device)
 
     # -------------------------------------------------------------- Objective interface
 
@@ -301,7 +252,7 @@ class SemiSupervised(Objective):
     def fingerprint(self) -> dict:
         return {"weights": self.weights, "warmup_epochs": self.warmup_epochs, "batch_size": self.batch_size,
                 "reference_format": self.reference, "placement": self.placement, "datasets": self.data.names,
-                "rows": len(self.data.row_frames), "frames": self.data.num_frames, "data_sha256": self.data.digest()}
+                "rows": self.data.num_rows, "frames": self.data.num_frames, "data_sha256": self.data.digest()}
 
     def start_epoch(self, epoch: int, seed: int) -> None:
         self.rng = np.random.default_rng(epoch_seed(seed, epoch, _SAMPLE_STREAM))
@@ -316,17 +267,12 @@ class SemiSupervised(Objective):
     def sample(self, epoch: int, step: int):
         if not self.active(epoch):  # warm-up: labeled windows only (and no unlabeled BN statistics)
             return None
-        frames = self.rng.integers(0, self.data.num_frames, self.batch_size)
-        rows = np.searchsorted(self._cum, frames, side="right") - 1
-        local = frames - self._cum[rows]
+        rows, local = self.data.locate(self.rng.integers(0, self.data.num_frames, self.batch_size))
         flip = (self.rng.random(self.batch_size) < 0.5) if self.config.flip_augment else np.zeros(self.batch_size, bool)
-        index = window_index(self.data.row_start, self.data.row_frames, rows, local, self.before, self.after)
-        index = index + self.data.num_frames * flip[:, None]
-        device = next(self.trajectory.parameters()).device
-        x = self.inputs.index_select(0, torch.from_numpy(index.reshape(-1))).to(device)
-        self._rows = torch.from_numpy(rows + len(self.data.row_frames) * flip).to(device)
-        self._centres = torch.from_numpy(index[:, self.before])
-        return x.view(self.batch_size, index.shape[1], *self.data.inputs.shape[1:])
+        index = self.data.window_index(rows, local, self.before, self.after, flip)
+        self._rows = self.frames.camera_rows(rows, flip)
+        self._centres = torch.from_numpy(index[:, self.before]).to(self.device)
+        return self.frames.gather(index)
 
     def losses(self, out: StepOutputs, epoch: int) -> dict:
         tb = out.labeled
@@ -351,14 +297,13 @@ class SemiSupervised(Objective):
             centre = out.extra_inputs[:, self.before][:, keypoints]
             rel = (pose - pose[:, root:root + 1])[:, joints]
             if self.placement == "depth":
-                rays = self.rays[self._centres][:, self.keypoints].to(pose.device)
+                rays = self.rays[self._centres][:, self.keypoints]
                 absolute = place_at_depth(rel, trajectory[B:, 2], rays, centre[..., 2])
             else:
                 absolute = rel + trajectory[B:, None]
-            rows = self._rows
-            terms["proj"] = reprojection_error(absolute, centre,
-                                               self.intrinsics.to(pose.device)[rows], self.distortion.to(pose.device)[rows],
-                                               self.size.to(pose.device)[rows, 0], self.size.to(pose.device)[rows, 1])
+            rows, frames = self._rows, self.frames
+            terms["proj"] = reprojection_error(absolute, centre, frames.intrinsics[rows], frames.distortion[rows],
+                                               frames.size[rows, 0], frames.size[rows, 1])
             gaps = [bone_length_gap(out.labeled_pred[:, out.lifter.slices[f]], out.extra_pred[:, out.lifter.slices[f]],
                                     skeletons.get(f).bones) for f in self.formats if skeletons.get(f).bones]
             terms["bone"] = torch.stack(gaps).mean() if gaps else zero
@@ -379,24 +324,17 @@ class SemiSupervised(Objective):
         """
         model = self.trajectory
         rng = np.random.default_rng([int(seed), 7])
-        sources = [(torch.from_numpy(self.data.inputs.reshape(self.data.num_frames, -1)), self.data.row_start,
-                    self.data.row_frames)]
-        if self.labeled is not None and self.labeled.num_frames:
-            sources.append((torch.from_numpy(self.labeled.inputs.reshape(self.labeled.num_frames, -1)),
-                            self.labeled.row_start, self.labeled.row_frames))
-        device = next(model.parameters()).device
-        shape = self.data.inputs.shape[1:]
-        half = max(1, self.batch_size // len(sources))
+        tables = [self.data] + ([self.labeled] if self.labeled is not None and self.labeled.num_frames else [])
+        half = max(1, self.batch_size // len(tables))
 
         def windows():
             for _ in range(int(batches)):
                 parts = []
-                for table, starts, frames in sources:
-                    rows = rng.integers(0, len(frames), half)
-                    local = rng.integers(0, frames[rows])
-                    index = window_index(starts, frames, rows, local, self.before, self.after)
-                    parts.append(table.index_select(0, torch.from_numpy(index.reshape(-1))).view(half, -1, *shape))
-                yield torch.cat(parts).to(device)
+                for table in tables:
+                    rows = rng.integers(0, table.num_rows, half)
+                    local = rng.integers(0, table.row_frames[rows])
+                    parts.append(torch.from_numpy(table.windows(rows, local, self.before, self.after)))
+                yield torch.cat(parts).to(self.device)
 
         recalibrate_batch_norm(model, windows())
 

@@ -1,7 +1,8 @@
-"""Consistency fine-tuning with a frozen affine-combining autoencoder (REFERENCES.md section 6),
+"""Consistency fine-tuning with a frozen affine-combining autoencoder (Sárándi et al., WACV 2023),
 and the heads of the models compared with it.
 
-Variants (``VARIANTS``), each a separate model started from the initial model's weights:
+Variants (the table of ``bridge.variants``), each a separate model started from the initial
+model's weights:
 
 - ``continued``: the same fine-tuning schedule with no ACAE term (the control: "more epochs").
 - ``output_reg``: separate heads; adds ``weight x mean |P - D(E(P))|`` over all predicted joints.
@@ -22,13 +23,11 @@ from __future__ import annotations
 
 import torch
 
+from posebridge.bridge.variants import ACAE_TERMS, variant as variant_entry
 from posebridge.errors import ConfigError
 from posebridge.training.loop import Objective, StepOutputs, compute_losses
 
-__all__ = ["VARIANTS", "HEADS", "output_map", "init_state", "AcaeObjective", "expand_points"]
-
-VARIANTS = ("continued", "output_reg", "latent", "hybrid")
-HEADS = VARIANTS + ("merged",)
+__all__ = ["output_map", "init_state", "AcaeObjective", "expand_points"]
 
 
 def expand_points(matrix: torch.Tensor) -> torch.Tensor:
@@ -40,8 +39,7 @@ def output_map(variant: str, formats, acae=None) -> torch.Tensor | None:
     """The (R, J_union) output map of a variant's lifter (None: one output per joint)."""
     from posebridge.models.lifter import merged_output_map
 
-    if variant not in HEADS:
-        raise ConfigError(f"unknown head variant {variant!r}; choose one of {', '.join(HEADS)}")
+    variant_entry(variant)  # ConfigError when unknown
     if variant == "merged":
         return merged_output_map(formats)[0]
     if variant in ("continued", "output_reg"):
@@ -83,7 +81,7 @@ class AcaeObjective(Objective):
 
     def __init__(self, variant: str, acae, config, weight: float = 1.0, warmup_epochs: int = 0,
                  acae_sha256: str = ""):
-        if variant not in ("output_reg", "hybrid"):
+        if variant not in ACAE_TERMS:
             raise ConfigError(f"variant {variant!r} has no ACAE objective")
         self.variant, self.config = variant, config
         self.weight, self.warmup_epochs = float(weight), int(warmup_epochs)

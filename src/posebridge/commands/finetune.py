@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from posebridge.bridge.variants import VARIANTS
 from posebridge.commands import train as train_command
 
 HELP = "fine-tune a model for consistent skeletons with a frozen ACAE, or train the merged-joints baseline"
@@ -20,7 +21,7 @@ DESCRIPTION = (
 def add_arguments(parser) -> None:
     train_command.add_arguments(parser)
     group = parser.add_argument_group("head and fine-tuning")
-    group.add_argument("--variant", required=True, choices=["continued", "output_reg", "latent", "hybrid", "merged"],
+    group.add_argument("--variant", required=True, choices=VARIANTS,
                        help="the head and loss (see the description)")
     group.add_argument("--init", metavar="DIR", default=None,
                        help="model directory whose weights to start from (every variant but merged)")
@@ -44,19 +45,20 @@ def _extend(args, context):
     import torch
 
     from posebridge.bridge.autoencoder import load_acae
+    from posebridge.bridge.variants import variant as variant_entry
     from posebridge.errors import ConfigError, DataError
     from posebridge.bridge.finetune import AcaeObjective, init_state, output_map
     from posebridge.models.files import read_model_file
     from posebridge.models.lifter import union_joint_names
 
     variant = args.variant
-    if (variant == "merged") != (args.init is None):
-        raise ConfigError("finetune: --init is required for every variant but merged (trained from scratch)")
-    needs_acae = variant in ("output_reg", "latent", "hybrid")
-    if needs_acae != (args.acae is not None):
-        raise ConfigError(f"finetune: variant {variant} {'needs' if needs_acae else 'takes no'} --acae")
+    entry = variant_entry(variant)
+    if entry.needs_init != (args.init is not None):
+        raise ConfigError(f"finetune: variant {variant} {'needs' if entry.needs_init else 'takes no'} --init")
+    if entry.needs_acae != (args.acae is not None):
+        raise ConfigError(f"finetune: variant {variant} {'needs' if entry.needs_acae else 'takes no'} --acae")
     acae, digest = None, ""
-    if needs_acae:
+    if entry.needs_acae:
         acae, _ = load_acae(args.acae)
         digest = hashlib.sha256(Path(args.acae).read_bytes()).hexdigest()
         expected = union_joint_names(context.formats)
@@ -74,7 +76,7 @@ def _extend(args, context):
             raise DataError(path, "fine-tuning starts from a separate-head model")
         kwargs["init_state"] = init_state(variant, payload["state_dict"], acae, mapping)
     objectives = []
-    if variant in ("output_reg", "hybrid"):
+    if entry.acae_term:
         objectives.append(AcaeObjective(variant, acae, context.config, args.acae_weight,
                                         args.warmup_epochs, digest))
     head = {"variant": variant, "init": str(args.init or ""), "acae": str(args.acae or ""),

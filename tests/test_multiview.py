@@ -44,11 +44,12 @@ def toy_multiview(takes=3, frames=40, cameras=3, seed=0) -> multiview.MultiviewS
                                   take_names=np.array([f"t{t}" for t in range(takes)], object))
 
 
-def make_objective(data, config, **settings):
-    return multiview.MultiviewObjective(
+def make_objective(data, config, flip=True, **settings):
+    objective = multiview.MultiviewObjective(
         data, multiview.MultiviewSettings(**{"pairs": 16, "embedding_dim": 16, **settings}),
-        formats=["h36m_17"], group_formats=["h36m_17"], channels=config.channels,
-        filter_widths=config.filter_widths, keypoint_dropout=0.0)
+        formats=["h36m_17"], group_formats=["h36m_17"], channels=config.channels, flip=flip, keypoint_dropout=0.0)
+    objective.attach(build_lifter(config, ["h36m_17"], 0))  # the window of the lifter it trains with
+    return objective
 
 
 # ----------------------------------------------------------------------------- sampling

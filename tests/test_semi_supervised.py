@@ -24,6 +24,7 @@ from posebridge.training.objectives.semi_supervised import (
 )
 from posebridge.training.loop import StepOutputs, TrainConfig, build_lifter, train
 from posebridge.training.data import BatchAssembler
+from posebridge.training.settings import SemiSupervisedSettings as Semi
 from posebridge.data.frames import FrameTable
 from test_train import TINY, coco_keypoints, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
 
@@ -90,7 +91,7 @@ def test_correspondence_pairs_the_same_named_hinge_joints():
     assert [COCO.joint_names[k] for k in keypoints] == list(REPROJECTION_JOINTS)
     assert (correspondence("coco_17")[0] == np.arange(17)).all()  # exact mapping: every keypoint
     with pytest.raises(ConfigError):
-        SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], weights={"bogus": 1})
+        SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], settings=Semi(weights={"bogus": 1}))
 
 
 def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact():
@@ -110,7 +111,7 @@ def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact(
     frames = 30
     data = FrameTable(**frame_columns([np.repeat(keypoints_to_input(keypoints, w, h)[None], frames, 0)], [camera],
                                       "still"))
-    semi = SemiSupervised(data, config, ["h36m_17"], weights={"traj": 0.0}, warmup_epochs=0, batch_size=5)
+    semi = SemiSupervised(data, config, ["h36m_17"], settings=Semi(weights={"traj": 0.0}, warmup_epochs=0, batch_size=5))
     with torch.no_grad():  # a trajectory model that always says `root`
         semi.trajectory.shrink.weight.zero_()
         semi.trajectory.shrink.bias.copy_(torch.tensor(root, dtype=torch.float32))
@@ -127,8 +128,8 @@ def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact(
         semi.trajectory.shrink.bias[0] += 0.1  # 10 cm off sideways: clearly visible
     assert semi.losses(out, 0)["proj"].item() > 0.01
     # placed at the trajectory model's depth only, the sideways error is solved away
-    semi_depth = SemiSupervised(data, config, ["h36m_17"], weights={"traj": 0.0}, warmup_epochs=0, batch_size=5,
-                                placement="depth")
+    semi_depth = SemiSupervised(data, config, ["h36m_17"],
+                                settings=Semi(weights={"traj": 0.0}, warmup_epochs=0, batch_size=5, placement="depth"))
     semi_depth.trajectory.load_state_dict(semi.trajectory.state_dict())
     semi_depth.start_epoch(0, 0)
     out.extra_inputs = semi_depth.sample(0, 0)
@@ -157,7 +158,7 @@ def test_place_at_depth_recovers_the_lateral_position_and_centres_the_miss():
 
 def test_unknown_placement_is_refused():
     with pytest.raises(ConfigError, match="unknown placement 'closest'"):
-        SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], placement="closest")
+        SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], settings=Semi(placement="closest"))
 
 
 # ----------------------------------------------------------------------------- training
@@ -168,14 +169,14 @@ def test_warm_up_keeps_the_unlabeled_terms_out():
     config = TrainConfig(**{**TINY, "epochs": 3, "samples_per_epoch": 128})
     plain, _ = train(config, data, None, seed=3, progress=False, log=lambda m: None)
     # warm-up over every epoch: the trajectory model trains beside, the lifter is untouched by it
-    semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=3, warmup_epochs=3)
+    semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=3, settings=Semi(warmup_epochs=3))
     warm, log = train(config, data, None, seed=3, progress=False, log=lambda m: None, objectives=[semi])
     a, b = plain.temporal.state_dict(), warm.temporal.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (log["loss_semi_proj"] == 0).all() and (log["loss_semi_bone"] == 0).all()
     assert log["loss_semi_traj"].iloc[-1] < log["loss_semi_traj"].iloc[0]  # trained from the start
     # with one warm-up epoch, the unlabeled terms join from epoch 2 and change the lifter
-    semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=3, warmup_epochs=1)
+    semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=3, settings=Semi(warmup_epochs=1))
     _, log = train(config, data, None, seed=3, progress=False, log=lambda m: None, objectives=[semi])
     assert log["loss_semi_proj"].iloc[0] == 0 and (log["loss_semi_proj"].iloc[1:] > 0).all()
     assert (log["loss_semi_bone"].iloc[1:] > 0).all()
@@ -186,7 +187,7 @@ def test_semi_supervised_run_resumes_bit_identically(tmp_path):
     config = TrainConfig(**{**TINY, "epochs": 3, "samples_per_epoch": 192})
 
     def run(checkpoint, **kw):
-        semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=7, warmup_epochs=1, batch_size=32)
+        semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=7, settings=Semi(warmup_epochs=1, batch_size=32))
         lifter, log = train(config, data, val, seed=7, checkpoint=checkpoint, progress=False, objectives=[semi], **kw)
         return lifter, log, semi
 

@@ -484,3 +484,46 @@ def test_labeled_fraction_keeps_the_first_frames_of_each_take(tmp_path):
         np.testing.assert_array_equal(part.targets[0][b:b + kept[r]], full.targets[0][a:a + kept[r]])
     with pytest.raises(ConfigError, match="labeled_fraction"):
         TrainConfig.from_dict({"labeled_fraction": {"a": 0}})
+
+
+# ----------------------------------------------------------------------------- one spec vocabulary
+
+
+def test_objective_flags_are_aliases_of_spec_keys():
+    """Every objective option is a spec key; its flag writes the same key (and wins over the spec)."""
+    import json
+
+    from posebridge.cli import build_parser
+    from posebridge.commands import finetune as finetune_command
+    from posebridge.commands import train as train_command
+    from posebridge.training.settings import TrainConfig
+
+    common = ["--dataset", "a.h5", "--detections", "a_det.h5", "--out-dir", "o", "--checkpoint", "c.pt"]
+
+    def config(command, *argv):
+        args = build_parser().parse_args([command, *common, *argv])
+        module = finetune_command if command == "finetune" else train_command
+        return TrainConfig.from_dict(module.spec_from_args(args))
+
+    flags = config("train", "--semi-weights", '{"bone": 0.5}', "--semi-warmup-epochs", "2", "--semi-batch-size", "16",
+                   "--semi-placement", "depth", "--semi-format", "h36m_17", "--multiview-weight", "0.3",
+                   "--multiview-pose-weight", "2", "--multiview-margin", "0.4", "--multiview-time-window", "5",
+                   "--multiview-pairs", "8", "--multiview-embedding-dim", "16")
+    spec = {"semi_supervised": {"weights": {"bone": 0.5}, "warmup_epochs": 2, "batch_size": 16, "placement": "depth",
+                                "reference_format": "h36m_17"},
+            "multiview": {"weight": 0.3, "pose_weight": 2.0, "margin": 0.4, "time_window": 5, "pairs": 8,
+                          "embedding_dim": 16}}
+    keys = config("train", "--spec", json.dumps(spec))
+    assert flags == keys and keys.semi_supervised.weights == {"traj": 1.0, "proj": 1.0, "bone": 0.5}
+    assert config("train", "--spec", json.dumps(spec), "--multiview-pairs", "4").multiview.pairs == 4
+    with pytest.raises(ConfigError, match="valid keys: .*time_window"):
+        config("train", "--spec", json.dumps({"multiview": {"window": 3}}))
+    # --acae-weight is the weight of the variant's own ACAE term: two distinct keys
+    reg = config("finetune", "--variant", "output_reg", "--acae-weight", "0.7").finetune
+    hybrid = config("finetune", "--variant", "hybrid", "--acae-weight", "0.6", "--warmup-epochs", "2").finetune
+    assert (reg.output_reg_weight, reg.teacher_weight) == (0.7, 1.0)
+    assert (hybrid.output_reg_weight, hybrid.teacher_weight, hybrid.warmup_epochs) == (1.0, 0.6, 2)
+    assert hybrid == config("finetune", "--spec", json.dumps(
+        {"finetune": {"variant": "hybrid", "teacher_weight": 0.6, "warmup_epochs": 2}})).finetune
+    with pytest.raises(ConfigError, match="no ACAE term"):
+        config("finetune", "--variant", "latent", "--acae-weight", "0.5")

@@ -21,13 +21,15 @@ baseline's head, trained from scratch: one output per distinct joint name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
 from posebridge.bridge.variants import ACAE_TERMS, variant as variant_entry
 from posebridge.errors import ConfigError
 from posebridge.training.loop import Objective, StepOutputs, compute_losses
 
-__all__ = ["output_map", "init_state", "AcaeObjective", "expand_points"]
+__all__ = ["output_map", "init_state", "AcaeObjective", "expand_points", "FinetuneRun", "prepare_run"]
 
 
 def expand_points(matrix: torch.Tensor) -> torch.Tensor:
@@ -111,3 +113,69 @@ class AcaeObjective(Objective):
         on = 1.0 if epoch >= self.warmup_epochs else 0.0
         return {"full": full_terms["total"], "teacher": teacher,
                 "total": full_terms["total"] + on * self.weight * teacher}
+
+
+@dataclass
+class FinetuneRun:
+    """What a variant adds to a training run: ``objectives`` (the ACAE term), the keyword
+    arguments of ``training.loop.train`` (``init_state``, ``output_map``) and the ``model.pt``
+    entries (``head``: the variant and where it started)."""
+
+    objectives: list = field(default_factory=list)
+    train_kwargs: dict = field(default_factory=dict)
+    file_entries: dict = field(default_factory=dict)
+
+
+def prepare_run(config, formats, init=None, acae_path=None) -> FinetuneRun:
+    """Set up the fine-tuning run of ``config.finetune.variant`` (a ``TrainConfig``) for a lifter
+    over ``formats``: read the initial model directory ``init`` and the fitted autoencoder
+    ``acae_path`` (each given exactly when the variant needs it, ``bridge.variants``), check
+    they fit the formats, and build the head's output map, initial weights and ACAE objective."""
+    import hashlib
+    from pathlib import Path
+
+    from posebridge.bridge.autoencoder import load_acae
+    from posebridge.errors import DataError
+    from posebridge.models.lifter import union_joint_names
+
+    settings = config.finetune
+    entry = variant_entry(settings.variant)
+    for needed, given, flag in ((entry.needs_init, init, "--init"), (entry.needs_acae, acae_path, "--acae")):
+        if needed != (given is not None):
+            raise ConfigError(f"finetune: variant {entry.name} {'needs' if needed else 'takes no'} {flag}")
+    acae, digest = None, ""
+    if entry.needs_acae:
+        acae, _ = load_acae(acae_path)
+        digest = hashlib.sha256(Path(acae_path).read_bytes()).hexdigest()
+        expected = union_joint_names(formats)
+        if list(acae.joint_names) != expected:
+            raise DataError(acae_path, f"the autoencoder's {acae.num_joints} joints are not the union of the "
+                                       f"training formats {formats} ({len(expected)} joints)")
+    mapping = output_map(entry.name, formats, acae)
+    run = FinetuneRun(train_kwargs={"output_map": mapping})
+    if init is not None:
+        run.train_kwargs["init_state"] = _initial_state(init, entry.name, formats, acae, mapping)
+    if entry.acae_term:
+        run.objectives.append(AcaeObjective(entry.name, acae, config, settings.acae_weight(),
+                                            settings.warmup_epochs, digest))
+    head = {"variant": entry.name, "init": str(init or ""), "acae": str(acae_path or ""),
+            "raw_points": int(mapping.shape[0]) if mapping is not None else 0}
+    if acae is not None:
+        head["latent_names"] = list(acae.latent_names)
+    run.file_entries["head"] = head
+    return run
+
+
+def _initial_state(init, variant: str, formats, acae, mapping) -> dict:
+    """The state dict the variant starts from: the separate-head model in directory ``init``,
+    adapted to the head (``init_state``)."""
+    from posebridge.errors import DataError
+    from posebridge.models.files import read_model_file
+
+    path, payload = read_model_file(init)
+    trained = [f["name"] for f in payload.get("formats", [])]
+    if trained != list(formats):
+        raise DataError(path, f"the model predicts {trained}; fine-tuning trains {list(formats)}")
+    if "output_joints" in payload["architecture"]:
+        raise DataError(path, "fine-tuning starts from a separate-head model")
+    return init_state(variant, payload["state_dict"], acae, mapping)

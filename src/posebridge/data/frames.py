@@ -12,6 +12,7 @@ centre frame) pairs and a content digest (what a checkpoint must match to be res
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,7 +22,25 @@ from posebridge.data.windows import window_index
 from posebridge.errors import DataError
 from posebridge.geometry import skeletons
 
-__all__ = ["FrameTable", "FrameTableBuilder", "check_detections", "mirror_points"]
+__all__ = ["FrameTable", "FrameTableBuilder", "check_detections", "mirror_points", "open_sources"]
+
+
+@contextmanager
+def open_sources(dataset_paths, detection_paths):
+    """(``store.Dataset``, ``detections.Detections``) pairs of the files at the same positions,
+    closed on exit; the caller checks that the lists pair up."""
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset
+
+    opened = []
+    try:
+        for dataset_path, detection_path in zip(dataset_paths, detection_paths):
+            opened.append(open_dataset(dataset_path))
+            opened.append(read_detections(detection_path))
+        yield list(zip(opened[::2], opened[1::2]))
+    finally:
+        for f in opened:
+            f.close()
 
 
 def check_detections(detections, dataset, keypoint_format: str) -> None:

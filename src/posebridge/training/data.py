@@ -18,14 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from posebridge.data.frames import FrameTable, FrameTableBuilder, mirror_points
+from posebridge.data.frames import FrameTable, FrameTableBuilder, mirror_points, open_sources
 from posebridge.data.keypoints import KEYPOINT_FORMAT
 from posebridge.data.windows import Batch
 from posebridge.errors import ConfigError, DataError
 from posebridge.geometry import skeletons
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 
-__all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "select_subjects", "MirroredFrames",
+__all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "load_training_sets", "select_subjects", "MirroredFrames",
            "BatchAssembler", "TrainingBatch", "flip_cameras"]
 
 
@@ -140,21 +140,40 @@ def load_labeled_files(dataset_paths, detection_paths, formats, split: str, subj
                        ) -> LabeledSet:
     """``load_labeled`` from file paths: one detections file and one format (None or ``native``:
     the stored skeleton) per dataset, as ``posebridge train`` takes them."""
-    from posebridge.data.detections import read_detections
-    from posebridge.data.store import open_dataset
-
     formats = list(formats or [None] * len(dataset_paths))
     if not len(dataset_paths) == len(detection_paths) == len(formats):
         raise ConfigError(f"{len(dataset_paths)} datasets, {len(detection_paths)} detection files and "
                           f"{len(formats)} formats; give one of each per dataset, in the same order")
     formats = [None if f in (None, "", "native") else f for f in formats]
-    datasets = [open_dataset(p) for p in dataset_paths]
-    detections = [read_detections(p) for p in detection_paths]
-    try:
-        return load_labeled(list(zip(datasets, detections, formats)), split, subjects=subjects)
-    finally:
-        for f in (*datasets, *detections):
-            f.close()
+    with open_sources(dataset_paths, detection_paths) as sources:
+        return load_labeled([(d, det, f) for (d, det), f in zip(sources, formats)], split, subjects=subjects)
+
+
+def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
+    """The training and validation (``test`` split) sets of a run with ``config`` (a
+    ``TrainConfig``) on ``sources`` (as ``load_labeled``'s). Resolves ``config.keypoint_format``
+    when unset: the one format every detection file shares (DataError naming the file that
+    differs)."""
+    names = [dataset.name for dataset, _, _ in sources]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"train: the same dataset is given twice ({names})")
+    for key in ("labeled_subjects", "labeled_fraction"):
+        unknown = sorted(set(getattr(config, key)) - set(names))
+        if unknown:
+            raise ConfigError(f"train: {key} names unknown dataset(s) {unknown}; "
+                              f"training datasets: {', '.join(names)}")
+    configured = config.keypoint_format
+    wanted = configured or sources[0][1].keypoint_format
+    for _, detections, _ in sources:
+        if detections.keypoint_format != wanted:
+            raise DataError(detections.path, f"keypoints are {detections.keypoint_format}, the lifter takes "
+                                             f"{wanted} (train.keypoint_format "
+                                             f"{configured or 'unset: from the first detections'}); "
+                                             f"give every dataset a detector in that format")
+    config.keypoint_format = wanted
+    train_set = load_labeled(sources, "train", wanted, subjects=config.labeled_subjects,
+                             fraction=config.labeled_fraction)
+    return train_set, load_labeled(sources, "test", wanted)
 
 
 def flip_cameras(intrinsics: torch.Tensor, distortion: torch.Tensor, width: torch.Tensor):

@@ -17,10 +17,9 @@ checkpoint and ends with the same weights, bit for bit on CPU, as a run never in
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -37,12 +36,12 @@ from posebridge.models.files import read_torch_file, write_torch_file
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 from posebridge.models.temporal import recalibrate_batch_norm
 from posebridge.training.data import BatchAssembler, LabeledSet, TrainingBatch
+from posebridge.training.settings import LOSS_NAMES, TrainConfig
 
-__all__ = ["TrainConfig", "train", "Objective", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", 
+__all__ = ["TrainConfig", "train", "Objective", "ObjectiveContext", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", 
            "write_model_dir", "train_step", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 2
-LOSS_NAMES = ("meanrel", "proj", "abs")
 # The projection loss skips joints whose absolute prediction lies nearer than this fraction of
 # their true depth: early in training the recovered translation can put a pose next to the camera,
 # where projections and their gradients explode (on the synthetic benchmark, keeping them made
@@ -69,6 +68,18 @@ class StepOutputs:
     extra_features: torch.Tensor | None = None
 
 
+@dataclass
+class ObjectiveContext:
+    """What an objective is built from besides its own data: the run's ``config``, the labeled
+    ``train_set``, the lifter's output ``formats``, the ``device`` and the ``seed``."""
+
+    config: TrainConfig
+    train_set: LabeledSet
+    formats: list[str]
+    device: torch.device
+    seed: int
+
+
 class Objective:
     """A training signal beside the labeled losses (semi-supervised video, multi-view metric
     learning, ACAE consistency). Subclasses override what they need.
@@ -83,6 +94,10 @@ class Objective:
     name: str = "objective"
     terms: tuple[str, ...] = ()
     """Names of the terms ``losses`` returns besides ``total`` (logged as ``loss_<name>_<term>``)."""
+
+    def attach(self, lifter: SeparateHeadLifter) -> None:
+        """Called by ``train`` once the lifter is built, before the optimiser: take what the
+        objective needs of the model being trained (its input window, its keypoint format)."""
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {}
@@ -105,141 +120,6 @@ class Objective:
     def file_entries(self) -> dict:
         """Extra entries for the trained model's ``model.pt`` (e.g. the trajectory model)."""
         return {}
-
-
-@dataclass
-class TrainConfig:
-    """Training settings (the ``train`` section of the workflow config)."""
-
-    filter_widths: list = field(default_factory=lambda: [3, 3, 3])
-    channels: int = 256
-    dropout: float = 0.25
-    causal: bool = False
-    epochs: int = 12
-    batch_size: int = 1024
-    lr: float = 1e-3
-    lr_decay: float = 0.95
-    amsgrad: bool = True
-    bn_momentum: float = 0.1
-    bn_momentum_final: float = 0.001
-    loss_weights: dict = field(default_factory=lambda: {"meanrel": 1.0, "proj": 1.0, "abs": 0.1})
-    abs_depth_weight: float = 0.2
-    keypoint_dropout: float = 0.1
-    flip_augment: bool = True
-    dataset_weights: dict = field(default_factory=dict)
-    samples_per_epoch: int | None = None
-    val_windows: int = 2048
-    bn_recalibration_batches: int = 20
-    """After the last epoch, recompute BatchNorm statistics over this many training batches
-    (0: keep the running averages; see ``models.temporal.recalibrate_batch_norm``)."""
-    labeled_subjects: dict = field(default_factory=dict)
-    """dataset name -> the training subjects whose 3D labels supervise: a count n (the first n
-    subjects by name) or a list of names; datasets not named use all their training subjects.
-    Limits 3D supervision, as the semi-supervised experiments of VideoPose3D and MCSS do."""
-    labeled_fraction: dict = field(default_factory=dict)
-    """dataset name -> the share in (0, 1] of each labeled take's frames (its first ones) whose 3D
-    labels supervise; VideoPose3D's label-scarce setting is 10 % of one subject."""
-    keypoint_format: str | None = None
-    """The lifter's input keypoint format (x, y, confidence): that of every dataset's detections
-    (coco_17 from the simulated / MediaPipe detectors, h36m_17 from VideoPose3D's CPN files);
-    None = the detections' own (``posebridge train`` resolves it; they must agree)."""
-
-    @classmethod
-    def from_dict(cls, spec: dict | None) -> "TrainConfig":
-        """Build and validate; an unknown key raises ConfigError listing the valid ones."""
-        from posebridge.specs import check_keys
-
-        spec = dict(spec or {})
-        valid = [f.name for f in fields(cls)]
-        check_keys(spec, valid, "train")
-        weights = spec.get("loss_weights")
-        if weights is not None:
-            if not isinstance(weights, dict) or set(weights) - set(LOSS_NAMES):
-                raise ConfigError(f"train: loss_weights takes the keys {', '.join(LOSS_NAMES)}, got {weights!r}")
-            spec["loss_weights"] = {**cls().loss_weights, **weights}
-        config = cls(**spec)
-        config.validate()
-        return config
-
-    @classmethod
-    def parse(cls, spec: str | None) -> "TrainConfig":
-        """From a JSON object string or the path of a JSON file (empty/None -> defaults)."""
-        from posebridge.specs import load_spec
-
-        return cls.from_dict(load_spec(spec, "train: --spec"))
-
-    def validate(self) -> None:
-        def fail(key, what):
-            raise ConfigError(f"train: {key} must be {what}, got {getattr(self, key)!r}")
-
-        def is_int(v):
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        def is_num(v):
-            return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
-
-        if (not isinstance(self.filter_widths, (list, tuple)) or not self.filter_widths
-                or not all(is_int(w) and w > 0 and w % 2 for w in self.filter_widths)):
-            fail("filter_widths", "a non-empty list of odd positive integers")
-        for key in ("channels", "epochs", "batch_size"):
-            if not is_int(getattr(self, key)) or getattr(self, key) < 1:
-                fail(key, "a positive integer")
-        for key in ("val_windows", "bn_recalibration_batches"):
-            if not is_int(getattr(self, key)) or getattr(self, key) < 0:
-                fail(key, "a non-negative integer")
-        if self.samples_per_epoch is not None and (not is_int(self.samples_per_epoch) or self.samples_per_epoch < 1):
-            fail("samples_per_epoch", "null or a positive integer")
-        for key in ("causal", "amsgrad", "flip_augment"):
-            if not isinstance(getattr(self, key), bool):
-                fail(key, "true or false")
-        if not is_num(self.dropout) or not 0 <= self.dropout < 1:
-            fail("dropout", "a number in [0, 1)")
-        if not is_num(self.keypoint_dropout) or not 0 <= self.keypoint_dropout < 1:
-            fail("keypoint_dropout", "a number in [0, 1)")
-        if not is_num(self.lr) or self.lr <= 0:
-            fail("lr", "a positive number")
-        if not is_num(self.lr_decay) or not 0 < self.lr_decay <= 1:
-            fail("lr_decay", "a number in (0, 1]")
-        for key in ("bn_momentum", "bn_momentum_final"):
-            if not is_num(getattr(self, key)) or not 0 < getattr(self, key) <= 1:
-                fail(key, "a number in (0, 1]")
-        if not is_num(self.abs_depth_weight) or self.abs_depth_weight < 0:
-            fail("abs_depth_weight", "a non-negative number")
-        if not all(is_num(v) and v >= 0 for v in self.loss_weights.values()):
-            fail("loss_weights", "non-negative numbers")
-        if not isinstance(self.labeled_subjects, dict) or not all(
-                (is_int(v) and v >= 1) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v))
-                for v in self.labeled_subjects.values()):
-            fail("labeled_subjects", "a mapping of dataset name -> a positive count or a list of subject names")
-        if not isinstance(self.labeled_fraction, dict) or not all(
-                is_num(v) and 0 < v <= 1 for v in self.labeled_fraction.values()):
-            fail("labeled_fraction", "a mapping of dataset name -> a number in (0, 1]")
-        if not isinstance(self.dataset_weights, dict) or not all(
-                is_num(v) and v >= 0 for v in self.dataset_weights.values()):
-            fail("dataset_weights", "a mapping of dataset name -> non-negative number")
-        if self.keypoint_format is not None:
-            from posebridge.geometry import skeletons
-
-            if not isinstance(self.keypoint_format, str):
-                fail("keypoint_format", "null or a skeleton format name")
-            skeletons.get(self.keypoint_format)  # ConfigError naming the known formats
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["filter_widths"] = [int(w) for w in self.filter_widths]
-        d["loss_weights"] = {k: float(v) for k, v in self.loss_weights.items()}
-        d["dataset_weights"] = {str(k): float(v) for k, v in self.dataset_weights.items()}
-        d["labeled_subjects"] = {str(k): (int(v) if not isinstance(v, (list, tuple)) else [str(x) for x in v])
-                                 for k, v in self.labeled_subjects.items()}
-        d["labeled_fraction"] = {str(k): float(v) for k, v in self.labeled_fraction.items()}
-        return d
-
-    def bn_momentum_at(self, epoch: int) -> float:
-        m0, m1 = self.bn_momentum, self.bn_momentum_final
-        return m0 * math.exp(-epoch / self.epochs * math.log(m0 / m1))
-
-    def lr_at(self, epoch: int) -> float:
-        return self.lr * self.lr_decay ** epoch
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -440,6 +320,8 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     names = [o.name for o in objectives]
     if len(set(names)) != len(names):
         raise ConfigError(f"objective names repeat: {names}")
+    for objective in objectives:
+        objective.attach(lifter)
     extra_modules = {f"{o.name}.{k}": m.to(device) for o in objectives for k, m in o.modules().items()}
     parameters = list(lifter.parameters()) + [p for m in extra_modules.values() for p in m.parameters()]
     optimizer = make_optimizer(parameters, config)

@@ -34,7 +34,6 @@ randomness derives from ``(seed, epoch)`` so a resumed run is bit-identical.
 
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import torch
@@ -49,22 +48,17 @@ from posebridge.geometry.cameras import (
 from posebridge.data.frames import FrameTable, FrameTableBuilder
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
-from posebridge.training.loop import Objective, StepOutputs, epoch_seed
 from posebridge.training.data import MirroredFrames, select_subjects
+from posebridge.training.loop import Objective, ObjectiveContext, StepOutputs, epoch_seed
+from posebridge.training.settings import PLACEMENTS, SEMI_TERMS, SemiSupervisedSettings
 
-__all__ = ["load_unlabeled", "SemiSupervised", "weighted_mpjpe", "reprojection_error",
-           "bone_length_gap", "place_at_depth", "correspondence", "REPROJECTION_JOINTS", "PLACEMENTS",
-           "add_train_arguments", "objective_from_args"]
+__all__ = ["load_unlabeled", "SemiSupervised", "objective_from_sources", "weighted_mpjpe", "reprojection_error",
+           "bone_length_gap", "place_at_depth", "correspondence", "REPROJECTION_JOINTS", "PLACEMENTS"]
 
 REPROJECTION_JOINTS = ("lelbow", "relbow", "lwrist", "rwrist", "lknee", "rknee", "lankle", "rankle")
 MIN_DEPTH_M = 0.1
 """Unlabeled joints predicted nearer than this (metres) are left out of the reprojection: their
 projection (and its ~1/z^2 gradient) means nothing."""
-DEFAULT_WEIGHTS = {"traj": 1.0, "proj": 1.0, "bone": 1.0}
-PLACEMENTS = ("trajectory", "depth")
-"""How an unlabeled pose is placed in its camera for the reprojection: ``trajectory`` at the
-trajectory model's position (VideoPose3D); ``depth`` at the trajectory model's depth, with x and
-y solved in closed form so the pose's joints sit on their rays on average (``place_at_depth``)."""
 # random streams of train.epoch_seed used here (the training loop uses 1 and 2)
 _SAMPLE_STREAM, _DROPOUT_STREAM = 31, 32
 
@@ -180,44 +174,26 @@ def _unlabeled_rows(dataset, labeled_subjects: dict | None):
 
 class SemiSupervised(Objective):
     """The objective (module docstring). ``config``: the run's ``TrainConfig`` (architecture,
-    flips, BN schedule); ``formats``: the lifter's output formats; ``reference_format``: whose root
-    the trajectory model predicts and whose joints are reprojected (default: the first format
-    that fits); ``batch_size``: unlabeled windows per step (default: the labeled batch size)."""
+    flips, BN schedule); ``formats``: the lifter's output formats; ``settings``: the objective's
+    options (``SemiSupervisedSettings``; default ``config.semi_supervised``); ``seed``
+    initialises the trajectory model and calibrates its batch-norm statistics; ``labeled``: the
+    labeled training set, whose windows join that calibration."""
 
     name = "semi"
-    terms = ("traj", "proj", "bone")
+    terms = SEMI_TERMS
 
-    def __init__(self, unlabeled: FrameTable, config, formats, *, device="cpu", seed: int = 0,
-                 weights: dict | None = None, warmup_epochs: int = 1, batch_size: int | None = None,
-                 reference_format: str | None = None, labeled=None, placement: str = "trajectory"):
-        if placement not in PLACEMENTS:
-            raise ConfigError(f"semi-supervised: unknown placement {placement!r}; valid: {', '.join(PLACEMENTS)}")
-        self.placement = placement
-        unknown = sorted(set(weights or {}) - set(DEFAULT_WEIGHTS))
-        if unknown:
-            raise ConfigError(f"semi-supervised: unknown weight(s) {unknown}; valid: {', '.join(DEFAULT_WEIGHTS)}")
-        self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
-        if any(not np.isfinite(v) or v < 0 for v in self.weights.values()):
-            raise ConfigError(f"semi-supervised: weights must be non-negative numbers, got {self.weights}")
-        if int(warmup_epochs) < 0:
-            raise ConfigError(f"semi-supervised: warmup_epochs must be >= 0, got {warmup_epochs}")
+    def __init__(self, unlabeled: FrameTable, config, formats, *, settings: SemiSupervisedSettings | None = None,
+                 device="cpu", seed: int = 0, labeled=None):
+        settings = config.semi_supervised if settings is None else settings
+        settings.validate()
         self.data, self.config, self.formats = unlabeled, config, list(formats)
-        self.warmup_epochs = int(warmup_epochs)
-        self.batch_size = int(batch_size or config.batch_size)
-        if self.batch_size < 1:
-            raise ConfigError(f"semi-supervised: batch_size must be positive, got {batch_size}")
-        if reference_format is None:
-            fits = [f for f in self.formats if _fits(f, unlabeled.keypoint_format)]
-            if not fits:
-                raise ConfigError(f"semi-supervised: none of the formats {self.formats} has the joints "
-                                  f"{', '.join(REPROJECTION_JOINTS)} to compare with COCO-17")
-            reference_format = fits[0]
-        self.reference = skeletons.get(reference_format).name
-        if self.reference not in self.formats:
-            raise ConfigError(f"semi-supervised: reference format {self.reference} is not trained "
-                              f"(formats: {', '.join(self.formats)})")
+        self.weights, self.placement = dict(settings.weights), settings.placement
+        self.warmup_epochs = int(settings.warmup_epochs)
+        self.batch_size = int(settings.batch_size or config.batch_size)
+        self.reference = _reference_format(self.formats, unlabeled.keypoint_format, settings.reference_format)
         self.joints, self.keypoints = correspondence(self.reference, unlabeled.keypoint_format)
         self.device = torch.device(device)
+        self.seed = int(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(epoch_seed(seed, 0, 33))
             self.trajectory = TemporalModelOptimized(
@@ -227,7 +203,7 @@ class SemiSupervised(Objective):
         self.before, self.after = self.trajectory.window()
         self.frames = MirroredFrames(unlabeled, device)
         self._rows = self._centres = None
-        self.rays = self._rays() if placement == "depth" else None
+        self.rays = self._rays() if self.placement == "depth" else None
         self.labeled = labeled  # the LabeledSet, for the trajectory model's batch-norm statistics
 
     def _rays(self) -> torch.Tensor:
@@ -245,6 +221,11 @@ class SemiSupervised(Objective):
         return torch.from_numpy(rays.astype(np.float32)).to(self.device)
 
     # -------------------------------------------------------------- Objective interface
+
+    def attach(self, lifter) -> None:
+        if lifter.keypoint_format != self.data.keypoint_format:
+            raise ConfigError(f"semi-supervised: the lifter reads {lifter.keypoint_format} keypoints, the "
+                              f"unlabeled detections are {self.data.keypoint_format}")
 
     def modules(self):
         return {"trajectory": self.trajectory}
@@ -276,9 +257,6 @@ class SemiSupervised(Objective):
 
     def losses(self, out: StepOutputs, epoch: int) -> dict:
         tb = out.labeled
-        if out.lifter.keypoint_format != self.data.keypoint_format:
-            raise ConfigError(f"semi-supervised: the lifter reads {out.lifter.keypoint_format} keypoints, the "
-                              f"unlabeled detections are {self.data.keypoint_format}")
         B = len(tb.inputs)
         unlabeled = out.extra_pred is not None
         inputs = torch.cat([tb.inputs, out.extra_inputs]) if unlabeled else tb.inputs
@@ -309,7 +287,7 @@ class SemiSupervised(Objective):
             terms["bone"] = torch.stack(gaps).mean() if gaps else zero
         else:
             terms["proj"] = terms["bone"] = zero
-        terms["total"] = sum(self.weights[k] * terms[k] for k in DEFAULT_WEIGHTS)
+        terms["total"] = sum(self.weights[k] * terms[k] for k in SEMI_TERMS)
         return terms
 
     @torch.no_grad()
@@ -358,67 +336,27 @@ def _fits(fmt: str, keypoint_format: str) -> bool:
         return False
 
 
-# ------------------------------------------------------------------------------------ posebridge train
+def _reference_format(formats, keypoint_format: str, chosen: str | None) -> str:
+    """The trained format whose root the trajectory model predicts: ``chosen``, or the first of
+    ``formats`` with the joints to compare in 2D."""
+    if chosen is None:
+        fits = [f for f in formats if _fits(f, keypoint_format)]
+        if not fits:
+            raise ConfigError(f"semi-supervised: none of the formats {formats} has the joints "
+                              f"{', '.join(REPROJECTION_JOINTS)} to compare with {keypoint_format}")
+        chosen = fits[0]
+    reference = skeletons.get(chosen).name
+    if reference not in formats:
+        raise ConfigError(f"semi-supervised: reference format {reference} is not trained "
+                          f"(formats: {', '.join(formats)})")
+    return reference
 
 
-def add_train_arguments(parser) -> None:
-    group = parser.add_argument_group(
-        "semi-supervised training (VideoPose3D)",
-        "unlabeled video trains the lifter through a trajectory model, reprojection to the input 2D and "
-        "bone-length consistency; given by --unlabeled-video")
-    group.add_argument("--unlabeled-video", action="append", default=None, metavar="H5",
-                       help="a dataset whose 2D trains without 3D labels: role unlabeled_video, or a labeled "
-                            "dataset (its subjects outside train.labeled_subjects); repeat for several")
-    group.add_argument("--unlabeled-detections", action="append", default=None, metavar="H5",
-                       help="the 2D detections of the --unlabeled-video dataset at the same position")
-    group.add_argument("--semi-weights", default="{}", metavar="JSON",
-                       help="weights of the terms traj (1/depth-weighted trajectory MPJPE), proj (reprojection) "
-                            "and bone (bone-length consistency), each 1 unless given, e.g. '{\"bone\": 0.5}'")
-    group.add_argument("--semi-warmup-epochs", type=int, default=1, metavar="N",
-                       help="epochs trained on labeled data only before the unlabeled terms count")
-    group.add_argument("--semi-batch-size", type=int, default=None, metavar="N",
-                       help="unlabeled windows per step (default: the labeled batch size)")
-    group.add_argument("--semi-placement", default="trajectory", choices=PLACEMENTS,
-                       help="where an unlabeled pose is placed for the reprojection: 'trajectory' at the "
-                            "trajectory model's position (VideoPose3D); 'depth' at its depth only, x and y "
-                            "solved in closed form from the 2D (the trajectory's sideways error stays out "
-                            "of the pose)")
-    group.add_argument("--semi-format", default=None, metavar="FORMAT",
-                       help="the output format whose root the trajectory model predicts and whose joints "
-                            "are reprojected (default: the first trained format with elbows, wrists, knees, ankles)")
-
-
-def objective_from_args(args, context):
-    """The ``SemiSupervised`` objective of ``posebridge train``'s options, or None without --unlabeled-video."""
-    from posebridge.data.detections import read_detections
-    from posebridge.data.store import open_dataset
-
-    videos, video_detections = args.unlabeled_video or [], args.unlabeled_detections or []
-    if not videos:
-        if video_detections:
-            raise ConfigError("train: --unlabeled-detections without --unlabeled-video")
-        return None
-    if len(video_detections) != len(videos):
-        raise ConfigError(f"train: {len(videos)} --unlabeled-video but {len(video_detections)} "
-                          f"--unlabeled-detections; give one per dataset")
-    try:
-        weights = json.loads(args.semi_weights or "{}")
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"train: --semi-weights is not JSON ({err})") from None
-    if not isinstance(weights, dict):
-        raise ConfigError(f"train: --semi-weights must be a JSON object, got {args.semi_weights!r}")
-    datasets = [open_dataset(p) for p in videos]
-    detections = [read_detections(p) for p in video_detections]
-    try:
-        keypoint_format = getattr(context.config, "keypoint_format", None) or "coco_17"
-        data = load_unlabeled(list(zip(datasets, detections)), context.config.labeled_subjects, keypoint_format)
-    finally:
-        for f in (*datasets, *detections):
-            f.close()
-    print(f"semi-supervised: {data.num_frames} unlabeled frames in {len(data.row_frames)} rows of "
-          f"{', '.join(data.names)}", flush=True)
-    return SemiSupervised(data, context.config, context.formats, device=context.device, seed=context.seed,
-                          weights=weights, warmup_epochs=args.semi_warmup_epochs,
-                          batch_size=args.semi_batch_size, reference_format=args.semi_format,
-                          placement=args.semi_placement,
+def objective_from_sources(sources, context: ObjectiveContext) -> SemiSupervised:
+    """The objective of a training run (``context``) on unlabeled ``sources`` ((``store.Dataset``,
+    ``detections.Detections``) pairs, see ``load_unlabeled``), with ``context.config``'s
+    ``semi_supervised`` settings."""
+    config = context.config
+    data = load_unlabeled(sources, config.labeled_subjects, config.keypoint_format)
+    return SemiSupervised(data, config, context.formats, device=context.device, seed=context.seed,
                           labeled=context.train_set)

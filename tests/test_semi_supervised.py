@@ -9,15 +9,14 @@ import pytest
 import torch
 
 from posebridge.geometry import skeletons
+from posebridge.geometry.skeletons import HINGE_JOINTS, keypoint_correspondence
 from posebridge.geometry.cameras import normalize_screen, project_points
 from posebridge.data.windows import Batch, window_index
 from posebridge.errors import ConfigError
 from posebridge.models.lifter import keypoints_to_input
 from posebridge.training.objectives.semi_supervised import (
-    REPROJECTION_JOINTS,
     SemiSupervised,
     bone_length_gap,
-    correspondence,
     place_at_depth,
     reprojection_error,
     weighted_mpjpe,
@@ -86,10 +85,10 @@ def test_bone_gap_is_zero_for_equal_skeletons_and_the_mean_length_difference_oth
 
 
 def test_correspondence_pairs_the_same_named_hinge_joints():
-    joints, keypoints = correspondence("h36m_17")
-    assert [H36M.joint_names[j] for j in joints] == list(REPROJECTION_JOINTS)
-    assert [COCO.joint_names[k] for k in keypoints] == list(REPROJECTION_JOINTS)
-    assert (correspondence("coco_17")[0] == np.arange(17)).all()  # exact mapping: every keypoint
+    joints, keypoints = keypoint_correspondence("h36m_17", "coco_17")
+    assert [H36M.joint_names[j] for j in joints] == list(HINGE_JOINTS)
+    assert [COCO.joint_names[k] for k in keypoints] == list(HINGE_JOINTS)
+    assert (keypoint_correspondence("coco_17", "coco_17")[0] == np.arange(17)).all()  # exact mapping: every keypoint
     with pytest.raises(ConfigError):
         SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], settings=Semi(weights={"bogus": 1}))
 
@@ -106,7 +105,7 @@ def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact(
     keypoints = np.zeros((17, 3), np.float32)
     keypoints[:, :2] = [w / 2, h / 2]
     keypoints[:, 2] = 1
-    for name in REPROJECTION_JOINTS:
+    for name in HINGE_JOINTS:
         keypoints[COCO.index(name), :2] = px[H36M.index(name)]
     frames = 30
     data = FrameTable(**frame_columns([np.repeat(keypoints_to_input(keypoints, w, h)[None], frames, 0)], [camera],

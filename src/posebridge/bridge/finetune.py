@@ -27,14 +27,10 @@ import torch
 
 from posebridge.bridge.variants import ACAE_TERMS, variant as variant_entry
 from posebridge.errors import ConfigError
+from posebridge.models.lifter import expand_point_map
 from posebridge.training.loop import Objective, StepOutputs, compute_losses
 
-__all__ = ["output_map", "init_state", "AcaeObjective", "expand_points", "FinetuneRun", "prepare_run"]
-
-
-def expand_points(matrix: torch.Tensor) -> torch.Tensor:
-    """(A, B) point map (out_b = sum_a M[a, b] in_a) -> (B * 3, A * 3) on flattened coordinates."""
-    return torch.kron(matrix.T.contiguous(), torch.eye(3, dtype=matrix.dtype))
+__all__ = ["output_map", "init_state", "AcaeObjective", "FinetuneRun", "prepare_run"]
 
 
 def output_map(variant: str, formats, acae=None) -> torch.Tensor | None:
@@ -58,7 +54,7 @@ def init_state(variant: str, state: dict, acae=None, output_map_: torch.Tensor |
     head is the encoder composed with the full head (W_Z = E^T W_P, coordinate-wise)."""
     state = {k: v.clone() for k, v in state.items()}
     if variant in ("latent", "hybrid"):
-        encode = expand_points(acae.encoder_matrix().detach().double().cpu())  # (L*3, J*3)
+        encode = expand_point_map(acae.encoder_matrix().detach().double().cpu())  # (L*3, J*3)
         weight, bias = state["shrink.weight"], state["shrink.bias"]
         if weight.shape[0] != encode.shape[1]:
             raise ConfigError(f"the initial model has {weight.shape[0] // 3} outputs, the autoencoder "

@@ -34,7 +34,7 @@ from posebridge.models.temporal import TemporalModel, TemporalModelOptimized
 
 # keypoints_to_input is the codec of data.keypoints, re-exported for the modules that lift
 __all__ = ["SeparateHeadLifter", "MM_PER_UNIT", "keypoints_to_input", "FEATURES", "MappedTemporalModel",
-           "MappedTemporalModelOptimized", "union_joint_names", "merged_output_map"]
+           "MappedTemporalModelOptimized", "union_joint_names", "merged_output_map", "expand_point_map"]
 
 MM_PER_UNIT = 1000.0
 """Millimetres per unit of the network's output (it predicts metres)."""
@@ -59,6 +59,13 @@ def merged_output_map(formats) -> tuple[torch.Tensor, list[str]]:
     return output_map, merged
 
 
+def expand_point_map(matrix: torch.Tensor) -> torch.Tensor:
+    """(A, B) point map (out_b = sum_a M[a, b] in_a) -> (B * 3, A * 3): the same map acting on
+    flattened (point, coordinate) vectors, coordinate-wise."""
+    eye = torch.eye(3, dtype=matrix.dtype, device=matrix.device)
+    return torch.kron(matrix.T.contiguous(), eye)
+
+
 class _OutputMap:
     """Mixin for a temporal model whose ``shrink`` layer predicts R raw points that the fixed
     ``output_map`` (R, J) buffer maps to the J output joints: out_j = sum_r map[r, j] raw_r,
@@ -76,14 +83,9 @@ class _OutputMap:
         arch = dict(super().architecture)
         return {**arch, "num_joints_out": self.num_raw_out, "output_joints": self.num_joints_out}
 
-    def _expanded_map(self) -> torch.Tensor:
-        """(J * 3, R * 3): the map acting on flattened (point, coordinate) vectors."""
-        eye = torch.eye(3, dtype=self.output_map.dtype, device=self.output_map.device)
-        return torch.kron(self.output_map.T.contiguous(), eye)
-
     def mapped_shrink(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The (J * 3, C) weight and (J * 3,) bias of shrink followed by the map."""
-        expanded = self._expanded_map()
+        expanded = expand_point_map(self.output_map)
         return expanded @ self.shrink.weight[:, :, 0], expanded @ self.shrink.bias
 
     def raw_head(self, features: torch.Tensor) -> torch.Tensor:
@@ -232,11 +234,6 @@ class SeparateHeadLifter(nn.Module):
         y = y[..., self.output_mirror, :].clone()
         y[..., 0] = -y[..., 0]
         return y
-
-    def format_index(self) -> torch.Tensor:
-        """(J_union,) index of each output joint's format in ``formats``."""
-        return torch.cat([torch.full((s.stop - s.start,), i, dtype=torch.long)
-                          for i, s in enumerate(self.slices.values())])
 
     # ------------------------------------------------------------------ model file
 

@@ -24,7 +24,7 @@ output joint) predicts the camera-space position of the reference format's root.
 
 Which joints are compared in 2D: the detector sees COCO-17 surface points, the lifter predicts
 other skeletons' joint centres. With an exact mapping to ``coco_17`` all its joints are used;
-otherwise the elbows, wrists, knees and ankles (``REPROJECTION_JOINTS``): hinge joints that every
+otherwise the elbows, wrists, knees and ankles (``skeletons.HINGE_JOINTS``): hinge joints that every
 format and COCO place at the same point to within a centimetre, whereas shoulders, hips and the
 head differ by several (docs/internals.md, REFERENCES.md section 4).
 
@@ -53,9 +53,8 @@ from posebridge.training.loop import Objective, ObjectiveContext, StepOutputs, e
 from posebridge.training.settings import PLACEMENTS, SEMI_TERMS, SemiSupervisedSettings
 
 __all__ = ["load_unlabeled", "SemiSupervised", "objective_from_sources", "weighted_mpjpe", "reprojection_error",
-           "bone_length_gap", "place_at_depth", "correspondence", "REPROJECTION_JOINTS", "PLACEMENTS"]
+           "bone_length_gap", "place_at_depth", "PLACEMENTS"]
 
-REPROJECTION_JOINTS = ("lelbow", "relbow", "lwrist", "rwrist", "lknee", "rknee", "lankle", "rankle")
 MIN_DEPTH_M = 0.1
 """Unlabeled joints predicted nearer than this (metres) are left out of the reprojection: their
 projection (and its ~1/z^2 gradient) means nothing."""
@@ -112,23 +111,6 @@ def bone_length_gap(labeled: torch.Tensor, unlabeled: torch.Tensor, bones) -> to
         return (p[:, child] - p[:, parent]).norm(dim=-1).mean(0)
 
     return (lengths(labeled) - lengths(unlabeled)).abs().mean()
-
-
-def correspondence(fmt: str, keypoint_format: str = "coco_17") -> tuple[np.ndarray, np.ndarray]:
-    """(joints of ``fmt``, keypoints of ``keypoint_format``) index pairs that are the same point
-    (module docstring)."""
-    coco = skeletons.get(keypoint_format)
-    try:
-        return np.asarray(skeletons.mapping(fmt, coco.name)), np.arange(coco.num_joints)
-    except ConfigError:
-        pass
-    names = skeletons.get(fmt).joint_names
-    missing = [n for n in REPROJECTION_JOINTS if n not in names or n not in coco.joint_names]
-    if missing:
-        raise ConfigError(f"semi-supervised: format {fmt} or keypoint format {coco.name} lacks joint(s) "
-                          f"{', '.join(missing)} to compare in 2D")
-    return (np.array([names.index(n) for n in REPROJECTION_JOINTS]),
-            np.array([coco.joint_names.index(n) for n in REPROJECTION_JOINTS]))
 
 
 # ------------------------------------------------------------------------------------ the data
@@ -191,7 +173,7 @@ class SemiSupervised(Objective):
         self.warmup_epochs = int(settings.warmup_epochs)
         self.batch_size = int(settings.batch_size or config.batch_size)
         self.reference = _reference_format(self.formats, unlabeled.keypoint_format, settings.reference_format)
-        self.joints, self.keypoints = correspondence(self.reference, unlabeled.keypoint_format)
+        self.joints, self.keypoints = skeletons.keypoint_correspondence(self.reference, unlabeled.keypoint_format)
         self.device = torch.device(device)
         self.seed = int(seed)
         with torch.random.fork_rng(devices=[]):
@@ -330,7 +312,7 @@ class SemiSupervised(Objective):
 
 def _fits(fmt: str, keypoint_format: str) -> bool:
     try:
-        correspondence(fmt, keypoint_format)
+        skeletons.keypoint_correspondence(fmt, keypoint_format)
         return True
     except ConfigError:
         return False
@@ -343,7 +325,7 @@ def _reference_format(formats, keypoint_format: str, chosen: str | None) -> str:
         fits = [f for f in formats if _fits(f, keypoint_format)]
         if not fits:
             raise ConfigError(f"semi-supervised: none of the formats {formats} has the joints "
-                              f"{', '.join(REPROJECTION_JOINTS)} to compare with {keypoint_format}")
+                              f"{', '.join(skeletons.HINGE_JOINTS)} to compare with {keypoint_format}")
         chosen = fits[0]
     reference = skeletons.get(chosen).name
     if reference not in formats:

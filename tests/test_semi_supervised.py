@@ -271,3 +271,15 @@ def test_trajectory_batch_norm_statistics_are_recalibrated_for_the_model_file():
     after, _ = gap()
     assert before > scale and after < 0.1 * scale  # eval mode now behaves like the training batches
     assert model.expand_bn.momentum == config.bn_momentum and model.dropout == config.dropout
+
+
+def test_trajectory_calibration_draws_its_windows_from_the_runs_seed():
+    config = TrainConfig(**TINY)
+    labeled = make_set(rows=2, frames=30)
+    first = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=1, labeled=labeled)
+    second = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=2, labeled=labeled)
+    second.trajectory.load_state_dict(first.trajectory.state_dict())  # the same weights, other runs
+    stats = [o.file_entries()["trajectory"]["state_dict"]["expand_bn.running_mean"] for o in (first, second)]
+    assert not torch.equal(stats[0], stats[1])
+    first.calibrate_trajectory(seed=2)
+    assert torch.equal(first.trajectory.expand_bn.running_mean.cpu(), stats[1])

@@ -29,6 +29,7 @@ import torch
 
 from posebridge import atomic
 from posebridge.training import losses
+from posebridge.data.keypoints import KEYPOINT_FORMAT
 from posebridge.data.windows import Batch, ChunkSampler
 from posebridge.device import resolve_device
 from posebridge.errors import ConfigError, DataError
@@ -243,12 +244,16 @@ def keep_freed_memory() -> bool:
         return False
 
 
-def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=None) -> SeparateHeadLifter:
+def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=None,
+                 keypoint_format: str | None = None) -> SeparateHeadLifter:
     """The strided training lifter, initialised from ``seed`` without touching global RNG state
-    (``output_map``: a latent or merged-joints head, see ``models.lifter``)."""
+    (``output_map``: a latent or merged-joints head, see ``models.lifter``). Its input format:
+    ``keypoint_format`` (the training data's), else ``config.keypoint_format``, else the
+    detectors' (``data.keypoints.KEYPOINT_FORMAT``)."""
+    keypoint_format = keypoint_format or config.keypoint_format or KEYPOINT_FORMAT
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return SeparateHeadLifter(formats, keypoint_format=config.keypoint_format or "coco_17",
+        return SeparateHeadLifter(formats, keypoint_format=keypoint_format,
                                   filter_widths=config.filter_widths, causal=config.causal,
                                   dropout=config.dropout, channels=config.channels, strided=True,
                                   output_map=output_map)
@@ -312,7 +317,7 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     if train_set.num_frames == 0:
         raise ConfigError("no training frames: the labeled datasets have no rows with split 'train'")
     formats = list(dict.fromkeys(train_set.formats))
-    lifter = build_lifter(config, formats, seed, output_map)
+    lifter = build_lifter(config, formats, seed, output_map, train_set.keypoint_format)
     if init_state is not None:
         lifter.temporal.load_state_dict(init_state)
     lifter = lifter.to(device)

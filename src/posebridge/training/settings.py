@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 from posebridge.bridge.variants import ACAE_TERMS, VARIANTS
 from posebridge.errors import ConfigError
-from posebridge.specs import check_keys, load_spec
+from posebridge.specs import check_filter_widths, check_keys, load_spec
 
 __all__ = ["TrainConfig", "SemiSupervisedSettings", "MultiviewSettings", "FinetuneSettings", "SECTIONS",
            "LOSS_NAMES", "PLACEMENTS", "SEMI_TERMS"]
@@ -222,9 +222,7 @@ class TrainConfig:
         def fail(key, what):
             _fail("train", key, what, getattr(self, key))
 
-        if (not isinstance(self.filter_widths, (list, tuple)) or not self.filter_widths
-                or not all(_is_int(w) and w > 0 and w % 2 for w in self.filter_widths)):
-            fail("filter_widths", "a non-empty list of odd positive integers")
+        self.filter_widths = check_filter_widths(self.filter_widths, "train: ")
         for key in ("channels", "epochs", "batch_size"):
             if not _is_int(getattr(self, key)) or getattr(self, key) < 1:
                 fail(key, "a positive integer")

@@ -273,9 +273,10 @@ class SemiSupervised(Objective):
         return terms
 
     @torch.no_grad()
-    def calibrate_trajectory(self, batches: int = 8, seed: int = 0) -> None:
+    def calibrate_trajectory(self, batches: int = 8, seed: int | None = None) -> None:
         """Recompute the trajectory model's batch-norm running statistics (a plain average over
-        ``batches`` batches of labeled and unlabeled windows, half each, as in training).
+        ``batches`` batches of labeled and unlabeled windows, half each, as in training), the
+        windows drawn from ``seed`` (default: the run's).
 
         The annealed momentum (down to ``bn_momentum_final``) leaves the running statistics behind
         the weights in a short schedule. The lifter's root-relative output hardly notices (a
@@ -283,7 +284,7 @@ class SemiSupervised(Objective):
         eval mode against 0.22 m with batch statistics, 0.23 m after this recalibration.
         """
         model = self.trajectory
-        rng = np.random.default_rng([int(seed), 7])
+        rng = np.random.default_rng([self.seed if seed is None else int(seed), 7])
         tables = [self.data] + ([self.labeled] if self.labeled is not None and self.labeled.num_frames else [])
         half = max(1, self.batch_size // len(tables))
 

@@ -294,6 +294,24 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
     return terms
 
 
+@dataclass
+class _Run:
+    """What a training run holds between its steps (``train``)."""
+
+    config: TrainConfig
+    seed: int
+    device: torch.device
+    lifter: SeparateHeadLifter
+    objectives: list
+    modules: dict  # "<objective>.<name>" -> the objectives' modules, optimised with the lifter
+    optimizer: torch.optim.Optimizer
+    sampler: ChunkSampler
+    assembler: BatchAssembler
+    term_names: list
+    val_batch: Batch | None = None
+    val_assembler: BatchAssembler | None = None
+
+
 def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None = None, *,
           seed: int = 0, device="cpu", checkpoint: str | Path | None = None, progress: bool = True,
           on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print,
@@ -309,28 +327,54 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     predicted points to the output joints (ACAE latent head, merged joints), None for one output
     per joint.
     """
-    from tqdm import tqdm
-
     device = resolve_device(device)
     if device.type == "cpu":
         keep_freed_memory()
     if train_set.num_frames == 0:
         raise ConfigError("no training frames: the labeled datasets have no rows with split 'train'")
-    formats = list(dict.fromkeys(train_set.formats))
-    lifter = build_lifter(config, formats, seed, output_map, train_set.keypoint_format)
+    run = _start(config, train_set, val_set, seed, device, list(objectives), init_state, output_map)
+    fingerprint = _fingerprint(config, seed, train_set)
+    if run.objectives:
+        fingerprint["objectives"] = {o.name: o.fingerprint() for o in run.objectives}
+    if init_state is not None:
+        fingerprint["init_sha256"] = _state_digest(init_state)
+    if output_map is not None:
+        fingerprint["output_map_sha256"] = _state_digest({"output_map": torch.as_tensor(output_map)})
+    start_epoch, rows = _resume(run, checkpoint, fingerprint, log)
+    for epoch in range(start_epoch, config.epochs):
+        rows.append(_train_epoch(run, epoch, progress, on_batch))
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items() if k.startswith(("loss", "val_mpjpe")))
+        log(f"epoch {epoch + 1}/{config.epochs}: {summary}")
+        if checkpoint is not None:
+            write_torch_file(checkpoint, {
+                "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
+                "model": run.lifter.temporal.state_dict(), "optimizer": run.optimizer.state_dict(), "log": rows,
+                "modules": {k: m.state_dict() for k, m in run.modules.items()}})
+    if config.bn_recalibration_batches:
+        recalibrate(run.lifter, run.assembler, run.sampler, config, seed, run.objectives)
+        if run.val_batch is not None:
+            after = validate(run.lifter, run.val_assembler, run.val_batch, config.batch_size)["val_mpjpe"]
+            log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
+                f"validation MPJPE {rows[-1]['val_mpjpe']:.4g} -> {after:.4g} mm")
+    dilated = run.lifter.variant(strided=False).eval()
+    return dilated, pd.DataFrame(rows)
+
+
+def _start(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None, seed: int, device,
+           objectives: list, init_state: dict | None, output_map) -> _Run:
+    """Build the run's lifter (on ``device``), hand it to the objectives, and build the
+    optimiser, the sampler and the batch assemblers."""
+    lifter = build_lifter(config, list(dict.fromkeys(train_set.formats)), seed, output_map, train_set.keypoint_format)
     if init_state is not None:
         lifter.temporal.load_state_dict(init_state)
     lifter = lifter.to(device)
-    objectives = list(objectives)
     names = [o.name for o in objectives]
     if len(set(names)) != len(names):
         raise ConfigError(f"objective names repeat: {names}")
     for objective in objectives:
         objective.attach(lifter)
-    extra_modules = {f"{o.name}.{k}": m.to(device) for o in objectives for k, m in o.modules().items()}
-    parameters = list(lifter.parameters()) + [p for m in extra_modules.values() for p in m.parameters()]
-    optimizer = make_optimizer(parameters, config)
-    term_names = list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms]
+    modules = {f"{o.name}.{k}": m.to(device) for o in objectives for k, m in o.modules().items()}
+    parameters = list(lifter.parameters()) + [p for m in modules.values() for p in m.parameters()]
     unknown = sorted(set(config.dataset_weights) - set(train_set.names))
     if unknown:
         raise ConfigError(f"train: dataset_weights names unknown dataset(s) {unknown}; "
@@ -338,84 +382,73 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     sampler = ChunkSampler(train_set.frames_per_group(), config.batch_size,
                            weights=[config.dataset_weights.get(n, 1.0) for n in train_set.names],
                            samples_per_epoch=config.samples_per_epoch, seed=seed)
-    assembler = BatchAssembler(train_set, lifter, device)
-    val_batch = val_assembler = None
+    run = _Run(config, seed, device, lifter, objectives, modules, make_optimizer(parameters, config), sampler,
+               BatchAssembler(train_set, lifter, device),
+               list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms])
     if val_set is not None and config.val_windows > 0:
-        val_batch = validation_batch(val_set, config.val_windows, seed)
-        if val_batch is not None:
-            val_assembler = BatchAssembler(val_set, lifter, device)
+        run.val_batch = validation_batch(val_set, config.val_windows, seed)
+        if run.val_batch is not None:
+            run.val_assembler = BatchAssembler(val_set, lifter, device)
+    return run
 
-    fingerprint = _fingerprint(config, seed, train_set)
-    if objectives:
-        fingerprint["objectives"] = {o.name: o.fingerprint() for o in objectives}
-    if init_state is not None:
-        fingerprint["init_sha256"] = _state_digest(init_state)
-    if output_map is not None:
-        fingerprint["output_map_sha256"] = _state_digest({"output_map": torch.as_tensor(output_map)})
-    start_epoch, rows = 0, []
-    if checkpoint is not None and Path(checkpoint).is_file():
-        try:
-            state = read_torch_file(checkpoint, "checkpoint", map_location=device)
-        except DataError as err:  # unreadable: not ours, or from another torch version
-            state = {}
-            log(f"{err}; starting over")
-        if state.get("version") == CHECKPOINT_VERSION and state.get("fingerprint") == fingerprint:
-            lifter.temporal.load_state_dict(state["model"])
-            for key, module in extra_modules.items():
-                module.load_state_dict(state["modules"][key])
-            optimizer.load_state_dict(state["optimizer"])
-            start_epoch, rows = int(state["epoch"]), list(state["log"])
-            log(f"resuming from {checkpoint} after epoch {start_epoch}")
-        elif state:
-            log(f"checkpoint {checkpoint} is from a different run (config, seed or data); starting over")
 
-    for epoch in range(start_epoch, config.epochs):
-        started = time.perf_counter()
-        lr = config.lr_at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        momentum = config.bn_momentum_at(epoch)
-        lifter.temporal.set_bn_momentum(momentum)
-        lifter.temporal.dropout_generator = torch.Generator(device).manual_seed(epoch_seed(seed, epoch, 1))
-        augment = np.random.default_rng(epoch_seed(seed, epoch, 2))
-        lifter.train()
-        for objective in objectives:
-            objective.start_epoch(epoch, seed)
-        for module in extra_modules.values():
-            module.train()
-        sums = torch.zeros(len(term_names) + 1, dtype=torch.float64, device=device)
-        bar = tqdm(sampler.batches(epoch), total=sampler.num_batches, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", disable=not progress, leave=False,
-                   mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
-        for b, batch in enumerate(bar):
-            terms = train_step(lifter, assembler, optimizer, batch, config, augment, objectives, epoch, b)
-            zero = terms["total"].new_zeros(())
-            sums += torch.stack([terms["total"].detach(),
-                                 *(terms.get(k, zero).detach() for k in term_names)]).double()
-            if on_batch is not None:
-                on_batch(epoch, b)
-        means = (sums / sampler.num_batches).tolist()
-        row = {"epoch": epoch + 1, "loss": means[0],
-               **{f"loss_{k}": v for k, v in zip(term_names, means[1:])}}
-        if val_batch is not None:
-            row.update(validate(lifter, val_assembler, val_batch, config.batch_size))
-        row.update({"lr": lr, "bn_momentum": momentum, "seconds": time.perf_counter() - started})
-        rows.append(row)
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("loss", "val_mpjpe")))
-        log(f"epoch {epoch + 1}/{config.epochs}: {summary}")
-        if checkpoint is not None:
-            write_torch_file(checkpoint, {
-                "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
-                "model": lifter.temporal.state_dict(), "optimizer": optimizer.state_dict(), "log": rows,
-                "modules": {k: m.state_dict() for k, m in extra_modules.items()}})
-    if config.bn_recalibration_batches:
-        recalibrate(lifter, assembler, sampler, config, seed, objectives)
-        if val_batch is not None:
-            after = validate(lifter, val_assembler, val_batch, config.batch_size)["val_mpjpe"]
-            log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
-                f"validation MPJPE {rows[-1]['val_mpjpe']:.4g} -> {after:.4g} mm")
-    dilated = lifter.variant(strided=False).eval()
-    return dilated, pd.DataFrame(rows)
+def _resume(run: _Run, checkpoint, fingerprint: dict, log) -> tuple[int, list]:
+    """(epochs done, their log rows) of a matching checkpoint, loaded into the run; (0, [])
+    when there is none or it is from another run (config, seed, data)."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return 0, []
+    try:
+        state = read_torch_file(checkpoint, "checkpoint", map_location=run.device)
+    except DataError as err:  # unreadable: not ours, or from another torch version
+        log(f"{err}; starting over")
+        return 0, []
+    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
+        log(f"checkpoint {checkpoint} is from a different run (config, seed or data); starting over")
+        return 0, []
+    run.lifter.temporal.load_state_dict(state["model"])
+    for key, module in run.modules.items():
+        module.load_state_dict(state["modules"][key])
+    run.optimizer.load_state_dict(state["optimizer"])
+    log(f"resuming from {checkpoint} after epoch {int(state['epoch'])}")
+    return int(state["epoch"]), list(state["log"])
+
+
+def _train_epoch(run: _Run, epoch: int, progress: bool, on_batch) -> dict:
+    """One epoch (its lr, BN momentum and random streams from ``(seed, epoch)``); its log row:
+    mean loss terms, validation MPJPE, lr, momentum, seconds."""
+    from tqdm import tqdm
+
+    config, lifter, seed = run.config, run.lifter, run.seed
+    started = time.perf_counter()
+    lr = config.lr_at(epoch)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    momentum = config.bn_momentum_at(epoch)
+    lifter.temporal.set_bn_momentum(momentum)
+    lifter.temporal.dropout_generator = torch.Generator(run.device).manual_seed(epoch_seed(seed, epoch, 1))
+    augment = np.random.default_rng(epoch_seed(seed, epoch, 2))
+    lifter.train()
+    for objective in run.objectives:
+        objective.start_epoch(epoch, seed)
+    for module in run.modules.values():
+        module.train()
+    sums = torch.zeros(len(run.term_names) + 1, dtype=torch.float64, device=run.device)
+    bar = tqdm(run.sampler.batches(epoch), total=run.sampler.num_batches, desc=f"epoch {epoch + 1}/{config.epochs}",
+               unit="batch", disable=not progress, leave=False,
+               mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
+    for b, batch in enumerate(bar):
+        terms = train_step(lifter, run.assembler, run.optimizer, batch, config, augment, run.objectives, epoch, b)
+        zero = terms["total"].new_zeros(())
+        sums += torch.stack([terms["total"].detach(),
+                             *(terms.get(k, zero).detach() for k in run.term_names)]).double()
+        if on_batch is not None:
+            on_batch(epoch, b)
+    means = (sums / run.sampler.num_batches).tolist()
+    row = {"epoch": epoch + 1, "loss": means[0], **{f"loss_{k}": v for k, v in zip(run.term_names, means[1:])}}
+    if run.val_batch is not None:
+        row.update(validate(lifter, run.val_assembler, run.val_batch, config.batch_size))
+    row.update({"lr": lr, "bn_momentum": momentum, "seconds": time.perf_counter() - started})
+    return row
 
 
 def recalibrate(lifter: SeparateHeadLifter, assembler: BatchAssembler, sampler: ChunkSampler,

@@ -88,7 +88,7 @@ def frame_columns(inputs, cameras, name="toy", keypoint_format="coco_17") -> dic
 
 
 def make_set(rows=6, frames=80, seed=0, cameras=None) -> LabeledSet:
-    """An in-memory LabeledSet (one group, h36m_17) built like training_data.load_labeled does."""
+    """An in-memory LabeledSet (one group, h36m_17) built like training.data.load_labeled does."""
     rng = np.random.default_rng(seed + 100)
     cameras = cameras or [make_camera("c0"), make_camera("c1", 3500.0)]
     inputs, targets, row_cameras = [], [], []

@@ -10,10 +10,11 @@ Output: the union of the joints of all formats in the training mix, format after
 (``slices``), each a camera-space pose in metres (the network's internal scale; VideoPose3D's
 too). Each training example supervises only its own format's slice. ``to_mm`` converts.
 
-Output maps (the ACAE bridge, REFERENCES.md section 6): a lifter may predict R "raw" points that a
-fixed matrix ``output_map`` (R x J_union) turns into the union of formats, e.g. L latent points and
-the frozen ACAE decoder, or one point per joint name shared by every format that has the name
-(merged joints). The map is folded into the last layer (``MappedTemporalModel``), so the model
+Output maps (the ACAE bridge: Sárándi et al., "Learning 3D human pose estimation from dozens of
+datasets using a geometry-aware autoencoder to bridge between skeleton formats", WACV 2023): a
+lifter may predict R "raw" points that a fixed matrix ``output_map`` (R x J_union) turns into the
+union of formats, e.g. L latent points and the frozen ACAE decoder, or one point per joint name
+shared by every format that has the name (merged joints). The map is folded into the last layer (``MappedTemporalModel``), so the model
 still outputs the union of formats and inference, evaluation and ``posebridge infer`` need nothing
 new; the map is a buffer of the state dict, so ``model.pt`` carries it.
 

@@ -1,4 +1,5 @@
-"""VideoPose3D's temporal convolutional lifter (REFERENCES.md section 1), in two shapes.
+"""VideoPose3D's temporal convolutional lifter (Pavllo et al., "3D human pose estimation in video
+with temporal convolutions and semi-supervised training", CVPR 2019), in two shapes.
 
 ``TemporalModel`` is the dilated model: it maps a whole 2D sequence (B, T, J_in, F) to one pose
 per receptive-field window, (B, T - RF + 1, J_out, 3). ``TemporalModelOptimized`` is the

@@ -1,7 +1,9 @@
 """Training of the separate-head lifter on several labeled datasets at once.
 
-Recipe (VideoPose3D's, REFERENCES.md section 1, with the losses of section 6): the strided
-temporal model on receptive-field windows sampled across all datasets (``chunks.ChunkSampler``,
+Recipe: VideoPose3D's (Pavllo et al., "3D human pose estimation in video with temporal
+convolutions and semi-supervised training", CVPR 2019) with the losses Sárándi et al. train the
+separate-head model of the ACAE paper with (WACV 2023; MeTRAbs' losses, ``training.losses``): the
+strided temporal model on receptive-field windows sampled across all datasets (``windows.ChunkSampler``,
 batch composition by dataset size x weight); Adam (AMSGrad), lr decayed by ``lr_decay`` every
 epoch; BatchNorm momentum annealed from ``bn_momentum`` to ``bn_momentum_final`` as
 ``m0 * exp(-e / E * ln(m0 / m1))``; random horizontal flips (2D, 3D, camera) and keypoint

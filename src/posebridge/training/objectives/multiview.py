@@ -1,6 +1,7 @@
 """MCSS as a training objective of the lifter: metric learning on unlabeled multi-view video.
 
-Mitra et al. (CVPR 2020; REFERENCES.md section 7) learn from synchronised cameras without 3D:
+Mitra et al. ("Multiview-consistent semi-supervised learning for 3D human pose estimation",
+CVPR 2020) learn from synchronised cameras without 3D:
 the same instant seen by two cameras must embed close together, other instants far apart. Here
 the embedding reads the lifter's own trunk features, so the metric loss shapes the trunk that
 the labeled losses train too (one forward pass, shared batch-norm statistics).
@@ -47,7 +48,7 @@ __all__ = ["MultiviewSet", "load_multiview", "PairBatch", "sample_pairs", "Multi
 FILE_KEY = "multiview"
 """The ``model.pt`` entry holding the embedding head and the pose regressor."""
 RANDOM_STREAM = 11
-"""This objective's random stream of ``train.epoch_seed`` (the loop itself uses 1 and 2)."""
+"""This objective's random stream of ``training.loop.epoch_seed`` (the loop itself uses 1 and 2)."""
 INIT_STREAM = 12
 """The stream (of "epoch" 0) that initialises the head and the regressor."""
 

@@ -1,5 +1,6 @@
-"""VideoPose3D's semi-supervised training from unlabeled video (REFERENCES.md section 1), as a
-``train.Objective``.
+"""VideoPose3D's semi-supervised training from unlabeled video (Pavllo et al., "3D human pose
+estimation in video with temporal convolutions and semi-supervised training", CVPR 2019), as a
+``training.loop.Objective``.
 
 Every step after ``warmup_epochs`` epochs, windows of unlabeled 2D (detections of
 ``unlabeled_video`` datasets, or of a labeled dataset's subjects whose 3D labels are withheld by
@@ -26,7 +27,8 @@ Which joints are compared in 2D: the detector sees COCO-17 surface points, the l
 other skeletons' joint centres. With an exact mapping to ``coco_17`` all its joints are used;
 otherwise the elbows, wrists, knees and ankles (``skeletons.HINGE_JOINTS``): hinge joints that every
 format and COCO place at the same point to within a centimetre, whereas shoulders, hips and the
-head differ by several (docs/internals.md, REFERENCES.md section 4).
+head differ by several (docs/internals.md): the same joint name in two formats is not always
+the same point, the problem Sárándi et al.'s ACAE (WACV 2023) addresses.
 
 Unlabeled windows are flipped like labeled ones (mirrored 2D with the mirrored camera); all
 randomness derives from ``(seed, epoch)`` so a resumed run is bit-identical.
@@ -58,7 +60,7 @@ __all__ = ["load_unlabeled", "SemiSupervised", "objective_from_sources", "weight
 MIN_DEPTH_M = 0.1
 """Unlabeled joints predicted nearer than this (metres) are left out of the reprojection: their
 projection (and its ~1/z^2 gradient) means nothing."""
-# random streams of train.epoch_seed used here (the training loop uses 1 and 2)
+# random streams of training.loop.epoch_seed used here (the training loop uses 1 and 2)
 _SAMPLE_STREAM, _DROPOUT_STREAM = 31, 32
 
 

@@ -38,16 +38,21 @@ THRESHOLD_OF = {"pck": "pck_threshold", "auc": "auc_threshold", "cps": "cps_thre
 
 # ------------------------------------------------------------------------------------ tables
 
+def read_table(path: str | os.PathLike, missing: str = "file not found") -> pd.DataFrame:
+    """The Parquet table at ``path``; DataError naming the file (``missing`` when it is absent)."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataError(path, missing) from None
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise DataError(path, f"not a readable Parquet file ({type(err).__name__}: {err})") from None
+
+
 def load_evaluations(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate evaluation tables, checking each has the evaluation columns."""
     frames = []
     for path in paths:
-        try:
-            frame = pd.read_parquet(path)
-        except FileNotFoundError:
-            raise DataError(path, "file not found") from None
-        except Exception as err:  # pyarrow raises several types for a damaged file
-            raise DataError(path, f"not a readable Parquet file ({type(err).__name__}: {err})") from None
+        frame = read_table(path)
         missing = [c for c in COLUMNS if c not in frame.columns]
         if missing:
             raise DataError(path, f"not an evaluation table: missing column(s) {', '.join(missing)}")
@@ -244,13 +249,9 @@ def baseline_html(comparison: pd.DataFrame) -> str:
 # ------------------------------------------------------------------------------------ figures
 
 def read_train_log(model_dir: str | os.PathLike) -> pd.DataFrame:
-    path = Path(model_dir) / "train_log.parquet"
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise DataError(path, "file not found (is this a trained model directory?)") from None
-    except Exception as err:
-        raise DataError(path, f"not a readable Parquet file ({type(err).__name__}: {err})") from None
+    """``train_log.parquet`` (one row per epoch) of a trained model directory."""
+    return read_table(Path(model_dir) / "train_log.parquet",
+                      "file not found (is this a trained model directory?)")
 
 
 def _curve_columns(log: pd.DataFrame) -> tuple[list[str], list[str]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_no_progress
+
 HELP = "2D keypoint detection for every sequence x camera of a dataset"
 DESCRIPTION = (
     "Run a 2D detector over every index row (sequence x camera) of a converted dataset and write "
@@ -32,7 +34,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (runs with one seed are identical)")
     parser.add_argument("--output", required=True, metavar="H5",
                         help="detection file to write (results/detections/<dataset>/<detector>.h5)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(parser)
 
 
 def main(args) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_device, add_no_progress
+
 HELP = "fit the affine-combining autoencoder (ACAE) on pseudo-GT, with PCA and mean-pose baselines"
 DESCRIPTION = (
     "Fit posebridge.bridge.autoencoder.AffineCombiningAutoencoder over the union of the pseudo-GT's joints (names "
@@ -28,9 +30,8 @@ def add_arguments(parser) -> None:
                         help="held-out reconstruction table (ACAE, PCA 3L, mean pose) to write")
     parser.add_argument("--history", required=True, metavar="PARQUET", help="per-epoch fitting log to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset and the initial weights")
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"],
-                        help="where to fit (the matrices are tiny: cpu is usually fastest)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device(parser, "cpu", "where to fit (the matrices are tiny: cpu is usually fastest)", threads=False)
+    add_no_progress(parser)
 
 
 def main(args) -> int:

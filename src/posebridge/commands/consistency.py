@@ -5,13 +5,13 @@ from __future__ import annotations
 from posebridge.commands.options import add_datasets_with_detections, add_device, add_model, load_model_from
 
 HELP = "measure how well each predicted format is explained by the others (skeleton consistency)"
-DESCRIPTION = (
-    "Lift the test rows of every given dataset with a model and measure, per skeleton format, the "
-    "held-out MPJPE (mm) of its joints as the best affine combination of the other formats' predicted "
-    "joints (fitted on the first half of the frames, scored on the second; "
-    "posebridge.bridge.consistency), and, with --acae, the autoencoder's reconstruction MPJPE of the "
-    "predictions. Writes one Parquet row per format plus an 'all' row (the mean over formats)."
-)
+DESCRIPTION = """\
+Lift the test rows of every given dataset with a model and measure, per skeleton format, the
+held-out MPJPE (mm) of its joints as the best affine combination of the other formats' predicted
+joints (fitted on the first half of the frames, scored on the second;
+posebridge.bridge.consistency), and, with --acae, the autoencoder's reconstruction MPJPE of the
+predictions. Writes one Parquet row per format plus an 'all' row (the mean over formats).
+"""
 
 
 def add_arguments(parser) -> None:

@@ -5,16 +5,16 @@ from __future__ import annotations
 from posebridge.commands.options import add_device, add_model, add_no_progress, load_model_from
 
 HELP = "score a model and its mean-pose baseline on a test set (every metric per sequence x format)"
-DESCRIPTION = (
-    "Lift the 2D detections of every test row of a dataset (split == test; every row of a dataset "
-    "whose role is 'test') with a trained model, compare with the ground truth moved into each "
-    "camera (root-relative, mm) in every skeleton format the model predicts and the dataset has "
-    "(its own skeleton and, for the synthetic benchmark, its extra formats), and write one Parquet "
-    "row per model x format x sequence x camera with MPJPE, PA-MPJPE, N-MPJPE, MPJVE, PCK, AUC and "
-    "CPS (thresholds in the pck_threshold/auc_threshold/cps_threshold columns). Rows with model "
-    "'mean_pose' score the trivial baseline (the model's mean training pose for every frame). "
-    "Also writes a few example frames (.npz) for the report's renderings."
-)
+DESCRIPTION = """\
+Lift the 2D detections of every test row of a dataset (split == test; every row of a dataset whose
+role is 'test') with a trained model, compare with the ground truth moved into each camera
+(root-relative, mm) in every skeleton format the model predicts and the dataset has (its own
+skeleton and, for the synthetic benchmark, its extra formats), and write one Parquet row per model x
+format x sequence x camera with MPJPE, PA-MPJPE, N-MPJPE, MPJVE, PCK, AUC and CPS (thresholds in the
+pck_threshold/auc_threshold/cps_threshold columns). Rows with model 'mean_pose' score the trivial
+baseline (the model's mean training pose for every frame). Also writes a few example frames (.npz)
+for the report's renderings.
+"""
 
 
 def add_arguments(parser) -> None:

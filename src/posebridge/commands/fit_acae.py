@@ -5,14 +5,14 @@ from __future__ import annotations
 from posebridge.commands.options import add_device, add_no_progress
 
 HELP = "fit the affine-combining autoencoder (ACAE) on pseudo-GT, with PCA and mean-pose baselines"
-DESCRIPTION = (
-    "Fit posebridge.bridge.autoencoder.AffineCombiningAutoencoder over the union of the pseudo-GT's joints (names "
-    "<format>/<joint>, left/right paired by name, chiral weight sharing) with the paper's recipe "
-    "(Adam, projected L1 scaled by mean depth + 0.6 x the negative-weight regulariser, rate dropping "
-    "10x at a third and two thirds of the steps) on the poses not held out, and score its "
-    "reconstruction MPJPE on the held-out poses beside PCA with 3 x L components and the mean pose. "
-    "Writes the model (.pt), that table and the per-epoch history (Parquet)."
-)
+DESCRIPTION = """\
+Fit posebridge.bridge.autoencoder.AffineCombiningAutoencoder over the union of the pseudo-GT's
+joints (names <format>/<joint>, left/right paired by name, chiral weight sharing) with the paper's
+recipe (Adam, projected L1 scaled by mean depth + 0.6 x the negative-weight regulariser, rate
+dropping 10x at a third and two thirds of the steps) on the poses not held out, and score its
+reconstruction MPJPE on the held-out poses beside PCA with 3 x L components and the mean pose.
+Writes the model (.pt), that table and the per-epoch history (Parquet).
+"""
 
 DEFAULTS = {"n_latent_sided": 40, "n_latent_center": 8, "loss": "projected", "epochs": 30,
             "batch_size": 32, "learning_rates": [3e-2, 3e-3, 3e-4], "max_fit_poses": 8000}

@@ -5,16 +5,16 @@ from __future__ import annotations
 from posebridge.commands.options import add_device, add_model, add_no_progress, load_model_from
 
 HELP = "3D poses from a video: MediaPipe 2D on every frame, main person, lift with a trained model"
-DESCRIPTION = (
-    "Run MediaPipe Pose (bundled model, CPU, offline) on every frame of VIDEO (a video file or a "
-    "folder of frame images), keep the main person (the longest, largest, most confident track), "
-    "interpolate misses of up to --max-gap frames, lift to 3D with the trained model in every "
-    "skeleton format it knows, and write OUTPUT_DIR/<video>_3d.npz and <video>_3d.json: per format "
-    "(T, J, 3) root-relative camera-space millimetres (x right, y down, z forward; NaN / null on "
-    "frames without the person), the joint names, the root's camera-space trajectory and the 2D "
-    "keypoints. The camera is assumed to have a 55 degree horizontal field of view unless "
-    "--focal-length is given. --render writes the video with the 2D keypoints beside the 3D skeleton."
-)
+DESCRIPTION = """\
+Run MediaPipe Pose (bundled model, CPU, offline) on every frame of VIDEO (a video file or a folder
+of frame images), keep the main person (the longest, largest, most confident track), interpolate
+misses of up to --max-gap frames, lift to 3D with the trained model in every skeleton format it
+knows, and write OUTPUT_DIR/<video>_3d.npz and <video>_3d.json: per format (T, J, 3) root-relative
+camera-space millimetres (x right, y down, z forward; NaN / null on frames without the person), the
+joint names, the root's camera-space trajectory and the 2D keypoints. The camera is assumed to have
+a 55 degree horizontal field of view unless --focal-length is given. --render writes the video with
+the 2D keypoints beside the 3D skeleton.
+"""
 
 
 def add_arguments(parser) -> None:

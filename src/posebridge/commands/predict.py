@@ -5,15 +5,15 @@ from __future__ import annotations
 from posebridge.commands.options import add_device, add_model, load_model_from
 
 HELP = "lift 2D keypoints (.npz, COCO-17 pixels) to 3D in every skeleton format of a model"
-DESCRIPTION = (
-    "Input .npz: 'keypoints' (T, 17, 2 or 3) COCO-17 pixels [+ confidence in 0..1, default 1], "
-    "'width', 'height' (pixels), optional 'fx', 'fy', 'cx', 'cy' (pixels). Without them the camera "
-    "is assumed to have a 55 degree horizontal field of view (fx = fy = width / 2 / tan(27.5 deg) "
-    "~ 0.96 x width) and its principal point at the image centre. Output .npz: one (T, J, 3) array "
-    "per skeleton format, keyed by the format's name, root-relative camera-space millimetres (x right, "
-    "y down, z forward); 'joint_names_<format>'; 'intrinsics' (the fx, fy, cx, cy used); "
-    "'trajectory' (T, 3): the root's camera-space position (mm) recovered from the pose and the 2D."
-)
+DESCRIPTION = """\
+Input .npz: 'keypoints' (T, 17, 2 or 3) COCO-17 pixels [+ confidence in 0..1, default 1], 'width',
+'height' (pixels), optional 'fx', 'fy', 'cx', 'cy' (pixels). Without them the camera is assumed to
+have a 55 degree horizontal field of view (fx = fy = width / 2 / tan(27.5 deg) ~ 0.96 x width) and
+its principal point at the image centre. Output .npz: one (T, J, 3) array per skeleton format, keyed
+by the format's name, root-relative camera-space millimetres (x right, y down, z forward);
+'joint_names_<format>'; 'intrinsics' (the fx, fy, cx, cy used); 'trajectory' (T, 3): the root's
+camera-space position (mm) recovered from the pose and the 2D.
+"""
 
 
 def add_arguments(parser) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 from posebridge.commands.options import add_datasets_with_detections, add_device, add_model, load_model_from
 
 HELP = "predict every joint of every format on a clean subset of the labeled training data (pseudo-GT)"
-DESCRIPTION = (
-    "Run a trained separate-head model, with test-time flip averaging, on the training split of the "
-    "given labeled datasets; keep frames whose 2D detections are confident, every k-th, up to a cap; "
-    "and write all joints of all the model's formats (camera space, mm, placed at the ground-truth "
-    "root) with the dataset, sequence, camera and frame each came from, a fraction of the takes "
-    "marked as held out (posebridge.bridge.pseudo_gt). The affine-combining autoencoder is fitted on it."
-)
+DESCRIPTION = """\
+Run a trained separate-head model, with test-time flip averaging, on the training split of the given
+labeled datasets; keep frames whose 2D detections are confident, every k-th, up to a cap; and write
+all joints of all the model's formats (camera space, mm, placed at the ground-truth root) with the
+dataset, sequence, camera and frame each came from, a fraction of the takes marked as held out
+(posebridge.bridge.pseudo_gt). The affine-combining autoencoder is fitted on it.
+"""
 
 
 def add_arguments(parser) -> None:

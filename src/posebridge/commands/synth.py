@@ -5,13 +5,13 @@ from __future__ import annotations
 from posebridge.commands.options import add_no_progress
 
 HELP = "generate a synthetic dataset (synth generate) or render a preview PNG (synth preview)"
-DESCRIPTION = (
-    "The embedded default data: synthetic bodies (subjects with varied height and proportions) "
-    "performing several kinds of motion, filmed by camera rigs modelled on Human3.6M, MPI-INF-3DHP, "
-    "3DPW, CMU Panoptic and HumanEva, with the 3D in every skeleton format (the dataset's own in "
-    "joints_3d, the others in extra/<format>). `synth generate` writes one dataset through the "
-    "dataset store; `synth preview` draws one frame in several formats and a few camera views."
-)
+DESCRIPTION = """\
+The embedded default data: synthetic bodies (subjects with varied height and proportions) performing
+several kinds of motion, filmed by camera rigs modelled on Human3.6M, MPI-INF-3DHP, 3DPW, CMU
+Panoptic and HumanEva, with the 3D in every skeleton format (the dataset's own in joints_3d, the
+others in extra/<format>). `synth generate` writes one dataset through the dataset store; `synth
+preview` draws one frame in several formats and a few camera views.
+"""
 
 
 def add_arguments(parser) -> None:

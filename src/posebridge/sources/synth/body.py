@@ -238,11 +238,6 @@ JOINT_AXES, JOINT_SIGNS, JOINT_LIMITS = _axis_tables()
 """(J, 3) axis index per angle, (J, 3) sign per angle, (J, 3, 2) limits in radians."""
 
 
-def angle_names(joint: str) -> tuple[str, str, str]:
-    """The three anatomical angles of ``joint`` ("-" marks a locked degree of freedom)."""
-    return _JOINT_KINDS[_joint_kind(joint)][0]
-
-
 def clamp_angles(angles: np.ndarray) -> np.ndarray:
     """Clip anatomical angles (..., J, 3) in radians to the joint limits."""
     return np.clip(angles, JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1])

@@ -244,7 +244,7 @@ def train_baseline_step(data, size, batch_size, seed, model=None):
 
 def train_posebridge_step(data, size, batch_size, seed, fused_adam=True, share=None):
     """posebridge's training step: ChunkSampler + BatchAssembler (flip, keypoint dropout),
-    the strided lifter, the three losses, Adam (AMSGrad): ``train.train_step`` itself.
+    the strided lifter, the three losses, Adam (AMSGrad): ``training.loop.train_step`` itself.
     ``share``: another such step's lifter, whose weights and batch assembler this one trains and
     uses too (ablation rows: the cost of a step does not depend on the weights' values, and each
     full-size lifter with its assembler holds ~0.7 GB)."""
@@ -309,7 +309,7 @@ def interleaved(steps: dict, iterations: int, warmup: int, rounds: int) -> dict:
 
 
 def set_malloc(keep: bool) -> None:
-    """posebridge's allocator setting (``train.keep_freed_memory``) or, approximately, glibc's
+    """posebridge's allocator setting (``training.loop.keep_freed_memory``) or, approximately, glibc's
     default: blocks over 32 MB (the ceiling of its dynamic mmap threshold) mapped afresh and
     unmapped on free. The heap is never trimmed in either: a trimmed heap must be faulted in
     again by the next row taking its turn (measured: the batch-1024 row 80 instead of ~110

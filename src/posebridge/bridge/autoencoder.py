@@ -1,10 +1,11 @@
-"""The affine-combining autoencoder (ACAE, Sárándi et al. WACV 2023): one set of latent points
-that explains the joints of every skeleton format.
+"""The affine-combining autoencoder (ACAE; Sárándi et al., WACV 2023, "Learning 3D Human Pose
+Estimation from Dozens of Datasets using a Geometry-Aware Autoencoder to Bridge Between Skeleton
+Formats"): one set of latent points that explains the joints of every skeleton format.
 
 Encoder and decoder are single matrices, no bias and no nonlinearity. Every latent point is an
 affine combination of joints (the encoder's columns sum to 1) and every joint an affine combination
 of latent points (the decoder's columns sum to 1), so the whole map commutes with any affine map of
-3D space: rotation, translation, scaling (REFERENCES.md section 6).
+3D space: rotation, translation, scaling.
 
 Chirality: joints and latents are ordered left, right, centre internally (left/right pairs found by
 name, ``l<x>`` / ``r<x>``) and each matrix is built from shared blocks

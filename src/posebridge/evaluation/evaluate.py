@@ -83,7 +83,7 @@ class EvalConfig:
 
 
 class Lifter(Protocol):
-    """What evaluation needs of a model (``inference.LiftingModel`` has it; tests inject stubs)."""
+    """What evaluation needs of a model (``inference.lift.LiftingModel`` has it; tests inject stubs)."""
 
     name: str
     formats: list[str]
@@ -199,7 +199,7 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
 
     ``dataset`` is a ``store.Dataset``; ``detections`` a ``detections.Detections`` holding coco_17
     keypoints (T, 17, 3) (px, px, confidence) for each of the dataset's rows. ``lift`` defaults to
-    ``inference.lift`` (injectable for tests). The paths only name files in error messages.
+    ``inference.lift.lift`` (injectable for tests). The paths only name files in error messages.
 
     Returns the metric table (``COLUMNS``) and the examples: ``formats``, ``native_formats``
     (names), ``pred_<format>`` / ``gt_<format>`` (E, J, 3) mm root-relative camera space,

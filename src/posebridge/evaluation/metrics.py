@@ -1,6 +1,12 @@
 """3D pose metrics (millimetres): MPJPE, PA-MPJPE, N-MPJPE, MPJVE, PCK, AUC, CPS.
 
-Definitions follow REFERENCES.md section 2. Every metric takes ``pred`` and ``gt`` of shape
+Definitions: MPJPE and its per-action averaging as in the Human3.6M protocol (Ionescu et al.,
+TPAMI 2014); PA-MPJPE (after a per-pose similarity Procrustes alignment, "protocol 2"), N-MPJPE
+(after the optimal per-pose scale) and MPJVE (error of first differences in time) as reported by
+VideoPose3D (Pavllo et al., CVPR 2019); PCK below a threshold as in the MPI-INF-3DHP protocol
+(Mehta et al., 3DV 2017), whose AUC averages PCK over thresholds 0-150 mm where this module's AUC
+is the continuous mean of max(0, 1 - d / t); CPS, the share of poses whose worst joint error is
+below a threshold (root-relative, no alignment). Every metric takes ``pred`` and ``gt`` of shape
 (..., J, 3), numpy arrays or torch tensors, and returns a Python float. Nothing here root-aligns:
 for protocol 1 the caller passes root-relative poses.
 

@@ -163,11 +163,11 @@ def recover_trajectory(poses: dict[str, np.ndarray], keypoints: np.ndarray,
 
 def predict(model, inputs: KeypointInput, *, flip: bool = True, lift=None,
             trajectory: bool = True) -> dict[str, np.ndarray]:
-    """Lift ``inputs`` with ``model`` (``inference.LiftingModel``); returns the output arrays.
+    """Lift ``inputs`` with ``model`` (``inference.lift.LiftingModel``); returns the output arrays.
 
     Keys: every format of ``model.formats`` -> (T, J, 3) float32 mm root-relative camera space,
     ``joint_names_<format>``, ``intrinsics`` and (when recoverable) ``trajectory`` (T, 3) mm.
-    ``lift`` defaults to ``inference.lift`` (injectable for tests).
+    ``lift`` defaults to ``inference.lift.lift`` (injectable for tests).
     """
     from posebridge.geometry import skeletons
     from posebridge.errors import ConfigError

@@ -1,4 +1,6 @@
-"""The skeleton bridge's report (ACAE, REFERENCES.md section 6).
+"""The skeleton bridge's report: the comparison of Sárándi et al. (WACV 2023, "Learning 3D Human
+Pose Estimation from Dozens of Datasets using a Geometry-Aware Autoencoder to Bridge Between
+Skeleton Formats") on posebridge's models.
 
 ``build_acae_report`` writes ``ACAE_REPORT_FILES``:
 

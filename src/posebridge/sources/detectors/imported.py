@@ -1,4 +1,5 @@
-"""Imported 2D detections: files that other tools already wrote (REFERENCES.md section 5).
+"""Imported 2D detections: files that other tools already wrote, in the public formats of the
+VideoPose3D repository (github.com/facebookresearch/VideoPose3D, ``DATASETS.md`` and ``INFERENCE.md``).
 
 Two formats:
 

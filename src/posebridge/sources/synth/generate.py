@@ -70,6 +70,10 @@ class DatasetSpec:
     actions: motion kinds (``motion.ACTIONS``); default per template (6-8 kinds).
     takes_per_action (1), seconds_per_take (8.0).
     fps, cameras (count per rig), skeleton (format of ``joints_3d``): default per template.
+    rig ("template"): the template's camera layout; "varied": every take filmed by ``cameras``
+    cameras drawn from everyday set-ups (``rigs.VARIED``: phone, tripod, floor, shelf; portrait
+    and landscape; any focal length; off-centre and partly cut off); "heldout": set-ups kept out
+    of training (``rigs.HELDOUT``), for a generalisation test set.
     """
 
     template: str
@@ -81,6 +85,7 @@ class DatasetSpec:
     fps: float = 0.0
     cameras: int = 0
     skeleton: str = ""
+    rig: str = "template"
 
     @classmethod
     def from_dict(cls, d: dict) -> "DatasetSpec":
@@ -119,6 +124,10 @@ class DatasetSpec:
         if skeleton not in body_mod.ALL_FORMATS:
             raise ConfigError(f"synthetic dataset spec: skeleton must be one of the generated formats "
                               f"{', '.join(body_mod.ALL_FORMATS)}, got {skeleton!r}")
+        rig = d.get("rig", cls.rig)
+        if rig not in ("template",) + tuple(rigs.RIG_KINDS):
+            raise ConfigError(f"synthetic dataset spec: rig must be one of template, "
+                              f"{', '.join(rigs.RIG_KINDS)}, got {rig!r}")
         spec = cls(template=template,
                    train_subjects=integer("train_subjects", cls.train_subjects, 0),
                    test_subjects=integer("test_subjects", cls.test_subjects, 0),
@@ -127,7 +136,7 @@ class DatasetSpec:
                    seconds_per_take=number("seconds_per_take", cls.seconds_per_take),
                    fps=number("fps", tpl.fps),
                    cameras=integer("cameras", tpl.cameras, 1),
-                   skeleton=skeleton)
+                   skeleton=skeleton, rig=rig)
         if spec.train_subjects + spec.test_subjects == 0:
             raise ConfigError("synthetic dataset spec: train_subjects + test_subjects must be at least 1")
         if round(spec.seconds_per_take * spec.fps) < 2:
@@ -198,6 +207,7 @@ def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: 
     if role not in store.ROLES:
         raise ConfigError(f"unknown role {role!r} (known: {', '.join(store.ROLES)})")
     tpl = rigs.TEMPLATES[spec.template]
+    per = tpl.per if spec.rig == "template" else "take"  # varied set-ups: new cameras every take
     n_subjects = spec.train_subjects + spec.test_subjects
     subjects, bodies, styles = [], {}, {}
     for k in range(n_subjects):
@@ -209,7 +219,7 @@ def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: 
 
     cameras: list = []
     dataset_rig = None
-    if tpl.per == "dataset":
+    if per == "dataset":
         dataset_rig = rigs.make_rig(spec.template, _stream(seed, name, 3), spec.cameras, prefix="cam")
         cameras.extend(dataset_rig)
 
@@ -229,14 +239,14 @@ def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: 
         body = bodies[subject]
         clip = motion.generate_clip(action, spec.seconds_per_take, spec.fps, styles[subject].varied(rng), rng)
         # a per-take camera frames the take: walks get room and the camera backs off instead
-        radius = tpl.volume_radius * (1.7 if tpl.per == "take" and clip.travels else 1.0)
+        radius = tpl.volume_radius * (1.7 if per == "take" and clip.travels else 1.0)
         seg_pos, seg_rot = motion.perform(body, clip, rng, centre=(0.0, 0.0), radius=radius)
         for fmt, joints in body_mod.all_format_joints(body, seg_pos, seg_rot).items():
             blocks[fmt].append(joints.astype(np.float32))
         sequence = f"{subject}_{action}_{take + 1}"
-        if tpl.per == "dataset":
+        if per == "dataset":
             rig = dataset_rig
-        elif tpl.per == "subject":
+        elif per == "subject":
             if subject not in subject_rig:
                 subject_rig[subject] = rigs.make_rig(spec.template, _stream(seed, name, 3, k), spec.cameras,
                                                      prefix=f"{subject}_cam")
@@ -248,7 +258,7 @@ def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: 
             extent = float(np.linalg.norm(path - centre, axis=1).max())
             rig = rigs.make_rig(spec.template, _stream(seed, name, 3, k, a, take), spec.cameras,
                                 prefix=f"{sequence}_cam", centre=centre,
-                                extra_distance=max(extent - 0.5 * tpl.volume_radius, 0.0))
+                                extra_distance=max(extent - 0.5 * tpl.volume_radius, 0.0), kind=spec.rig)
             cameras.extend(rig)
         split = "test" if role == "test" or k >= spec.train_subjects else "train"
         frames = clip.frames

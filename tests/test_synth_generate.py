@@ -56,7 +56,8 @@ def test_spec_validation(bad, message):
 
 def test_default_specs_cover_the_collection():
     assert set(G.DEFAULT_SPECS) == {"synth_h36m", "synth_3dhp", "synth_3dpw", "synth_panoptic",
-                                    "synth_humaneva", "synth_video", "synth_multiview"}
+                                    "synth_humaneva", "synth_video", "synth_multiview", "synth_wild",
+                                    "synth_heldout_motion", "synth_heldout_camera"}
     roles = {name: e["role"] for name, e in G.DEFAULT_SPECS.items()}
     assert roles["synth_video"] == "unlabeled_video" and roles["synth_multiview"] == "unlabeled_multiview"
     samples = 0

@@ -172,12 +172,34 @@ DEFAULT_SPECS = {
                                                                  "seconds_per_take": 8}},
 }
 
+# Beyond the real datasets' everyday motion: floor work, acrobatics, martial arts and random
+# poses, filmed by everyday cameras (``rig: varied``); labeled, so the lifter learns them.
+HELDOUT_ACTIONS = ("punching", "crawling", "handstand")
+"""Motion kinds no training dataset of the default has: the generalisation test's."""
+WILD_ACTIONS = ("kneeling", "floor_sitting", "lying", "kicking", "lunging", "cartwheel", "random_pose",
+                "walking", "running", "jumping", "sitting", "dancing")
+DEFAULT_SPECS["synth_wild"] = {"role": "labeled", "train_format": "h36m_17", "synth": {
+    "template": "video", "rig": "varied", "cameras": 2, "actions": list(WILD_ACTIONS),
+    "train_subjects": 6, "test_subjects": 2, "takes_per_action": 1, "seconds_per_take": 6}}
+# Generalisation tests (role test): motion kinds and camera set-ups that no training dataset has,
+# each apart so their errors can be told apart, beside synth_wild's test split (in distribution).
+HELDOUT_SPECS = {
+    "synth_heldout_motion": {"role": "test", "train_format": "h36m_17", "synth": {
+        "template": "video", "rig": "varied", "cameras": 2, "actions": list(HELDOUT_ACTIONS),
+        "train_subjects": 0, "test_subjects": 3, "takes_per_action": 1, "seconds_per_take": 6}},
+    "synth_heldout_camera": {"role": "test", "train_format": "h36m_17", "synth": {
+        "template": "video", "rig": "heldout", "cameras": 2,
+        "actions": ["walking", "sitting", "lying", "kicking", "random_pose", "dancing"],
+        "train_subjects": 0, "test_subjects": 3, "takes_per_action": 1, "seconds_per_take": 6}},
+}
+DEFAULT_SPECS.update(HELDOUT_SPECS)
+
 # For tests and smoke runs: every dataset in a second or less.
 TINY_SPECS = {
-    name: {"role": entry["role"],
+    name: {**entry,
            "synth": {**entry["synth"], "train_subjects": 0 if entry["role"] == "test" else 1,
                      "test_subjects": 0 if entry["role"].startswith("unlabeled") else 1,
-                     "actions": list(TEMPLATE_ACTIONS[entry["synth"]["template"]][:2]),
+                     "actions": list(entry["synth"].get("actions", TEMPLATE_ACTIONS[entry["synth"]["template"]])[:2]),
                      "seconds_per_take": 1.0}}
     for name, entry in DEFAULT_SPECS.items()
 }

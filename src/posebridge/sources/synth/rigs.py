@@ -180,14 +180,15 @@ class CameraRanges:
     wild_share: float
     k1: tuple[float, float]
     look_height: tuple[float, float] = (300.0, 1500.0)
-    distance: tuple[float, float] = (1200.0, 15000.0)  # clamp of the horizontal distance
+    distance: tuple[float, float] = (2000.0, 15000.0)  # clamp of the horizontal distance (the
+    # nearest leaves room for a person lying or stepping towards the camera)
 
 
 VARIED = CameraRanges(
     image_sizes=((1920, 1080), (1080, 1920), (1280, 720), (720, 1280), (1000, 1000), (640, 480)),
     size_weights=(0.3, 0.25, 0.1, 0.1, 0.15, 0.1),
     focal=(0.75, 2.5), heights=((350.0, 800.0), (800.0, 1900.0), (1900.0, 2500.0)),
-    height_weights=(0.15, 0.7, 0.15), person_fraction=(0.3, 1.0), offset=0.3,
+    height_weights=(0.15, 0.7, 0.15), person_fraction=(0.3, 0.9), offset=0.22,
     roll_sd=4.0, wild_roll=25.0, wild_share=0.1, k1=(-0.12, 0.03))
 """The training variety of everyday cameras."""
 

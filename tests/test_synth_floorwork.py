@@ -13,24 +13,26 @@ FPS = 30.0
 
 @pytest.fixture(scope="module")
 def subject():
+    """A tall subject (floor work puts the most length on the floor) and their style."""
     rng = np.random.default_rng(3)
-    body = B.sample_body(rng, "s")
+    body = B.sample_body(rng, "s", sex="male", height=1850.0)
     return body, M.sample_style(rng, body.height)
+
+
+def _two_takes(body, style, k, action):
+    takes = []
+    for take in range(2):
+        rng = np.random.default_rng([k, take])
+        clip = M.generate_clip(action, 8.0, FPS, style.varied(rng), rng)
+        pos, rot = M.perform(body, clip, rng, centre=(0.0, 0.0), radius=1500.0)
+        takes.append((clip, pos, rot, B.landmarks(body, pos, rot)))
+    return takes
 
 
 @pytest.fixture(scope="module")
 def performed(subject):
-    body, style = subject
-    out = {}
-    for k, action in enumerate(F.ACTIONS):
-        takes = []
-        for take in range(2):
-            rng = np.random.default_rng([k, take])
-            clip = M.generate_clip(action, 8.0, FPS, style.varied(rng), rng)
-            pos, rot = M.perform(body, clip, rng, centre=(0.0, 0.0), radius=1500.0)
-            takes.append((clip, pos, rot, B.landmarks(body, pos, rot)))
-        out[action] = takes
-    return out
+    """Two 8 s takes of every new kind: (clip, segment positions, rotations, landmarks)."""
+    return {action: _two_takes(*subject, k, action) for k, action in enumerate(F.ACTIONS)}
 
 
 def test_new_kinds_join_the_motion_registry():

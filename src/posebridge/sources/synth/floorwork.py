@@ -507,7 +507,7 @@ def _random_orientation(rng, previous: np.ndarray) -> np.ndarray:
 
 def random_pose(T, fps, st: Style, rng) -> Clip:
     """Poses drawn uniformly within every joint's limits, one every 0.6-1.6 s, joined smoothly,
-    the whole body in any orientation half of the time: coverage of the pose space, not a
+    the whole body in any orientation half of the time, the pelvis over one spot: coverage of the pose space, not a
     movement anyone performs on purpose."""
     limits = np.rad2deg(body_mod.JOINT_LIMITS)
     steps, tilt, t = [], np.zeros(3), 0.0
@@ -518,7 +518,9 @@ def random_pose(T, fps, st: Style, rng) -> Clip:
         dt = 0.0 if not steps else rng.uniform(0.6, 1.6)
         steps.append((P, tilt, dt))
         t += dt
-    return _program("random_pose", T, fps, rng, steps, st.tempo)
+    clip = _program("random_pose", T, fps, rng, steps, st.tempo)
+    clip.anchored = True
+    return clip
 
 
 ACTIONS = {

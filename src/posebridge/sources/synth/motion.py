@@ -102,6 +102,8 @@ class Clip:
     lying (pitch +-90 degrees), handstands (180), cartwheels (roll through 360). None: upright.
     floor: "feet" (only the soles touch the floor) or "body" (any landmark can: floor work,
     lying, hands on the floor); the lowest point of the contact set rests on z = 0.
+    anchored: the pelvis keeps its place over the floor instead of the supporting points theirs
+    (random poses, whose arbitrary reorientations would roll the body across the room).
     """
 
     action: str
@@ -113,6 +115,7 @@ class Clip:
     support: np.ndarray | None = None
     tilt: np.ndarray | None = None
     floor: str = "feet"
+    anchored: bool = False
 
     @property
     def frames(self) -> int:
@@ -970,7 +973,7 @@ def perform(body: body_mod.Body, clip: Clip, rng: np.random.Generator,
 
     height = _floor_height(contact, clip.flight, fps)
     w = _support_weights(contact[..., 2], clip.support, tau)
-    steps = _root_steps(contact, w, yaw, clip.flight, fps)
+    steps = _root_steps(contact, w, yaw, clip.flight, fps) if not clip.anchored else np.zeros((T - 1, 2))
     xy = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
 
     # centre the take's path in the capture volume, with a random offset where room is left

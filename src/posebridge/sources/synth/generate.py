@@ -22,6 +22,12 @@ multiview  h36m_32          30    5       synchronised views, a rig per subject;
                                           ``group`` = take
 ========== ================ ===== ======= ================================================
 
+Any template can instead film every take with cameras drawn from everyday set-ups
+(``rig: varied``, ``rigs.VARIED``) or from held-out ones (``rig: heldout``, ``rigs.HELDOUT``).
+``DEFAULT_SPECS`` adds ``synth_wild`` (labeled: floor work, acrobatics, martial arts and random
+poses through varied cameras) and the generalisation tests ``HELDOUT_SPECS``: motion kinds
+(``HELDOUT_ACTIONS``) and camera set-ups that no training dataset has, each on its own.
+
 Randomness: every subject, take and rig draws from its own stream seeded by (seed, dataset name,
 what it is), so datasets differ from each other, reruns are bit-identical, and changing one size
 (more takes) leaves the other subjects and takes as they were.

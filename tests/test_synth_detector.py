@@ -39,54 +39,87 @@ def test_zero_error_scale_gives_the_projections(h36m):
     assert err[found].max() < 1e-3
 
 
-def test_error_level_confidence_and_misses(h36m):
+def test_error_level_confidence_and_lost_frames(h36m):
     _, ds, truth = h36m
     kp1 = D.simulate_detections(ds, {"error_scale": 1.0}, 0)
     kp2 = D.simulate_detections(ds, {"error_scale": 2.0}, 0)
     e1, f1 = _errors(kp1, truth)
     e2, f2 = _errors(kp2, truth)
-    mean1, mean2 = e1[f1].mean(), e2[f2].mean()
+    mean1, mean2 = np.median(e1[f1]), np.median(e2[f2])
     assert 2.5 < mean1 < 8.0  # a good detector at ~1000 px: a few pixels
     assert 1.7 < mean2 / mean1 < 2.3  # the configured level scales the error
-    # confidence falls as the error grows
-    assert np.corrcoef(kp1[..., 2][f1], e1[f1])[0, 1] < -0.3
+    # the confidence says nothing about the error (MediaPipe: correlation -0.11) ...
+    assert abs(np.corrcoef(kp1[..., 2][f1], e1[f1])[0, 1]) < 0.15
     assert kp1[..., 2][f1].min() > 0 and kp1[..., 2].max() <= 1
-    # missed joints: confidence 0 and x = y = 0; more misses at a higher error level
-    assert np.all(kp1[~f1] == 0)
-    assert 0.002 < 1 - f1.mean() < 0.1 and (1 - f2.mean()) > (1 - f1.mean())
+    # ... and follows MediaPipe's per-joint distribution: face ~1, wrists lower and spread out
+    conf = kp1[..., 2]
+    for j in range(17):
+        assert abs(np.median(conf[f1[:, j], j]) - np.interp(0.5, D.CONFIDENCE_LEVELS, D.CONFIDENCE_QUANTILES[j])) < 0.03
+    assert np.percentile(conf[f1[:, 9], 9], 10) < 0.5 < np.percentile(conf[f1[:, 1], 1], 1)
+    # lost frames: the whole person, confidence 0 and x = y = 0; more at a higher error level
+    assert np.all(kp1[~f1] == 0) and np.array_equal(f1.all(axis=1), f1.any(axis=1))
+    assert 1 - f1.mean() < 0.05 and (1 - f2.mean()) >= (1 - f1.mean())
     # hard joints (wrists, ankles) are worse than easy ones (shoulders, eyes)
-    per_joint = np.array([e1[:, j][f1[:, j]].mean() for j in range(17)])
+    per_joint = np.array([np.median(e1[:, j][f1[:, j]]) for j in range(17)])
     assert per_joint[[9, 10, 15, 16]].mean() > 1.3 * per_joint[[1, 2, 5, 6]].mean()
     # errors are temporally correlated (drift), not white
     d = kp1[1:, 11, :2] - truth[1:, 11] - (kp1[:-1, 11, :2] - truth[:-1, 11])
     both = f1[1:, 11] & f1[:-1, 11]
-    assert np.abs(d[both]).mean() < 1.2 * np.abs(kp1[..., 11, :2] - truth[:, 11])[f1[:, 11]].mean()
+    assert np.median(np.abs(d[both])) < 1.2 * np.median(np.abs(kp1[..., 11, :2] - truth[:, 11])[f1[:, 11]])
 
 
-def test_self_occluded_joints_are_missed_more_often():
-    rng = np.random.default_rng(0)
-    T = 4000
-    joints = np.zeros((T, 17, 3))
-    names = D._COCO.joint_names
-    for j, n in enumerate(names):  # a person facing +x, left side at +y
-        y = 200.0 if n.startswith("l") else -200.0 if n.startswith("r") else 0.0
-        z = 1500.0 if n in ("nose", "leye", "reye", "lear", "rear", "lshoulder", "rshoulder") else 900.0
-        joints[:, j] = [0.0, y, z]
+def _profile_person(T):
+    """coco_17 joints of a person facing +x (left side at +y), and a camera on their right."""
     from posebridge.geometry.cameras import Camera
 
+    joints = np.zeros((T, 17, 3))
+    names = D._COCO.joint_names
+    for j, n in enumerate(names):
+        y = 200.0 if n.startswith("l") else -200.0 if n.startswith("r") else 0.0
+        z = {"nose": 1600.0, "leye": 1630.0, "reye": 1630.0, "lear": 1620.0, "rear": 1620.0, "lshoulder": 1450.0,
+             "rshoulder": 1450.0, "lelbow": 1150.0, "relbow": 1150.0, "lwrist": 900.0, "rwrist": 900.0,
+             "lknee": 500.0, "rknee": 500.0, "lankle": 80.0, "rankle": 80.0}.get(n, 900.0)
+        joints[:, j] = [0.0, y, z]
     cam = Camera.look_at("side", (0.0, -5000.0, 1200.0), (0.0, 0.0, 1000.0), (1150, 1150, 500, 500),
                          None, (1000, 1000))  # on the person's right: the left side is hidden
+    return joints, cam
+
+
+def test_confidence_does_not_reveal_the_hidden_side():
+    joints, cam = _profile_person(20000)
+    names = D._COCO.joint_names
     occlusion, profile = D.visibility(joints, cam.position)
     assert occlusion[:, names.index("lhip")].min() > 0.9 and occlusion[:, names.index("rhip")].max() == 0
     assert profile.min() > 0.9
-    kp = D.detect_row(joints, cam, 50.0, 1.0, rng)
-    missed = kp[..., 2] == 0
+    kp = D.detect_row(joints, cam, 50.0, 1.0, np.random.default_rng(0))
+    found = kp[..., 2] > 0
     left = [i for i, n in enumerate(names) if n.startswith("l")]
-    right = [i for i, n in enumerate(names) if n.startswith("r")]
-    assert missed[:, left].mean() > 3 * missed[:, right].mean()
+    right = list(np.array(D._COCO.mirror)[left])
+    assert np.array_equal(found[:, left], found[:, right])  # hidden joints are not missed more
+    # the hidden side is as confident as the visible one (the confidence drifts slowly, so
+    # the means of 400 s still scatter by about 0.01)
+    assert abs(kp[found[:, 0]][:, left, 2].mean() - kp[found[:, 0]][:, right, 2].mean()) < 0.02
 
 
-def test_out_of_image_joints_are_missed(h36m):
+def test_confidently_wrong_left_right_swaps():
+    T, fps = 30000, 50.0
+    joints, cam = _profile_person(T)
+    truth = cam.project(joints)
+    kp = D.detect_row(joints, cam, fps, 1.0, np.random.default_rng(1))
+    legs = np.array([11, 13, 15])
+    mirror = np.array(D._COCO.mirror)[legs]
+    found = kp[:, legs, 2].min(axis=1) > 0
+    straight = np.linalg.norm(kp[:, legs, :2] - truth[:, legs], axis=-1).mean(axis=1)
+    crossed = np.linalg.norm(kp[:, legs, :2] - truth[:, mirror], axis=-1).mean(axis=1)
+    swapped = found & (crossed < straight)
+    # the stated model: rate x mean duration x share of swaps that include the legs
+    expected = D.SWAPS_PER_SECOND * np.mean(D.SWAP_SECONDS) * (D.SWAP_GROUP_SHARES[1] + D.SWAP_GROUP_SHARES[2])
+    assert 0.6 * expected < swapped.mean() < 1.4 * expected
+    # swapped joints are as confident as correct ones
+    assert abs(kp[swapped][:, legs, 2].mean() - kp[found & ~swapped][:, legs, 2].mean()) < 0.02
+
+
+def test_a_person_out_of_the_image_is_not_found(h36m):
     _, ds, _ = h36m
     row = ds.index.iloc[0]
     cam = ds.camera_for(row)

@@ -56,7 +56,8 @@ def test_spec_validation(bad, message):
 
 def test_default_specs_cover_the_collection():
     assert set(G.DEFAULT_SPECS) == {"synth_h36m", "synth_3dhp", "synth_3dpw", "synth_panoptic",
-                                    "synth_humaneva", "synth_video", "synth_multiview"}
+                                    "synth_humaneva", "synth_video", "synth_multiview", "synth_wild",
+                                    "synth_heldout_motion", "synth_heldout_camera"}
     roles = {name: e["role"] for name, e in G.DEFAULT_SPECS.items()}
     assert roles["synth_video"] == "unlabeled_video" and roles["synth_multiview"] == "unlabeled_multiview"
     samples = 0
@@ -90,8 +91,8 @@ def test_round_trip_for_every_template(tiny_sets):
             if entry["role"] == "test":
                 assert (index["split"] == "test").all()
             per_take = index.groupby("sequence")["camera"].nunique()
-            if spec.template in ("video", "3dpw"):
-                assert (per_take == 1).all() and index["camera"].nunique() == len(per_take)
+            if spec.template in ("video", "3dpw") or spec.rig != "template":  # new cameras every take
+                assert (per_take == spec.cameras).all() and index["camera"].nunique() == per_take.sum()
             else:
                 assert (per_take == spec.cameras).all()
     assert templates == set(G.TEMPLATES)
@@ -119,7 +120,9 @@ def test_stored_projections_agree_with_the_cameras_and_people_are_in_view(tiny_s
                 assert np.allclose(uv, np.stack([fx * xd + cx, fy * yd + cy], -1), atol=1e-6)
                 w, h = cam.image_size
                 inside = (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
-                assert inside.mean() > 0.8, (name, row["sequence"], row["camera"])
+                # everyday set-ups cut people off at the image border now and then, on purpose
+                in_view = 0.8 if G.DatasetSpec.from_dict(entry["synth"]).rig == "template" else 0.5
+                assert inside.mean() > in_view, (name, row["sequence"], row["camera"])
                 assert Xc[..., 2].min() > 1000.0
 
 
@@ -175,3 +178,32 @@ def test_multiview_groups_are_synchronised_views(tiny_sets):
             assert rows["start"].nunique() == 1 and rows["frames"].nunique() == 1
             positions = np.array([ds.camera_for(r).position for _, r in rows.iterrows()])
             assert np.linalg.norm(positions - positions.mean(0), axis=1).min() > 2000.0
+
+
+def test_rig_option_and_held_out_specs():
+    assert G.DatasetSpec.from_dict({"template": "h36m"}).rig == "template"
+    assert G.DatasetSpec.from_dict({"template": "h36m", "rig": "varied"}).rig == "varied"
+    with pytest.raises(ConfigError, match="rig must be one of template, varied, heldout"):
+        G.DatasetSpec.from_dict({"template": "h36m", "rig": "phone"})
+    # no dataset the default trains on has the held-out motion kinds or camera set-ups
+    training = {n: G.DatasetSpec.from_dict(e["synth"]) for n, e in G.DEFAULT_SPECS.items() if e["role"] != "test"}
+    seen = set().union(*(s.actions for s in training.values()))
+    motion_test = G.DatasetSpec.from_dict(G.HELDOUT_SPECS["synth_heldout_motion"]["synth"])
+    camera_test = G.DatasetSpec.from_dict(G.HELDOUT_SPECS["synth_heldout_camera"]["synth"])
+    assert set(motion_test.actions) == set(G.HELDOUT_ACTIONS) and not seen & set(G.HELDOUT_ACTIONS)
+    assert camera_test.rig == "heldout" and all(s.rig != "heldout" for s in training.values())
+    assert set(camera_test.actions) <= seen  # only the cameras are new there
+    assert all(e["role"] == "test" for e in G.HELDOUT_SPECS.values())
+    # the new motion kinds are trained on, through everyday cameras
+    wild = training["synth_wild"]
+    assert wild.rig == "varied" and {"lying", "random_pose", "cartwheel", "kneeling"} <= set(wild.actions)
+
+
+def test_varied_rig_films_each_take_with_its_own_cameras(tmp_path):
+    spec = {"template": "h36m", "rig": "varied", "cameras": 2, "train_subjects": 1, "test_subjects": 0,
+            "actions": ["lying", "kicking"], "seconds_per_take": 1.0}
+    data = G.generate_dataset("v", spec, "labeled", 0, tmp_path / "v.h5")
+    assert len(data.cameras) == 4 and len({c.name for c in data.cameras}) == 4
+    assert data.index.groupby("sequence")["camera"].nunique().eq(2).all()
+    again = G.build_dataset("v", G.DatasetSpec.from_dict(spec), "labeled", 0)
+    assert again.cameras == data.cameras and np.array_equal(again.joints["h36m_17"], data.joints["h36m_17"])

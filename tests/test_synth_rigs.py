@@ -63,3 +63,61 @@ def test_rigs_are_seeded():
     c = rigs.make_rig("panoptic", np.random.default_rng(6))
     assert all(x == y for x, y in zip(a, b))
     assert not all(x == y for x, y in zip(a, c))
+
+
+def _sample_varied(kind, n=1500, seed=0):
+    rng = np.random.default_rng(seed)
+    centre = np.array([400.0, -300.0])
+    return [rigs.varied_camera(rng, f"c{i}", rigs.RIG_KINDS[kind], centre) for i in range(n)], centre
+
+
+@pytest.mark.parametrize("kind", ["varied", "heldout"])
+def test_varied_cameras_cover_the_stated_ranges(kind):
+    ranges = rigs.RIG_KINDS[kind]
+    cams, centre = _sample_varied(kind)
+    sizes = [c.image_size for c in cams]
+    assert set(sizes) == set(ranges.image_sizes)  # every size drawn, portrait and landscape
+    assert any(w < h for w, h in sizes) and any(w > h for w, h in sizes)
+    focal = np.array([c.intrinsics[0] / min(c.image_size) for c in cams])
+    lo, hi = ranges.focal
+    assert focal.min() >= lo * 0.99 and focal.max() <= hi * 1.01
+    assert focal.min() < lo * 1.1 and focal.max() > hi * 0.9  # the whole range, wide to tele
+    height = np.array([c.position[2] for c in cams])
+    for tier in ranges.heights:
+        in_tier = (height >= tier[0]) & (height <= tier[1])
+        assert in_tier.mean() > 0.05
+    assert np.all(np.any([(height >= a) & (height <= b) for a, b in ranges.heights], axis=0))
+    distance = np.array([np.hypot(*(c.position[:2] - centre)) for c in cams])
+    assert distance.min() >= ranges.distance[0] - 1e-6 and distance.max() <= ranges.distance[1] + 1e-6
+    assert distance.max() / distance.min() > (3.0 if kind == "varied" else 1.5)  # ultra-wide: mostly near
+    # pitch (optical axis against the horizon) and roll (image rows against the horizon)
+    pitch = np.degrees(np.arcsin(np.array([c.R[2, 2] for c in cams])))
+    assert pitch.min() < -15.0 and pitch.max() > 5.0
+    roll = np.degrees(np.arctan2(np.array([c.R[0, 2] for c in cams]), -np.array([c.R[1, 2] for c in cams])))
+    assert np.abs(roll).max() > 0.7 * ranges.wild_roll and np.median(np.abs(roll)) < 2 * ranges.roll_sd
+    # people off-centre: the aimed-at point lands anywhere within +-offset of the image centre
+    shift = []
+    for c in cams:
+        target = c.world_to_camera(np.array([centre[0], centre[1], 900.0]))
+        w, h = c.image_size
+        shift.append((c.intrinsics[0] * target[0] / target[2] / w, c.intrinsics[1] * target[1] / target[2] / h))
+    shift = np.abs(np.array(shift))
+    assert np.percentile(shift, 90) > 0.6 * ranges.offset
+
+
+def test_heldout_set_ups_are_outside_the_training_variety():
+    varied, heldout = rigs.VARIED, rigs.HELDOUT
+    assert not set(varied.image_sizes) & set(heldout.image_sizes)
+    assert heldout.focal[1] < varied.focal[0]  # wider lenses than any training camera
+    lowest, highest = min(a for a, _ in varied.heights), max(b for _, b in varied.heights)
+    assert all(b < lowest or a > highest for a, b in heldout.heights)
+    for template in rigs.TEMPLATES.values():  # nor does any template rig have them
+        assert template.image_size not in heldout.image_sizes
+        assert min(template.focal) > heldout.focal[1]
+
+
+def test_make_rig_draws_varied_cameras_seeded():
+    a = rigs.make_rig("video", np.random.default_rng(4), 3, prefix="x", kind="varied")
+    b = rigs.make_rig("video", np.random.default_rng(4), 3, prefix="x", kind="varied")
+    assert [c.name for c in a] == ["x1", "x2", "x3"] and a == b
+    assert len({c.image_size for c in a} | {tuple(np.round(c.position)) for c in a}) > 3

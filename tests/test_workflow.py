@@ -177,7 +177,7 @@ def test_tiny_preset_is_smaller_and_valid(tmp_path):
     ({"semi_supervised": {"experiment": {"labels_detector": "openpose"}}},
      ["config.semi_supervised.experiment.labels_detector", "unknown detector 'openpose'"]),
     ({"datasets": {n: {"enabled": False} for n in ("synth_h36m", "synth_3dhp", "synth_3dpw", "synth_panoptic",
-                                                   "synth_humaneva")}},
+                                                   "synth_humaneva", "synth_wild")}},
      ["config.datasets", "role `labeled`"]),
 ])
 def test_bad_config_stops_snakemake_with_a_line_naming_the_key(tmp_path, overlay, names):

@@ -4,6 +4,9 @@
   anatomical landmarks) and every skeleton format's joints defined from the landmarks.
 - ``motion``: motion kinds as joint-angle trajectories, performed with floor contact, foot
   locking and paths through the capture volume.
+- ``floorwork``: floor work (kneeling, sitting and lying on the floor, getting up, crawling),
+  kicks, punches, lunges, handstands, cartwheels and random poses within the joint limits;
+  imported here so that its kinds join ``motion.ACTIONS`` whichever module is imported first.
 - ``rigs``: camera rigs modelled on Human3.6M, MPI-INF-3DHP, 3DPW, CMU Panoptic and HumanEva.
 - ``generate``: ``DatasetSpec`` and ``generate_dataset`` (datasets -> the dataset store),
   ``DEFAULT_SPECS`` / ``TINY_SPECS`` for the workflow.
@@ -12,3 +15,8 @@
 
 Command line: ``posebridge synth generate``, ``posebridge synth preview``, ``posebridge detect-2d``.
 """
+
+from posebridge.sources.synth import floorwork as _floorwork
+from posebridge.sources.synth import motion as _motion
+
+_motion.ACTIONS.update(_floorwork.ACTIONS)

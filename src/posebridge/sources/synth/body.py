@@ -143,6 +143,16 @@ _LANDMARK_TABLE = {
     "lmtp5": ("lfoot", (0.062, 0.073, 0.009)),
     "ltoe_tip": ("ltoes", (0.117, 0.042, 0.006)),
     "ltoe_sole": ("ltoes", (0.105, 0.044, 0.0)),
+    # body surface that meets the floor in floor work (kneeling, sitting and lying on the floor)
+    "lischium": ("pelvis", (-0.030, 0.036, 0.470)),  # ischial tuberosity under the soft tissue
+    "lbuttock": ("pelvis", (-0.085, 0.045, 0.505)),
+    "lscapula": ("thorax_up", (-0.070, 0.055, 0.765)),  # inferior angle of the shoulder blade
+    "lolecranon": ("lupperarm", (-0.036, 0.100, 0.630)),  # point of the elbow
+    "lpalm": ("lhand", (-0.004, 0.086, 0.450)),  # palm (facing the thigh at rest)
+    "lthigh_back": ("lthigh", (-0.055, 0.052, 0.420)),
+    "ltibial_tuberosity": ("lshank", (0.038, 0.048, 0.262)),
+    "lshin": ("lshank", (0.030, 0.047, 0.150)),
+    "lcalf": ("lshank", (-0.048, 0.048, 0.210)),
 }
 
 # segment -> the landmark that is its proximal joint centre

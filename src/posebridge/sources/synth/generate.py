@@ -22,6 +22,12 @@ multiview  h36m_32          30    5       synchronised views, a rig per subject;
                                           ``group`` = take
 ========== ================ ===== ======= ================================================
 
+Any template can instead film every take with cameras drawn from everyday set-ups
+(``rig: varied``, ``rigs.VARIED``) or from held-out ones (``rig: heldout``, ``rigs.HELDOUT``).
+``DEFAULT_SPECS`` adds ``synth_wild`` (labeled: floor work, acrobatics, martial arts and random
+poses through varied cameras) and the generalisation tests ``HELDOUT_SPECS``: motion kinds
+(``HELDOUT_ACTIONS``) and camera set-ups that no training dataset has, each on its own.
+
 Randomness: every subject, take and rig draws from its own stream seeded by (seed, dataset name,
 what it is), so datasets differ from each other, reruns are bit-identical, and changing one size
 (more takes) leaves the other subjects and takes as they were.
@@ -70,6 +76,10 @@ class DatasetSpec:
     actions: motion kinds (``motion.ACTIONS``); default per template (6-8 kinds).
     takes_per_action (1), seconds_per_take (8.0).
     fps, cameras (count per rig), skeleton (format of ``joints_3d``): default per template.
+    rig ("template"): the template's camera layout; "varied": every take filmed by ``cameras``
+    cameras drawn from everyday set-ups (``rigs.VARIED``: phone, tripod, floor, shelf; portrait
+    and landscape; any focal length; off-centre and partly cut off); "heldout": set-ups kept out
+    of training (``rigs.HELDOUT``), for a generalisation test set.
     """
 
     template: str
@@ -81,6 +91,7 @@ class DatasetSpec:
     fps: float = 0.0
     cameras: int = 0
     skeleton: str = ""
+    rig: str = "template"
 
     @classmethod
     def from_dict(cls, d: dict) -> "DatasetSpec":
@@ -119,6 +130,10 @@ class DatasetSpec:
         if skeleton not in body_mod.ALL_FORMATS:
             raise ConfigError(f"synthetic dataset spec: skeleton must be one of the generated formats "
                               f"{', '.join(body_mod.ALL_FORMATS)}, got {skeleton!r}")
+        rig = d.get("rig", cls.rig)
+        if rig not in ("template",) + tuple(rigs.RIG_KINDS):
+            raise ConfigError(f"synthetic dataset spec: rig must be one of template, "
+                              f"{', '.join(rigs.RIG_KINDS)}, got {rig!r}")
         spec = cls(template=template,
                    train_subjects=integer("train_subjects", cls.train_subjects, 0),
                    test_subjects=integer("test_subjects", cls.test_subjects, 0),
@@ -127,7 +142,7 @@ class DatasetSpec:
                    seconds_per_take=number("seconds_per_take", cls.seconds_per_take),
                    fps=number("fps", tpl.fps),
                    cameras=integer("cameras", tpl.cameras, 1),
-                   skeleton=skeleton)
+                   skeleton=skeleton, rig=rig)
         if spec.train_subjects + spec.test_subjects == 0:
             raise ConfigError("synthetic dataset spec: train_subjects + test_subjects must be at least 1")
         if round(spec.seconds_per_take * spec.fps) < 2:
@@ -140,8 +155,8 @@ class DatasetSpec:
         return d
 
 
-# Proposed sizes for the workflow (copy into config.yaml's `datasets`): ~175k labeled training
-# samples (frames x cameras) plus ~50k unlabeled, ~67k distinct 3D frames in all.
+# Proposed sizes for the workflow (copy into config.yaml's `datasets`): ~190k labeled training
+# samples (frames x cameras) plus ~50k unlabeled, ~83k distinct 3D frames in all.
 DEFAULT_SPECS = {
     name: {"role": role, "synth": {"template": template, "train_subjects": train, "test_subjects": test,
                                    "takes_per_action": 1, "seconds_per_take": seconds}}
@@ -156,12 +171,34 @@ DEFAULT_SPECS = {
     )
 }
 
+# Beyond the real datasets' everyday motion: floor work, acrobatics, martial arts and random
+# poses, filmed by everyday cameras (``rig: varied``); labeled, so the lifter learns them.
+HELDOUT_ACTIONS = ("punching", "crawling", "handstand")
+"""Motion kinds no training dataset of the default has: the generalisation test's."""
+WILD_ACTIONS = ("kneeling", "floor_sitting", "lying", "kicking", "lunging", "cartwheel", "random_pose",
+                "walking", "running", "jumping", "sitting", "dancing")
+DEFAULT_SPECS["synth_wild"] = {"role": "labeled", "train_format": "h36m_17", "synth": {
+    "template": "video", "rig": "varied", "cameras": 2, "actions": list(WILD_ACTIONS),
+    "train_subjects": 5, "test_subjects": 1, "takes_per_action": 1, "seconds_per_take": 6}}
+# Generalisation tests (role test): motion kinds and camera set-ups that no training dataset has,
+# each apart so their errors can be told apart, beside synth_wild's test split (in distribution).
+HELDOUT_SPECS = {
+    "synth_heldout_motion": {"role": "test", "train_format": "h36m_17", "synth": {
+        "template": "video", "rig": "varied", "cameras": 2, "actions": list(HELDOUT_ACTIONS),
+        "train_subjects": 0, "test_subjects": 2, "takes_per_action": 1, "seconds_per_take": 6}},
+    "synth_heldout_camera": {"role": "test", "train_format": "h36m_17", "synth": {
+        "template": "video", "rig": "heldout", "cameras": 2,
+        "actions": ["walking", "sitting", "lying", "kicking", "random_pose", "dancing"],
+        "train_subjects": 0, "test_subjects": 2, "takes_per_action": 1, "seconds_per_take": 6}},
+}
+DEFAULT_SPECS.update(HELDOUT_SPECS)
+
 # For tests and smoke runs: every dataset in a second or less.
 TINY_SPECS = {
-    name: {"role": entry["role"],
+    name: {**entry,
            "synth": {**entry["synth"], "train_subjects": 0 if entry["role"] == "test" else 1,
                      "test_subjects": 0 if entry["role"].startswith("unlabeled") else 1,
-                     "actions": list(TEMPLATE_ACTIONS[entry["synth"]["template"]][:2]),
+                     "actions": list(entry["synth"].get("actions", TEMPLATE_ACTIONS[entry["synth"]["template"]])[:2]),
                      "seconds_per_take": 1.0}}
     for name, entry in DEFAULT_SPECS.items()
 }
@@ -193,9 +230,11 @@ class _DatasetCameras:
     def __init__(self, name: str, spec: DatasetSpec, seed: int):
         self.name, self.spec, self.seed = name, spec, seed
         self.template = rigs.TEMPLATES[spec.template]
+        # varied / held-out everyday set-ups: a new camera every take; else the template's rule
+        self.per = self.template.per if spec.rig == "template" else "take"
         self.cameras: list = []  # every camera made, in order
         self._subject_rigs: dict = {}
-        if self.template.per == "dataset":
+        if self.per == "dataset":
             self._dataset_rig = self._make(_stream(seed, name, 3), "cam")
 
     def _make(self, rng: np.random.Generator, prefix: str, **placement) -> list:
@@ -206,9 +245,9 @@ class _DatasetCameras:
     def for_take(self, k: int, a: int, take: int, subject: str, sequence: str, seg_pos: np.ndarray) -> list:
         """The rig filming take ``take`` of action ``a`` by subject ``k``; ``seg_pos`` (T, S, 3)
         world mm, segment 0 the pelvis."""
-        if self.template.per == "dataset":
+        if self.per == "dataset":
             return self._dataset_rig
-        if self.template.per == "subject":
+        if self.per == "subject":
             if subject not in self._subject_rigs:
                 self._subject_rigs[subject] = self._make(_stream(self.seed, self.name, 3, k), f"{subject}_cam")
             return self._subject_rigs[subject]
@@ -216,7 +255,7 @@ class _DatasetCameras:
         centre = 0.5 * (path.min(axis=0) + path.max(axis=0))
         extent = float(np.linalg.norm(path - centre, axis=1).max())
         return self._make(_stream(self.seed, self.name, 3, k, a, take), f"{sequence}_cam", centre=centre,
-                          extra_distance=max(extent - 0.5 * self.template.volume_radius, 0.0))
+                          extra_distance=max(extent - 0.5 * self.template.volume_radius, 0.0), kind=self.spec.rig)
 
 
 def _sample_subjects(name: str, spec: DatasetSpec, seed: int) -> tuple[list[str], dict, dict]:
@@ -254,7 +293,7 @@ def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: 
         body = bodies[subject]
         clip = motion.generate_clip(action, spec.seconds_per_take, spec.fps, styles[subject].varied(rng), rng)
         # a per-take camera frames the take: walks get room and the camera backs off instead
-        radius = tpl.volume_radius * (1.7 if tpl.per == "take" and clip.travels else 1.0)
+        radius = tpl.volume_radius * (1.7 if rigs_made.per == "take" and clip.travels else 1.0)
         seg_pos, seg_rot = motion.perform(body, clip, rng, centre=(0.0, 0.0), radius=radius)
         for fmt, joints in body_mod.all_format_joints(body, seg_pos, seg_rot).items():
             blocks[fmt].append(joints.astype(np.float32))

@@ -97,6 +97,13 @@ class Clip:
     travels: the clip moves forward and needs a path; flight (T,) bool: no foot on the floor;
     support (T,) or None: weight of the left foot as the supporting foot (right: 1 - support)
     where the script knows it (gait); None lets the lowest sole point decide.
+    tilt (T, 3) radians or None: the whole body's orientation before the heading, as
+    (pitch forward, roll to the right, spin about the long axis), see :func:`tilt_rotation`:
+    lying (pitch +-90 degrees), handstands (180), cartwheels (roll through 360). None: upright.
+    floor: "feet" (only the soles touch the floor) or "body" (any landmark can: floor work,
+    lying, hands on the floor); the lowest point of the contact set rests on z = 0.
+    anchored: the pelvis keeps its place over the floor instead of the supporting points theirs
+    (random poses, whose arbitrary reorientations would roll the body across the room).
     """
 
     action: str
@@ -106,6 +113,9 @@ class Clip:
     travels: bool
     flight: np.ndarray
     support: np.ndarray | None = None
+    tilt: np.ndarray | None = None
+    floor: str = "feet"
+    anchored: bool = False
 
     @property
     def frames(self) -> int:
@@ -945,11 +955,14 @@ def perform(body: body_mod.Body, clip: Clip, rng: np.random.Generator,
     T, fps = clip.frames, clip.fps
     zero = np.zeros((T, 3))
     tau = 0.0005 * body.height
+    contact_names = body_mod.CONTACT_POINTS if clip.floor == "feet" else BODY_CONTACT_POINTS
+    tilt = None if clip.tilt is None else tilt_rotation(clip.tilt)
 
     def pose(angles):
         local = body_mod.local_rotations(angles)
-        pos, rot = body_mod.forward_kinematics(body, zero, local[:, 0], local)
-        return pos, rot, body_mod.landmarks(body, pos, rot, body_mod.CONTACT_POINTS)
+        root = local[:, 0] if tilt is None else tilt @ local[:, 0]
+        pos, rot = body_mod.forward_kinematics(body, zero, root, local)
+        return pos, rot, body_mod.landmarks(body, pos, rot, contact_names)
 
     pos0, rot0, contact = pose(clip.angles)
     yaw = rng.uniform(-np.pi, np.pi) + clip.heading
@@ -960,16 +973,19 @@ def perform(body: body_mod.Body, clip: Clip, rng: np.random.Generator,
         yaw = yaw + _plan_path(rng, T, fps, speed, radius)
 
     # planted feet do not spin with the heading: the stance hips turn instead (as far as they can)
-    lifted = contact[..., 2] - contact[..., 2].min(axis=1, keepdims=True)
+    soles = contact[:, :6, 2]
+    lifted = soles - soles.min(axis=1, keepdims=True)
     # the pelvis' own rotation (gait) turns the feet too
     turning = yaw + clip.angles[:, 0, 2] * body_mod.JOINT_SIGNS[0, 2]
-    angles = _absorb_heading(clip.angles, turning, lifted, 0.003 * body.height)
+    angles = clip.angles
+    if clip.floor == "feet":  # floor work turns the whole body, not the planted feet
+        angles = _absorb_heading(clip.angles, turning, lifted, 0.003 * body.height)
     if angles is not clip.angles:
         pos0, rot0, contact = pose(angles)
 
     height = _floor_height(contact, clip.flight, fps)
     w = _support_weights(contact[..., 2], clip.support, tau)
-    steps = _root_steps(contact, w, yaw, clip.flight, fps)
+    steps = _root_steps(contact, w, yaw, clip.flight, fps) if not clip.anchored else np.zeros((T - 1, 2))
     xy = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, axis=0)])
 
     # centre the take's path in the capture volume, with a random offset where room is left
@@ -984,6 +1000,19 @@ def perform(body: body_mod.Body, clip: Clip, rng: np.random.Generator,
     seg_pos = np.einsum("tij,tsj->tsi", R_yaw, pos0) + root[:, None]
     seg_rot = np.einsum("tij,tsjk->tsik", R_yaw, rot0)
     return seg_pos, seg_rot
+
+
+BODY_CONTACT_POINTS = body_mod.CONTACT_POINTS + tuple(n for n in body_mod.LANDMARKS
+                                                     if n not in body_mod.CONTACT_POINTS)
+"""Every landmark, the soles first: what can touch the floor in floor work (``Clip.floor``)."""
+
+
+def tilt_rotation(tilt: np.ndarray) -> np.ndarray:
+    """Whole-body orientations (T, 3, 3) = R_y(pitch) R_x(roll) R_z(spin) from ``tilt`` (T, 3)
+    radians: pitch +90 degrees lies face down, -90 face up, 180 stands on the head; roll turns
+    the body over its right side (a cartwheel); spin turns it about its own long axis."""
+    return (body_mod.axis_rotation(1, tilt[:, 0]) @ body_mod.axis_rotation(0, tilt[:, 1])
+            @ body_mod.axis_rotation(2, tilt[:, 2]))
 
 
 def _unit(angle: float) -> tuple[float, float]:

@@ -51,7 +51,7 @@ def main(args) -> int:
 
         torch.set_num_threads(args.threads)
     model = load_model(args.model, device=args.device)
-    data = load_labeled_files(args.dataset, args.detections, args.train_format, "train")
+    data = load_labeled_files(args.dataset, args.detections, args.train_format, "train", codec=model.codec)
     missing = sorted(set(data.formats) - set(model.formats))
     if missing:
         raise DataError(model.path, f"the model has no output for format(s) {missing}")

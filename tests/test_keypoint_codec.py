@@ -104,7 +104,7 @@ def test_flips_stay_exact_in_camera_mode(confidence):
     cameras = [make_camera("c0"), make_camera("c1", 3000.0), pinhole()]
     keypoints = [coco_keypoints(world, cameras[r], rng) for r, world in enumerate(make_sequences(3, 20, 5))]
     inputs = [codec.encode(kp, *c.image_size, c.intrinsics, c.distortion) for kp, c in zip(keypoints, cameras)]
-    table = FrameTable(**frame_columns(inputs, cameras), codec=codec)
+    table = FrameTable(**frame_columns(inputs, cameras, codec=codec, confidence=[kp[..., 2] for kp in keypoints]))
     mirrored = table.mirrored_inputs()[table.num_frames:]
     flipped_intrinsics, flipped_distortion = flip_cameras(torch.tensor(table.row_intrinsics),
                                                           torch.tensor(table.row_distortion),

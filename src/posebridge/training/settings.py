@@ -191,13 +191,13 @@ class TrainConfig:
     """How keypoint pixels become input coordinates (``data.keypoints.NORMALISATIONS``): ``screen``
     (VideoPose3D: divided by the image width) or ``camera`` (undistorted rays (u - cx) / fx,
     (v - cy) / fy: the same person at the same distance gives the same input under any lens;
-    measured on real footage: root depth 1.2-1.3 x the true distance instead of 1.5 x, README
+    measured on real footage: root depth 1.2-1.4 x the true distance instead of 1.6 x, README
     "Input codec")."""
     input_confidence: str = "visible"
     """The third input feature (``data.keypoints.CONFIDENCES``): ``raw`` the detector's
     confidence, ``visible`` 1 where it found the joint, else 0, ``none`` no third feature. Raw
     simulated confidence is a depth cue no real detector gives (measured: 96 mm PA-MPJPE from
-    exact 2D against 71 mm from simulated detections; 69 against 70 with ``visible``)."""
+    exact 2D against 71 mm from simulated detections; 71 against 72 with ``visible``)."""
     keypoint_format: str | None = None
     """The lifter's input keypoint format (x, y, confidence): that of every dataset's detections
     (coco_17 from the simulated / MediaPipe detectors, h36m_17 from VideoPose3D's CPN files);

@@ -198,3 +198,17 @@ def test_an_in_memory_lifter_keeps_its_codec_for_lift():
     kp = coco_keypoints(make_sequences(1, 12, 1)[0], pinhole(), np.random.default_rng(0))
     out = lift(model, kp, 1088, 1920, intrinsics=pinhole().intrinsics)
     assert out["h36m_17"].shape == (12, 17, 3) and np.isfinite(out["h36m_17"]).all()
+
+
+def test_fine_tuning_refuses_a_model_trained_with_another_codec(tmp_path):
+    from posebridge.bridge.finetune import prepare_run
+
+    (tmp_path / "init").mkdir()
+    write_torch_file(tmp_path / "init" / "model.pt", small_lifter(InputCodec("screen", "raw")).file_dict())
+    config = TrainConfig.from_dict({"input_normalisation": "camera", "input_confidence": "visible",
+                                    "finetune": {"variant": "continued"}})
+    with pytest.raises(DataError, match="encoded by"):
+        prepare_run(config, ["h36m_17"], init=tmp_path / "init")
+    same = TrainConfig.from_dict({"input_normalisation": "screen", "input_confidence": "raw",
+                                  "finetune": {"variant": "continued"}})
+    assert "init_state" in prepare_run(same, ["h36m_17"], init=tmp_path / "init").train_kwargs

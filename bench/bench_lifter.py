@@ -146,6 +146,7 @@ def per_sample_batches(inputs, targets, starts, frames, pad, batch_size, in_mirr
 def make_data(frames: int, sequences: int, seed: int = 0):
     """Random H36M-shaped training data as a posebridge LabeledSet (one dataset, h36m_17)."""
     from posebridge.training.data import LabeledSet
+    from posebridge.training.settings import TrainConfig
 
     rng = np.random.default_rng(seed)
     length = frames // sequences
@@ -162,7 +163,7 @@ def make_data(frames: int, sequences: int, seed: int = 0):
         row_distortion=np.tile([-0.2, 0.24, -0.003, -0.001, -0.0014], (sequences, 1)),
         row_size=np.tile([1000.0, 1000.0], (sequences, 1)),
         row_sequence=np.array([f"s{i}" for i in range(sequences)], object),
-        row_camera=np.array(["c"] * sequences, object))
+        row_camera=np.array(["c"] * sequences, object), codec=TrainConfig().input_codec())
 
 
 # ------------------------------------------------------------------------------ measurements
@@ -539,25 +540,27 @@ def _inference_rows(args, lifter, size: str, mirrors) -> list[tuple[str, str, fl
     """Time and print the inference rows of one model size on one long random sequence; returns
     (size, row label, GFLOP/s) per row."""
     from posebridge.inference.lift import LiftingModel, lift
-    from posebridge.models.lifter import keypoints_to_input
 
     widths, channels = SIZES[size]["filter_widths"], SIZES[size]["channels"]
     rng = np.random.default_rng(1)
     T = args.sequence_frames
     keypoints = np.concatenate([rng.uniform(100, 900, (T, J_IN, 2)), rng.uniform(0, 1, (T, J_IN, 1))],
                                -1).astype(np.float32)
-    norm = keypoints_to_input(keypoints, 1000, 1000)
+    intrinsics = np.array([1000.0, 1000.0, 500.0, 500.0])
     model = LiftingModel.from_lifter(lifter)
+    norm = model.encode(keypoints, 1000, 1000, intrinsics)
     plain = PlainDilatedModel(widths, channels).eval()
     plain.load_state_dict(lifter.temporal.state_dict())
     frame_flops = inference_flops_per_frame(widths, channels)
     runs = {
         "baseline: plain dilated model, one pass": lambda: inference_baseline(plain, norm, *mirrors),
-        "posebridge inference.lift": lambda: lift(model, keypoints, 1000, 1000, flip=True),
+        "posebridge inference.lift": lambda: lift(model, keypoints, 1000, 1000, flip=True, intrinsics=intrinsics),
     }
     if args.ablations:
-        runs["ablation: lift in 1024-frame pieces"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=1024)
-        runs["ablation: lift in one piece"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=T)
+        runs["ablation: lift in 1024-frame pieces"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=1024,
+                                                                   intrinsics=intrinsics)
+        runs["ablation: lift in one piece"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=T,
+                                                           intrinsics=intrinsics)
     n = args.infer_small if size == "small" else args.infer_full
     rate = {k: T / statistics.median(v) for k, v in interleaved(runs, n, 1, args.rounds).items()}
     rows = []

@@ -100,7 +100,7 @@ class StubModel:
         self.mean_pose = {f: np.zeros((skeletons.get(f).num_joints, 3)) for f in MODEL_FORMATS}
         self.calls = []
 
-    def lift(self, model, keypoints, width, height, flip=True, intrinsics=None):
+    def lift(self, model, keypoints, width, height, flip=True, intrinsics=None, distortion=None):
         assert model is self and keypoints.shape[1:] == (17, 3)
         self.calls.append(dict(frames=len(keypoints), width=width, height=height, flip=flip,
                                intrinsics=np.asarray(intrinsics)))

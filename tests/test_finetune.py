@@ -168,8 +168,9 @@ def test_finetune_command_trains_a_loadable_hybrid_model_and_resumes(tmp_path, c
     assert {"loss_acae_full", "loss_acae_teacher"} <= set(log.columns)
     model = load_model(tmp_path / "hybrid")
     assert model.lifter.mapped and model.metadata["head"]["variant"] == "hybrid"
-    kp = coco_keypoints(make_sequences(1, 20, 4)[0], make_camera(), np.random.default_rng(1))
-    pose = lift(model, kp, 1000, 1000)["h36m_17"]
+    camera = make_camera()
+    kp = coco_keypoints(make_sequences(1, 20, 4)[0], camera, np.random.default_rng(1))
+    pose = lift(model, kp, 1000, 1000, intrinsics=camera.intrinsics, distortion=camera.distortion)["h36m_17"]
     assert pose.shape == (20, 17, 3) and np.isfinite(pose).all()
     # inference reads only the latent head: the full head's rows of the map are zero
     mapping = model.lifter.temporal.output_map

@@ -5,14 +5,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_train import TINY, coco_keypoints, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
+from test_train import TINY, coco_keypoints, encode, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
 
 from posebridge.geometry import canonical, skeletons
 from posebridge.evaluation import mcss as mcss_eval
 from posebridge.training.objectives import multiview
 from posebridge.geometry.cameras import Camera
 from posebridge.data.windows import Batch
-from posebridge.models.lifter import keypoints_to_input
 from posebridge.training.loop import TrainConfig, build_lifter, train
 from posebridge.training.data import BatchAssembler
 
@@ -33,13 +32,15 @@ def rig(count=3):
 def toy_multiview(takes=3, frames=40, cameras=3, seed=0) -> multiview.MultiviewSet:
     """Takes of the toy motion filmed by ``cameras`` synchronised cameras, as load_multiview builds."""
     rng = np.random.default_rng(seed)
-    inputs, row_cameras, members = [], [], []
+    inputs, confidence, row_cameras, members = [], [], [], []
     for world in make_sequences(takes, frames, seed):
         members.append(np.arange(cameras) + len(inputs))
         for camera in rig(cameras):
-            inputs.append(keypoints_to_input(coco_keypoints(world, camera, rng), 1000, 1000))
+            keypoints = coco_keypoints(world, camera, rng)
+            inputs.append(encode(keypoints, camera))
+            confidence.append(keypoints[..., 2])
             row_cameras.append(camera)
-    return multiview.MultiviewSet(**frame_columns(inputs, row_cameras, "toy_mv"), takes=members,
+    return multiview.MultiviewSet(**frame_columns(inputs, row_cameras, "toy_mv", confidence=confidence), takes=members,
                                   take_frames=np.full(takes, frames),
                                   take_names=np.array([f"t{t}" for t in range(takes)], object))
 
@@ -211,7 +212,7 @@ def test_train_command_with_multiview_data_saves_a_usable_embedding(tmp_path):
                         "--multiview-pairs", "8", "--multiview-embedding-dim", "8"]) == 0
     model = load_model(tmp_path / "m")
     head, regressor, slices = multiview.load_embedding(model.metadata)
-    x = keypoints_to_input(keypoints[0], 1000, 1000)
+    x = model.encode(keypoints[0], 1000, 1000, cams[0].intrinsics, cams[0].distortion)
     emb = multiview.embed(model.lifter, head, x)
     assert emb.shape == (40, 8)
     torch.testing.assert_close(emb.norm(dim=-1), torch.ones(40))

@@ -13,7 +13,6 @@ from posebridge.geometry.skeletons import HINGE_JOINTS, keypoint_correspondence
 from posebridge.geometry.cameras import normalize_screen, project_points
 from posebridge.data.windows import Batch, window_index
 from posebridge.errors import ConfigError
-from posebridge.models.lifter import keypoints_to_input
 from posebridge.training.objectives.semi_supervised import (
     SemiSupervised,
     bone_length_gap,
@@ -25,7 +24,7 @@ from posebridge.training.loop import StepOutputs, TrainConfig, build_lifter, tra
 from posebridge.training.data import BatchAssembler
 from posebridge.training.settings import SemiSupervisedSettings as Semi
 from posebridge.data.frames import FrameTable
-from test_train import TINY, coco_keypoints, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
+from test_train import TINY, coco_keypoints, encode, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
 
 H36M = skeletons.get("h36m_17")
 COCO = skeletons.get("coco_17")
@@ -35,12 +34,14 @@ def unlabeled_from(rows=3, frames=40, seed=4) -> FrameTable:
     """Unlabeled rows built like load_unlabeled does (COCO keypoints of toy motion)."""
     rng = np.random.default_rng(seed)
     cameras = [make_camera("u0"), make_camera("u1", 3800.0)]
-    inputs, row_cameras = [], []
+    inputs, confidence, row_cameras = [], [], []
     for r, world in enumerate(make_sequences(rows, frames, seed)):
         camera = cameras[r % 2]
-        inputs.append(keypoints_to_input(coco_keypoints(world, camera, rng), *camera.image_size))
+        keypoints = coco_keypoints(world, camera, rng)
+        inputs.append(encode(keypoints, camera))
+        confidence.append(keypoints[..., 2])
         row_cameras.append(camera)
-    return FrameTable(**frame_columns(inputs, row_cameras, "toy_video"))
+    return FrameTable(**frame_columns(inputs, row_cameras, "toy_video", confidence=confidence))
 
 
 # ----------------------------------------------------------------------------- the terms
@@ -108,8 +109,8 @@ def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact(
     for name in HINGE_JOINTS:
         keypoints[COCO.index(name), :2] = px[H36M.index(name)]
     frames = 30
-    data = FrameTable(**frame_columns([np.repeat(keypoints_to_input(keypoints, w, h)[None], frames, 0)], [camera],
-                                      "still"))
+    still = np.repeat(keypoints[None], frames, 0)
+    data = FrameTable(**frame_columns([encode(still, camera)], [camera], "still", confidence=[still[..., 2]]))
     semi = SemiSupervised(data, config, ["h36m_17"], settings=Semi(weights={"traj": 0.0}, warmup_epochs=0, batch_size=5))
     with torch.no_grad():  # a trajectory model that always says `root`
         semi.trajectory.shrink.weight.zero_()

@@ -10,7 +10,6 @@ from posebridge.geometry import skeletons
 from posebridge.geometry.cameras import Camera
 from posebridge.data.windows import ChunkSampler
 from posebridge.errors import ConfigError
-from posebridge.models.lifter import keypoints_to_input
 from posebridge.training.loop import (
     Objective,
     TrainConfig,
@@ -73,9 +72,19 @@ def coco_keypoints(world_mm, camera, rng):
     return np.concatenate([px, conf[..., None]], -1).astype(np.float32)
 
 
-def frame_columns(inputs, cameras, name="toy", keypoint_format="coco_17") -> dict:
-    """The FrameTable fields of one source whose rows are ``inputs`` (per row (T, K, 3) network
-    input) seen by ``cameras`` (one per row), as FrameTableBuilder makes them."""
+CODEC = TrainConfig().input_codec()
+"""The input codec a training run encodes its 2D with by default."""
+
+
+def encode(keypoints, camera, codec=CODEC):
+    """Network input of pixels + confidence (T, K, 3) seen by ``camera``, as FrameTableBuilder makes it."""
+    return codec.encode(keypoints, *camera.image_size, camera.intrinsics, camera.distortion)
+
+
+def frame_columns(inputs, cameras, name="toy", keypoint_format="coco_17", codec=CODEC, confidence=None) -> dict:
+    """The FrameTable fields of one source whose rows are ``inputs`` (per row (T, K, F) network
+    input, encoded by ``codec``) seen by ``cameras`` (one per row), as FrameTableBuilder makes them;
+    ``confidence``: per row (T, K) the detector's confidence (None: the inputs' raw confidence)."""
     frames = np.array([len(x) for x in inputs])
     return dict(
         names=[name], keypoint_format=keypoint_format, inputs=np.concatenate(inputs), group_start=np.array([0]),
@@ -84,20 +93,24 @@ def frame_columns(inputs, cameras, name="toy", keypoint_format="coco_17") -> dic
         row_distortion=np.array([c.distortion for c in cameras]),
         row_size=np.array([c.image_size for c in cameras], dtype=np.float64),
         row_sequence=np.array([f"s{r}" for r in range(len(inputs))], dtype=object),
-        row_camera=np.array([c.name for c in cameras], dtype=object))
+        row_camera=np.array([c.name for c in cameras], dtype=object), codec=codec,
+        confidence=None if confidence is None else np.concatenate(confidence).astype(np.float32))
 
 
 def make_set(rows=6, frames=80, seed=0, cameras=None) -> LabeledSet:
     """An in-memory LabeledSet (one group, h36m_17) built like training.data.load_labeled does."""
     rng = np.random.default_rng(seed + 100)
     cameras = cameras or [make_camera("c0"), make_camera("c1", 3500.0)]
-    inputs, targets, row_cameras = [], [], []
+    inputs, confidence, targets, row_cameras = [], [], [], []
     for r, world in enumerate(make_sequences(rows, frames, seed)):
         camera = cameras[r % len(cameras)]
         targets.append((camera.world_to_camera(world) / 1000).astype(np.float32))
-        inputs.append(keypoints_to_input(coco_keypoints(world, camera, rng), *camera.image_size))
+        keypoints = coco_keypoints(world, camera, rng)
+        inputs.append(encode(keypoints, camera))
+        confidence.append(keypoints[..., 2])
         row_cameras.append(camera)
-    return LabeledSet(**frame_columns(inputs, row_cameras), formats=["h36m_17"], targets=[np.concatenate(targets)])
+    return LabeledSet(**frame_columns(inputs, row_cameras, confidence=confidence), formats=["h36m_17"],
+                      targets=[np.concatenate(targets)])
 
 
 TINY = dict(filter_widths=[3, 3], channels=32, batch_size=64, samples_per_epoch=320, val_windows=128)
@@ -393,8 +406,10 @@ def test_train_command_writes_a_loadable_model_and_resumes(tmp_path, capsys):
     assert model.name == "m" and model.formats == ["h36m_17"]
     assert model.mean_pose["h36m_17"].shape == (17, 3)
     assert np.allclose(model.mean_pose["h36m_17"][0], 0)  # root-relative
-    keypoints = coco_keypoints(make_sequences(1, 30, 5)[0], make_camera(), np.random.default_rng(0))
-    poses = lift(model, keypoints, 1000, 1000)
+    camera = make_camera()
+    keypoints = coco_keypoints(make_sequences(1, 30, 5)[0], camera, np.random.default_rng(0))
+    assert model.codec == CODEC  # the spec's default, recorded in the model file
+    poses = lift(model, keypoints, 1000, 1000, intrinsics=camera.intrinsics, distortion=camera.distortion)
     assert poses["h36m_17"].shape == (30, 17, 3) and np.isfinite(poses["h36m_17"]).all()
 
     # a rerun finds the finished checkpoint and trains no further epoch

@@ -89,7 +89,7 @@ def predict_test_frames(model, dataset, detections, max_frames: int | None = Non
 
     from posebridge.evaluation.evaluate import test_rows
     from posebridge.inference.lift import lift_network_input
-    from posebridge.models.lifter import MM_PER_UNIT, keypoints_to_input
+    from posebridge.models.lifter import MM_PER_UNIT
 
     rows = test_rows(dataset)
     if rows.empty:
@@ -99,8 +99,9 @@ def predict_test_frames(model, dataset, detections, max_frames: int | None = Non
         keypoints = np.asarray(detections.get(row["sequence"], row["camera"]), np.float32)[:max_frames]
         if len(keypoints) == 0:
             continue
-        width, height = dataset.camera_for(row).image_size
-        inputs = keypoints_to_input(keypoints, float(width), float(height), model.in_features)
+        camera = dataset.camera_for(row)
+        width, height = camera.image_size
+        inputs = model.encode(keypoints, float(width), float(height), camera.intrinsics, camera.distortion)
         with torch.inference_mode():
             pred = lift_network_input(model, inputs, flip=flip).double().cpu().numpy()
         out.append((pred - pred.mean(axis=1, keepdims=True)) * MM_PER_UNIT)

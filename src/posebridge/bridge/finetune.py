@@ -150,7 +150,8 @@ def prepare_run(config, formats, init=None, acae_path=None) -> FinetuneRun:
     mapping = output_map(entry.name, formats, acae)
     run = FinetuneRun(train_kwargs={"output_map": mapping})
     if init is not None:
-        run.train_kwargs["init_state"] = _initial_state(init, entry.name, formats, acae, mapping)
+        run.train_kwargs["init_state"] = _initial_state(init, entry.name, formats, acae, mapping,
+                                                        config.input_codec())
     if entry.acae_term:
         run.objectives.append(AcaeObjective(entry.name, acae, config, settings.acae_weight(),
                                             settings.warmup_epochs, digest))
@@ -162,9 +163,10 @@ def prepare_run(config, formats, init=None, acae_path=None) -> FinetuneRun:
     return run
 
 
-def _initial_state(init, variant: str, formats, acae, mapping) -> dict:
+def _initial_state(init, variant: str, formats, acae, mapping, codec) -> dict:
     """The state dict the variant starts from: the separate-head model in directory ``init``,
-    adapted to the head (``init_state``)."""
+    adapted to the head (``init_state``); the model must read input encoded by ``codec``."""
+    from posebridge.data.keypoints import InputCodec
     from posebridge.errors import DataError
     from posebridge.models.files import read_model_file
 
@@ -174,4 +176,8 @@ def _initial_state(init, variant: str, formats, acae, mapping) -> dict:
         raise DataError(path, f"the model predicts {trained}; fine-tuning trains {list(formats)}")
     if "output_joints" in payload["architecture"]:
         raise DataError(path, "fine-tuning starts from a separate-head model")
+    trained_codec = InputCodec.from_file_entry(payload["input"], path)
+    if trained_codec != codec:
+        raise DataError(path, f"the model reads input encoded by {trained_codec}; the fine-tuning run "
+                              f"encodes {codec} (train.input_normalisation / input_confidence)")
     return init_state(variant, payload["state_dict"], acae, mapping)

@@ -62,7 +62,7 @@ def select_frames(data, config: PseudoGTConfig, seed: int) -> tuple[np.ndarray, 
     """The chosen flat frame indices of a ``training.data.LabeledSet`` (sorted) and, per chosen
     frame, whether its take is held out."""
     rng = np.random.default_rng([int(seed), 104729])
-    confidence = data.inputs[..., 2].mean(axis=1)
+    confidence = data.keypoint_confidence().mean(axis=1)
     chosen = []
     for start, frames in zip(data.row_start, data.row_frames):
         local = np.flatnonzero(confidence[start:start + frames] >= config.min_confidence)

@@ -43,7 +43,7 @@ def main(args) -> int:
 
     config = PseudoGTConfig.from_dict(load_spec(args.spec, "pseudo-gt: --spec"))
     model = load_model_from(args)
-    data = load_labeled_files(args.dataset, args.detections, args.train_format, "train")
+    data = load_labeled_files(args.dataset, args.detections, args.train_format, "train", codec=model.codec)
     missing = sorted(set(data.formats) - set(model.formats))
     if missing:
         raise DataError(model.path, f"the model has no output for format(s) {missing}")

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from posebridge.data.keypoints import keypoints_to_input
+from posebridge.data.keypoints import InputCodec
 from posebridge.data.windows import window_index
 from posebridge.errors import DataError
 from posebridge.geometry import skeletons
@@ -66,7 +66,8 @@ class FrameTable:
     Attributes:
         names: the source datasets' names, one per source (a labeled set's groups).
         keypoint_format: the skeleton format of the input keypoints.
-        inputs: (N, K, F) float32 network input of every frame (``data.keypoints``).
+        inputs: (N, K, F) float32 network input of every frame, encoded by ``codec``
+            (``data.keypoints.InputCodec``).
         group_start: (G,) first flat frame of each source in ``inputs``.
         row_group, row_start, row_frames: (R,) per row: source, first flat frame, frame count.
         row_intrinsics (R, 4) px, row_distortion (R, 5), row_size (R, 2) width, height px: each
@@ -74,6 +75,10 @@ class FrameTable:
         row_sequence, row_camera: (R,) names, for messages.
         row_up: (R, 3) the world's up direction in each row's camera frame (``R @ (0, 0, 1)``);
             None when unknown (hand-built tables).
+        codec: how ``inputs`` were encoded (default: screen + raw confidence).
+        confidence: (N, K) float32 the detector's confidence of every keypoint (0: missed),
+            whatever the codec feeds the network; None in hand-built tables (then read from
+            ``inputs``, see ``keypoint_confidence``).
     """
 
     names: list[str]
@@ -89,6 +94,8 @@ class FrameTable:
     row_sequence: np.ndarray
     row_camera: np.ndarray
     row_up: np.ndarray | None = None
+    codec: InputCodec = field(default_factory=InputCodec)
+    confidence: np.ndarray | None = None
 
     @property
     def num_frames(self) -> int:
@@ -112,6 +119,21 @@ class FrameTable:
         cum = np.concatenate([[0], np.cumsum(self.row_frames)])
         rows = np.searchsorted(cum, flat, side="right") - 1
         return rows, flat - cum[rows]
+
+    def keypoint_confidence(self) -> np.ndarray:
+        """(N, K) the detector's confidence of every keypoint (a table without the column: the
+        input's raw confidence feature)."""
+        if self.confidence is not None:
+            return self.confidence
+        if self.codec.confidence != "raw":
+            raise ValueError(f"a table encoded with {self.codec} needs its confidence column")
+        return self.inputs[..., 2]
+
+    def mirrored_confidence(self) -> np.ndarray:
+        """(2N, K): ``keypoint_confidence`` of every frame, then of the mirrored frames."""
+        mirror = list(skeletons.get(self.keypoint_format).mirror)
+        confidence = self.keypoint_confidence()
+        return np.concatenate([confidence, confidence[:, mirror]])
 
     def mirrored_inputs(self) -> np.ndarray:
         """(2N, K, F): every frame as is, then horizontally mirrored (left/right keypoints
@@ -147,14 +169,16 @@ class FrameTableBuilder:
 
     ``add_source`` starts a source (checks its detections), ``add_row`` reads one row's 2D and
     returns its camera (for what a caller keeps besides, e.g. 3D targets), ``columns`` gives the
-    ``FrameTable`` fields.
+    ``FrameTable`` fields. ``codec`` encodes the keypoints (default: screen + raw confidence).
     """
 
-    def __init__(self, keypoint_format: str):
+    def __init__(self, keypoint_format: str, codec: InputCodec | None = None):
         self.keypoint_format = skeletons.get(keypoint_format).name
+        self.codec = codec or InputCodec()
         self.names: list[str] = []
         self.group_start: list[int] = []
         self.inputs: list[np.ndarray] = []
+        self.confidence: list[np.ndarray] = []
         self.rows = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "size",
                                      "sequence", "camera", "up")}
         self.offset = 0
@@ -181,7 +205,8 @@ class FrameTableBuilder:
         keypoints = self.detections.get(row["sequence"], row["camera"])
         keypoints = keypoints if frames is None else keypoints[:frames]
         width, height = camera.image_size
-        self.inputs.append(keypoints_to_input(keypoints, width, height))
+        self.inputs.append(self.codec.encode(keypoints, width, height, camera.intrinsics, camera.distortion))
+        self.confidence.append(np.asarray(keypoints[..., 2], np.float32))
         values = {"group": len(self.names) - 1, "start": self.offset, "frames": len(keypoints),
                   "intrinsics": camera.intrinsics, "distortion": camera.distortion, "size": (width, height),
                   "sequence": str(row["sequence"]), "camera": str(row["camera"]),
@@ -196,8 +221,9 @@ class FrameTableBuilder:
         K = skeletons.get(self.keypoint_format).num_joints
         rows = self.rows
         return dict(
-            names=list(self.names), keypoint_format=self.keypoint_format,
-            inputs=np.concatenate(self.inputs) if self.inputs else np.zeros((0, K, 3), np.float32),
+            names=list(self.names), keypoint_format=self.keypoint_format, codec=self.codec,
+            inputs=np.concatenate(self.inputs) if self.inputs else np.zeros((0, K, self.codec.in_features), np.float32),
+            confidence=np.concatenate(self.confidence) if self.confidence else np.zeros((0, K), np.float32),
             group_start=np.asarray(self.group_start, dtype=np.int64),
             row_group=np.asarray(rows["group"], dtype=np.int64),
             row_start=np.asarray(rows["start"], dtype=np.int64),

@@ -21,7 +21,7 @@ HTML page.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -50,7 +50,8 @@ class TestViews:
     """Every test row (sequence x camera) of a dataset with synchronised cameras.
 
     Per row: keypoints (T, K, 3) px + confidence, image_size (w, h), up (3,) the world's up in the
-    camera frame, take (int), camera (int), gt (T, J, 3) world ground truth in ``fmt`` (mm);
+    camera frame, take (int), camera (int), gt (T, J, 3) world ground truth in ``fmt`` (mm),
+    lens ((4,) intrinsics px, (5,) distortion: what a model's input codec may need);
     per take: canonical (T, J, 3) ground truth (the same for every camera).
     """
 
@@ -62,6 +63,7 @@ class TestViews:
     camera: np.ndarray
     action: list[str]
     canonical: list[np.ndarray]  # per take
+    lens: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
 
     def gt(self, row: int) -> np.ndarray:
         return self.canonical[self.take[row]][: len(self.keypoints[row])]
@@ -86,6 +88,7 @@ def load_test_views(dataset, detections, fmt: str) -> TestViews:
         out.camera[i] = cameras.setdefault(row["camera"], len(cameras))
         out.keypoints.append(detections.get(row["sequence"], row["camera"]))
         out.image_size.append(tuple(camera.image_size))
+        out.lens.append((camera.intrinsics, camera.distortion))
         out.up.append(camera.R @ np.array([0.0, 0.0, 1.0]))
         out.action.append(str(row["action"]))
     if len(cameras) < 2:
@@ -173,11 +176,13 @@ def evaluate_models(model_dirs, views: TestViews, dataset_name: str, train_subje
         embeddings, regressed, lifted = [], [], []
         for r in range(len(views.take)):
             w, h = views.image_size[r]
-            x = keypoints_to_input(views.keypoints[r], w, h, model.in_features)
+            x = model.encode(views.keypoints[r], w, h, *views.lens[r])
             e = multiview.embed(model.lifter, head, x)
             embeddings.append(e.double().cpu().numpy())
             regressed.append(multiview.canonical_pose(regressor, e, slices, views.fmt))
-            camera_pose = lift(model, views.keypoints[r], w, h, flip=True)[views.fmt].astype(np.float64)
+            intrinsics, distortion = views.lens[r]
+            camera_pose = lift(model, views.keypoints[r], w, h, flip=True, intrinsics=intrinsics,
+                               distortion=distortion)[views.fmt].astype(np.float64)
             lifted.append(canonical.canonicalize(camera_pose, views.fmt, up_axis=views.up[r]))
         regressed, lifted = np.concatenate(regressed), np.concatenate(lifted)
         nmpjpe_rows.append({"model": model.name, **info, "frames": len(gt),

@@ -20,9 +20,10 @@ import torch
 
 from posebridge.geometry import skeletons
 from posebridge.device import resolve_device
+from posebridge.data.keypoints import InputCodec
 from posebridge.errors import DataError
 from posebridge.models.files import read_model_file
-from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter, keypoints_to_input
+from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 
 __all__ = ["LiftingModel", "load_model", "lift", "chunk_length"]
 
@@ -38,7 +39,7 @@ class LiftingModel:
 
     ``name`` (the model directory's name), ``formats`` (output skeleton formats), ``mean_pose``
     (format -> (J, 3) mm, mean root-relative camera-space training pose: the trivial baseline),
-    ``keypoint_format`` / ``in_features`` (the input it takes), ``device``.
+    ``keypoint_format`` / ``codec`` / ``in_features`` (the input it takes), ``device``.
     """
 
     name: str
@@ -58,8 +59,16 @@ class LiftingModel:
         return self.lifter.keypoint_format
 
     @property
+    def codec(self) -> InputCodec:
+        return self.lifter.codec
+
+    @property
     def in_features(self) -> int:
         return self.lifter.in_features
+
+    def encode(self, keypoints, width, height, intrinsics=None, distortion=None) -> np.ndarray:
+        """Pixels + confidence (T, K, 3) -> this model's network input (``InputCodec.encode``)."""
+        return self.codec.encode(keypoints, width, height, intrinsics, distortion)
 
     def receptive_field(self) -> int:
         return self.lifter.receptive_field()
@@ -86,7 +95,9 @@ def load_model(model_dir: str | os.PathLike, device="cpu") -> LiftingModel:
     path, payload = read_model_file(model_dir)
     name = path.parent.name
     try:
-        lifter = SeparateHeadLifter.from_file_dict(payload)
+        lifter = SeparateHeadLifter.from_file_dict(payload, path=path)
+    except DataError:
+        raise
     except Exception as err:  # torch lists every mismatched tensor on its own line: keep the first
         lines = [line.strip() for line in str(err).splitlines() if line.strip()]
         detail = next((line for line in lines if "size mismatch" in line or "Missing key" in line
@@ -139,15 +150,15 @@ def lift_network_input(model: LiftingModel, inputs: np.ndarray | torch.Tensor, f
 
 
 def lift(model: LiftingModel, keypoints: np.ndarray, width: float, height: float, flip: bool = True,
-         intrinsics: np.ndarray | None = None, chunk_frames: int | None = None
-         ) -> dict[str, np.ndarray]:
+         intrinsics: np.ndarray | None = None, chunk_frames: int | None = None,
+         distortion: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """2D keypoints of one sequence -> {format: (T, J, 3) float32 mm, root-relative camera space}.
 
     keypoints: (T, K, 3) pixels + confidence (or (T, K, 2): all confident) in the model's keypoint
-    format; width, height: image size in pixels; flip: test-time flip averaging; chunk_frames: output
-    frames per piece (default: ``chunk_length``'s activation budget). ``intrinsics`` is
-    accepted for interface stability and unused: the lifter reads VideoPose3D-normalised screen
-    coordinates, which depend on the image size only.
+    format; width, height: image size in pixels; ``intrinsics`` (4,) fx, fy, cx, cy px and
+    ``distortion`` (5,) or None: the camera, which a model with camera normalisation needs (the
+    model's ``codec`` encodes the input as it was trained); flip: test-time flip averaging;
+    chunk_frames: output frames per piece (default: ``chunk_length``'s activation budget).
     """
     keypoints = np.asarray(keypoints, dtype=np.float32)
     K = skeletons.get(model.keypoint_format).num_joints
@@ -155,7 +166,7 @@ def lift(model: LiftingModel, keypoints: np.ndarray, width: float, height: float
         raise ValueError(f"keypoints must be (T, {K}, 2 or 3) {model.keypoint_format}, got {keypoints.shape}")
     if len(keypoints) == 0:
         return {f: np.zeros((0, skeletons.get(f).num_joints, 3), np.float32) for f in model.formats}
-    inputs = keypoints_to_input(keypoints, float(width), float(height), model.in_features)
+    inputs = model.encode(keypoints, float(width), float(height), intrinsics, distortion)
     out = lift_network_input(model, inputs, flip=flip, chunk_frames=chunk_frames)
     result = {}
     for fmt, pose in model.lifter.split(out).items():

@@ -1,10 +1,11 @@
 """The separate-head lifter: one temporal model whose output covers every skeleton format.
 
-Input: 2D keypoints in one keypoint format (COCO-17 detections by default) as VideoPose3D's
-normalised screen coordinates ``X / w * 2 - [1, h / w]`` plus the detector's confidence (F = 3).
-A missed keypoint has confidence 0 and x = y = 0, so the network cannot read anything from where
-a detector put a joint it did not see; training zeroes random keypoints the same way
-(keypoint dropout) so the model learns to do without them.
+Input: 2D keypoints in one keypoint format (COCO-17 detections by default), encoded by the
+lifter's ``codec`` (``data.keypoints.InputCodec``: VideoPose3D's screen coordinates or camera rays,
+with the detector's confidence, a visibility flag or nothing as a third feature). A missed
+keypoint has x = y = 0 (and confidence 0), so the network cannot read anything from where a
+detector put a joint it did not see; training zeroes random keypoints the same way (keypoint
+dropout) so the model learns to do without them.
 
 Output: the union of the joints of all formats in the training mix, format after format
 (``slices``), each a camera-space pose in metres (the network's internal scale; VideoPose3D's
@@ -29,19 +30,16 @@ import torch
 import torch.nn as nn
 
 from posebridge.geometry import skeletons
-from posebridge.data.keypoints import KEYPOINT_FORMAT, keypoints_to_input
+from posebridge.data.keypoints import KEYPOINT_FORMAT, InputCodec, keypoints_to_input
 from posebridge.errors import ConfigError
 from posebridge.models.temporal import TemporalModel, TemporalModelOptimized
 
 # keypoints_to_input is the codec of data.keypoints, re-exported for the modules that lift
-__all__ = ["SeparateHeadLifter", "MM_PER_UNIT", "keypoints_to_input", "FEATURES", "MappedTemporalModel",
+__all__ = ["SeparateHeadLifter", "MM_PER_UNIT", "keypoints_to_input", "MappedTemporalModel",
            "MappedTemporalModelOptimized", "union_joint_names", "merged_output_map", "expand_point_map"]
 
 MM_PER_UNIT = 1000.0
 """Millimetres per unit of the network's output (it predicts metres)."""
-
-FEATURES = {2: ["x", "y"], 3: ["x", "y", "confidence"]}
-
 
 def union_joint_names(formats) -> list[str]:
     """``<format>/<joint>`` for every output joint of a lifter over ``formats``, in output order
@@ -116,6 +114,18 @@ class MappedTemporalModelOptimized(_OutputMap, TemporalModelOptimized):
     """The strided training model with an output map (see ``_OutputMap``)."""
 
 
+def _codec(codec: InputCodec | None, in_features: int | None) -> InputCodec:
+    """The lifter's codec from its ``codec`` / ``in_features`` arguments (class docstring)."""
+    if in_features is not None and int(in_features) not in (2, 3):
+        raise ConfigError(f"in_features must be 2 or 3, got {in_features}")
+    if codec is None:
+        return InputCodec(confidence="none" if in_features is not None and int(in_features) == 2 else "raw")
+    if in_features is not None and int(in_features) != codec.in_features:
+        raise ConfigError(f"in_features {in_features} does not match the input codec {codec} "
+                          f"({codec.in_features} features)")
+    return codec
+
+
 def _temporal_class(strided: bool, mapped: bool):
     if mapped:
         return MappedTemporalModelOptimized if strided else MappedTemporalModel
@@ -128,7 +138,10 @@ class SeparateHeadLifter(nn.Module):
     Args:
         formats: skeleton format names; the output holds their joints in this order.
         keypoint_format: the input keypoint format (``data.keypoints.KEYPOINT_FORMAT``).
-        in_features: 3 (x, y, confidence) or 2 (x, y; VideoPose3D's checkpoints).
+        codec: how keypoints become its input (``data.keypoints.InputCodec``; default screen +
+            raw confidence, or screen + none with ``in_features`` 2).
+        in_features: 3 or 2 (x, y only; VideoPose3D's checkpoints): a shorthand for the screen
+            codecs when ``codec`` is None; must match ``codec`` when both are given.
         filter_widths, causal, dropout, channels: the ``TemporalModel``'s.
         strided: build the training-time strided model instead of the dilated one.
         temporal: use this existing temporal model (its shape must fit) instead of a new one.
@@ -136,8 +149,8 @@ class SeparateHeadLifter(nn.Module):
             (a latent head with the ACAE decoder, merged joints); None: one output per joint.
     """
 
-    def __init__(self, formats, *, keypoint_format: str = KEYPOINT_FORMAT, in_features: int = 3,
-                 filter_widths=(3, 3, 3), causal: bool = False, dropout: float = 0.25,
+    def __init__(self, formats, *, keypoint_format: str = KEYPOINT_FORMAT, codec: InputCodec | None = None,
+                 in_features: int | None = None, filter_widths=(3, 3, 3), causal: bool = False, dropout: float = 0.25,
                  channels: int = 1024, strided: bool = False, temporal=None, output_map=None):
         super().__init__()
         names = [skeletons.get(f).name for f in formats]
@@ -145,11 +158,10 @@ class SeparateHeadLifter(nn.Module):
             raise ConfigError("a lifter needs at least one output skeleton format")
         if len(set(names)) != len(names):
             raise ConfigError(f"output formats repeat: {names}")
-        if int(in_features) not in FEATURES:
-            raise ConfigError(f"in_features must be 2 or 3, got {in_features}")
         self.formats = names
         self.keypoint_format = skeletons.get(keypoint_format).name
-        self.in_features = int(in_features)
+        self.codec = _codec(codec, in_features)
+        self.in_features = self.codec.in_features
         self.slices: dict[str, slice] = {}
         start = 0
         for name in names:
@@ -206,8 +218,7 @@ class SeparateHeadLifter(nn.Module):
         if strided == self.strided:
             return self
         cls = _temporal_class(strided, self.mapped)
-        return SeparateHeadLifter(self.formats, keypoint_format=self.keypoint_format,
-                                  in_features=self.in_features,
+        return SeparateHeadLifter(self.formats, keypoint_format=self.keypoint_format, codec=self.codec,
                                   temporal=cls.sharing(self.temporal)).to(self.input_mirror.device)
 
     # ------------------------------------------------------------------ forward and outputs
@@ -241,15 +252,14 @@ class SeparateHeadLifter(nn.Module):
     def file_dict(self, mean_pose: dict | None = None, **extra) -> dict:
         """The ``model.pt`` payload: ``state_dict`` (the TemporalModel's, VideoPose3D keys),
         ``architecture`` (its constructor kwargs), ``formats`` (name, start, stop of each slice),
-        ``input`` (keypoint format and features), ``output_unit_mm``, ``mean_pose`` (format ->
+        ``input`` (keypoint format and the codec: ``InputCodec.file_entry``), ``output_unit_mm``, ``mean_pose`` (format ->
         (J, 3) float64 tensor, mm) and any ``extra`` entries."""
         state = {k: v.detach().cpu().clone() for k, v in self.temporal.state_dict().items()}
         return {
             "state_dict": state,
             "architecture": self.temporal.architecture,
             "formats": [{"name": f, "start": s.start, "stop": s.stop} for f, s in self.slices.items()],
-            "input": {"keypoint_format": self.keypoint_format, "features": FEATURES[self.in_features],
-                      "normalisation": "videopose3d_screen"},
+            "input": {"keypoint_format": self.keypoint_format, **self.codec.file_entry()},
             "output_unit_mm": MM_PER_UNIT,
             "mean_pose": {f: torch.as_tensor(np.asarray(p, dtype=np.float64))
                           for f, p in (mean_pose or {}).items()},
@@ -257,14 +267,15 @@ class SeparateHeadLifter(nn.Module):
         }
 
     @classmethod
-    def from_file_dict(cls, payload: dict, strided: bool = False) -> "SeparateHeadLifter":
-        """Rebuild a lifter from :meth:`file_dict`'s payload (weights loaded, train mode)."""
+    def from_file_dict(cls, payload: dict, strided: bool = False, path="model.pt") -> "SeparateHeadLifter":
+        """Rebuild a lifter from :meth:`file_dict`'s payload (weights loaded, train mode); ``path``
+        names the file in errors."""
         arch = dict(payload["architecture"])
         temporal = _temporal_class(strided, "output_joints" in arch)(**arch)
         temporal.load_state_dict(payload["state_dict"])
         formats = [f["name"] for f in payload["formats"]]
         lifter = cls(formats, keypoint_format=payload["input"]["keypoint_format"],
-                     in_features=len(payload["input"]["features"]), temporal=temporal)
+                     codec=InputCodec.from_file_entry(payload["input"], path), temporal=temporal)
         stored = {f["name"]: (f["start"], f["stop"]) for f in payload["formats"]}
         if any(stored[f] != (s.start, s.stop) for f, s in lifter.slices.items()):
             raise ConfigError(f"model file format slices {stored} do not match the formats' joint counts")

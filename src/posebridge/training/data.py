@@ -89,8 +89,9 @@ def _trained_format(dataset, fmt: str | None) -> str:
 
 
 def load_labeled(sources, split: str, keypoint_format: str | None = None, subjects: dict | None = None,
-                 fraction: dict | None = None) -> LabeledSet:
-    """Read the ``split`` rows of labeled datasets.
+                 fraction: dict | None = None, codec=None) -> LabeledSet:
+    """Read the ``split`` rows of labeled datasets, the 2D encoded by ``codec``
+    (``data.keypoints.InputCodec``; default screen + raw confidence).
 
     keypoint_format: the lifter's input format every detection file must hold; None = that of the
     first source's detections (``KEYPOINT_FORMAT`` when there are no sources).
@@ -104,7 +105,7 @@ def load_labeled(sources, split: str, keypoint_format: str | None = None, subjec
     """
     if keypoint_format is None:
         keypoint_format = sources[0][1].keypoint_format if sources else KEYPOINT_FORMAT
-    table = FrameTableBuilder(keypoint_format)
+    table = FrameTableBuilder(keypoint_format, codec)
     formats, targets = [], []
     for dataset, detections, fmt in sources:
         if dataset.role != "labeled":
@@ -136,22 +137,24 @@ def _read_targets(table: FrameTableBuilder, dataset, rows, fmt: str, share: floa
     return np.concatenate(targets) if targets else np.zeros((0, J, 3), np.float32)
 
 
-def load_labeled_files(dataset_paths, detection_paths, formats, split: str, subjects: dict | None = None
-                       ) -> LabeledSet:
+def load_labeled_files(dataset_paths, detection_paths, formats, split: str, subjects: dict | None = None,
+                       codec=None) -> LabeledSet:
     """``load_labeled`` from file paths: one detections file and one format (None or ``native``:
-    the stored skeleton) per dataset, as ``posebridge train`` takes them."""
+    the stored skeleton) per dataset, as ``posebridge train`` takes them; ``codec`` encodes the 2D."""
     formats = list(formats or [None] * len(dataset_paths))
     if not len(dataset_paths) == len(detection_paths) == len(formats):
         raise ConfigError(f"{len(dataset_paths)} datasets, {len(detection_paths)} detection files and "
                           f"{len(formats)} formats; give one of each per dataset, in the same order")
     formats = [None if f in (None, "", "native") else f for f in formats]
     with open_sources(dataset_paths, detection_paths) as sources:
-        return load_labeled([(d, det, f) for (d, det), f in zip(sources, formats)], split, subjects=subjects)
+        return load_labeled([(d, det, f) for (d, det), f in zip(sources, formats)], split, subjects=subjects,
+                            codec=codec)
 
 
 def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
     """The training and validation (``test`` split) sets of a run with ``config`` (a
-    ``TrainConfig``) on ``sources`` (as ``load_labeled``'s). Resolves ``config.keypoint_format``
+    ``TrainConfig``) on ``sources`` (as ``load_labeled``'s), encoded by the config's input codec.
+    Resolves ``config.keypoint_format``
     when unset: the one format every detection file shares (DataError naming the file that
     differs)."""
     names = [dataset.name for dataset, _, _ in sources]
@@ -171,9 +174,10 @@ def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
                                              f"{configured or 'unset: from the first detections'}); "
                                              f"give every dataset a detector in that format")
     config.keypoint_format = wanted
+    codec = config.input_codec()
     train_set = load_labeled(sources, "train", wanted, subjects=config.labeled_subjects,
-                             fraction=config.labeled_fraction)
-    return train_set, load_labeled(sources, "test", wanted)
+                             fraction=config.labeled_fraction, codec=codec)
+    return train_set, load_labeled(sources, "test", wanted, codec=codec)
 
 
 def flip_cameras(intrinsics: torch.Tensor, distortion: torch.Tensor, width: torch.Tensor):
@@ -188,7 +192,7 @@ def flip_cameras(intrinsics: torch.Tensor, distortion: torch.Tensor, width: torc
 
 @dataclass
 class TrainingBatch:
-    """inputs (B, RF, K, 3); target (B, J_union, 3) metres camera space, NaN outside the example's
+    """inputs (B, RF, K, F); target (B, J_union, 3) metres camera space, NaN outside the example's
     format and where missing; target_px (B, J_union, 2) its projection through the camera (pixels,
     with distortion); valid (B, J_union) bool; intrinsics (B, 4); distortion (B, 5); up (B, 3) the
     world's up direction in each example's (possibly mirrored) camera frame, None when unknown."""
@@ -254,6 +258,9 @@ class BatchAssembler:
         if data.keypoint_format != lifter.keypoint_format:
             raise ConfigError(f"the lifter reads {lifter.keypoint_format} keypoints, the training data "
                               f"holds {data.keypoint_format}")
+        if data.codec != lifter.codec:
+            raise ConfigError(f"the lifter reads input encoded by {lifter.codec}, the training data "
+                              f"is encoded by {data.codec}")
         self.slices = [lifter.slices[f] for f in data.formats]
         self.frames = MirroredFrames(data, device)
         self.targets, self.targets_px = self._targets()

@@ -255,7 +255,7 @@ def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=
     keypoint_format = keypoint_format or config.keypoint_format or KEYPOINT_FORMAT
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return SeparateHeadLifter(formats, keypoint_format=keypoint_format,
+        return SeparateHeadLifter(formats, keypoint_format=keypoint_format, codec=config.input_codec(),
                                   filter_widths=config.filter_widths, causal=config.causal,
                                   dropout=config.dropout, channels=config.channels, strided=True,
                                   output_map=output_map)

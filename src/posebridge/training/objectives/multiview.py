@@ -70,14 +70,15 @@ class MultiviewSet(FrameTable):
         return super().digest(self.take_frames, *self.takes, *extra)
 
 
-def load_multiview(sources, keypoint_format: str) -> MultiviewSet:
-    """Read the train-split rows of ``unlabeled_multiview`` datasets.
+def load_multiview(sources, keypoint_format: str, codec=None) -> MultiviewSet:
+    """Read the train-split rows of ``unlabeled_multiview`` datasets, the 2D encoded by ``codec``
+    (``data.keypoints.InputCodec``; default screen + raw confidence).
 
     sources: list of (``store.Dataset``, ``detections.Detections``). Rows of one ``group`` are the
     cameras of one take; a take seen by one camera only gives no pair and is left out. Frame
     counts of a take's rows should agree; the shortest one bounds the frames sampled.
     """
-    table = FrameTableBuilder(keypoint_format)
+    table = FrameTableBuilder(keypoint_format, codec)
     takes, take_names = [], []
     for dataset, detections in sources:
         if dataset.role != "unlabeled_multiview":
@@ -244,7 +245,7 @@ def objective_from_sources(sources, context: ObjectiveContext) -> MultiviewObjec
     ((``store.Dataset``, ``detections.Detections``) pairs), with ``context.config``'s
     ``multiview`` settings."""
     config = context.config
-    data = load_multiview(sources, config.keypoint_format)
+    data = load_multiview(sources, config.keypoint_format, config.input_codec())
     return MultiviewObjective(data, config.multiview, formats=context.formats,
                               group_formats=context.train_set.formats, channels=config.channels,
                               flip=config.flip_augment, keypoint_dropout=config.keypoint_dropout,

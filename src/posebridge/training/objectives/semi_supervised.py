@@ -13,8 +13,9 @@ output joint) predicts the camera-space position of the reference format's root.
   first epoch so it is useful when the unlabeled terms start.
 - ``proj``: the unlabeled prediction (root-relative reference-format pose + predicted trajectory)
   projected through the row's camera, lens distortion included, against the input 2D of the
-  centre frame, in VideoPose3D's normalised screen units (pixels / (width / 2)): the mean
-  Euclidean 2D error weighted by the detector's confidence. With ``placement="depth"`` the pose
+  centre frame, in the units of the lifter's input codec (``data.keypoints.InputCodec``: screen
+  pixels / (width / 2), or camera rays x ``CAMERA_SCALE``): the mean Euclidean 2D error weighted
+  by the detector's confidence (kept beside the input, whatever the codec feeds the network). With ``placement="depth"`` the pose
   sits at the trajectory model's depth but x, y come from the 2D in closed form
   (``place_at_depth``): the trajectory model, learnt from few labeled subjects, misplaces the
   root sideways by more than the pose errors the term could fix, and that miss would otherwise be
@@ -41,12 +42,7 @@ import numpy as np
 import torch
 
 from posebridge.geometry import skeletons
-from posebridge.geometry.cameras import (
-    image_coordinates,
-    normalize_screen,
-    project_points_torch,
-    undistort_points,
-)
+from posebridge.data.keypoints import InputCodec
 from posebridge.data.frames import FrameTable, FrameTableBuilder
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
@@ -76,12 +72,13 @@ def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
 
 
 def reprojection_error(points_cam: torch.Tensor, keypoints: torch.Tensor, intrinsics: torch.Tensor,
-                       distortion: torch.Tensor, width: torch.Tensor, height: torch.Tensor) -> torch.Tensor:
-    """Confidence-weighted mean 2D error, in VideoPose3D's normalised screen units, between
-    camera-space ``points_cam`` (B, J, 3) projected with distortion and ``keypoints`` (B, J, 3)
-    (normalised x, y and confidence). Points nearer than ``MIN_DEPTH_M`` weigh nothing."""
-    px = project_points_torch(points_cam, intrinsics, distortion)
-    projected = normalize_screen(px, width[:, None], height[:, None])
+                       distortion: torch.Tensor, width: torch.Tensor, height: torch.Tensor,
+                       codec: InputCodec | None = None) -> torch.Tensor:
+    """Confidence-weighted mean 2D error, in the units of ``codec`` (default VideoPose3D's
+    normalised screen), between camera-space ``points_cam`` (B, J, 3) seen by the cameras
+    (``InputCodec.project_torch``) and ``keypoints`` (B, J, 3) (encoded x, y and confidence).
+    Points nearer than ``MIN_DEPTH_M`` weigh nothing."""
+    projected = (codec or InputCodec()).project_torch(points_cam, intrinsics, distortion, width, height)
     weight = keypoints[..., 2] * (points_cam[..., 2] > MIN_DEPTH_M)
     err = (projected - keypoints[..., :2]).norm(dim=-1)
     return (weight * err).sum() / weight.sum().clamp_min(1e-6)
@@ -118,13 +115,14 @@ def bone_length_gap(labeled: torch.Tensor, unlabeled: torch.Tensor, bones) -> to
 # ------------------------------------------------------------------------------------ the data
 
 
-def load_unlabeled(sources, labeled_subjects: dict | None, keypoint_format: str) -> FrameTable:
-    """The unlabeled 2D of ``sources`` ((``store.Dataset``, ``detections.Detections``) pairs).
+def load_unlabeled(sources, labeled_subjects: dict | None, keypoint_format: str, codec=None) -> FrameTable:
+    """The unlabeled 2D of ``sources`` ((``store.Dataset``, ``detections.Detections``) pairs),
+    encoded by ``codec`` (``data.keypoints.InputCodec``; default screen + raw confidence).
 
     An ``unlabeled_video`` dataset contributes its train-split rows; a ``labeled`` dataset the
     train-split rows of the subjects ``labeled_subjects`` leaves unlabeled (their 3D is not read).
     """
-    table = FrameTableBuilder(keypoint_format)
+    table = FrameTableBuilder(keypoint_format, codec)
     for dataset, detections in sources:
         table.add_source(dataset, detections)
         rows = _unlabeled_rows(dataset, labeled_subjects)
@@ -186,6 +184,7 @@ class SemiSupervised(Objective):
                 channels=config.channels)
         self.before, self.after = self.trajectory.window()
         self.frames = MirroredFrames(unlabeled, device)
+        self.confidence = torch.from_numpy(unlabeled.mirrored_confidence()).to(self.device)
         self._rows = self._centres = None
         self.rays = self._rays() if self.placement == "depth" else None
         self.labeled = labeled  # the LabeledSet, for the trajectory model's batch-norm statistics
@@ -197,11 +196,9 @@ class SemiSupervised(Objective):
         frame_row = data.frame_rows()
         rows = np.concatenate([frame_row, frame_row + data.num_rows])
         keypoints = data.mirrored_inputs()
-        size = self.frames.size.cpu().numpy().astype(np.float64)
-        px = image_coordinates(keypoints[..., :2].astype(np.float64), size[rows, 0, None], size[rows, 1, None])
-        rays = undistort_points(px, self.frames.intrinsics.cpu().numpy()[rows][:, None].astype(np.float64),
-                                self.frames.distortion.cpu().numpy()[rows][:, None].astype(np.float64),
-                                normalised=True)
+        size = self.frames.size.cpu().numpy().astype(np.float64)[rows]
+        rays = data.codec.rays(keypoints[..., :2], self.frames.intrinsics.cpu().numpy()[rows].astype(np.float64),
+                               self.frames.distortion.cpu().numpy()[rows].astype(np.float64), size[:, 0], size[:, 1])
         return torch.from_numpy(rays.astype(np.float32)).to(self.device)
 
     # -------------------------------------------------------------- Objective interface
@@ -210,6 +207,9 @@ class SemiSupervised(Objective):
         if lifter.keypoint_format != self.data.keypoint_format:
             raise ConfigError(f"semi-supervised: the lifter reads {lifter.keypoint_format} keypoints, the "
                               f"unlabeled detections are {self.data.keypoint_format}")
+        if lifter.codec != self.data.codec:
+            raise ConfigError(f"semi-supervised: the lifter reads input encoded by {lifter.codec}, the "
+                              f"unlabeled 2D is encoded by {self.data.codec}")
 
     def modules(self):
         return {"trajectory": self.trajectory}
@@ -256,7 +256,8 @@ class SemiSupervised(Objective):
             pose = out.extra_pred[:, sl]
             joints = torch.as_tensor(self.joints, device=pose.device)
             keypoints = torch.as_tensor(self.keypoints, device=pose.device)
-            centre = out.extra_inputs[:, self.before][:, keypoints]
+            centre = torch.cat([out.extra_inputs[:, self.before][:, keypoints, :2],
+                                self.confidence[self._centres][:, keypoints, None]], -1)
             rel = (pose - pose[:, root:root + 1])[:, joints]
             if self.placement == "depth":
                 rays = self.rays[self._centres][:, self.keypoints]
@@ -265,7 +266,7 @@ class SemiSupervised(Objective):
                 absolute = rel + trajectory[B:, None]
             rows, frames = self._rows, self.frames
             terms["proj"] = reprojection_error(absolute, centre, frames.intrinsics[rows], frames.distortion[rows],
-                                               frames.size[rows, 0], frames.size[rows, 1])
+                                               frames.size[rows, 0], frames.size[rows, 1], self.data.codec)
             gaps = [bone_length_gap(out.labeled_pred[:, out.lifter.slices[f]], out.extra_pred[:, out.lifter.slices[f]],
                                     skeletons.get(f).bones) for f in self.formats if skeletons.get(f).bones]
             terms["bone"] = torch.stack(gaps).mean() if gaps else zero
@@ -342,6 +343,6 @@ def objective_from_sources(sources, context: ObjectiveContext) -> SemiSupervised
     ``detections.Detections``) pairs, see ``load_unlabeled``), with ``context.config``'s
     ``semi_supervised`` settings."""
     config = context.config
-    data = load_unlabeled(sources, config.labeled_subjects, config.keypoint_format)
+    data = load_unlabeled(sources, config.labeled_subjects, config.keypoint_format, config.input_codec())
     return SemiSupervised(data, config, context.formats, device=context.device, seed=context.seed,
                           labeled=context.train_set)

@@ -7,8 +7,6 @@
 #   snakemake --configfile my.yaml --cores all   with your settings merged over config.yaml
 #   snakemake --workflow-profile profiles/slurm  on a SLURM cluster (edit account/partition)
 
-from pathlib import Path
-
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -24,17 +22,13 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/detect.smk"
-include: "workflow/rules/multiview.smk"
-include: "workflow/rules/semi_supervised.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/acae.smk"  # adds models: before evaluate.smk
+include: "workflow/rules/acae.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 # experiments beside the main pipeline: `snakemake experiments` (not part of `all`)
-for _experiment in sorted(Path(workflow.basedir, "workflow", "rules").glob("experiments_*.smk")):
-
-    include: str(_experiment)
-
+include: "workflow/rules/experiments_mcss.smk"
+include: "workflow/rules/experiments_videopose3d.smk"
 
 rule all:
     """The report's tables and figures (and everything upstream of them)."""

@@ -2,8 +2,8 @@
 # (a) MPJPE vs receptive field, (b) supervised-only vs semi-supervised with 3D labels on the first
 # n training subjects of one labeled dataset. Every run is `posebridge train` + `posebridge
 # evaluate` on that dataset's test split; `posebridge videopose3d-experiments` tabulates and plots.
-# Skipped (nothing added to EXPERIMENT_FILES) when the dataset or the video is not enabled. The
-# helper functions (VP3D_*, vp3d_*) live in semi_supervised.smk (Snakemake's lint: no functions beside rules).
+# Left out of `experiments` (EXPERIMENT_FILES) when the dataset or the video is not enabled.
+# Helpers (VP3D_*, vp3d_*): common.smk.
 
 rule vp3d_train:
     """One model of the VideoPose3D experiments."""
@@ -89,7 +89,3 @@ rule vp3d_report:
         "posebridge videopose3d-experiments --runs {params.runs:q} --csv {output.csv} --html {output.html}"
         " --figure {output.figure} > {log} 2>&1"
 
-
-if VP3D_ENABLED:
-    EXPERIMENT_FILES += [f"{VP3D_DIR}/experiments.csv", f"{VP3D_DIR}/experiments.html",
-                         f"{VP3D_DIR}/experiments.png"]

@@ -86,8 +86,9 @@ rule finetune:
         " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
-rule train_merged:
-    """The merged-joints baseline: like train_initial, one output per joint name."""
+rule finetune_merged:
+    """The merged-joints baseline (one output per joint name), trained from scratch like
+    train_initial by the merged variant of `posebridge finetune`."""
     input:
         **dataset_inputs(labeled_datasets()),
         objectives=objective_inputs,
@@ -104,9 +105,9 @@ rule train_merged:
         seed=rule_seed("train_merged"),
         device=config["device"],
     log:
-        "logs/train_merged.log",
+        "logs/finetune_merged.log",
     benchmark:
-        "benchmarks/train_merged.tsv"
+        "benchmarks/finetune_merged.tsv"
     threads: config["threads"]["train_initial"]
     resources:
         gpu=1,

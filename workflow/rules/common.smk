@@ -105,7 +105,10 @@ def as_json(value) -> str:
 
 
 def rule_seed(*parts) -> int:
-    """A seed in [0, 2**31) derived from the master seed and ``parts`` (rule name, wildcards).
+    """A seed in [0, 2**31) derived from the master seed and ``parts``: a fixed key per rule, then
+    wildcards. The key is the rule's name, except synth_generate ("synthesize"), finetune_merged
+    ("train_merged"), train_mcss ("mcss_train") and train_vp3d ("vp3d_train"): changing a key
+    reseeds the rule's jobs and so changes the default results.
 
     sha256 rather than hash(): Python salts str hashes per process.
     """

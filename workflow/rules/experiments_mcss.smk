@@ -7,7 +7,7 @@
 
 if mcss_enabled():
 
-    rule mcss_train:
+    rule train_mcss:
         """A lifter with the MCSS embedding and pose regressor, 3D labels from {labels} subjects,
         without (base) or with (mv) the multi-view triplet loss."""
         input:
@@ -30,9 +30,9 @@ if mcss_enabled():
             seed=lambda w: rule_seed("mcss_train", w.labels),
             device=config["device"],
         log:
-            "logs/mcss_train/{variant}_{labels}.log",
+            "logs/train_mcss/{variant}_{labels}.log",
         benchmark:
-            "benchmarks/mcss_train/{variant}_{labels}.tsv"
+            "benchmarks/train_mcss/{variant}_{labels}.tsv"
         threads: MCSS["threads"]
         resources:
             gpu=1,

@@ -366,6 +366,14 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
         assert re.search(r"^\s*log:", body, flags=re.M) and re.search(r"^\s*benchmark:", body, flags=re.M), name
 
 
+def test_each_rule_has_its_own_threads_key():
+    keys = {name: re.search(r'threads: config\["threads"\]\["(\w+)"\]', body)
+            for name, (_, body) in rule_blocks().items()}
+    keys = {name: match.group(1) for name, match in keys.items() if match}
+    assert all(name == key for name, key in keys.items()), keys
+    assert _schema_keys("properties", "threads") == set(keys) == set(load_default_config()["threads"])
+
+
 def test_rules_table_gives_each_rules_file_command_and_modules():
     from posebridge.cli import COMMANDS
 

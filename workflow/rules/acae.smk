@@ -19,7 +19,7 @@ rule pseudo_gt:
         "logs/pseudo_gt.log",
     benchmark:
         "benchmarks/pseudo_gt.tsv"
-    threads: config["threads"]["evaluate"]
+    threads: config["threads"]["pseudo_gt"]
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -42,6 +42,7 @@ rule fit_acae:
         "logs/fit_acae.log",
     benchmark:
         "benchmarks/fit_acae.tsv"
+    # one thread: the fit is sized for about a minute on one core (config.yaml acae.fit)
     threads: 1
     conda:
         "../../envs/posebridge.yaml"
@@ -75,7 +76,7 @@ rule finetune:
         "logs/finetune/{variant}.log",
     benchmark:
         "benchmarks/finetune/{variant}.tsv"
-    threads: config["threads"]["train_initial"]
+    threads: config["threads"]["finetune"]
     resources:
         gpu=1,
     conda:
@@ -108,7 +109,7 @@ rule finetune_merged:
         "logs/finetune_merged.log",
     benchmark:
         "benchmarks/finetune_merged.tsv"
-    threads: config["threads"]["train_initial"]
+    threads: config["threads"]["finetune_merged"]
     resources:
         gpu=1,
     conda:
@@ -138,7 +139,7 @@ rule consistency:
         "logs/consistency/{model}.log",
     benchmark:
         "benchmarks/consistency/{model}.tsv"
-    threads: config["threads"]["evaluate"]
+    threads: config["threads"]["consistency"]
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -172,7 +173,7 @@ rule report_acae:
         "logs/report_acae.log",
     benchmark:
         "benchmarks/report_acae.tsv"
-    threads: config["threads"]["report"]
+    threads: config["threads"]["report_acae"]
     conda:
         "../../envs/posebridge.yaml"
     shell:

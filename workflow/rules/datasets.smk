@@ -19,7 +19,7 @@ rule synth_generate:
         "logs/synth_generate/{dataset}.log",
     benchmark:
         "benchmarks/synth_generate/{dataset}.tsv"
-    threads: config["threads"]["synthesize"]
+    threads: config["threads"]["synth_generate"]
     conda:
         "../../envs/posebridge.yaml"
     shell:

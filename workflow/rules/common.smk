@@ -450,11 +450,15 @@ def mcss_objective_args(variant: str) -> str:
 
 # --- the VideoPose3D experiments (Pavllo et al. CVPR 2019; rules in experiments_videopose3d.smk)
 
-from posebridge.training.loop import TrainConfig
-
 VP3D_SETTINGS = config["semi_supervised"]["experiment"]
 VP3D_DIR = "results/experiments/videopose3d"
 VP3D_OUTPUTS = [f"{VP3D_DIR}/experiments.csv", f"{VP3D_DIR}/experiments.html", f"{VP3D_DIR}/experiments.png"]
+
+
+def receptive_field(filter_widths) -> int:
+    """Frames a lifter with these temporal filter widths sees per output frame: their product
+    (VideoPose3D's dilated convolutions). Computed here, not imported: no torch while the DAG is built."""
+    return int(math.prod(filter_widths))
 
 
 def vp3d_runs() -> dict:
@@ -468,9 +472,9 @@ def vp3d_runs() -> dict:
     runs = {}
     for name, widths in VP3D_SETTINGS["receptive_fields"].items():
         runs[name] = {"train": {**base, "filter_widths": widths}, "placement": None, "experiment": "receptive_field",
-                      "receptive_field": int(math.prod(widths)), "labeled_subjects": "all", "seed": 0,
+                      "receptive_field": receptive_field(widths), "labeled_subjects": "all", "seed": 0,
                       "detector": None, "family": name}
-    rf = int(math.prod(base.get("filter_widths", TrainConfig().filter_widths)))
+    rf = receptive_field(base["filter_widths"])
     detector = VP3D_SETTINGS["labels_detector"]
     if detector and detector not in config["detect"]:
         raise WorkflowError(f"invalid configuration: config.semi_supervised.experiment.labels_detector: unknown "

@@ -91,7 +91,7 @@ TINY = {"device": "cpu", "threads": {"train_initial": 2},
         "train": {"filter_widths": [3], "channels": 32, "epochs": 1, "batch_size": 16,
                   "samples_per_epoch": 64, "val_windows": 16},
         "evaluate": {"example_frames": 2}}
-# the report rule's outputs (and what they need): the lifter's pipeline, without the later stages
+# the report rule's outputs (and what they need): the lifter's pipeline, without the skeleton bridge
 REPORT_SUMMARY = "results/report/summary.csv"
 
 

@@ -4,7 +4,7 @@ On held-out synchronised multi-camera data (the test split of a labeled multi-vi
 synth_h36m), for each model trained with the multi-view objective (``posebridge.training.objectives.multiview``; its
 triplet weight may be 0, the baseline):
 
-- **N-MPJPE in the canonical frame** (Mitra et al., "Multi-view Consistent Semi-supervised
+- **N-MPJPE in the canonical frame** (Mitra et al., "Multiview-Consistent Semi-Supervised
   Learning for 3D Human Pose Estimation", CVPR 2020): the pose regressed from
   the embedding against the ground truth canonicalised in the world (Z up); beside it, the
   lifter's own camera-frame prediction canonicalised with each camera's up vector.

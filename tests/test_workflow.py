@@ -509,6 +509,14 @@ def test_slurm_profile_asks_gpus_for_gpu_rules_only(tmp_path):
     assert (tmp_path / "results" / "datasets" / "synth_3dpw.h5").exists()
 
 
+def test_slurm_profile_puts_every_gpu_rule_on_the_gpu_partition():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    gpu_rules = {name for name, (_, body) in rule_blocks().items() if re.search(r"^\s*gpu=1,", body, flags=re.M)}
+    assert "train_initial" in gpu_rules and "finetune" in gpu_rules
+    partitions = {name: settings.get("slurm_partition") for name, settings in profile["set-resources"].items()}
+    assert {name for name, partition in partitions.items() if partition == "EDIT_ME_GPU_PARTITION"} == gpu_rules
+
+
 # --- end to end, with the real steps ----------------------------------------------------------
 
 def test_end_to_end_on_the_tiny_preset(tmp_path):

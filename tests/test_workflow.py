@@ -388,7 +388,9 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
         stem = "_".join(words).replace("-", "_")
         assert name == stem or name.startswith(stem + "_"), f"rule {name} runs `posebridge {' '.join(words)}`"
         _, body = rules[name]
-        assert re.search(r"^\s*log:", body, flags=re.M) and re.search(r"^\s*benchmark:", body, flags=re.M), name
+        for directive, folder in (("log", "logs"), ("benchmark", "benchmarks")):
+            path = re.search(rf"^\s*{directive}:\n\s*\"([^\"]+)\"", body, flags=re.M)
+            assert path and re.match(rf"{folder}/{name}[/.]", path.group(1)), f"rule {name}: {directive}"
 
 
 def test_each_rule_has_its_own_threads_key():

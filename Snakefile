@@ -1,6 +1,7 @@
 # posebridge: 3D human pose from labeled datasets in many skeleton formats and from unlabeled
-# monocular and multi-view video. Every rule runs one `posebridge <step>` command; the
-# wiring is here and in workflow/rules/, the work in the Python package (src/posebridge/).
+# monocular and multi-view video. Every rule runs one `posebridge <subcommand>` and is named after
+# it (docs/internals.md "Rules": rule -> command -> module); the rules are in workflow/rules/,
+# every helper they share in workflow/rules/common.smk, the work in the package (src/posebridge/).
 #
 #   snakemake --cores all                        whole workflow -> results/report.html
 #   snakemake -n                                 what would run, and why

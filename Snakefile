@@ -1,13 +1,12 @@
 # posebridge: 3D human pose from labeled datasets in many skeleton formats and from unlabeled
-# monocular and multi-view video. Every rule runs one `posebridge <step>` command; the
-# wiring is here and in workflow/rules/, the work in the Python package (src/posebridge/).
+# monocular and multi-view video. Every rule runs one `posebridge <subcommand>` and is named after
+# it (docs/internals.md "Rules": rule -> command -> module); the rules are in workflow/rules/,
+# every helper they share in workflow/rules/common.smk, the work in the package (src/posebridge/).
 #
 #   snakemake --cores all                        whole workflow -> results/report.html
 #   snakemake -n                                 what would run, and why
 #   snakemake --configfile my.yaml --cores all   with your settings merged over config.yaml
 #   snakemake --workflow-profile profiles/slurm  on a SLURM cluster (edit account/partition)
-
-from pathlib import Path
 
 from snakemake.utils import min_version
 
@@ -24,17 +23,13 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/datasets.smk"
 include: "workflow/rules/detect.smk"
-include: "workflow/rules/multiview.smk"
-include: "workflow/rules/semi_supervised.smk"
 include: "workflow/rules/train.smk"
-include: "workflow/rules/acae.smk"  # adds models: before evaluate.smk
+include: "workflow/rules/acae.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 # experiments beside the main pipeline: `snakemake experiments` (not part of `all`)
-for _experiment in sorted(Path(workflow.basedir, "workflow", "rules").glob("experiments_*.smk")):
-
-    include: str(_experiment)
-
+include: "workflow/rules/experiments_mcss.smk"
+include: "workflow/rules/experiments_videopose3d.smk"
 
 rule all:
     """The report's tables and figures (and everything upstream of them)."""

@@ -29,7 +29,7 @@ def test_experiment_trains_both_variants_per_amount_of_labels_from_the_same_seed
     result = snakemake(tmp_path, "experiments", "results/models/initial/model.pt", "-n", "-p")
     assert "--multiview" not in _train_initial(result)  # off by default
     counts = job_counts(result)
-    assert counts["mcss_train"] == 6 and counts["mcss_eval"] == 1
+    assert counts["train_mcss"] == 6 and counts["mcss_eval"] == 1
     runs = {}
     for command in shell_commands(result):
         match = re.search(r"--out-dir results/experiments/mcss/models/(base|mv)_(\w+) ", command)
@@ -45,3 +45,8 @@ def test_experiment_trains_both_variants_per_amount_of_labels_from_the_same_seed
         assert subjects in base and subjects in mv
     (evaluation,) = [c for c in shell_commands(result) if c.startswith("posebridge mcss-eval")]
     assert evaluation.count("--model ") == 6 and "--out-dir results/experiments/mcss" in evaluation
+    # the rule declares exactly the files the evaluation writes
+    from posebridge.evaluation.mcss import OUTPUT_FILES
+
+    declared = re.search(r"rule mcss_eval:\n(?:    .*\n)*?    output: (.+)\n", result.stdout + result.stderr)
+    assert declared.group(1).split(", ") == [f"results/experiments/mcss/{name}" for name in OUTPUT_FILES.values()]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib
-import importlib.util
 import json
 import os
 import re
@@ -112,7 +111,7 @@ def test_default_config_plans_every_test_set_with_derived_seeds(tmp_path):
     used = set(labeled) | set(tests)
     variants = config["acae"]["finetune"]["variants"]
     models = 2 + len(variants)  # initial, merged and the fine-tuned ones
-    assert counts == {"synthesize": len(used), "detect_2d": len(used), "train_initial": 1, "train_merged": 1,
+    assert counts == {"synth_generate": len(used), "detect_2d": len(used), "train_initial": 1, "finetune_merged": 1,
                       "pseudo_gt": 1, "fit_acae": 1, "finetune": len(variants), "consistency": models,
                       "evaluate": len(tests) * models, "report": 1, "report_acae": 1, "all": 1}
 
@@ -136,7 +135,7 @@ def test_videopose3d_experiment_plans_methods_seeds_and_its_detector(tmp_path):
     result = snakemake(tmp_path, "-n", "-p", "results/experiments/videopose3d/experiments.csv")
     runs = len(settings["receptive_fields"]) + len(settings["labels"]) * (1 + len(settings["placements"])) * settings["seeds"]
     counts = job_counts(result)
-    assert counts["vp3d_train"] == counts["vp3d_evaluate"] == runs
+    assert counts["train_vp3d"] == counts["evaluate_vp3d"] == runs
     commands = {re.search(r"--out-dir \S+/models/(\S+)", c).group(1): c
                 for c in shell_commands(result) if c.startswith("posebridge train")}
     # one label setting and seed index: supervised and each placement share the seed; seed indices differ
@@ -286,8 +285,6 @@ def _schema_keys(*path: str) -> set[str]:
 
 
 def _dataclass_fields(module: str, name: str) -> set[str]:
-    if importlib.util.find_spec(module) is None:
-        pytest.skip(f"{module} not written yet")
     return {f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name))}
 
 
@@ -304,9 +301,128 @@ def test_schema_keys_match_the_train_config():
     assert _schema_keys("properties", "train") == fields - set(SECTIONS)
 
 
+def test_schema_default_filter_widths_are_the_train_configs():
+    from posebridge.training.loop import TrainConfig
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    assert schema["properties"]["train"]["properties"]["filter_widths"]["default"] == TrainConfig().filter_widths
+
+
+def test_the_dag_is_built_without_importing_torch(tmp_path):
+    # torch blocked: importing it anywhere while Snakemake plans raises ImportError
+    code = ("import sys; sys.modules['torch'] = None; from snakemake.cli import main; "
+            f"main(['--snakefile', {str(SNAKEFILE)!r}, '--directory', {str(tmp_path)!r}, '-n', 'all', 'experiments'])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "train_vp3d" in result.stdout + result.stderr
+
+
 def test_schema_keys_match_the_synthetic_dataset_spec():
     fields = _dataclass_fields("posebridge.sources.synth.generate", "DatasetSpec")
     assert _schema_keys("$defs", "synth_spec") == fields
+
+
+# --- rules and the commands they run ----------------------------------------------------------
+
+def rule_blocks() -> dict[str, tuple[Path, str]]:
+    """rule name -> (the file defining it, its text), for the Snakefile and every file it includes."""
+    included = re.findall(r'^include: "([^"]+)"', SNAKEFILE.read_text(), flags=re.M)
+    rules = {}
+    for path in [SNAKEFILE, *(REPO / name for name in included)]:
+        parts = re.split(r"^[ \t]*rule (\w+):", path.read_text(), flags=re.M)
+        for name, body in zip(parts[1::2], parts[2::2]):
+            assert name not in rules, f"rule {name} defined twice"
+            rules[name] = (path, body)
+    return rules
+
+
+def shell_command(body: str) -> str | None:
+    """The shell command template of a rule's text (its string literals joined), None without one."""
+    block = re.search(r"^[ \t]*shell:\n((?:[ \t]*\"[^\n]*\"\n?)+)", body, flags=re.M)
+    return "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', block.group(1))) if block else None
+
+
+def subcommand_words(command: str) -> list[str]:
+    """The words naming the posebridge subcommand in a shell command ("synth generate")."""
+    words = command.split()
+    assert "posebridge" in words, command
+    rest = words[words.index("posebridge") + 1:]
+    end = next((i for i, word in enumerate(rest) if word[0] in "-{>[<("), len(rest))
+    return rest[:end]
+
+
+def is_subcommand(words: list[str]) -> bool:
+    """Whether ``words`` name a complete subcommand of the real `posebridge` parser."""
+    import argparse
+
+    from posebridge.cli import build_parser
+
+    parser = build_parser()
+    for word in words:
+        actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not actions or word not in actions[0].choices:
+            return False
+        parser = actions[0].choices[word]
+    return not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+
+
+def test_the_cli_has_every_command_and_fails_on_a_missing_module(monkeypatch):
+    import argparse
+
+    from posebridge import cli
+
+    (subcommands,) = [a for a in cli.build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(subcommands.choices) == set(cli.COMMANDS)
+    monkeypatch.setitem(cli.COMMANDS, "gone", "no_such_step")
+    with pytest.raises(ModuleNotFoundError, match="posebridge.commands.no_such_step"):
+        cli.build_parser()
+
+
+def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp_path):
+    rules = rule_blocks()
+    listed = set(snakemake(tmp_path, "--list-rules").stdout.split())
+    assert set(rules) <= listed and set(rules) >= {"all", "experiments"}
+    steps = {name: shell_command(body) for name, (_, body) in rules.items() if name not in ("all", "experiments")}
+    assert len(steps) == 18
+    for name, command in steps.items():
+        assert command, f"rule {name} runs no shell command"
+        words = subcommand_words(command)
+        assert is_subcommand(words), f"rule {name}: `posebridge {' '.join(words)}` is no posebridge subcommand"
+        # named after the subcommand, then `_<what>` where several rules run one command
+        stem = "_".join(words).replace("-", "_")
+        assert name == stem or name.startswith(stem + "_"), f"rule {name} runs `posebridge {' '.join(words)}`"
+        _, body = rules[name]
+        for directive, folder in (("log", "logs"), ("benchmark", "benchmarks")):
+            path = re.search(rf"^\s*{directive}:\n\s*\"([^\"]+)\"", body, flags=re.M)
+            assert path and re.match(rf"{folder}/{name}[/.]", path.group(1)), f"rule {name}: {directive}"
+
+
+def test_each_rule_has_its_own_threads_key():
+    keys = {name: re.search(r'threads: config\["threads"\]\["(\w+)"\]', body)
+            for name, (_, body) in rule_blocks().items()}
+    keys = {name: match.group(1) for name, match in keys.items() if match}
+    assert all(name == key for name, key in keys.items()), keys
+    assert _schema_keys("properties", "threads") == set(keys) == set(load_default_config()["threads"])
+
+
+def test_rules_table_gives_each_rules_file_command_and_modules():
+    from posebridge.cli import COMMANDS
+
+    text = (REPO / "docs" / "internals.md").read_text()
+    section = text[text.index("\n## Rules\n"):]
+    rows = re.findall(r"^\| `(\w+)` \| (\S+) \| `([^`]+)`[^|]* \| `([^`]+)` \| (.+) \|$", section, flags=re.M)
+    rules = {name: (path, shell_command(body)) for name, (path, body) in rule_blocks().items()
+             if name not in ("all", "experiments")}
+    assert sorted(row[0] for row in rows) == sorted(rules)
+    package = REPO / "src" / "posebridge"
+    for name, file, command, module, library in rows:
+        path, shell = rules[name]
+        assert path.name == file, f"{name} is in {path.name}"
+        words = subcommand_words(shell)
+        assert subcommand_words(command) == words, f"{name}: the table says `{command}`"
+        assert module == f"commands/{COMMANDS[words[0]]}.py" and (package / module).exists(), name
+        for library_path in re.findall(r"`([^`]+)`", library):
+            assert (package / library_path).exists(), f"{name}: {library_path}"
 
 
 # --- wiring, with the stand-in steps ----------------------------------------------------------
@@ -329,7 +445,7 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
         assert (tmp_path / "results" / "report" / name).exists()
     assert (tmp_path / "results" / "report.html").stat().st_size > 10_000  # onsuccess: --report
     assert not any((tmp_path / "results" / "models" / "initial").glob("checkpoint*"))
-    for rule_dir in ("synthesize", "detect_2d", "evaluate"):
+    for rule_dir in ("synth_generate", "detect_2d", "evaluate"):
         assert any((tmp_path / "logs" / rule_dir).rglob("*.log"))
         assert any((tmp_path / "benchmarks" / rule_dir).rglob("*.tsv"))
 
@@ -355,7 +471,7 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
 
     changed_detector = write_yaml(tmp_path / "det.yaml", {"detect": {"simulated": {"error_scale": 2.0}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_detector, env=env))
-    assert set(counts) == {"detect_2d", "train_initial", "train_merged", "pseudo_gt", "fit_acae", "finetune",
+    assert set(counts) == {"detect_2d", "train_initial", "finetune_merged", "pseudo_gt", "fit_acae", "finetune",
                            "consistency", "evaluate", "report", "report_acae", "all"}
 
 
@@ -381,9 +497,9 @@ def test_slurm_profile_asks_gpus_for_gpu_rules_only(tmp_path):
             argv = call["argv"]
             rule = re.match(r"rule_([a-z0-9_]+?)(_wildcards_|$)", argv[argv.index("--comment") + 1]).group(1)
             submitted[rule] = argv
-    assert set(submitted) == {"train_initial", "synthesize"}
+    assert set(submitted) == {"train_initial", "synth_generate"}
 
-    train, synth = submitted["train_initial"], submitted["synthesize"]
+    train, synth = submitted["train_initial"], submitted["synth_generate"]
     assert "--gpus=1" in train
     assert not any(a.startswith(("--gpus", "--gres", "--gpus-per")) for a in synth)
     # account and partitions from the profile: the GPU rule on the GPU partition
@@ -395,23 +511,24 @@ def test_slurm_profile_asks_gpus_for_gpu_rules_only(tmp_path):
     # the job step inside the allocation also asks for the GPU
     steps = [c["argv"] for c in calls if c["command"] == "srun"]
     assert any("--gpus=1" in s and "train_initial" in " ".join(s) for s in steps)
-    assert not any("--gpus=1" in s and "synthesize" in " ".join(s) for s in steps)
+    assert not any("--gpus=1" in s and "synth_generate" in " ".join(s) for s in steps)
     assert (tmp_path / "results" / "datasets" / "synth_3dpw.h5").exists()
 
 
+def test_slurm_profile_puts_every_gpu_rule_on_the_gpu_partition():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    gpu_rules = {name for name, (_, body) in rule_blocks().items() if re.search(r"^\s*gpu=1,", body, flags=re.M)}
+    assert "train_initial" in gpu_rules and "finetune" in gpu_rules
+    partitions = {name: settings.get("slurm_partition") for name, settings in profile["set-resources"].items()}
+    assert {name for name, partition in partitions.items() if partition == "EDIT_ME_GPU_PARTITION"} == gpu_rules
+
+
 # --- end to end, with the real steps ----------------------------------------------------------
-
-STEP_MODULES = ["synth", "detect_2d", "train", "evaluate", "report", "pseudo_gt", "fit_acae", "finetune",
-                "consistency", "report_acae"]
-
 
 def test_end_to_end_on_the_tiny_preset(tmp_path):
     import numpy as np
     import pandas as pd
 
-    missing = [m for m in STEP_MODULES if importlib.util.find_spec(f"posebridge.commands.{m}") is None]
-    if missing:
-        pytest.skip(f"steps not written yet: {', '.join(missing)}")
     # PATH as it comes: the workflow finds `posebridge` beside the Python running Snakemake
     env = None
     snakemake(tmp_path, "--cores", 2, "--configfile", TINY, timeout=900)
@@ -455,9 +572,6 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
 
     import torch
 
-    missing = [m for m in STEP_MODULES if importlib.util.find_spec(f"posebridge.commands.{m}") is None]
-    if missing:
-        pytest.skip(f"steps not written yet: {', '.join(missing)}")
     longer = write_yaml(tmp_path / "longer.yaml", {"train": {"epochs": 4}})
     target = "results/models/initial/model.pt"
     killed, clean = tmp_path / "killed", tmp_path / "clean"

@@ -37,7 +37,7 @@ def test_convert_rule_writes_a_dataset_the_store_opens(tmp_path):
     config = real_config(tmp_path, folder)
 
     plan = snakemake(workdir, "-n", "-p", "--configfile", config)
-    assert job_counts(plan)["convert"] == 1 and "synthesize" not in job_counts(plan)
+    assert job_counts(plan)["convert"] == 1 and "synth_generate" not in job_counts(plan)
     command = next(c for c in shell_commands(plan) if "posebridge convert" in c)
     assert f"--dataset h36m --source {folder} --name h36m --role labeled" in command
 
@@ -91,7 +91,7 @@ TINY = {"device": "cpu", "threads": {"train_initial": 2},
         "train": {"filter_widths": [3], "channels": 32, "epochs": 1, "batch_size": 16,
                   "samples_per_epoch": 64, "val_windows": 16},
         "evaluate": {"example_frames": 2}}
-# the report rule's outputs (and what they need): the lifter's pipeline, without the later stages
+# the report rule's outputs (and what they need): the lifter's pipeline, without the skeleton bridge
 REPORT_SUMMARY = "results/report/summary.csv"
 
 
@@ -108,7 +108,7 @@ def test_h36m_preset_plans_the_papers_setting(tmp_path):
     plan = snakemake(tmp_path / "work", "-n", "-p", "--configfile", H36M_PRESET)
     counts = job_counts(plan)
     assert all(counts.get(rule) == 1 for rule in ("convert", "detect_2d", "train_initial", "evaluate", "report"))
-    assert "synthesize" not in counts
+    assert "synth_generate" not in counts
     # the public CPN file is fetched when missing (the 3D, behind a login, never is)
     assert counts.get("download") == 1
     assert "--output data/h36m/data_2d_h36m_cpn_ft_h36m_dbb.npz" in _command(plan, "posebridge download")

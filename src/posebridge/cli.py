@@ -2,7 +2,8 @@
 
 Each subcommand lives in ``posebridge.commands.<module>`` and defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``main(args)``. Command modules keep heavy imports (torch)
-inside ``main`` so that ``posebridge --help`` stays fast.
+inside ``main`` so that ``posebridge --help`` stays fast. A missing command module is an
+ImportError, never a silently missing subcommand.
 """
 
 from __future__ import annotations
@@ -59,12 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"posebridge {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"posebridge.commands.{module_name}")
-        except ModuleNotFoundError as err:
-            if err.name != f"posebridge.commands.{module_name}":
-                raise
-            continue  # a step not built yet
+        module = importlib.import_module(f"posebridge.commands.{module_name}")
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                            formatter_class=_HelpFormatter)
         module.add_arguments(p)

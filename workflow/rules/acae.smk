@@ -1,41 +1,13 @@
 # The skeleton bridge (ACAE): pseudo-GT from the initial model -> the affine-combining
 # autoencoder -> consistency fine-tuning (one model per variant), the merged-joints baseline,
-# the consistency metric of every model and the ACAE report. Included before evaluate.smk so
-# that the models added to MODELS here are evaluated and reported.
-
-ACAE = config["acae"]
-FINETUNE = ACAE["finetune"]
-FINETUNE_VARIANTS = list(FINETUNE["variants"])
-ACAE_DIR = "results/acae"
-
-MODELS += (["merged"] if ACAE["merged"] else []) + [f"finetune_{v}" for v in FINETUNE_VARIANTS]
-REPORT_FILES.update({
-    "acae_comparison": f"{REPORT_DIR}/acae_comparison.html",
-    "acae_comparison_csv": f"{REPORT_DIR}/acae_comparison.csv",
-    "acae_reconstruction": f"{REPORT_DIR}/acae_reconstruction.html",
-    "acae_weights": f"{REPORT_DIR}/acae_weights.png",
-    "acae_latents": f"{REPORT_DIR}/acae_latents.png",
-})
-
-
-# the fine-tuning schedule over the training config, and each variant's options
-FINETUNE_SPEC = as_json({**config["train"], **{k: FINETUNE[k] for k in ("epochs", "samples_per_epoch", "lr")}})
-FINETUNE_ARGS = {
-    "continued": "",
-    "output_reg": f"--acae {ACAE_DIR}/acae.pt --acae-weight {FINETUNE['output_reg_weight']}",
-    "latent": f"--acae {ACAE_DIR}/acae.pt",
-    "hybrid": f"--acae {ACAE_DIR}/acae.pt --acae-weight {FINETUNE['teacher_weight']}"
-    f" --warmup-epochs {FINETUNE['warmup_epochs']}",
-}
-
+# the consistency metric of every model and the ACAE report. Settings: config `acae`; the
+# helpers (ACAE_DIR, FINETUNE_*) are in common.smk.
 
 rule pseudo_gt:
     """The initial model's predictions of every format on clean labeled training frames."""
     input:
         model="results/models/initial/model.pt",
-        datasets=[dataset_h5(name) for name in labeled_datasets()],
-        indexes=[dataset_index(name) for name in labeled_datasets()],
-        detections=[detections_h5(name) for name in labeled_datasets()],
+        **dataset_inputs(labeled_datasets()),
     output:
         f"{ACAE_DIR}/pseudo_gt.npz",
     params:
@@ -47,7 +19,7 @@ rule pseudo_gt:
         "logs/pseudo_gt.log",
     benchmark:
         "benchmarks/pseudo_gt.tsv"
-    threads: config["threads"]["evaluate"]
+    threads: config["threads"]["pseudo_gt"]
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -70,6 +42,7 @@ rule fit_acae:
         "logs/fit_acae.log",
     benchmark:
         "benchmarks/fit_acae.tsv"
+    # one thread: the fit is sized for about a minute on one core (config.yaml acae.fit)
     threads: 1
     conda:
         "../../envs/posebridge.yaml"
@@ -84,9 +57,7 @@ rule finetune:
     input:
         init="results/models/initial/model.pt",
         acae=lambda w: [] if w.variant == "continued" else [f"{ACAE_DIR}/acae.pt"],
-        datasets=[dataset_h5(name) for name in labeled_datasets()],
-        indexes=[dataset_index(name) for name in labeled_datasets()],
-        detections=[detections_h5(name) for name in labeled_datasets()],
+        **dataset_inputs(labeled_datasets()),
     output:
         model="results/models/finetune_{variant}/model.pt",
         config="results/models/finetune_{variant}/config.yaml",
@@ -105,7 +76,7 @@ rule finetune:
         "logs/finetune/{variant}.log",
     benchmark:
         "benchmarks/finetune/{variant}.tsv"
-    threads: config["threads"]["train_initial"]
+    threads: config["threads"]["finetune"]
     resources:
         gpu=1,
     conda:
@@ -116,12 +87,11 @@ rule finetune:
         " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
 
 
-rule train_merged:
-    """The merged-joints baseline: like train_initial, one output per joint name."""
+rule finetune_merged:
+    """The merged-joints baseline (one output per joint name), trained from scratch like
+    train_initial by the merged variant of `posebridge finetune`."""
     input:
-        datasets=[dataset_h5(name) for name in labeled_datasets()],
-        indexes=[dataset_index(name) for name in labeled_datasets()],
-        detections=[detections_h5(name) for name in labeled_datasets()],
+        **dataset_inputs(labeled_datasets()),
         objectives=objective_inputs,
     output:
         model="results/models/merged/model.pt",
@@ -136,10 +106,10 @@ rule train_merged:
         seed=rule_seed("train_merged"),
         device=config["device"],
     log:
-        "logs/train_merged.log",
+        "logs/finetune_merged.log",
     benchmark:
-        "benchmarks/train_merged.tsv"
-    threads: config["threads"]["train_initial"]
+        "benchmarks/finetune_merged.tsv"
+    threads: config["threads"]["finetune_merged"]
     resources:
         gpu=1,
     conda:
@@ -155,9 +125,7 @@ rule consistency:
     input:
         model="results/models/{model}/model.pt",
         acae=f"{ACAE_DIR}/acae.pt",
-        datasets=[dataset_h5(name) for name in test_datasets()],
-        indexes=[dataset_index(name) for name in test_datasets()],
-        detections=[detections_h5(name) for name in test_datasets()],
+        **dataset_inputs(test_datasets()),
     output:
         "results/consistency/{model}.parquet",
     wildcard_constraints:
@@ -171,7 +139,7 @@ rule consistency:
         "logs/consistency/{model}.log",
     benchmark:
         "benchmarks/consistency/{model}.tsv"
-    threads: config["threads"]["evaluate"]
+    threads: config["threads"]["consistency"]
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -205,7 +173,7 @@ rule report_acae:
         "logs/report_acae.log",
     benchmark:
         "benchmarks/report_acae.tsv"
-    threads: config["threads"]["report"]
+    threads: config["threads"]["report_acae"]
     conda:
         "../../envs/posebridge.yaml"
     shell:

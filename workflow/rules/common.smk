@@ -1,8 +1,11 @@
-# Config validation and the small functions the rules share: which datasets play which part,
-# where each file lives, per-rule seeds, and the JSON handed to each command's --spec.
+# Every helper of the workflow (the snakemake-workflows layout: the other .smk files hold only
+# rules): config validation; which datasets play which part and where each file lives; per-rule
+# seeds and the JSON handed to each command's --spec; the training objectives of train_initial;
+# the ACAE stage's settings; the models, report files and experiment files, each computed once.
 
 import hashlib
 import json
+import math
 import os
 import re
 import shlex
@@ -93,41 +96,8 @@ envvars:
 if shutil.which("posebridge") is None:
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
-# name -> entry of every enabled dataset, in config order
-DATASETS = {name: entry for name, entry in config["datasets"].items() if entry["enabled"]}
 
-# Every trained model is evaluated on every test set and shown in the report. Later stages
-# (pseudo-GT, ACAE, fine-tuning) add their models by appending here.
-MODELS = ["initial"]
-
-# Extra training signals of train_initial (semi-supervised video, multi-view metric learning).
-# A stage's .smk appends a function returning (inputs: list of paths, args: str) for
-# `posebridge train`, or ([], "") when its config section leaves it off.
-TRAIN_OBJECTIVES = []
-
-
-def objective_inputs(wildcards=None) -> list[str]:
-    return [path for objective in TRAIN_OBJECTIVES for path in objective()[0]]
-
-
-def objective_args(wildcards=None) -> str:
-    return " ".join(args for args in (objective()[1] for objective in TRAIN_OBJECTIVES) if args)
-
-
-# Files of the `experiments` target (snakemake experiments): each experiment's .smk appends its
-# outputs (tables and figures under results/experiments/).
-EXPERIMENT_FILES = []
-
-REPORT_DIR = "results/report"
-REPORT_FILES = {
-    "metrics": f"{REPORT_DIR}/metrics.html",
-    "baseline": f"{REPORT_DIR}/baseline.html",
-    "summary": f"{REPORT_DIR}/summary.csv",
-    "curves": f"{REPORT_DIR}/training_curves.png",
-    "skeletons": f"{REPORT_DIR}/skeletons.png",
-}
-REPORT_HTML = "results/report.html"
-
+# --- seeds, JSON and wildcard constraints
 
 def as_json(value) -> str:
     """Canonical JSON (sorted keys) so that equal settings give equal params strings."""
@@ -135,7 +105,10 @@ def as_json(value) -> str:
 
 
 def rule_seed(*parts) -> int:
-    """A seed in [0, 2**31) derived from the master seed and ``parts`` (rule name, wildcards).
+    """A seed in [0, 2**31) derived from the master seed and ``parts``: a fixed key per rule, then
+    wildcards. The key is the rule's name, except synth_generate ("synthesize"), finetune_merged
+    ("train_merged"), train_mcss ("mcss_train") and train_vp3d ("vp3d_train"): changing a key
+    reseeds the rule's jobs and so changes the default results.
 
     sha256 rather than hash(): Python salts str hashes per process.
     """
@@ -147,6 +120,12 @@ def names_regex(names) -> str:
     """A wildcard constraint matching exactly ``names`` (never matching when empty)."""
     names = list(names)
     return "|".join(re.escape(n) for n in names) if names else "(?!)"
+
+
+# --- datasets: which play which part, and where their files are
+
+# name -> entry of every enabled dataset, in config order
+DATASETS = {name: entry for name, entry in config["datasets"].items() if entry["enabled"]}
 
 
 def datasets_where(*, source=None, roles=None) -> list[str]:
@@ -199,6 +178,19 @@ def detections_h5(name: str) -> str:
     return f"results/detections/{name}/{DATASETS[name]['detector']}.h5"
 
 
+def dataset_inputs(names, detections=detections_h5) -> dict[str, list[str]]:
+    """The files a step reads for datasets ``names``, as named inputs (``input: **dataset_inputs(...)``):
+    datasets (.h5), indexes (.parquet) and detections (``detections(name)``: its detection file)."""
+    names = list(names)
+    return {"datasets": [dataset_h5(n) for n in names], "indexes": [dataset_index(n) for n in names],
+            "detections": [detections(n) for n in names]}
+
+
+def dataset_files(names, detections=detections_h5) -> list[str]:
+    """``dataset_inputs`` as one list of paths."""
+    return [path for paths in dataset_inputs(names, detections).values() for path in paths]
+
+
 def train_data_args(names, detections=detections_h5) -> str:
     """`--dataset A.h5 --detections A.h5 --train-format F` for each dataset, in order;
     ``detections(name)``: the dataset's detection file."""
@@ -210,12 +202,170 @@ def train_data_args(names, detections=detections_h5) -> str:
     return " ".join(args)
 
 
+
+# --- 2D detection (rules in detect.smk)
+
+def detector_files(wildcards) -> list[str]:
+    """A public detection file an `imported` entry names (no template fields): an input, so the
+    `download` rule fetches it when it is missing."""
+    spec = config["detect"][wildcards.detector]
+    file = spec.get("file")
+    if spec.get("kind", wildcards.detector) != "imported" or not file or "{" in file or Path(file).name not in PUBLIC_2D:
+        return []
+    return [str(Path(spec.get("root", ".")) / file)]
+
+
+def detector_spec(dataset: str, detector: str) -> str:
+    """The detector's settings as JSON; a `builtin` detector also gets the dataset's source,
+    folder and convert options (it reads the 2D keypoints in the dataset's own files)."""
+    spec = dict(config["detect"][detector])
+    entry = DATASETS[dataset]
+    if spec.get("kind", detector) == "builtin" and entry["source"] != "synthetic":
+        spec.update(source=entry["source"], path=entry["path"], convert=entry.get("convert", {}))
+    return as_json(spec)
+
+
+# --- training objectives of train_initial (and of the merged baseline, trained the same way)
+
+def semi_supervised_datasets(chosen=None) -> list[str]:
+    """The datasets whose 2D trains without labels: ``chosen`` (default `semi_supervised.datasets`),
+    or every enabled unlabeled_video dataset. Labeled ones give their subjects outside
+    train.labeled_subjects."""
+    chosen = config["semi_supervised"]["datasets"] if chosen is None else chosen
+    video = datasets_where(roles={"unlabeled_video"})
+    if chosen is None:
+        return video
+    allowed = datasets_where(roles={"unlabeled_video", "labeled"})
+    unknown = [name for name in chosen if name not in allowed]
+    if unknown:
+        raise WorkflowError(f"invalid configuration: config.semi_supervised.datasets: {unknown} are not enabled "
+                            f"unlabeled_video or labeled datasets ({', '.join(allowed) or 'none'})")
+    return list(chosen)
+
+
+def semi_supervised_args(settings: dict, names, detections=detections_h5) -> str:
+    """`posebridge train` options of the semi-supervised objective (VideoPose3D, Pavllo et al.
+    CVPR 2019) for ``names`` with ``settings``; ``detections(name)``: the dataset's detection file."""
+    args = []
+    for name in names:
+        args += ["--unlabeled-video", dataset_h5(name), "--unlabeled-detections", detections(name)]
+    args += ["--semi-weights", shlex.quote(as_json(settings["weights"])),
+             "--semi-warmup-epochs", str(settings["warmup_epochs"]), "--semi-placement", settings["placement"]]
+    if settings.get("batch_size"):
+        args += ["--semi-batch-size", str(settings["batch_size"])]
+    return " ".join(args)
+
+
+def semi_supervised_objective() -> tuple[list[str], str]:
+    """(inputs, args) of the semi-supervised objective (`semi_supervised` section); nothing when disabled."""
+    settings = config["semi_supervised"]
+    if not settings["enabled"]:
+        return [], ""
+    names = semi_supervised_datasets()
+    if not names:
+        raise WorkflowError("invalid configuration: config.semi_supervised.enabled: no enabled dataset has role "
+                            "unlabeled_video (or name labeled datasets in semi_supervised.datasets)")
+    return dataset_files(names), semi_supervised_args(settings, names)
+
+
+def multiview_datasets() -> list[str]:
+    """The unlabeled_multiview datasets MCSS learns from: `multiview.datasets`, or every enabled one."""
+    chosen = config["multiview"]["datasets"]
+    available = datasets_where(roles={"unlabeled_multiview"})
+    if chosen is None:
+        return available
+    unknown = [name for name in chosen if name not in available]
+    if unknown:
+        raise WorkflowError(f"invalid configuration: config.multiview.datasets: {unknown} are not enabled "
+                            f"unlabeled_multiview datasets ({', '.join(available) or 'none'})")
+    return list(chosen)
+
+
+def multiview_args(settings: dict, names) -> str:
+    """`posebridge train` options of the multi-view objective (MCSS, Mitra et al. CVPR 2020) for
+    ``names`` with ``settings``."""
+    args = []
+    for name in names:
+        args += ["--multiview", dataset_h5(name), "--multiview-detections", detections_h5(name)]
+    for key in ("weight", "pose_weight", "margin", "time_window", "pairs", "embedding_dim"):
+        args += [f"--multiview-{key.replace('_', '-')}", str(settings[key])]
+    return " ".join(args)
+
+
+def multiview_objective() -> tuple[list[str], str]:
+    """(inputs, args) of the multi-view objective (`multiview` section); nothing when disabled."""
+    if not config["multiview"]["enabled"]:
+        return [], ""
+    names = multiview_datasets()
+    if not names:
+        raise WorkflowError("invalid configuration: config.multiview.enabled: no enabled dataset has role "
+                            "unlabeled_multiview to learn from")
+    return dataset_files(names), multiview_args(config["multiview"], names)
+
+
+def train_objectives() -> list[tuple[list[str], str]]:
+    """(inputs, `posebridge train` options) of each extra training signal: multi-view metric
+    learning, then semi-supervised video (the order `posebridge train` builds them in), each
+    ([], "") where its config section leaves it off."""
+    return [multiview_objective(), semi_supervised_objective()]
+
+
+def objective_inputs(wildcards=None) -> list[str]:
+    return [path for inputs, _ in train_objectives() for path in inputs]
+
+
+def objective_args(wildcards=None) -> str:
+    return " ".join(args for _, args in train_objectives() if args)
+
+
+# --- the skeleton bridge (ACAE, Sárándi et al. WACV 2023; rules in acae.smk)
+
+ACAE = config["acae"]
+FINETUNE = ACAE["finetune"]
+FINETUNE_VARIANTS = list(FINETUNE["variants"])
+ACAE_DIR = "results/acae"
+
+# the fine-tuning schedule over the training config, and each variant's options
+FINETUNE_SPEC = as_json({**config["train"], **{k: FINETUNE[k] for k in ("epochs", "samples_per_epoch", "lr")}})
+FINETUNE_ARGS = {
+    "continued": "",
+    "output_reg": f"--acae {ACAE_DIR}/acae.pt --acae-weight {FINETUNE['output_reg_weight']}",
+    "latent": f"--acae {ACAE_DIR}/acae.pt",
+    "hybrid": f"--acae {ACAE_DIR}/acae.pt --acae-weight {FINETUNE['teacher_weight']}"
+    f" --warmup-epochs {FINETUNE['warmup_epochs']}",
+}
+
+
+# --- models, evaluation and the report
+
+# Every trained model, evaluated on every test set and shown in the report: the initial lifter,
+# the merged-joints baseline and the fine-tuned ones (results/models/<model>/).
+MODELS = ["initial", *(["merged"] if ACAE["merged"] else []), *(f"finetune_{v}" for v in FINETUNE_VARIANTS)]
+
+
 def eval_tables(models=MODELS) -> list[str]:
     return [f"results/eval/{m}/{d}.parquet" for m in models for d in test_datasets()]
 
 
 def eval_examples(models=MODELS) -> list[str]:
     return [f"results/eval/{m}/{d}.examples.npz" for m in models for d in test_datasets()]
+
+
+REPORT_DIR = "results/report"
+# The report's tables and figures (written by the report and report_acae rules), the targets of `all`.
+REPORT_FILES = {
+    "metrics": f"{REPORT_DIR}/metrics.html",
+    "baseline": f"{REPORT_DIR}/baseline.html",
+    "summary": f"{REPORT_DIR}/summary.csv",
+    "curves": f"{REPORT_DIR}/training_curves.png",
+    "skeletons": f"{REPORT_DIR}/skeletons.png",
+    "acae_comparison": f"{REPORT_DIR}/acae_comparison.html",
+    "acae_comparison_csv": f"{REPORT_DIR}/acae_comparison.csv",
+    "acae_reconstruction": f"{REPORT_DIR}/acae_reconstruction.html",
+    "acae_weights": f"{REPORT_DIR}/acae_weights.png",
+    "acae_latents": f"{REPORT_DIR}/acae_latents.png",
+}
+REPORT_HTML = "results/report.html"
 
 
 def build_html_report() -> None:
@@ -247,23 +397,149 @@ def build_html_report() -> None:
         sys.stderr.write(f"posebridge: could not write {html}; run `snakemake --report {html}`\n")
 
 
-# --- 2D detection (detect.smk)
 
-def detector_files(wildcards) -> list[str]:
-    """A public detection file an `imported` entry names (no template fields): an input, so the
-    `download` rule fetches it when it is missing."""
-    spec = config["detect"][wildcards.detector]
-    file = spec.get("file")
-    if spec.get("kind", wildcards.detector) != "imported" or not file or "{" in file or Path(file).name not in PUBLIC_2D:
-        return []
-    return [str(Path(spec.get("root", ".")) / file)]
+# --- the MCSS experiment (Mitra et al. CVPR 2020; rules in experiments_mcss.smk)
+
+MCSS = config["multiview"]["experiment"]
+MCSS_DIR = "results/experiments/mcss"
+# what `posebridge mcss-eval` writes into its --out-dir
+MCSS_OUTPUTS = ["nmpjpe.csv", "retrieval.csv", "nmpjpe.png", "distance_matrix.png", "mcss.html"]
 
 
-def detector_spec(dataset: str, detector: str) -> str:
-    """The detector's settings as JSON; a `builtin` detector also gets the dataset's source,
-    folder and convert options (it reads the 2D keypoints in the dataset's own files)."""
-    spec = dict(config["detect"][detector])
-    entry = DATASETS[dataset]
-    if spec.get("kind", detector) == "builtin" and entry["source"] != "synthetic":
-        spec.update(source=entry["source"], path=entry["path"], convert=entry.get("convert", {}))
+def mcss_labels() -> list[str]:
+    """The amounts of 3D supervision as wildcards ("1", "2", "all"); for a synthetic dataset,
+    counts beyond its training subjects are left out (they would equal "all")."""
+    requested = MCSS["labeled_subjects"]
+    entry = DATASETS.get(MCSS["dataset"], {})
+    available = entry.get("synth", {}).get("train_subjects") if entry.get("source") == "synthetic" else None
+
+    def keep(n) -> bool:
+        if n == "all" or available is None:
+            return True
+        return n < available or (n == available and "all" not in requested)
+
+    return [str(n) for n in requested if keep(n)]
+
+
+MCSS_LABELS = mcss_labels()
+MCSS_VARIANTS = {"base": 0.0, "mv": config["multiview"]["weight"]}
+
+
+def mcss_enabled() -> bool:
+    """The experiment needs its labeled dataset (with test rows) and multi-view data."""
+    entry = DATASETS.get(MCSS["dataset"])
+    return bool(entry and entry["role"] == "labeled" and has_test_rows(entry) and multiview_datasets())
+
+
+def mcss_model(variant: str, labels: str) -> str:
+    return f"{MCSS_DIR}/models/{variant}_{labels}/model.pt"
+
+
+def mcss_spec(labels: str) -> str:
+    """The experiment's TrainConfig: `train`, its overrides, 3D labels of the first `labels` subjects."""
+    spec = {**config["train"], **MCSS["train"], "dataset_weights": {}, "labeled_subjects": {}}
+    if labels != "all":
+        spec["labeled_subjects"] = {MCSS["dataset"]: int(labels)}
     return as_json(spec)
+
+
+def mcss_objective_args(variant: str) -> str:
+    settings = {**config["multiview"], "weight": MCSS_VARIANTS[variant], "pairs": MCSS["pairs"]}
+    return multiview_args(settings, multiview_datasets())
+
+
+# --- the VideoPose3D experiments (Pavllo et al. CVPR 2019; rules in experiments_videopose3d.smk)
+
+VP3D_SETTINGS = config["semi_supervised"]["experiment"]
+VP3D_DIR = "results/experiments/videopose3d"
+VP3D_OUTPUTS = [f"{VP3D_DIR}/experiments.csv", f"{VP3D_DIR}/experiments.html", f"{VP3D_DIR}/experiments.png"]
+
+
+def receptive_field(filter_widths) -> int:
+    """Frames a lifter with these temporal filter widths sees per output frame: their product
+    (VideoPose3D's dilated convolutions). Computed here, not imported: no torch while the DAG is built."""
+    return int(math.prod(filter_widths))
+
+
+def vp3d_runs() -> dict:
+    """Run name -> its settings: train spec, semi-supervised placement (None: supervised only),
+    detector, seed index, family (runs of one family and seed index share their seed) and its
+    table labels."""
+    base = {k: v for k, v in config["train"].items()
+            if k not in ("dataset_weights", "labeled_subjects", "labeled_fraction")}
+    base.update(VP3D_SETTINGS["train"])
+    dataset = VP3D_SETTINGS["dataset"]
+    runs = {}
+    for name, widths in VP3D_SETTINGS["receptive_fields"].items():
+        runs[name] = {"train": {**base, "filter_widths": widths}, "placement": None, "experiment": "receptive_field",
+                      "receptive_field": receptive_field(widths), "labeled_subjects": "all", "seed": 0,
+                      "detector": None, "family": name}
+    rf = receptive_field(base["filter_widths"])
+    detector = VP3D_SETTINGS["labels_detector"]
+    if detector and detector not in config["detect"]:
+        raise WorkflowError(f"invalid configuration: config.semi_supervised.experiment.labels_detector: unknown "
+                            f"detector {detector!r} (configured under `detect`: {', '.join(config['detect'])})")
+    keypoint_format = (config["detect"][detector].get("keypoint_format", "coco_17") if detector
+                       else base.get("keypoint_format"))
+    for labels in VP3D_SETTINGS["labels"]:
+        n, fraction = labels["subjects"], labels.get("fraction", 1.0)
+        percent = f"{100 * fraction:g}"
+        spec = {**base, "labeled_subjects": {dataset: n}, "keypoint_format": keypoint_format}
+        if fraction < 1:
+            spec["labeled_fraction"] = {dataset: fraction}
+        label = f"labeled{n}" + (f"_{percent.replace('.', 'p')}pct" if fraction < 1 else "")
+        for seed in range(VP3D_SETTINGS["seeds"]):
+            for placement in (None, *VP3D_SETTINGS["placements"]):
+                method = f"semi_{placement}" if placement else "supervised"
+                runs[f"{label}_{method}_s{seed}"] = {
+                    "train": spec, "placement": placement, "experiment": "labels", "receptive_field": rf,
+                    "seed": seed, "detector": detector, "family": label,
+                    "labeled_subjects": f"{n} subject{'s' if n > 1 else ''}"
+                                        + (f", {percent} % of frames" if fraction < 1 else "")}
+    return runs
+
+
+VP3D_RUNS = vp3d_runs()
+VP3D_ENABLED = VP3D_SETTINGS["dataset"] in labeled_datasets() and all(
+    name in datasets_where(roles={"unlabeled_video"}) for name in VP3D_SETTINGS["video"])
+
+
+def vp3d_unlabeled() -> list[str]:
+    """The semi-supervised runs' unlabeled sources: the dataset's unlabeled subjects, then the video."""
+    return [VP3D_SETTINGS["dataset"], *VP3D_SETTINGS["video"]]
+
+
+def vp3d_detections(name: str, run: str) -> str:
+    """Dataset ``name``'s detection file in experiment run ``run``."""
+    detector = VP3D_RUNS[run]["detector"] or DATASETS[name]["detector"]
+    return f"results/detections/{name}/{detector}.h5"
+
+
+def vp3d_inputs(wildcards) -> list[str]:
+    names = vp3d_unlabeled() if VP3D_RUNS[wildcards.run]["placement"] else [VP3D_SETTINGS["dataset"]]
+    return dataset_files(names, lambda name: vp3d_detections(name, wildcards.run))
+
+
+def vp3d_data_args(wildcards) -> str:
+    return train_data_args([VP3D_SETTINGS["dataset"]], lambda name: vp3d_detections(name, wildcards.run))
+
+
+def vp3d_semi_args(wildcards) -> str:
+    run = VP3D_RUNS[wildcards.run]
+    if not run["placement"]:
+        return ""
+    return semi_supervised_args({**config["semi_supervised"], "placement": run["placement"]}, vp3d_unlabeled(),
+                                lambda name: vp3d_detections(name, wildcards.run))
+
+
+def vp3d_run_table() -> list[dict]:
+    return [{"name": name, "experiment": run["experiment"], "receptive_field": run["receptive_field"],
+             "labeled_subjects": run["labeled_subjects"], "placement": run["placement"], "seed": run["seed"],
+             "eval": f"{VP3D_DIR}/eval/{name}.parquet", "log": f"{VP3D_DIR}/models/{name}/train_log.parquet"}
+            for name, run in VP3D_RUNS.items()]
+
+
+# The targets of `snakemake experiments`: the tables and figures of each experiment whose data
+# the configuration enables (under results/experiments/).
+EXPERIMENT_FILES = ([f"{MCSS_DIR}/{name}" for name in MCSS_OUTPUTS] if mcss_enabled() else []) + (
+    VP3D_OUTPUTS if VP3D_ENABLED else [])

@@ -1,10 +1,10 @@
 # Datasets: one rule per source, each writing results/datasets/{dataset}.h5 + .parquet
 # (docs/internals.md "Converted dataset"). A rule's wildcard constraint admits exactly the
-# configured datasets of its source(s): `synthesize` the synthetic ones, `convert` every real one,
+# configured datasets of its source(s): `synth_generate` the synthetic ones, `convert` every real one,
 # so no output is claimed by two rules.
 
 
-rule synthesize:
+rule synth_generate:
     """Generate one synthetic dataset of the embedded benchmark."""
     output:
         h5="results/datasets/{dataset}.h5",
@@ -16,10 +16,10 @@ rule synthesize:
         role=lambda w: DATASETS[w.dataset]["role"],
         seed=lambda w: rule_seed("synthesize", w.dataset),
     log:
-        "logs/synthesize/{dataset}.log",
+        "logs/synth_generate/{dataset}.log",
     benchmark:
-        "benchmarks/synthesize/{dataset}.tsv"
-    threads: config["threads"]["synthesize"]
+        "benchmarks/synth_generate/{dataset}.tsv"
+    threads: config["threads"]["synth_generate"]
     conda:
         "../../envs/posebridge.yaml"
     shell:

@@ -40,6 +40,8 @@ rule download:
     localrule: True
     log:
         "logs/download/{folder}/{name}.log",
+    benchmark:
+        "benchmarks/download/{folder}/{name}.tsv"
     conda:
         "../../envs/posebridge.yaml"
     shell:

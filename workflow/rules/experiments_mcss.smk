@@ -3,18 +3,16 @@
 # distance matrix, under results/experiments/mcss/. Settings: config `multiview.experiment`.
 # Every model trains the embedding head and pose regressor (posebridge.training.objectives.multiview); "base" sets the
 # triplet weight to 0, so the two variants differ only in the multi-view loss (same seed, same
-# labeled data, the multi-view windows in the same forward pass). Its functions are in multiview.smk.
+# labeled data, the multi-view windows in the same forward pass). Helpers (MCSS*, mcss_*): common.smk.
 
 if mcss_enabled():
 
-    rule mcss_train:
+    rule train_mcss:
         """A lifter with the MCSS embedding and pose regressor, 3D labels from {labels} subjects,
         without (base) or with (mv) the multi-view triplet loss."""
         input:
-            dataset=dataset_h5(MCSS["dataset"]),
-            index=dataset_index(MCSS["dataset"]),
-            detections=detections_h5(MCSS["dataset"]),
-            multiview=multiview_inputs(multiview_datasets()),
+            **dataset_inputs([MCSS["dataset"]]),
+            multiview=dataset_files(multiview_datasets()),
         output:
             model=f"{MCSS_DIR}/models/{{variant}}_{{labels}}/model.pt",
             config=f"{MCSS_DIR}/models/{{variant}}_{{labels}}/config.yaml",
@@ -32,9 +30,9 @@ if mcss_enabled():
             seed=lambda w: rule_seed("mcss_train", w.labels),
             device=config["device"],
         log:
-            "logs/mcss_train/{variant}_{labels}.log",
+            "logs/train_mcss/{variant}_{labels}.log",
         benchmark:
-            "benchmarks/mcss_train/{variant}_{labels}.tsv"
+            "benchmarks/train_mcss/{variant}_{labels}.tsv"
         threads: MCSS["threads"]
         resources:
             gpu=1,
@@ -53,8 +51,7 @@ if mcss_enabled():
             index=dataset_index(MCSS["dataset"]),
             detections=detections_h5(MCSS["dataset"]),
         output:
-            [f"{MCSS_DIR}/{name}" for name in ("nmpjpe.csv", "retrieval.csv", "nmpjpe.png",
-                                                "distance_matrix.png", "mcss.html")],
+            [f"{MCSS_DIR}/{name}" for name in MCSS_OUTPUTS],
         params:
             models=lambda w, input: " ".join(f"--model {os.path.dirname(m)}" for m in input.models),
             out_dir=lambda w, output: os.path.dirname(output[0]),
@@ -72,5 +69,3 @@ if mcss_enabled():
             " --out-dir {params.out_dir} --stride {params.stride} --pose-threshold {params.pose_threshold}"
             " --device cpu --threads {threads} > {log} 2>&1"
 
-    EXPERIMENT_FILES.extend([f"{MCSS_DIR}/nmpjpe.csv", f"{MCSS_DIR}/retrieval.csv", f"{MCSS_DIR}/nmpjpe.png",
-                             f"{MCSS_DIR}/distance_matrix.png", f"{MCSS_DIR}/mcss.html"])

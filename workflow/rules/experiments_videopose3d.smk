@@ -2,10 +2,10 @@
 # (a) MPJPE vs receptive field, (b) supervised-only vs semi-supervised with 3D labels on the first
 # n training subjects of one labeled dataset. Every run is `posebridge train` + `posebridge
 # evaluate` on that dataset's test split; `posebridge videopose3d-experiments` tabulates and plots.
-# Skipped (nothing added to EXPERIMENT_FILES) when the dataset or the video is not enabled. The
-# helper functions (VP3D_*, vp3d_*) live in semi_supervised.smk (Snakemake's lint: no functions beside rules).
+# Left out of `experiments` (EXPERIMENT_FILES) when the dataset or the video is not enabled.
+# Helpers (VP3D_*, vp3d_*): common.smk.
 
-rule vp3d_train:
+rule train_vp3d:
     """One model of the VideoPose3D experiments."""
     input:
         vp3d_inputs,
@@ -26,9 +26,9 @@ rule vp3d_train:
         seed=lambda w: rule_seed("vp3d_train", VP3D_RUNS[w.run]["family"], VP3D_RUNS[w.run]["seed"]),
         device=config["device"],
     log:
-        "logs/experiments/videopose3d/train_{run}.log",
+        "logs/train_vp3d/{run}.log",
     benchmark:
-        "benchmarks/experiments/videopose3d/train_{run}.tsv"
+        "benchmarks/train_vp3d/{run}.tsv"
     threads: VP3D_SETTINGS["threads"]
     resources:
         gpu=1,
@@ -40,7 +40,7 @@ rule vp3d_train:
         " --seed {params.seed} --device {params.device} --threads {threads} --no-progress > {log} 2>&1"
 
 
-rule vp3d_evaluate:
+rule evaluate_vp3d:
     """A VideoPose3D experiment model on the labeled dataset's test split."""
     input:
         model=f"{VP3D_DIR}/models/{{run}}/model.pt",
@@ -56,9 +56,9 @@ rule vp3d_evaluate:
         spec=as_json({**config["evaluate"], "max_frames_per_sequence": VP3D_SETTINGS["max_frames_per_sequence"]}),
         model_dir=lambda w, input: os.path.dirname(input.model),
     log:
-        "logs/experiments/videopose3d/evaluate_{run}.log",
+        "logs/evaluate_vp3d/{run}.log",
     benchmark:
-        "benchmarks/experiments/videopose3d/evaluate_{run}.tsv"
+        "benchmarks/evaluate_vp3d/{run}.tsv"
     threads: VP3D_SETTINGS["threads"]
     conda:
         "../../envs/posebridge.yaml"
@@ -68,7 +68,7 @@ rule vp3d_evaluate:
         " --threads {threads} --no-progress > {log} 2>&1"
 
 
-rule vp3d_report:
+rule videopose3d_experiments:
     """Table and figure of the VideoPose3D experiments."""
     input:
         evals=[run["eval"] for run in vp3d_run_table()],
@@ -80,16 +80,12 @@ rule vp3d_report:
     params:
         runs=as_json(vp3d_run_table()),
     log:
-        "logs/experiments/videopose3d/report.log",
+        "logs/videopose3d_experiments.log",
     benchmark:
-        "benchmarks/experiments/videopose3d/report.tsv"
+        "benchmarks/videopose3d_experiments.tsv"
     conda:
         "../../envs/posebridge.yaml"
     shell:
         "posebridge videopose3d-experiments --runs {params.runs:q} --csv {output.csv} --html {output.html}"
         " --figure {output.figure} > {log} 2>&1"
 
-
-if VP3D_ENABLED:
-    EXPERIMENT_FILES += [f"{VP3D_DIR}/experiments.csv", f"{VP3D_DIR}/experiments.html",
-                         f"{VP3D_DIR}/experiments.png"]

@@ -6,9 +6,7 @@
 rule train_initial:
     """Train the initial separate-head lifter on all labeled datasets."""
     input:
-        datasets=[dataset_h5(name) for name in labeled_datasets()],
-        indexes=[dataset_index(name) for name in labeled_datasets()],
-        detections=[detections_h5(name) for name in labeled_datasets()],
+        **dataset_inputs(labeled_datasets()),
         objectives=objective_inputs,
     output:
         model="results/models/initial/model.pt",

@@ -9,8 +9,9 @@ DESCRIPTION = (
     "N-MPJPE in the MCSS canonical frame of the pose regressed from the embedding (and of the "
     "lifter's prediction, canonicalised), cross-view retrieval hit rates (same instant / pose within "
     "--pose-threshold) against the raw normalised 2D keypoints, and the embedding distance matrix "
-    "(same pose from different views vs different poses). Writes nmpjpe.csv, retrieval.csv, "
-    "nmpjpe.png, distance_matrix.png and mcss.html to OUT_DIR."
+    "(same pose from different views vs different poses). Writes the two tables (CSV), their "
+    "figures and an HTML page into OUT_DIR (names: posebridge.evaluation.mcss.OUTPUT_FILES) and "
+    "prints each path."
 )
 
 

@@ -4,7 +4,8 @@ On held-out synchronised multi-camera data (the test split of a labeled multi-vi
 synth_h36m), for each model trained with the multi-view objective (``posebridge.training.objectives.multiview``; its
 triplet weight may be 0, the baseline):
 
-- **N-MPJPE in the canonical frame** (REFERENCES.md sections 2 and 7): the pose regressed from
+- **N-MPJPE in the canonical frame** (Mitra et al., "Multiview-Consistent Semi-Supervised
+  Learning for 3D Human Pose Estimation", CVPR 2020): the pose regressed from
   the embedding against the ground truth canonicalised in the world (Z up); beside it, the
   lifter's own camera-frame prediction canonicalised with each camera's up vector.
 - **Cross-view retrieval**: for a query frame of camera a, is the nearest embedding among all test
@@ -41,7 +42,11 @@ from posebridge.models.lifter import keypoints_to_input
 __all__ = ["TestViews", "load_test_views", "raw_2d_features", "retrieval_rates", "distance_matrix",
            "evaluate_models", "write_outputs", "OUTPUT_FILES", "RAW_2D"]
 
-OUTPUT_FILES = ("nmpjpe.csv", "retrieval.csv", "nmpjpe.png", "distance_matrix.png", "mcss.html")
+# What ``write_outputs`` writes into its directory, by content. The workflow's mcss_eval rule
+# declares the same names (MCSS_OUTPUTS in workflow/rules/common.smk, which must not import torch;
+# tests/test_multiview_workflow.py checks that they agree).
+OUTPUT_FILES = {"nmpjpe_table": "nmpjpe.csv", "retrieval_table": "retrieval.csv", "nmpjpe_figure": "nmpjpe.png",
+                "distance_figure": "distance_matrix.png", "page": "mcss.html"}
 RAW_2D = "raw 2D (normalised)"
 
 
@@ -218,9 +223,9 @@ def write_outputs(out_dir, nmpjpe: pd.DataFrame, retrieval: pd.DataFrame, matric
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out = Path(out_dir)
-    for name, table in (("nmpjpe.csv", nmpjpe), ("retrieval.csv", retrieval)):
-        with atomic.atomic_path(out / name) as tmp:
+    files = {key: Path(out_dir) / name for key, name in OUTPUT_FILES.items()}
+    for path, table in ((files["nmpjpe_table"], nmpjpe), (files["retrieval_table"], retrieval)):
+        with atomic.atomic_path(path) as tmp:
             table.to_csv(tmp, index=False, float_format="%.2f")
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
@@ -234,7 +239,7 @@ def write_outputs(out_dir, nmpjpe: pd.DataFrame, retrieval: pd.DataFrame, matric
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    atomic.savefig(out / "nmpjpe.png", fig, dpi=120)
+    atomic.savefig(files["nmpjpe_figure"], fig, dpi=120)
     plt.close(fig)
 
     labels = list(matrices)
@@ -248,7 +253,7 @@ def write_outputs(out_dir, nmpjpe: pd.DataFrame, retrieval: pd.DataFrame, matric
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
-    atomic.savefig(out / "distance_matrix.png", fig, dpi=120)
+    atomic.savefig(files["distance_figure"], fig, dpi=120)
     plt.close(fig)
 
     page = [f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>",
@@ -256,7 +261,7 @@ def write_outputs(out_dir, nmpjpe: pd.DataFrame, retrieval: pd.DataFrame, matric
             "<h2>N-MPJPE in the canonical frame (mm) vs 3D supervision</h2>",
             "<p><code>n_mpjpe</code>: the pose regressed from the embedding; <code>n_mpjpe_lifter</code>: "
             "the lifter's camera-frame prediction canonicalised with the camera's up vector.</p>",
-            nmpjpe.to_html(index=False, float_format="%.1f"), "<img src='nmpjpe.png'>",
+            nmpjpe.to_html(index=False, float_format="%.1f"), f"<img src='{OUTPUT_FILES['nmpjpe_figure']}'>",
             "<h2>Cross-view retrieval (hit rate, %)</h2>",
             "<p>Query: a test frame of one camera; gallery: every test frame of another camera. "
             "<code>hit_instant</code>: the nearest is the same instant; <code>hit_pose</code>: or a pose "
@@ -264,6 +269,6 @@ def write_outputs(out_dir, nmpjpe: pd.DataFrame, retrieval: pd.DataFrame, matric
             retrieval.to_html(index=False, float_format="%.1f"),
             "<h2>Embedding distances</h2><p>Column j: pose j from the first camera; row i: pose i from "
             "another camera. A view-invariant embedding is darkest on the diagonal.</p>",
-            "<img src='distance_matrix.png'>", "</body></html>"]
-    atomic.write_text(out / "mcss.html", "\n".join(page))
-    return [out / name for name in OUTPUT_FILES]
+            f"<img src='{OUTPUT_FILES['distance_figure']}'>", "</body></html>"]
+    atomic.write_text(files["page"], "\n".join(page))
+    return list(files.values())

@@ -21,6 +21,7 @@ COMMANDS = {
     "download": "download",
     "synth": "synth",
     "detect-2d": "detect_2d",
+    "triangulate": "triangulate",
     "train": "train",
     "pseudo-gt": "pseudo_gt",
     "fit-acae": "fit_acae",

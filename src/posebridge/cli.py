@@ -29,6 +29,7 @@ COMMANDS = {
     "consistency": "consistency",
     "report-acae": "report_acae",
     "evaluate": "evaluate",
+    "evaluate-real": "evaluate_real",
     "mcss-eval": "mcss_eval",
     "predict": "predict",
     "report": "report",

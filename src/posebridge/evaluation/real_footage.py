@@ -113,22 +113,44 @@ def evaluate_takes(model, dataset, detections) -> tuple[pd.DataFrame, pd.DataFra
     return pd.DataFrame(views), pd.DataFrame(cross)
 
 
-def evaluate_video(model, raw: np.ndarray, info, name: str) -> list[dict]:
-    """Label-free rows (one per format) of one video's raw COCO-17 detections (T, 17, 3), lifted
-    as ``posebridge infer`` does (main track, gaps filled, assumed camera); ``info`` its VideoInfo."""
+def evaluate_monocular(model, dataset, detections) -> pd.DataFrame:
+    """Label-free rows (one per index row and format) of a dataset without 3D: each row's
+    detections lifted as ``posebridge infer`` does (main track, gaps filled) with the row's camera
+    intrinsics, then the reprojection error and bone-length stability of the lifted pose."""
+    from posebridge.data.video import VideoInfo
     from posebridge.inference.infer import lift_detections
     from posebridge.inference.predict import recover_trajectory
 
-    result = lift_detections(name, info, raw, "mediapipe", model)
-    valid = result.valid
-    coco_limbs = label_free.limb_joints(result.keypoints[valid], KEYPOINT_FORMAT)
+    detections.check_against(dataset)
     rows = []
-    for fmt in model.formats:
-        pose = result.poses[fmt][valid].astype(np.float64)
-        trajectory = recover_trajectory({fmt: pose}, result.keypoints[valid], result.intrinsics)
-        limbs = label_free.limb_joints(pose, fmt)
-        rows.append({"video": name, "format": fmt, "frames": int(valid.sum()),
-                     "reprojection_px": label_free.reprojection_error(limbs, trajectory, coco_limbs, result.intrinsics)
-                     if trajectory is not None else float("nan"),
-                     "bone_std_mm": label_free.bone_length_std(limbs)})
-    return rows
+    for _, row in dataset.index.iterrows():
+        camera = dataset.camera_for(row)
+        info = VideoInfo(camera.width, camera.height, float(row["fps"]), int(row["frames"]))
+        result = lift_detections(row["sequence"], info, detections.get(row["sequence"], row["camera"]),
+                                 detections.detector, model, focal_length=float(camera.intrinsics[0]))
+        valid = result.valid
+        coco_limbs = label_free.limb_joints(result.keypoints[valid], KEYPOINT_FORMAT)
+        for fmt in model.formats:
+            pose = result.poses[fmt][valid].astype(np.float64)
+            limbs = label_free.limb_joints(pose, fmt)
+            trajectory = recover_trajectory({fmt: pose}, result.keypoints[valid], result.intrinsics)
+            rows.append({"sequence": row["sequence"], "camera": row["camera"], "format": fmt,
+                         "frames": int(valid.sum()), "bone_std_mm": label_free.bone_length_std(limbs),
+                         "reprojection_px": float("nan") if trajectory is None else
+                         label_free.reprojection_error(limbs, trajectory, coco_limbs, result.intrinsics)})
+    return pd.DataFrame(rows)
+
+
+def has_triangulation(dataset) -> bool:
+    """True when the dataset holds 3D joints seen by two or more cameras per take."""
+    views = dataset.index.groupby("sequence")["camera"].nunique()
+    return bool((views >= 2).all()) and bool(np.isfinite(dataset.joints_3d_all()).any())
+
+
+def evaluate_real(model, dataset, detections) -> pd.DataFrame:
+    """A model on one real dataset, one row per sequence x camera x format: against the
+    triangulation (with cross-view columns) when the dataset has one, label-free otherwise."""
+    if not has_triangulation(dataset):
+        return evaluate_monocular(model, dataset, detections)
+    views, cross = evaluate_takes(model, dataset, detections)
+    return views.merge(cross, on=["sequence", "format"], how="left")

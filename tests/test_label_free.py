@@ -161,3 +161,24 @@ def test_package_videos_become_a_dataset():
     assert index.loc["bikes", "frames"] == 250 and index.loc["demo", "frames"] == 230
     assert [c.image_size for c in converted.cameras] == [(640, 272), (1768, 994)]
     assert np.isnan(converted.joints_3d).all()
+
+
+def test_report_real_writes_the_section(tmp_path):
+    from posebridge.cli import main
+    from test_triangulation import motion, observe, rig
+
+    cameras, truth = rig(), motion(30)
+    converted, detections = write_rig_take(tmp_path, cameras, np.full_like(truth, np.nan), observe(cameras, truth))
+    dataset = tmp_path / "rig_3d.h5"
+    assert main(["triangulate", "--dataset", str(converted), "--detections", str(detections),
+                 "--output", str(dataset)]) == 0
+    model = write_model(tmp_path / "model")
+    assert main(["evaluate-real", "--model", str(model), "--dataset", str(dataset), "--detections",
+                 str(detections), "--output", str(tmp_path / "real.parquet")]) == 0
+    assert main(["report-real", "--real", str(tmp_path / "real.parquet"), "--model-dir", str(model),
+                 "--dataset", str(dataset), "--detections", str(detections),
+                 "--output-dir", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "real_footage.html").read_text()
+    assert "<td class=\"text\">model</td><td class=\"text\">h36m_17</td>" in page
+    assert "Triangulation" in page and page.count("<tr>") == 1 + 1 + 1 + 4  # 2 headers, 1 model row, 4 cameras
+    assert (tmp_path / "report" / "real_footage_frames.png").stat().st_size > 10_000

@@ -33,6 +33,7 @@ COMMANDS = {
     "mcss-eval": "mcss_eval",
     "predict": "predict",
     "report": "report",
+    "report-real": "report_real",
     "infer": "infer",
     "import-videopose3d": "import_videopose3d",
     "videopose3d-experiments": "videopose3d_experiments",

@@ -139,9 +139,9 @@ def _rays(keypoints: np.ndarray, cameras) -> np.ndarray:
 
 def _robust_dlt(rays, keypoints, weights, cameras, max_error_px) -> tuple[np.ndarray, np.ndarray]:
     """Consensus DLT over (V, T, K) inputs: the triangulation from all views and that of every view
-    pair propose a point; the
-    views reprojecting it within ``max_error_px`` are its inliers; the proposal with the most
-    inliers (then the lowest summed error) wins and is solved again from all its inliers.
+    pair propose a point; the views reprojecting it within ``max_error_px`` are its inliers; the
+    proposal with the most inliers (then the lowest summed error) wins and is solved again from
+    its inliers, twice, each time re-admitting every view the refit point reprojects within reach.
     Returns joints (T, K, 3), NaN where no two views agree, and used (V, T, K)."""
     V, T, K = weights.shape
     P = _projections(cameras)
@@ -211,7 +211,7 @@ def assign_person(costs: np.ndarray, centres: np.ndarray, person_error_px: float
 
     costs: (P, V, T) per-proposal view errors; centres: (P, T, 3) proposal centres.
     """
-    Pn, V, T = costs.shape
+    _, V, T = costs.shape
     agree = costs < person_error_px  # (P, V, T)
     support = np.where(np.isfinite(centres).all(-1), agree.sum(axis=1), 0)  # (P, T)
     total = np.where(agree, costs, 0.0).sum(axis=1)

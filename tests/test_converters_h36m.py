@@ -186,7 +186,7 @@ def test_missing_files_give_instructions(tmp_path):
         convert("h36m", tmp_path)
     message = str(err.value)
     assert "\n" not in message
-    assert f"place VideoPose3D's 3D poses under {tmp_path}" in message and "login required" in message
+    assert f"place VideoPose3D's 3D poses (data_3d_h36m.npz) under {tmp_path}" in message and "login required" in message
     (tmp_path / "S1" / "MyPoseFeatures" / "D3_Positions").mkdir(parents=True)
     with pytest.raises(DataError, match="S1's D3 Positions.*Poses_D3_Positions_S1.tgz.*login required"):
         convert("h36m_cdf", tmp_path)

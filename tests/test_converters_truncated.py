@@ -108,3 +108,53 @@ def test_each_case_converts_when_intact(tmp_path, capsys):
                          "--role", "labeled", "--output", str(output), *options]) == 0, capsys.readouterr().err
         assert output.is_file()
     assert np.all([p.stat().st_size > 0 for p in (tmp_path / "results").rglob("*.h5")])
+
+
+class _Payload:
+    """Unpickling this creates ``marker``: stands in for an attacker's code in a dataset file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _poison_npz(path, key, marker):
+    """Replace one entry of a VideoPose3D npz by a pickle payload, keeping the others."""
+    with np.load(path, allow_pickle=True) as npz:
+        entries = {k: npz[k] for k in npz.files}
+    entries[key] = np.array({"S1": _Payload(marker)}, dtype=object)
+    np.savez(path, **entries)
+
+
+PAYLOAD_CASES = [
+    ("h36m", _h36m, "data_3d_h36m.npz", "positions_3d", []),
+    ("h36m", _h36m, "data_2d_h36m_cpn_ft_h36m_dbb.npz", "positions_2d", ["--detections", "cpn_ft_h36m_dbb"]),
+    ("humaneva", _humaneva, "data_2d_humaneva15_gt.npz", "metadata", []),
+    ("3dpw", _3dpw, "sequenceFiles/test/office_phoneCall_00.pkl", None, []),
+]
+
+
+@pytest.mark.parametrize("dataset, write, poisoned, key, options", PAYLOAD_CASES,
+                         ids=[f"{c[0]}:{c[2].rsplit('/', 1)[-1]}" for c in PAYLOAD_CASES])
+def test_pickle_payload_is_refused_not_run(tmp_path, capsys, dataset, write, poisoned, key, options):
+    """VideoPose3D's npz files and 3DPW's pkl files are pickles by design; a payload in one is
+    refused with one line naming the file and the global, and never runs."""
+    (tmp_path / "source").mkdir()
+    source = write(tmp_path / "source")
+    path, marker = source / poisoned, tmp_path / "payload_ran"
+    if key is None:
+        path.write_bytes(pickle.dumps({"jointPositions": _Payload(marker)}, protocol=2))
+    else:
+        _poison_npz(path, key, marker)
+    results = tmp_path / "results"
+    args = ["convert", "--dataset", dataset, "--source", str(source), "--name", dataset, "--role", "labeled",
+            "--output", str(results / "datasets" / f"{dataset}.h5"), *options]
+    if dataset in ("h36m", "3dpw") and (dataset != "h36m" or options):
+        args += ["--detections-output", str(results / "detections" / dataset / "2d.h5")]
+    assert cli.main(args) == 1
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and path.name in err and "refused to unpickle" in err and ".open" in err, err
+    assert not marker.exists()
+    assert [p for p in results.rglob("*") if p.is_file()] == [] if results.exists() else True

@@ -136,3 +136,34 @@ def test_check_against_dataset(tmp_path):
         _write(tmp_path / "other.h5", dataset="other")
         with pytest.raises(DataError, match="'other'"):
             read_detections(tmp_path / "other.h5").check_against(ds)
+
+
+def _raw_detections(path, keypoints, tmp_path):
+    """A valid detection file whose keypoints are then overwritten in place (another tool's file)."""
+    import h5py
+
+    rows = pd.DataFrame({"sequence": ["s"], "camera": ["c"], "frames": [len(keypoints)]})
+    good = np.concatenate([np.full((len(keypoints), 17, 2), 10.0), np.ones((len(keypoints), 17, 1))], -1)
+    write_detections(path, dataset="d", detector="x", keypoint_format="coco_17", rows=rows,
+                     keypoints=good.astype(np.float32))
+    with h5py.File(path, "r+") as f:
+        f["keypoints"][...] = keypoints
+
+
+@pytest.mark.parametrize("value, problem", [(np.nan, "keypoints hold NaN or inf"), (np.inf, "keypoints hold NaN or inf"),
+                                            (7.0, r"confidences must lie in \[0, 1\] \(found 1 to 7\)")])
+def test_reading_refuses_invalid_values(tmp_path, value, problem):
+    path = tmp_path / "det.h5"
+    keypoints = np.ones((4, 17, 3), np.float32)
+    keypoints[2, 5, 2 if value == 7.0 else 0] = value
+    _raw_detections(path, keypoints, tmp_path)
+    with read_detections(path) as dets, pytest.raises(DataError, match=f"det.h5: {problem}"):
+        dets.get("s", "c")
+
+
+def test_entirely_missing_detections_are_not_written(tmp_path):
+    rows = pd.DataFrame({"sequence": ["s"], "camera": ["c"], "frames": [3]})
+    with pytest.raises(DataError, match="every confidence is 0"):
+        write_detections(tmp_path / "none.h5", dataset="d", detector="x", keypoint_format="coco_17", rows=rows,
+                         keypoints=np.zeros((3, 17, 3), np.float32))
+    assert not (tmp_path / "none.h5").exists()

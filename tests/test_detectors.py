@@ -247,6 +247,11 @@ def test_read_videopose3d_2d_rejects_bad_files(tmp_path):
           metadata=np.array({"layout_name": "coco"}, dtype=object))
     with pytest.raises(DataError, match=r"\(5, 16, 2\)"):
         read_videopose3d_2d(tmp_path / "shape.npz")
+    strings = {"S1": {"Walk": [np.full((5, 17, 2), "x")]}}
+    _save(tmp_path / "strings.npz", positions_2d=np.array(strings, dtype=object),
+          metadata=np.array({"layout_name": "coco"}, dtype=object))
+    with pytest.raises(DataError, match=r"strings.npz: .*\[0\] has dtype <U1, expected numbers"):
+        read_videopose3d_2d(tmp_path / "strings.npz")
 
 
 def _detectron_frames(rng, frames=5, style="d2"):

@@ -236,7 +236,7 @@ def test_errors(tiny, tmp_path):
     with open_dataset(h5) as ds:
         rows = ds.index[["sequence", "camera", "frames"]].assign(frames=ds.index["frames"] - 1)
     write_detections(short, dataset="tiny_labeled", detector="stub", keypoint_format="coco_17", rows=rows,
-                     keypoints=np.zeros((int(rows["frames"].sum()), 17, 3), np.float32))
+                     keypoints=np.ones((int(rows["frames"].sum()), 17, 3), np.float32))
     with open_dataset(h5) as ds, read_detections(short) as dets, pytest.raises(DataError, match="short.h5"):
         evaluate(StubModel(truth), ds, dets, EvalConfig(), lift=StubModel(truth).lift, progress=False,
                  detections_path=short)

@@ -117,6 +117,25 @@ def test_load_model_round_trip_and_errors(tmp_path):
         load_model(tmp_path / "bad")
 
 
+def test_load_model_refuses_nan_weights_and_names_a_mismatch_on_one_line(tmp_path):
+    import torch
+
+    payload = make_model().lifter.file_dict({})
+    payload["state_dict"] = dict(payload["state_dict"])
+    key = next(k for k in payload["state_dict"] if k.endswith("weight"))
+    payload["state_dict"][key] = torch.full_like(payload["state_dict"][key], float("nan"))
+    atomic.torch_save(tmp_path / "nan" / "model.pt", payload)
+    with pytest.raises(DataError, match=f"state_dict holds NaN or inf weights \\({key}"):
+        load_model(tmp_path / "nan")
+    payload = make_model().lifter.file_dict({})
+    payload["architecture"] = dict(payload["architecture"], channels=payload["architecture"]["channels"] * 2)
+    atomic.torch_save(tmp_path / "wide" / "model.pt", payload)
+    with pytest.raises(DataError) as err:
+        load_model(tmp_path / "wide")
+    message = str(err.value)
+    assert "\n" not in message and "size mismatch" in message and "more mismatched tensors" in message, message
+
+
 def test_chunk_length_splits_into_equal_pieces_within_the_budget():
     from posebridge.inference.lift import chunk_length
 

@@ -77,6 +77,10 @@ def test_pseudo_gt_is_lift_of_the_chosen_frames_at_the_true_root(tmp_path):
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
     with pytest.raises(DataError):
         read_pseudo_gt(tmp_path / "bad.npz")
+    whole = (tmp_path / "p.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match="cut.npz: not a readable pseudo-GT .npz, truncated or corrupt"):
+        read_pseudo_gt(tmp_path / "cut.npz")
 
 
 def test_root_relative_pseudo_gt_equals_lift_on_keypoints():

@@ -150,6 +150,7 @@ BAD_WRITES = {
     "joint count": (_set("skeleton", "smpl_24"), "17 joints"),
     "role": (_set("role", "pretraining"), "role"),
     "inf joints": (_joints_change(lambda j: np.where(np.arange(3) == 1, np.inf, j)), "inf"),
+    "all missing": (_joints_change(lambda j: np.full_like(j, np.nan)), "entirely missing"),
     "missing column": (_index_change(lambda i: i.drop(columns="group")), "group"),
     "float frames": (_index_change(lambda i: i.assign(frames=i["frames"].astype(float))), "frames"),
     "out of range": (_index_change(lambda i: i.assign(frames=[7, 7, 5])), "out of range"),
@@ -266,3 +267,16 @@ def test_index_problems(written):
 
     sample["index"].assign(camera_index=[0, 1, 5]).to_parquet(index_path)
     _expect_error(path, "camera_index", named=index_path)
+
+
+
+def test_inf_in_a_stored_file_fails_on_read_and_all_nan_is_unusable(written):
+    """A file written by another tool, or damaged: inf is refused when read (naming the file and
+    frame); a store whose joints are all NaN cannot supply 3D (training would learn from nothing)."""
+    path, _ = written
+    _edit(path, lambda f: f["joints_3d"].__setitem__((9, 3, 1), np.inf))
+    with store.open_dataset(path) as ds, pytest.raises(DataError, match=r"tiny.h5: joints_3d holds inf \(frame 9\)"):
+        ds.joints_3d_all()
+    _edit(path, lambda f: f["joints_3d"].__setitem__(slice(None), np.nan))
+    with store.open_dataset(path) as ds, pytest.raises(DataError, match="tiny.h5: joints_3d is entirely missing"):
+        ds.joints_3d_all()

@@ -110,8 +110,10 @@ def _bad_files(tmp_path):
     missing = dict(good)
     del missing["layers_bn.1.running_var"]
     resized = dict(good, **{"layers_conv.1.weight": torch.zeros(8, 8, 3)})
+    diverged = dict(good, **{"shrink.weight": torch.full_like(good["shrink.weight"], float("nan"))})
     files = {}
     for name, payload in {"missing": {"model_pos": missing}, "resized": {"model_pos": resized},
+                          "nan": {"model_pos": diverged},
                           "no_model": {"epoch": 1, "model": good}, "no_shrink": {
                               "model_pos": {k: v for k, v in good.items() if not k.startswith("shrink")}}}.items():
         files[name] = tmp_path / f"{name}.bin"
@@ -134,3 +136,5 @@ def test_corrupt_or_incomplete_checkpoints_give_one_line_errors(tmp_path, capsys
         assert err.count("\n") == 0 and str(path) in err
     with pytest.raises(DataError, match="layers_bn.1.running_var"):
         import_checkpoint(tmp_path / "missing.bin", tmp_path / "x")
+    with pytest.raises(DataError, match=r"nan.bin: 'model_pos' holds NaN or inf weights \(shrink.weight\)"):
+        import_checkpoint(tmp_path / "nan.bin", tmp_path / "x")

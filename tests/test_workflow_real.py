@@ -59,7 +59,7 @@ def test_missing_folder_plans_but_fails_with_instructions(tmp_path):
                        "--configfile", config, check=False)
     assert result.returncode != 0
     log = (workdir / "logs/convert/h36m.log").read_text()
-    assert "place VideoPose3D's 3D poses under" in log and "vision.imar.ro/human3.6m" in log
+    assert "place VideoPose3D's 3D poses (data_3d_h36m.npz) under" in log and "vision.imar.ro/human3.6m" in log
     assert not (workdir / "results/datasets/h36m.h5").exists()
 
 

@@ -28,8 +28,16 @@ def load_spec(spec: str | None, what: str) -> dict:
     if spec is None or not spec.strip():
         return {}
     text = spec.strip()
-    if not text.startswith(("{", "[")) and Path(text).is_file():
-        text = Path(text).read_text()
+    if not text.startswith(("{", "[")):
+        path = Path(text)
+        if path.is_file():
+            what = f"{what} file {path}"
+            try:
+                text = path.read_text(encoding="utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(f"{what} is not a text (JSON) file") from None
+        elif path.suffix.lower() in (".json", ".yaml", ".yml") or "/" in text:
+            raise ConfigError(f"{what}: no such file {path}")
     try:
         values = json.loads(text)
     except json.JSONDecodeError as err:

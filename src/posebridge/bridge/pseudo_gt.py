@@ -21,6 +21,7 @@ float32 mm; ``joint_names`` (J,) ``<format>/<joint>``; ``formats`` (F,) with ``f
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -120,8 +121,8 @@ def read_pseudo_gt(path: str | os.PathLike) -> dict[str, np.ndarray]:
             arrays = {k: data[k] for k in data.files}
     except FileNotFoundError:
         raise DataError(path, "file not found (run posebridge pseudo-gt)") from None
-    except (OSError, ValueError) as err:
-        raise DataError(path, f"not a readable pseudo-GT .npz ({err})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+        raise DataError(path, f"not a readable pseudo-GT .npz, truncated or corrupt ({type(err).__name__}: {err})") from None
     missing = [k for k in ("points", "joint_names", "holdout", "formats") if k not in arrays]
     if missing:
         raise DataError(path, f"not a pseudo-GT file: lacks {', '.join(missing)}")

@@ -42,6 +42,7 @@ def main(args) -> int:
 
     from posebridge.atomic import write_parquet
     from posebridge.data.detections import read_detections
+    from posebridge.errors import DataError
     from posebridge.evaluation.evaluate import EvalConfig, evaluate, write_examples
     from posebridge.inference.lift import load_model
     from posebridge.data.store import open_dataset
@@ -56,6 +57,8 @@ def main(args) -> int:
         detections.check_against(dataset)
         result = evaluate(model, dataset, detections, config, dataset_path=args.dataset,
                           detections_path=args.detections, progress=not args.no_progress)
+    if result.table["mpjpe"].isna().all():  # nothing was scored: a table of NaN must not look like a result
+        raise DataError(args.dataset, "no test frame has ground truth to score (every joint is missing)")
     examples = args.examples or Path(args.output).with_suffix(".examples.npz")
     write_parquet(args.output, result.table)
     write_examples(examples, result.examples)

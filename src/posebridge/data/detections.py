@@ -35,6 +35,16 @@ def _keypoint_skeleton(name):
         raise _Invalid(f"keypoint format: {err}") from None
 
 
+def keypoint_value_problem(keypoints: np.ndarray) -> str | None:
+    """Why (N, K, 3) keypoints are invalid (non-finite values, confidence outside [0, 1]), or None."""
+    if not np.isfinite(keypoints).all():
+        return "keypoints hold NaN or inf (a missed joint has confidence 0 and finite x, y)"
+    confidence = keypoints[..., 2]
+    if (confidence < 0).any() or (confidence > 1).any():
+        return f"confidences must lie in [0, 1] (found {confidence.min():g} to {confidence.max():g})"
+    return None
+
+
 def _check_rows(sequence: np.ndarray, camera: np.ndarray, frames: np.ndarray) -> None:
     if len(sequence) == 0:
         raise _Invalid("no rows")
@@ -81,11 +91,11 @@ def write_detections(path: str | os.PathLike, *, dataset, detector: str, keypoin
         if keypoints.dtype.kind not in "fiu":
             raise _Invalid(f"keypoints have dtype {keypoints.dtype}, expected floating point")
         keypoints = keypoints.astype(np.float32, copy=False)
-        if not np.isfinite(keypoints).all():
-            raise _Invalid("keypoints hold NaN or inf (a missed joint has confidence 0 and finite x, y)")
-        confidence = keypoints[..., 2]
-        if (confidence < 0).any() or (confidence > 1).any():
-            raise _Invalid("confidences must lie in [0, 1]")
+        problem = keypoint_value_problem(keypoints)
+        if problem:
+            raise _Invalid(problem)
+        if len(keypoints) and not (keypoints[..., 2] > 0).any():
+            raise _Invalid("no keypoint was found in any frame (every confidence is 0)")
     except _Invalid as err:
         raise DataError(path, f"cannot write detections: {err}") from None
 
@@ -124,10 +134,16 @@ class Detections(LazyHDF5):
         self._keypoints = None
 
     def _read(self, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """Rows [start, stop) of the keypoints, their values checked as ``write_detections`` does
+        (a file written by another tool or damaged must not reach a model)."""
         try:
-            return np.asarray(self._h5()["keypoints"][start:stop], dtype=np.float32)
+            keypoints = np.asarray(self._h5()["keypoints"][start:stop], dtype=np.float32)
         except OSError as err:
             raise DataError(self.path, f"cannot read keypoints: {_short(err)}") from None
+        problem = keypoint_value_problem(keypoints)
+        if problem:
+            raise DataError(self.path, problem)
+        return keypoints
 
     @property
     def keypoints(self) -> np.ndarray:

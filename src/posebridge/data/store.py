@@ -216,6 +216,8 @@ def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
             raise _Invalid("joints_3d has no frames")
         if np.isinf(joints_3d).any():
             raise _Invalid("joints_3d holds inf (use NaN for missing joints)")
+        if np.isnan(joints_3d).all():
+            raise _Invalid("joints_3d is entirely missing (every value is NaN)")
         joints_3d = joints_3d.astype(np.float32, copy=False)
         num_frames = joints_3d.shape[0]
         if isinstance(cameras, cameras_mod.Camera):
@@ -323,11 +325,16 @@ class Dataset(LazyHDF5):
         self._spans = dict(zip(takes["sequence"], zip(takes["start"].tolist(), takes["frames"].tolist())))
 
     def _read(self, key: str, start: int | None = None, stop: int | None = None) -> np.ndarray:
+        """Frames [start, stop) of joint array ``key``; NaN marks a missing joint, inf is refused
+        (written by another tool or damaged: write_dataset never stores it)."""
         try:
-            array = self._h5()[key][start:stop]
+            array = np.asarray(self._h5()[key][start:stop], dtype=np.float32)
         except (OSError, KeyError) as err:
             raise DataError(self.path, f"cannot read {key}: {_short(err)}") from None
-        return np.asarray(array, dtype=np.float32)
+        if np.isinf(array).any():
+            frame = int(np.flatnonzero(np.isinf(array).reshape(len(array), -1).any(axis=1))[0]) + (start or 0)
+            raise DataError(self.path, f"{key} holds inf (frame {frame}); missing joints must be NaN")
+        return array
 
     def __repr__(self) -> str:
         return (f"Dataset({self.name!r}, skeleton={self.skeleton.name!r}, role={self.role!r}, "
@@ -360,8 +367,11 @@ class Dataset(LazyHDF5):
         return self._read(f"extra/{format}", start, start + frames)
 
     def joints_3d_all(self) -> np.ndarray:
-        """(N, J, 3) float32: every frame of the dataset."""
-        return self._read("joints_3d")
+        """(N, J, 3) float32: every frame of the dataset; DataError when every joint is missing."""
+        joints = self._read("joints_3d")
+        if np.isnan(joints).all():
+            raise DataError(self.path, "joints_3d is entirely missing (every value is NaN)")
+        return joints
 
     def camera_for(self, row) -> "cameras_mod.Camera":
         """The Camera of an index row (a row of ``index``/``rows()``, or its position in ``index``)."""

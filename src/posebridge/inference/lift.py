@@ -87,8 +87,13 @@ def load_model(model_dir: str | os.PathLike, device="cpu") -> LiftingModel:
     name = path.parent.name
     try:
         lifter = SeparateHeadLifter.from_file_dict(payload)
-    except Exception as err:
-        raise DataError(path, f"model file does not describe a lifter ({type(err).__name__}: {err})") from None
+    except Exception as err:  # torch lists every mismatched tensor on its own line: keep the first
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = next((line for line in lines if "size mismatch" in line or "Missing key" in line
+                       or "Unexpected key" in line), lines[0] if lines else "")
+        more = sum("size mismatch" in line for line in lines) - 1
+        detail += f" (and {more} more mismatched tensors)" if more > 0 else ""
+        raise DataError(path, f"model file does not describe a lifter ({type(err).__name__}: {detail})") from None
     device = resolve_device(device)
     lifter = lifter.to(device).eval()
     mean_pose = {f: np.asarray(p, dtype=np.float64) for f, p in payload.get("mean_pose", {}).items()}

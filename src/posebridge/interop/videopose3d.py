@@ -32,7 +32,7 @@ import torch
 
 from posebridge.geometry import skeletons
 from posebridge.errors import ConfigError, DataError
-from posebridge.models.files import read_torch_file
+from posebridge.models.files import check_finite_weights, read_torch_file
 from posebridge.models.lifter import SeparateHeadLifter
 from posebridge.models.temporal import TemporalModel
 
@@ -107,7 +107,8 @@ def infer_architecture(state: dict, path, in_features: int) -> dict:
 
 
 def _build(state: dict, path, key: str, in_features: int, causal: bool) -> TemporalModel:
-    """A dilated TemporalModel holding ``state`` exactly (every key present, none extra)."""
+    """A dilated TemporalModel holding ``state`` exactly (every key present, none extra, finite)."""
+    check_finite_weights(path, state, repr(key))
     arch = infer_architecture(state, path, in_features)
     model = TemporalModel(**arch, causal=causal)
     try:

@@ -60,7 +60,29 @@ def write_torch_file(path: str | os.PathLike, payload: dict) -> None:
     atomic.torch_save(path, payload)
 
 
+def non_finite_weights(state: dict) -> list[str]:
+    """Names of the floating-point tensors of ``state`` (a state dict) holding NaN or inf."""
+    import torch
+
+    return [k for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+
+
+def check_finite_weights(path: str | os.PathLike, state: dict, what: str = "state_dict") -> None:
+    """DataError naming ``path`` when any weight of ``state`` is NaN or inf (a diverged or damaged
+    model would otherwise predict NaN poses without a word)."""
+    bad = non_finite_weights(state)
+    if bad:
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise DataError(path, f"{what} holds NaN or inf weights ({bad[0]}{more}); the model diverged or the file is damaged")
+
+
 def read_model_file(model: str | os.PathLike) -> tuple[Path, dict]:
-    """(path, payload) of a model directory's ``model.pt`` (or the path of one)."""
+    """(path, payload) of a model directory's ``model.pt`` (or the path of one); its weights are
+    checked to be finite."""
     path = model_file_path(model)
-    return path, read_torch_file(path, "model", MODEL_KEYS, "train a model first: posebridge train")
+    payload = read_torch_file(path, "model", MODEL_KEYS, "train a model first: posebridge train")
+    if not isinstance(payload["state_dict"], dict):
+        raise DataError(path, "model file's state_dict is not a dict of tensors")
+    check_finite_weights(path, payload["state_dict"])
+    return path, payload

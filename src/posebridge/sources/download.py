@@ -38,6 +38,12 @@ class SourceFile:
     def present(self, folder: Path) -> bool:
         return any(any(folder.glob(p)) for p in self.patterns)
 
+    @property
+    def label(self) -> str:
+        """What the file is and the name it must have (its first accepted pattern)."""
+        name = self.patterns[0]
+        return self.what if name in self.what else f"{self.what} ({name})"
+
 
 @dataclass(frozen=True)
 class DatasetSource:
@@ -160,7 +166,7 @@ def check_source(dataset: str, folder: str | os.PathLike) -> list[str]:
     source = _source(dataset)
     folder = Path(folder)
     exists = folder.is_dir()
-    return [f"place {f.what} under {folder}; get it from {f.get}"
+    return [f"place {f.label} under {folder}; get it from {f.get}"
             for f in source.files if not exists or not f.present(folder)]
 
 
@@ -173,7 +179,7 @@ def require_source(dataset: str, folder: str | os.PathLike, max_listed: int = 4)
     groups: dict[str, list[str]] = {}
     for f in source.files:
         if not exists or not f.present(folder):
-            groups.setdefault(f.get, []).append(f.what)
+            groups.setdefault(f.get, []).append(f.label)
     if not groups:
         return
     parts = []

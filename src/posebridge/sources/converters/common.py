@@ -19,6 +19,7 @@ import pandas as pd
 
 from posebridge.geometry import skeletons
 from posebridge.geometry.cameras import Camera
+from posebridge.data.pickles import read_npz
 from posebridge.errors import ConfigError, DataError, PoseBridgeError
 
 
@@ -246,10 +247,10 @@ VIDEOPOSE3D_LAYOUTS = {"h36m": ("h36m_17", 17), "coco": ("coco_17", 17),
 def load_npz_dict(path: Path, key: str) -> dict:
     """The pickled dict stored under ``key`` of a VideoPose3D npz (a 0-d object array)."""
     with reading(path, "npz file"):
-        with np.load(path, allow_pickle=True) as npz:
-            if key not in npz.files:
-                raise DataError(path, f"has no {key!r} array (it has: {', '.join(npz.files) or 'none'})")
-            value = npz[key]
+        npz = read_npz(path)
+    if key not in npz:
+        raise DataError(path, f"has no {key!r} array (it has: {', '.join(npz) or 'none'})")
+    value = npz[key]
     if value.dtype != object or value.shape != () or not isinstance(value.item(), dict):
         raise DataError(path, f"{key!r} is not a pickled dict (dtype {value.dtype}, shape {value.shape})")
     return value.item()
@@ -257,10 +258,9 @@ def load_npz_dict(path: Path, key: str) -> dict:
 
 def load_npz_metadata(path: Path) -> dict | None:
     with reading(path, "npz file"):
-        with np.load(path, allow_pickle=True) as npz:
-            if "metadata" not in npz.files:
-                return None
-            value = npz["metadata"]
+        value = read_npz(path).get("metadata")
+    if value is None:
+        return None
     if value.dtype != object or value.shape != () or not isinstance(value.item(), dict):
         raise DataError(path, "'metadata' is not a pickled dict")
     return value.item()

@@ -16,12 +16,12 @@ pickles' OpenPose detections mapped to ``coco_17`` (detector ``openpose``).
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 
 from posebridge.geometry.cameras import Camera
+from posebridge.data.pickles import load_pickle
 from posebridge.errors import DataError
 from posebridge.sources.converters.common import (
     Converted,
@@ -48,8 +48,7 @@ def sequence_files(source: Path) -> list[tuple[str, Path]]:
 
 def read_sequence(path: Path) -> dict:
     with reading(path, "3DPW pickle"):
-        with open(path, "rb") as f:
-            data = pickle.load(f, encoding="latin1")
+        data = load_pickle(path, encoding="latin1")
     if not isinstance(data, dict):
         raise DataError(path, f"holds a {type(data).__name__}, expected a dict")
     missing = [k for k in ("jointPositions", "cam_poses", "cam_intrinsics", "campose_valid") if k not in data]

@@ -14,19 +14,21 @@ Two formats:
   is all zero (the Detectron2 exporter puts its score in the prob row) use the prob row, through
   a sigmoid when it leaves [0, 1].
 
-Both are pickled NumPy archives, so they are loaded with ``allow_pickle=True``: open only files
-whose origin you trust.
+Both are pickled NumPy archives; they are read with ``posebridge.data.pickles`` (NumPy arrays and
+builtin containers only), so a file carrying code is refused instead of run.
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from posebridge.data.pickles import read_npz
 from posebridge.errors import DataError
 
 # VideoPose3D metadata layout_name -> posebridge skeleton format
@@ -43,14 +45,9 @@ def _load_npz(path: Path) -> dict:
         raise DataError(path, ("no such detection file" if not path.exists() else "not a regular file")
                         + (f"; get it from {url} (public) and place it there" if url else ""))
     try:
-        with np.load(path, allow_pickle=True) as loaded:
-            if not isinstance(loaded, np.lib.npyio.NpzFile):
-                raise DataError(path, "a single .npy array, not an .npz archive")
-            return {k: loaded[k] for k in loaded.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError) as err:
+        return read_npz(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, TypeError, pickle.UnpicklingError) as err:
         raise DataError(path, f"not a readable .npz file (truncated or corrupt?): {err}") from None
-    except AttributeError as err:  # np.load of a plain .npy / pickle
-        raise DataError(path, f"not an .npz archive: {err}") from None
 
 
 def is_videopose3d_2d(path: str | os.PathLike) -> bool:
@@ -113,6 +110,8 @@ def read_videopose3d_2d(path: str | os.PathLike) -> VideoPose3D2D:
                 if view.ndim != 3 or view.shape[1] != joints or view.shape[2] not in (2, 3):
                     raise DataError(path, f"{where} has shape {view.shape}, expected (frames, {joints}, 2) "
                                           f"for layout {layout!r}")
+                if view.dtype.kind not in "fiu":
+                    raise DataError(path, f"{where} has dtype {view.dtype}, expected numbers (pixels)")
                 if not np.isfinite(view).all():
                     raise DataError(path, f"{where} holds NaN or inf")
                 view = view.astype(np.float32)

@@ -150,6 +150,12 @@ def has_triangulation(dataset) -> bool:
 def evaluate_real(model, dataset, detections) -> pd.DataFrame:
     """A model on one real dataset, one row per sequence x camera x format: against the
     triangulation (with cross-view columns) when the dataset has one, label-free otherwise."""
+    from posebridge.errors import ConfigError
+
+    for what, fmt in (("the model takes", model.keypoint_format), (f"{detections.path} holds",
+                                                                    detections.keypoint_format)):
+        if fmt != KEYPOINT_FORMAT:
+            raise ConfigError(f"real-footage measures read {KEYPOINT_FORMAT} keypoints; {what} {fmt}")
     if not has_triangulation(dataset):
         return evaluate_monocular(model, dataset, detections)
     views, cross = evaluate_takes(model, dataset, detections)

@@ -66,8 +66,21 @@ class TriangulationConfig:
 
     @classmethod
     def from_dict(cls, spec: dict | None) -> "TriangulationConfig":
+        """Settings from a JSON object; unknown keys and out-of-range values raise ConfigError."""
         check_keys(spec or {}, [f.name for f in fields(cls)], "triangulation")
+        for key, value in (spec or {}).items():
+            integer = key in ("filter_window", "max_gap")
+            if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+                raise ConfigError(f"triangulation: {key} must be {'an integer' if integer else 'a number'}, "
+                                  f"got {value!r}")
         config = cls(**(spec or {}))
+        if not 0 <= config.min_confidence <= 1:
+            raise ConfigError(f"triangulation: min_confidence must lie in [0, 1], got {config.min_confidence}")
+        for key in ("max_error_px", "person_error_px", "swap_ratio", "max_step_mm", "filter_sigmas"):
+            if not getattr(config, key) > 0:
+                raise ConfigError(f"triangulation: {key} must be positive, got {getattr(config, key)}")
+        if config.filter_min_mm < 0 or config.max_gap < 0:
+            raise ConfigError("triangulation: filter_min_mm and max_gap must not be negative")
         if config.filter_window < 3 or config.filter_window % 2 == 0:
             raise ConfigError(f"triangulation: filter_window must be odd and >= 3, got {config.filter_window}")
         return config

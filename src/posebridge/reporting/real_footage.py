@@ -29,6 +29,7 @@ TAKE_COLUMNS = {  # evaluate-real column -> header (multi-view takes against the
     "pa_mpjpe": "PA-MPJPE", "n_mpjpe": "N-MPJPE", "mean_pose_pa_mpjpe": "mean pose PA",
     "mean_depth_pa_mpjpe": "2D + mean depth PA", "reprojection_px": "reproj. (px)",
     "bone_std_mm": "bone std", "cross_view_mm": "cross-view", "root_depth_ratio": "root depth ratio"}
+REQUIRED_COLUMNS = ("model", "dataset", "sequence", "camera", "format", "frames", "reprojection_px", "bone_std_mm")
 VIDEO_COLUMNS = {"reprojection_px": "videos reproj. (px)", "bone_std_mm": "videos bone std"}
 _STYLE = ("body{font-family:Helvetica,Arial,sans-serif;margin:1.5em;color:#222}p{max-width:62em;line-height:1.4}"
           "table{border-collapse:collapse;font-size:.9em;margin-bottom:1.5em}th,td{padding:.3em .7em;"
@@ -41,9 +42,13 @@ def load_tables(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     frames = []
     for path in paths:
         try:
-            frames.append(pd.read_parquet(path))
+            frame = pd.read_parquet(path)
         except Exception as err:  # pyarrow raises several types for a damaged or missing file
             raise DataError(path, f"not a readable real-footage table ({type(err).__name__}: {err})") from None
+        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataError(path, f"not a real-footage table (posebridge evaluate-real): it lacks {', '.join(missing)}")
+        frames.append(frame)
     if not frames:
         raise DataError("--real", "no real-footage tables given")
     return pd.concat(frames, ignore_index=True)

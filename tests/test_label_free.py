@@ -87,7 +87,7 @@ def write_rig_take(folder, cameras, joints_3d, keypoints, name="rig"):
                            "camera": c.name, "camera_index": k, "start": 0, "frames": frames, "fps": 60.0,
                            "role": "test", "group": "take"} for k, c in enumerate(cameras)])
     write_dataset(folder / f"{name}.h5", name=name, skeleton="coco_17", role="test", joints_3d=joints_3d,
-                  cameras=cameras, index=index)
+                  cameras=cameras, index=index, has_3d=bool(np.isfinite(joints_3d).any()))
     write_detections(folder / f"{name}_2d.h5", dataset=name, detector="exact", keypoint_format="coco_17",
                      rows=index[["sequence", "camera", "frames"]], keypoints=keypoints.reshape(-1, 17, 3))
     return folder / f"{name}.h5", folder / f"{name}_2d.h5"

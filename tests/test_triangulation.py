@@ -130,7 +130,7 @@ def test_command_writes_the_dataset_with_joints_and_view_errors(tmp_path):
                            "camera": c.name, "camera_index": k, "start": 0, "frames": T, "fps": 60.0,
                            "role": "test", "group": "take"} for k, c in enumerate(cameras)])
     write_dataset(tmp_path / "rig.h5", name="rig", skeleton="coco_17", role="test",
-                  joints_3d=np.full((T, 17, 3), np.nan), cameras=cameras, index=index)
+                  joints_3d=np.full((T, 17, 3), np.nan), cameras=cameras, index=index, has_3d=False)
     keypoints = observe(cameras, truth)
     write_detections(tmp_path / "det.h5", dataset="rig", detector="exact", keypoint_format="coco_17",
                      rows=index[["sequence", "camera", "frames"]], keypoints=keypoints.reshape(-1, 17, 3))
@@ -138,5 +138,5 @@ def test_command_writes_the_dataset_with_joints_and_view_errors(tmp_path):
                  "--spec", '{"max_error_px": 20}', "--output", str(tmp_path / "rig_3d.h5")]) == 0
     with open_dataset(tmp_path / "rig_3d.h5") as out:
         np.testing.assert_allclose(out.sequence_3d("take"), truth, atol=0.05)
-        assert out.name == "rig" and out.skeleton.name == "coco_17"
+        assert out.name == "rig" and out.skeleton.name == "coco_17" and out.has_3d
         assert (out.index["reprojection_p90_px"] < 0.01).all() and (out.index["person_share"] == 1).all()

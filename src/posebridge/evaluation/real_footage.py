@@ -144,7 +144,7 @@ def evaluate_monocular(model, dataset, detections) -> pd.DataFrame:
 def has_triangulation(dataset) -> bool:
     """True when the dataset holds 3D joints seen by two or more cameras per take."""
     views = dataset.index.groupby("sequence")["camera"].nunique()
-    return bool((views >= 2).all()) and bool(np.isfinite(dataset.joints_3d_all()).any())
+    return dataset.has_3d and bool((views >= 2).all())
 
 
 def evaluate_real(model, dataset, detections) -> pd.DataFrame:

@@ -157,8 +157,8 @@ def _sequence_frame(dataset, detections, row, model) -> dict:
     image = list(video.iter_frames(row["video"], limit=t + 1))[-1] if "video" in row else None
     fmt = render_format(model.formats)
     lifted = lift_sequence(model, keypoints, camera.width, camera.height, camera.intrinsics)[fmt][0][t]
-    joints = dataset.sequence_3d(row["sequence"])[t].astype(np.float64)
-    triangulated = camera.world_to_camera(joints) if np.isfinite(joints).any() else None
+    joints = dataset.sequence_3d(row["sequence"])[t].astype(np.float64) if dataset.has_3d else None
+    triangulated = camera.world_to_camera(joints) if joints is not None and np.isfinite(joints).any() else None
     return {"title": f"{row['sequence']} / {row['camera']}, frame {t}", "image": image, "keypoints": keypoints[t],
             "size": camera.image_size, "lifted": lifted, "format": fmt, "triangulated": triangulated,
             "keypoint_format": detections.keypoint_format, "skeleton": dataset.skeleton}

@@ -308,6 +308,7 @@ def convert(source: str | Path, fps: float | None = None) -> Converted:
     converted = builder.finish()
     index = converted.index
     index["video"] = [videos[s, c] for s, c in zip(index["sequence"], index["camera"])]
+    converted.has_3d = False
     if fps is not None:
         converted.index["fps"] = float(fps)
     return converted

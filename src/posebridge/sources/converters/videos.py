@@ -84,4 +84,5 @@ def convert(source: str | Path, fps: float | None = None) -> Converted:
         paths[name] = str(path.resolve())
     converted = builder.finish()
     converted.index["video"] = converted.index["sequence"].map(paths)
+    converted.has_3d = False
     return converted

@@ -13,7 +13,12 @@ and ratios compare rows of the same run because the machines this runs on are sh
 ``best`` (the fastest step) is the better estimate of a quiet machine: a full-size step is ~94%
 matrix products at the machine's peak, and another busy process on the same cores slows the
 2-thread step by up to half (it waits for its slower thread). The full size is also timed at the
-REFERENCES.md figure's batch, 1024 (``--batch-full-reference``), its steps in a row.
+batch of the VideoPose3D reference figures, 1024 (``--batch-full-reference``), its steps in a row.
+
+The reference figures (``REFERENCE``) are VideoPose3D's own training loop and evaluation
+(github.com/facebookresearch/VideoPose3D; Pavllo et al., CVPR 2019) measured on the same kind of
+H36M-shaped random data (900k frames, flip averaging on, batch 1024, median of 3 runs) on a 2-core
+machine whose float32 peak was ~383 GFLOP/s; compare them through the peak this bench prints.
 
     python -m bench.bench_lifter            # default run, ~3 minutes on 2 cores
     python -m bench.bench_lifter --help     # sizes, iterations, ablations
@@ -22,9 +27,9 @@ REFERENCES.md figure's batch, 1024 (``--batch-full-reference``), its steps in a 
 allocator, per-tensor Adam, BatchNorm module + separate ReLU/dropout node, torch's Bernoulli
 dropout, autograd's select for the residual, 16-bit or 8-bit masks from torch's generator as
 boolean tensors, ``[:, :, 0]`` width-1 weights, the weight re-laid out again in the backward), one
-with session 3's three changes undone (session 2's code) and one with all of them taken away (the
-code as measured in session 1), each as a ratio to the posebridge row of the same run; the
-ablation rows share one lifter (~0.7 GB each otherwise).
+with the three dropout-mask and weight-layout speed-ups taken away together (``MASKS_AND_LAYOUT``)
+and one with all of them taken away (``NO_SPEED_UPS``), each as a ratio to the posebridge row of
+the same run; the ablation rows share one lifter (~0.7 GB each otherwise).
 """
 
 from __future__ import annotations
@@ -43,8 +48,8 @@ SIZES = {
     "full": {"filter_widths": [3, 3, 3, 3, 3], "channels": 1024},
 }
 J_IN, F_IN, J_OUT = 17, 3, 17
-# VideoPose3D's own figures on a 2-core machine with a ~383 GFLOP/s float32 peak (REFERENCES.md
-# section 9): training samples/s and long-sequence inference frames/s (flip averaging on)
+# VideoPose3D's own figures on a 2-core machine with a ~383 GFLOP/s float32 peak (see the module
+# docstring): training samples/s and long-sequence inference frames/s (flip averaging on)
 REFERENCE = {"small": {"train": 5_400, "infer": 66_000}, "full": {"train": 64, "infer": 2_500}}
 REFERENCE_PEAK = 383.0
 
@@ -150,11 +155,13 @@ def make_data(frames: int, sequences: int, seed: int = 0):
     targets[..., 2] += 5.0
     starts = np.arange(sequences, dtype=np.int64) * length
     return LabeledSet(
-        names=["bench"], formats=["h36m_17"], inputs=inputs, targets=[targets], group_start=np.array([0]),
-        row_group=np.zeros(sequences, np.int64), row_start=starts, row_frames=np.full(sequences, length),
+        names=["bench"], keypoint_format="coco_17", formats=["h36m_17"], inputs=inputs, targets=[targets],
+        group_start=np.array([0]), row_group=np.zeros(sequences, np.int64), row_start=starts,
+        row_frames=np.full(sequences, length),
         row_intrinsics=np.tile([1145.0, 1144.0, 512.0, 515.0], (sequences, 1)),
         row_distortion=np.tile([-0.2, 0.24, -0.003, -0.001, -0.0014], (sequences, 1)),
-        row_width=np.full(sequences, 1000.0), row_sequence=np.array([f"s{i}" for i in range(sequences)], object),
+        row_size=np.tile([1000.0, 1000.0], (sequences, 1)),
+        row_sequence=np.array([f"s{i}" for i in range(sequences)], object),
         row_camera=np.array(["c"] * sequences, object))
 
 
@@ -237,7 +244,7 @@ def train_baseline_step(data, size, batch_size, seed, model=None):
 
 def train_posebridge_step(data, size, batch_size, seed, fused_adam=True, share=None):
     """posebridge's training step: ChunkSampler + BatchAssembler (flip, keypoint dropout),
-    the strided lifter, the three losses, Adam (AMSGrad): ``train.train_step`` itself.
+    the strided lifter, the three losses, Adam (AMSGrad): ``training.loop.train_step`` itself.
     ``share``: another such step's lifter, whose weights and batch assembler this one trains and
     uses too (ablation rows: the cost of a step does not depend on the weights' values, and each
     full-size lifter with its assembler holds ~0.7 GB)."""
@@ -302,7 +309,7 @@ def interleaved(steps: dict, iterations: int, warmup: int, rounds: int) -> dict:
 
 
 def set_malloc(keep: bool) -> None:
-    """posebridge's allocator setting (``train.keep_freed_memory``) or, approximately, glibc's
+    """posebridge's allocator setting (``training.loop.keep_freed_memory``) or, approximately, glibc's
     default: blocks over 32 MB (the ceiling of its dynamic mmap threshold) mapped afresh and
     unmapped on free. The heap is never trimmed in either: a trimmed heap must be faulted in
     again by the next row taking its turn (measured: the batch-1024 row 80 instead of ~110
@@ -345,7 +352,7 @@ def _torch_dropout_bn(z, bn, p, training, generator=None):
 
 def _keep_mask_16bit(shape, p, generator, device, dtype=None):
     """Ablation: dropout masks from torch's generator as 16-bit integers for every p (four per
-    random word), compared into a boolean tensor (session 1)."""
+    random word), compared into a boolean tensor."""
     n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
     words.random_(-(2**63), None, generator=generator)
@@ -354,7 +361,7 @@ def _keep_mask_16bit(shape, p, generator, device, dtype=None):
 
 def _keep_mask_torch_bool(shape, p, generator, device, dtype=None):
     """Ablation: dropout masks from torch's generator as 8-bit integers, compared into a boolean
-    tensor that the multiply converts to a float copy (session 2)."""
+    tensor that the multiply converts to a float copy."""
     n = math.prod(shape)
     words = torch.empty((n + 7) // 8, dtype=torch.int64, device=device)
     words.random_(-(2**63), None, generator=generator)
@@ -368,7 +375,7 @@ def _pointwise_select(weight):
 
 class _TapRelayout(torch.autograd.Function):
     """Ablation stand-in for ``temporal._StridedConvTap`` that re-lays the weight out (O, C, w) ->
-    (O, w * C) again in the backward instead of keeping the forward's copy (session 2)."""
+    (O, w * C) again in the backward instead of keeping the forward's copy."""
 
     @staticmethod
     def forward(ctx, h, weight, width, offset):
@@ -391,11 +398,12 @@ class _TapRelayout(torch.autograd.Function):
         return grad_h.view_as(h), grad_w, None, None
 
 
-# every speed-up of sessions 2 and 3 taken away at once: the training path as measured in session 1
-SESSION_1 = {"batch_norm_relu_dropout": _unfused_bn, "_StridedConvTap": _PlainTap, "_keep_factor": _keep_mask_16bit,
+# every model speed-up taken away at once (with the glibc allocator and per-tensor Adam in its row)
+NO_SPEED_UPS = {"batch_norm_relu_dropout": _unfused_bn, "_StridedConvTap": _PlainTap, "_keep_factor": _keep_mask_16bit,
              "_pointwise": _pointwise_select}
-# the speed-ups of session 3 taken away: the training path as session 2 left it
-SESSION_2 = {"_keep_factor": _keep_mask_torch_bool, "_pointwise": _pointwise_select, "_StridedConvTap": _TapRelayout}
+# the dropout masks as 0/1 floats, width-1 weights as views and the weight layout kept for the
+# backward, taken away together
+MASKS_AND_LAYOUT = {"_keep_factor": _keep_mask_torch_bool, "_pointwise": _pointwise_select, "_StridedConvTap": _TapRelayout}
 
 
 def ablated(step, keep_memory=True, patches=None):
@@ -427,8 +435,6 @@ def _train_row(size: str, label: str, rate: float, flops: float, mine: float, be
 
 def run(args) -> None:
     from posebridge.geometry import skeletons
-    from posebridge.inference.lift import LiftingModel, lift
-    from posebridge.models.lifter import keypoints_to_input
 
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; data: {args.frames} frames in "
@@ -438,8 +444,7 @@ def run(args) -> None:
     print(f"machine float32 peak (best of a 1024->1024 k3 Conv1d and a 2000x3072x1024 matmul): {peak:.0f} GFLOP/s",
           flush=True)
     data = make_data(args.frames, args.sequences)
-    in_mirror = list(skeletons.get("coco_17").mirror)
-    out_mirror = list(skeletons.get("h36m_17").mirror)
+    mirrors = (list(skeletons.get("coco_17").mirror), list(skeletons.get("h36m_17").mirror))
     inference_rates = []
     for size in args.sizes:
         widths, channels = SIZES[size]["filter_widths"], SIZES[size]["channels"]
@@ -449,100 +454,121 @@ def run(args) -> None:
         warmup = args.warmup_small if small else args.warmup_full
         print(f"\n{size}: RF {math.prod(widths)}, {channels} channels; training batch {batch}, "
               f"{iters} timed steps each (after {warmup} warm-up), taking turns", flush=True)
-
-        # training
-        flops = training_flops_per_sample(widths, channels)
-        ours, lifter = train_posebridge_step(data, size, batch, 0)
-        _, other = train_posebridge_step(data, size, batch, 0)
-        # the baseline runs with glibc's default allocator behaviour, as the reference did
-        steps = {
-            "baseline: per-sample chunks + plain model": ablated(train_baseline_step(data, size, batch, 0), False),
-            "per-sample chunks + posebridge model": ablated(train_baseline_step(data, size, batch, 0,
-                                                                                _strided_as_plain(other))),
-            "posebridge training loop": ablated(ours),
-        }
-        batches = dict.fromkeys(steps, batch)
-        if args.ablations:
-            # each row takes one speed-up away from the posebridge loop (sharing its lifter's weights)
-            def variant(fused_adam=True, share=other):
-                return train_posebridge_step(data, size, batch, 0, fused_adam, share=share)[0]
-
-            rows = {
-                "glibc default allocator": ablated(variant(), False),
-                "per-tensor Adam, not fused": ablated(variant(False)),
-                "BN module + ReLU/dropout node": ablated(variant(), patches={"batch_norm_relu_dropout": _unfused_bn}),
-                "BN + ReLU + torch dropout": ablated(variant(), patches={"batch_norm_relu_dropout": _torch_dropout_bn}),
-                "autograd select for the residual": ablated(variant(), patches={"_StridedConvTap": _PlainTap}),
-                "16-bit torch boolean dropout masks": ablated(variant(), patches={"_keep_factor": _keep_mask_16bit}),
-                "8-bit torch boolean dropout masks": ablated(variant(), patches={"_keep_factor": _keep_mask_torch_bool}),
-                "[:, :, 0] width-1 weights": ablated(variant(), patches={"_pointwise": _pointwise_select}),
-                "weight re-laid out in backward": ablated(variant(), patches={"_StridedConvTap": _TapRelayout}),
-                "session 3's three changes undone": ablated(variant(), patches=SESSION_2),
-                "all of the above (session 1 code)": ablated(variant(False), False, SESSION_1),
-            }
-            steps.update({f"ablation: {k}": v for k, v in rows.items()})
-            batches.update({f"ablation: {k}": batch for k in rows})
-        times = interleaved(steps, iters, warmup, args.rounds)
-        rate = {k: batches[k] / statistics.median(v) for k, v in times.items()}
-        best = {k: batches[k] / min(v) for k, v in times.items()}
-        base, mixed, mine = (rate[k] for k in list(steps)[:3])
-        print(f"  {'':5s} train  {'(samples/s: median step; best: fastest step)':44s}", flush=True)
-        for k, r in rate.items():
-            _train_row(size, k, r, flops, mine, best[k])
-        print(f"  {size:5s} train  posebridge / baseline: {mine / base:.2f}x (the model alone {mixed / base:.2f}x, "
-              f"then the data pipeline {mine / mixed:.2f}x); posebridge / REFERENCES.md figure "
-              f"{REFERENCE[size]['train']}: {mine / REFERENCE[size]['train']:.2f}x", flush=True)
-        del steps
+        lifter, mine = _training_rows(args, data, size, batch, iters, warmup)
         reference_batch = 0 if small else args.batch_full_reference
         if reference_batch and reference_batch != batch:
-            # the REFERENCES.md figure is for batch 1024: the same loop at that batch, its steps in a
-            # row as in training (taking turns with batch-256 steps, glibc's heap fragments and
-            # every 1024 step faults fresh pages in: measured ~80 instead of ~110 samples/s)
-            label = f"posebridge training loop, batch {reference_batch}"
-            times = interleaved({label: ablated(train_posebridge_step(data, size, reference_batch, 0)[0])},
-                                iters, warmup, 1)[label]
-            r, b = reference_batch / statistics.median(times), reference_batch / min(times)
-            _train_row(size, label, r, flops, mine, b, "   (its steps in a row, after the others)")
-            print(f"  {size:5s} train  at batch {reference_batch}, the reference's: posebridge / REFERENCES.md figure "
-                  f"{REFERENCE[size]['train']}: {r / REFERENCE[size]['train']:.2f}x (best step "
-                  f"{b / REFERENCE[size]['train']:.2f}x)", flush=True)
-        del other
+            _reference_batch_row(data, size, reference_batch, iters, warmup, mine)
         set_malloc(True)
-
-        # inference on one long sequence
-        rng = np.random.default_rng(1)
-        T = args.sequence_frames
-        keypoints = np.concatenate([rng.uniform(100, 900, (T, J_IN, 2)), rng.uniform(0, 1, (T, J_IN, 1))],
-                                   -1).astype(np.float32)
-        norm = keypoints_to_input(keypoints, 1000, 1000)
-        model = LiftingModel.from_lifter(lifter)
-        plain = PlainDilatedModel(widths, channels).eval()
-        plain.load_state_dict(lifter.temporal.state_dict())
-        frame_flops = inference_flops_per_frame(widths, channels)
-        runs = {
-            "baseline: plain dilated model, one pass": lambda: inference_baseline(plain, norm, in_mirror, out_mirror),
-            "posebridge inference.lift": lambda: lift(model, keypoints, 1000, 1000, flip=True),
-        }
-        if args.ablations:
-            runs["ablation: lift in 1024-frame pieces"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=1024)
-            runs["ablation: lift in one piece"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=T)
-        n = args.infer_small if small else args.infer_full
-        rate = {k: T / statistics.median(v) for k, v in interleaved(runs, n, 1, args.rounds).items()}
-        for k, r in rate.items():
-            gflops = r * frame_flops / 1e9
-            inference_rates.append((size, k, gflops))
-            print(f"  {size:5s} infer  {k:44s} {r:9.0f} frames/s   {gflops:6.1f} GFLOP/s", flush=True)
-        base, mine = (rate[k] for k in list(runs)[:2])
-        print(f"  {size:5s} infer  posebridge / baseline: {mine / base:.2f}x; posebridge / REFERENCES.md figure "
-              f"{REFERENCE[size]['infer']}: {mine / REFERENCE[size]['infer']:.2f}x", flush=True)
+        inference_rates += _inference_rows(args, lifter, size, mirrors)
     end_peak = machine_peak_gflops()
     print(f"\nmachine float32 peak measured again at the end: {end_peak:.0f} GFLOP/s (a large change means "
-          f"the machine's load changed during the run); the REFERENCES.md figures come from a machine with a "
-          f"{REFERENCE_PEAK:.0f} GFLOP/s peak", flush=True)
+          f"the machine's load changed during the run); the VideoPose3D reference figures come from a machine "
+          f"with a {REFERENCE_PEAK:.0f} GFLOP/s peak", flush=True)
     peak = max(peak, end_peak)
     for size, label, gflops in inference_rates:
         print(f"  {size:5s} infer  {label:44s} {100 * gflops / peak:4.0f}% of the machine's peak "
               f"({peak:.0f} GFLOP/s, the higher of the two measurements)", flush=True)
+
+
+def _ablation_steps(data, size: str, batch: int, other) -> dict:
+    """One training step per speed-up taken away from the posebridge loop (sharing ``other``'s
+    lifter and batch assembler), and the two steps with several taken away at once."""
+    def variant(fused_adam=True):
+        return train_posebridge_step(data, size, batch, 0, fused_adam, share=other)[0]
+
+    rows = {
+        "glibc default allocator": ablated(variant(), False),
+        "per-tensor Adam, not fused": ablated(variant(False)),
+        "BN module + ReLU/dropout node": ablated(variant(), patches={"batch_norm_relu_dropout": _unfused_bn}),
+        "BN + ReLU + torch dropout": ablated(variant(), patches={"batch_norm_relu_dropout": _torch_dropout_bn}),
+        "autograd select for the residual": ablated(variant(), patches={"_StridedConvTap": _PlainTap}),
+        "16-bit torch boolean dropout masks": ablated(variant(), patches={"_keep_factor": _keep_mask_16bit}),
+        "8-bit torch boolean dropout masks": ablated(variant(), patches={"_keep_factor": _keep_mask_torch_bool}),
+        "[:, :, 0] width-1 weights": ablated(variant(), patches={"_pointwise": _pointwise_select}),
+        "weight re-laid out in backward": ablated(variant(), patches={"_StridedConvTap": _TapRelayout}),
+        "masks + width-1 + layout together": ablated(variant(), patches=MASKS_AND_LAYOUT),
+        "all of the above together": ablated(variant(False), False, NO_SPEED_UPS),
+    }
+    return {f"ablation: {k}": v for k, v in rows.items()}
+
+
+def _training_rows(args, data, size: str, batch: int, iters: int, warmup: int):
+    """Time and print the training rows of one model size, taking turns; returns the posebridge
+    row's lifter (for the inference rows) and its samples/s (the ratios' denominator)."""
+    flops = training_flops_per_sample(SIZES[size]["filter_widths"], SIZES[size]["channels"])
+    ours, lifter = train_posebridge_step(data, size, batch, 0)
+    _, other = train_posebridge_step(data, size, batch, 0)
+    # the baseline runs with glibc's default allocator behaviour, as the reference did
+    steps = {
+        "baseline: per-sample chunks + plain model": ablated(train_baseline_step(data, size, batch, 0), False),
+        "per-sample chunks + posebridge model": ablated(train_baseline_step(data, size, batch, 0,
+                                                                            _strided_as_plain(other))),
+        "posebridge training loop": ablated(ours),
+    }
+    if args.ablations:
+        steps.update(_ablation_steps(data, size, batch, other))
+    times = interleaved(steps, iters, warmup, args.rounds)
+    rate = {k: batch / statistics.median(v) for k, v in times.items()}
+    best = {k: batch / min(v) for k, v in times.items()}
+    base, mixed, mine = (rate[k] for k in list(steps)[:3])
+    print(f"  {'':5s} train  {'(samples/s: median step; best: fastest step)':44s}", flush=True)
+    for k, r in rate.items():
+        _train_row(size, k, r, flops, mine, best[k])
+    print(f"  {size:5s} train  posebridge / baseline: {mine / base:.2f}x (the model alone {mixed / base:.2f}x, "
+          f"then the data pipeline {mine / mixed:.2f}x); posebridge / VideoPose3D reference "
+          f"{REFERENCE[size]['train']}: {mine / REFERENCE[size]['train']:.2f}x", flush=True)
+    return lifter, mine
+
+
+def _reference_batch_row(data, size: str, reference_batch: int, iters: int, warmup: int, mine: float) -> None:
+    """Time and print the posebridge loop at the reference figure's batch, its steps in a row as in
+    training (taking turns with batch-256 steps, glibc's heap fragments and every 1024 step faults
+    fresh pages in: measured ~80 instead of ~110 samples/s)."""
+    flops = training_flops_per_sample(SIZES[size]["filter_widths"], SIZES[size]["channels"])
+    label = f"posebridge training loop, batch {reference_batch}"
+    times = interleaved({label: ablated(train_posebridge_step(data, size, reference_batch, 0)[0])},
+                        iters, warmup, 1)[label]
+    r, b = reference_batch / statistics.median(times), reference_batch / min(times)
+    _train_row(size, label, r, flops, mine, b, "   (its steps in a row, after the others)")
+    print(f"  {size:5s} train  at batch {reference_batch}, the reference's: posebridge / VideoPose3D reference "
+          f"{REFERENCE[size]['train']}: {r / REFERENCE[size]['train']:.2f}x (best step "
+          f"{b / REFERENCE[size]['train']:.2f}x)", flush=True)
+
+
+def _inference_rows(args, lifter, size: str, mirrors) -> list[tuple[str, str, float]]:
+    """Time and print the inference rows of one model size on one long random sequence; returns
+    (size, row label, GFLOP/s) per row."""
+    from posebridge.inference.lift import LiftingModel, lift
+    from posebridge.models.lifter import keypoints_to_input
+
+    widths, channels = SIZES[size]["filter_widths"], SIZES[size]["channels"]
+    rng = np.random.default_rng(1)
+    T = args.sequence_frames
+    keypoints = np.concatenate([rng.uniform(100, 900, (T, J_IN, 2)), rng.uniform(0, 1, (T, J_IN, 1))],
+                               -1).astype(np.float32)
+    norm = keypoints_to_input(keypoints, 1000, 1000)
+    model = LiftingModel.from_lifter(lifter)
+    plain = PlainDilatedModel(widths, channels).eval()
+    plain.load_state_dict(lifter.temporal.state_dict())
+    frame_flops = inference_flops_per_frame(widths, channels)
+    runs = {
+        "baseline: plain dilated model, one pass": lambda: inference_baseline(plain, norm, *mirrors),
+        "posebridge inference.lift": lambda: lift(model, keypoints, 1000, 1000, flip=True),
+    }
+    if args.ablations:
+        runs["ablation: lift in 1024-frame pieces"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=1024)
+        runs["ablation: lift in one piece"] = lambda: lift(model, keypoints, 1000, 1000, chunk_frames=T)
+    n = args.infer_small if size == "small" else args.infer_full
+    rate = {k: T / statistics.median(v) for k, v in interleaved(runs, n, 1, args.rounds).items()}
+    rows = []
+    for k, r in rate.items():
+        gflops = r * frame_flops / 1e9
+        rows.append((size, k, gflops))
+        print(f"  {size:5s} infer  {k:44s} {r:9.0f} frames/s   {gflops:6.1f} GFLOP/s", flush=True)
+    base, mine = (rate[k] for k in list(runs)[:2])
+    print(f"  {size:5s} infer  posebridge / baseline: {mine / base:.2f}x; posebridge / VideoPose3D reference "
+          f"{REFERENCE[size]['infer']}: {mine / REFERENCE[size]['infer']:.2f}x", flush=True)
+    return rows
 
 
 def _strided_as_plain(lifter):
@@ -573,8 +599,8 @@ def main(argv=None) -> int:
                         help="training batch of the full model (1024 in the paper; smaller keeps the run short, "
                              "samples/s barely depends on it at this size)")
     parser.add_argument("--batch-full-reference", type=int, default=1024,
-                        help="also time the posebridge loop at this batch, the one of the REFERENCES.md figure "
-                             "(full size; 0: skip)")
+                        help="also time the posebridge loop at this batch, the one of the VideoPose3D reference "
+                             "figures (full size; 0: skip)")
     parser.add_argument("--iters-small", type=int, default=9, help="timed training steps, small model")
     parser.add_argument("--iters-full", type=int, default=3, help="timed training steps, full model")
     parser.add_argument("--warmup-small", type=int, default=2, help="untimed training steps first, small model")

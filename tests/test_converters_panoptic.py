@@ -144,7 +144,7 @@ def test_single_sequence_folder_and_broken_files(panoptic):
 
 
 def test_missing_files_give_instructions(tmp_path):
-    with pytest.raises(DataError, match=r"place <sequence>/calibration_<sequence>.json under .*domedb"):
+    with pytest.raises(DataError, match=r"place <sequence>/calibration_<sequence>.json \(\*/calibration_\*.json\) under .*domedb"):
         convert("panoptic", tmp_path)
     (tmp_path / "171204_pose1").mkdir()
     (tmp_path / "171204_pose1" / "calibration_171204_pose1.json").write_text(json.dumps(_calibration(0)))

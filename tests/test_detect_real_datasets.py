@@ -36,7 +36,8 @@ def h36m(tmp_path):
 
 
 def _reference_projection(world_mm, camera):
-    """Brown-Conrady projection written out (REFERENCES.md section 3), independent of cameras.py."""
+    """Brown-Conrady projection written out as in OpenCV's camera model documentation
+    (docs.opencv.org, calib3d module), independent of cameras.py."""
     X = world_mm @ camera.R.T + camera.t
     x, y = X[..., 0] / X[..., 2], X[..., 1] / X[..., 2]
     k1, k2, k3, p1, p2 = camera.distortion
@@ -56,7 +57,7 @@ def test_gt2d_projects_the_mapped_joints_through_each_camera(h36m):
     for _, row in dataset.index.iterrows():
         frames = int(row["frames"])
         world = dataset.sequence_3d(row["sequence"]).astype(np.float64)
-        h36m_17 = world[:, [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]]  # REFERENCES 4
+        h36m_17 = world[:, [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]]  # VideoPose3D's 17 of the 32
         expected = _reference_projection(h36m_17, dataset.camera_for(row))
         np.testing.assert_allclose(keypoints[offset:offset + frames, :, :2], expected, atol=1e-2)
         assert (keypoints[offset:offset + frames, :, 2] == 1).all()

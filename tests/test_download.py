@@ -14,8 +14,6 @@ def test_every_converter_has_a_source_with_addresses():
         for f in source.files:
             assert f.patterns and "http" in f.get
             assert f.url is None or f.url.startswith("http")
-    assert download.panoptic_urls("160422_ultimatum1")["hdPose3d_stage1_coco19.tar"] == (
-        "http://domedb.perception.cs.cmu.edu/webdata/dataset/160422_ultimatum1/hdPose3d_stage1_coco19.tar")
 
 
 def test_check_source_lists_exactly_the_missing_files(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 from posebridge.geometry import skeletons
 from posebridge.errors import ConfigError, DataError
-from posebridge.data.video import VideoWriter, iter_frames, probe, read_frames
+from posebridge.data.video import VideoWriter, iter_frames, probe
 
 from test_detectors import CYCLIST_BOX, bikes_path, needs_bikes, needs_mediapipe, person
 
@@ -33,7 +33,7 @@ def test_video_round_trip(tmp_path, suffix):
         for frame in frames:
             writer.write(frame)
     assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary left over
-    back = read_frames(path)
+    back = np.stack(list(iter_frames(path)))
     assert back.shape == frames.shape
     assert np.abs(back.astype(int) - frames).mean(axis=(1, 2, 3)).max() < 6  # H.264 / GIF palette
     if suffix == ".mp4":
@@ -62,7 +62,7 @@ def test_image_folder_reads_like_a_video(tmp_path):
     for t, frame in enumerate(frames):
         Image.fromarray(frame).save(tmp_path / f"frame_{t:03d}.png")
     (tmp_path / "notes.txt").write_text("not a frame")
-    assert np.array_equal(read_frames(tmp_path), frames)  # PNG is lossless, order by name
+    assert np.array_equal(np.stack(list(iter_frames(tmp_path))), frames)  # PNG is lossless, order by name
     assert probe(tmp_path).frames == 4
     assert len(list(iter_frames(tmp_path, limit=2))) == 2
 
@@ -284,4 +284,4 @@ def test_infer_whole_bikes_video(tmp_path):
     # the main person is the cyclist (frames ~103-136), not the false detections on the car roof
     # (0-35) or on the parked bicycle (214-239)
     assert 25 <= len(valid) and valid.min() >= 70 and valid.max() <= 140
-    assert len(read_frames(out / "bikes.gif")) == 250
+    assert len(list(iter_frames(out / "bikes.gif"))) == 250

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_train import TINY, coco_keypoints, make_camera, make_sequences, make_set, write_toy_dataset
+from test_train import TINY, coco_keypoints, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
 
 from posebridge.geometry import canonical, skeletons
 from posebridge.evaluation import mcss as mcss_eval
@@ -33,26 +33,23 @@ def rig(count=3):
 def toy_multiview(takes=3, frames=40, cameras=3, seed=0) -> multiview.MultiviewSet:
     """Takes of the toy motion filmed by ``cameras`` synchronised cameras, as load_multiview builds."""
     rng = np.random.default_rng(seed)
-    inputs, starts, counts, members = [], [], [], []
-    offset = 0
+    inputs, row_cameras, members = [], [], []
     for world in make_sequences(takes, frames, seed):
-        rows = []
+        members.append(np.arange(cameras) + len(inputs))
         for camera in rig(cameras):
             inputs.append(keypoints_to_input(coco_keypoints(world, camera, rng), 1000, 1000))
-            rows.append(len(starts))
-            starts.append(offset)
-            counts.append(frames)
-            offset += frames
-        members.append(np.array(rows))
-    return multiview.MultiviewSet(["toy_mv"], np.concatenate(inputs), np.array(starts), np.array(counts),
-                                  members, np.full(takes, frames), np.array([f"t{t}" for t in range(takes)], object))
+            row_cameras.append(camera)
+    return multiview.MultiviewSet(**frame_columns(inputs, row_cameras, "toy_mv"), takes=members,
+                                  take_frames=np.full(takes, frames),
+                                  take_names=np.array([f"t{t}" for t in range(takes)], object))
 
 
-def make_objective(data, config, **settings):
-    return multiview.MultiviewObjective(
+def make_objective(data, config, flip=True, **settings):
+    objective = multiview.MultiviewObjective(
         data, multiview.MultiviewSettings(**{"pairs": 16, "embedding_dim": 16, **settings}),
-        formats=["h36m_17"], group_formats=["h36m_17"], channels=config.channels,
-        filter_widths=config.filter_widths, keypoint_dropout=0.0)
+        formats=["h36m_17"], group_formats=["h36m_17"], channels=config.channels, flip=flip, keypoint_dropout=0.0)
+    objective.attach(build_lifter(config, ["h36m_17"], 0))  # the window of the lifter it trains with
+    return objective
 
 
 # ----------------------------------------------------------------------------- sampling

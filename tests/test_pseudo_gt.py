@@ -85,7 +85,7 @@ def test_pseudo_gt_is_lift_of_the_chosen_frames_at_the_true_root(tmp_path):
 
 def test_root_relative_pseudo_gt_equals_lift_on_keypoints():
     """lift() on pixels and predict_frames on the same frames' network input agree (root-relative)."""
-    from test_train import coco_keypoints, make_camera, make_sequences
+    from test_train import coco_keypoints, frame_columns, make_camera, make_sequences
     from posebridge.models.lifter import keypoints_to_input
     from posebridge.training.data import LabeledSet
 
@@ -96,13 +96,8 @@ def test_root_relative_pseudo_gt_equals_lift_on_keypoints():
         torch.manual_seed(1)
         lifter = SeparateHeadLifter(["h36m_17"], filter_widths=[3, 3], channels=16).eval()
     model = LiftingModel.from_lifter(lifter, name="toy")
-    data = LabeledSet(
-        names=["t"], formats=["h36m_17"], inputs=keypoints_to_input(kp, *camera.image_size),
-        targets=[(camera.world_to_camera(world) / 1000).astype(np.float32)], group_start=np.array([0]),
-        row_group=np.array([0]), row_start=np.array([0]), row_frames=np.array([30]),
-        row_intrinsics=np.array([camera.intrinsics]), row_distortion=np.array([camera.distortion]),
-        row_width=np.array([1000.0]), row_sequence=np.array(["s"], dtype=object),
-        row_camera=np.array(["c"], dtype=object))
+    data = LabeledSet(**frame_columns([keypoints_to_input(kp, *camera.image_size)], [camera], "t"),
+                      formats=["h36m_17"], targets=[(camera.world_to_camera(world) / 1000).astype(np.float32)])
     chosen = np.array([0, 7, 29])
     points = predict_frames(model, data, chosen)
     lifted = lift(model, kp, *camera.image_size)["h36m_17"][chosen]

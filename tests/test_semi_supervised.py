@@ -9,41 +9,38 @@ import pytest
 import torch
 
 from posebridge.geometry import skeletons
+from posebridge.geometry.skeletons import HINGE_JOINTS, keypoint_correspondence
 from posebridge.geometry.cameras import normalize_screen, project_points
 from posebridge.data.windows import Batch, window_index
 from posebridge.errors import ConfigError
 from posebridge.models.lifter import keypoints_to_input
 from posebridge.training.objectives.semi_supervised import (
-    REPROJECTION_JOINTS,
     SemiSupervised,
-    UnlabeledSet,
     bone_length_gap,
-    correspondence,
     place_at_depth,
     reprojection_error,
     weighted_mpjpe,
 )
 from posebridge.training.loop import StepOutputs, TrainConfig, build_lifter, train
 from posebridge.training.data import BatchAssembler
-from test_train import TINY, coco_keypoints, make_camera, make_sequences, make_set, write_toy_dataset
+from posebridge.training.settings import SemiSupervisedSettings as Semi
+from posebridge.data.frames import FrameTable
+from test_train import TINY, coco_keypoints, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
 
 H36M = skeletons.get("h36m_17")
 COCO = skeletons.get("coco_17")
 
 
-def unlabeled_from(rows=3, frames=40, seed=4) -> UnlabeledSet:
+def unlabeled_from(rows=3, frames=40, seed=4) -> FrameTable:
     """Unlabeled rows built like load_unlabeled does (COCO keypoints of toy motion)."""
     rng = np.random.default_rng(seed)
     cameras = [make_camera("u0"), make_camera("u1", 3800.0)]
-    inputs, intr, dist, size = [], [], [], []
+    inputs, row_cameras = [], []
     for r, world in enumerate(make_sequences(rows, frames, seed)):
         camera = cameras[r % 2]
         inputs.append(keypoints_to_input(coco_keypoints(world, camera, rng), *camera.image_size))
-        intr.append(camera.intrinsics)
-        dist.append(camera.distortion)
-        size.append(camera.image_size)
-    return UnlabeledSet(["toy_video"], np.concatenate(inputs), np.arange(rows) * frames, [frames] * rows,
-                        intr, dist, size, [f"r{r}" for r in range(rows)])
+        row_cameras.append(camera)
+    return FrameTable(**frame_columns(inputs, row_cameras, "toy_video"))
 
 
 # ----------------------------------------------------------------------------- the terms
@@ -88,12 +85,12 @@ def test_bone_gap_is_zero_for_equal_skeletons_and_the_mean_length_difference_oth
 
 
 def test_correspondence_pairs_the_same_named_hinge_joints():
-    joints, keypoints = correspondence("h36m_17")
-    assert [H36M.joint_names[j] for j in joints] == list(REPROJECTION_JOINTS)
-    assert [COCO.joint_names[k] for k in keypoints] == list(REPROJECTION_JOINTS)
-    assert (correspondence("coco_17")[0] == np.arange(17)).all()  # exact mapping: every keypoint
+    joints, keypoints = keypoint_correspondence("h36m_17", "coco_17")
+    assert [H36M.joint_names[j] for j in joints] == list(HINGE_JOINTS)
+    assert [COCO.joint_names[k] for k in keypoints] == list(HINGE_JOINTS)
+    assert (keypoint_correspondence("coco_17", "coco_17")[0] == np.arange(17)).all()  # exact mapping: every keypoint
     with pytest.raises(ConfigError):
-        SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], weights={"bogus": 1})
+        SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], settings=Semi(weights={"bogus": 1}))
 
 
 def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact():
@@ -108,12 +105,12 @@ def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact(
     keypoints = np.zeros((17, 3), np.float32)
     keypoints[:, :2] = [w / 2, h / 2]
     keypoints[:, 2] = 1
-    for name in REPROJECTION_JOINTS:
+    for name in HINGE_JOINTS:
         keypoints[COCO.index(name), :2] = px[H36M.index(name)]
     frames = 30
-    data = UnlabeledSet(["still"], np.repeat(keypoints_to_input(keypoints, w, h)[None], frames, 0), [0], [frames],
-                        [camera.intrinsics], [camera.distortion], [camera.image_size], ["still/c0"])
-    semi = SemiSupervised(data, config, ["h36m_17"], weights={"traj": 0.0}, warmup_epochs=0, batch_size=5)
+    data = FrameTable(**frame_columns([np.repeat(keypoints_to_input(keypoints, w, h)[None], frames, 0)], [camera],
+                                      "still"))
+    semi = SemiSupervised(data, config, ["h36m_17"], settings=Semi(weights={"traj": 0.0}, warmup_epochs=0, batch_size=5))
     with torch.no_grad():  # a trajectory model that always says `root`
         semi.trajectory.shrink.weight.zero_()
         semi.trajectory.shrink.bias.copy_(torch.tensor(root, dtype=torch.float32))
@@ -130,8 +127,8 @@ def test_reprojection_term_is_zero_when_unlabeled_pose_and_trajectory_are_exact(
         semi.trajectory.shrink.bias[0] += 0.1  # 10 cm off sideways: clearly visible
     assert semi.losses(out, 0)["proj"].item() > 0.01
     # placed at the trajectory model's depth only, the sideways error is solved away
-    semi_depth = SemiSupervised(data, config, ["h36m_17"], weights={"traj": 0.0}, warmup_epochs=0, batch_size=5,
-                                placement="depth")
+    semi_depth = SemiSupervised(data, config, ["h36m_17"],
+                                settings=Semi(weights={"traj": 0.0}, warmup_epochs=0, batch_size=5, placement="depth"))
     semi_depth.trajectory.load_state_dict(semi.trajectory.state_dict())
     semi_depth.start_epoch(0, 0)
     out.extra_inputs = semi_depth.sample(0, 0)
@@ -160,7 +157,7 @@ def test_place_at_depth_recovers_the_lateral_position_and_centres_the_miss():
 
 def test_unknown_placement_is_refused():
     with pytest.raises(ConfigError, match="unknown placement 'closest'"):
-        SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], placement="closest")
+        SemiSupervised(unlabeled_from(), TrainConfig(**TINY), ["h36m_17"], settings=Semi(placement="closest"))
 
 
 # ----------------------------------------------------------------------------- training
@@ -171,14 +168,14 @@ def test_warm_up_keeps_the_unlabeled_terms_out():
     config = TrainConfig(**{**TINY, "epochs": 3, "samples_per_epoch": 128})
     plain, _ = train(config, data, None, seed=3, progress=False, log=lambda m: None)
     # warm-up over every epoch: the trajectory model trains beside, the lifter is untouched by it
-    semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=3, warmup_epochs=3)
+    semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=3, settings=Semi(warmup_epochs=3))
     warm, log = train(config, data, None, seed=3, progress=False, log=lambda m: None, objectives=[semi])
     a, b = plain.temporal.state_dict(), warm.temporal.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert (log["loss_semi_proj"] == 0).all() and (log["loss_semi_bone"] == 0).all()
     assert log["loss_semi_traj"].iloc[-1] < log["loss_semi_traj"].iloc[0]  # trained from the start
     # with one warm-up epoch, the unlabeled terms join from epoch 2 and change the lifter
-    semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=3, warmup_epochs=1)
+    semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=3, settings=Semi(warmup_epochs=1))
     _, log = train(config, data, None, seed=3, progress=False, log=lambda m: None, objectives=[semi])
     assert log["loss_semi_proj"].iloc[0] == 0 and (log["loss_semi_proj"].iloc[1:] > 0).all()
     assert (log["loss_semi_bone"].iloc[1:] > 0).all()
@@ -189,7 +186,7 @@ def test_semi_supervised_run_resumes_bit_identically(tmp_path):
     config = TrainConfig(**{**TINY, "epochs": 3, "samples_per_epoch": 192})
 
     def run(checkpoint, **kw):
-        semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=7, warmup_epochs=1, batch_size=32)
+        semi = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=7, settings=Semi(warmup_epochs=1, batch_size=32))
         lifter, log = train(config, data, val, seed=7, checkpoint=checkpoint, progress=False, objectives=[semi], **kw)
         return lifter, log, semi
 
@@ -274,3 +271,15 @@ def test_trajectory_batch_norm_statistics_are_recalibrated_for_the_model_file():
     after, _ = gap()
     assert before > scale and after < 0.1 * scale  # eval mode now behaves like the training batches
     assert model.expand_bn.momentum == config.bn_momentum and model.dropout == config.dropout
+
+
+def test_trajectory_calibration_draws_its_windows_from_the_runs_seed():
+    config = TrainConfig(**TINY)
+    labeled = make_set(rows=2, frames=30)
+    first = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=1, labeled=labeled)
+    second = SemiSupervised(unlabeled_from(), config, ["h36m_17"], seed=2, labeled=labeled)
+    second.trajectory.load_state_dict(first.trajectory.state_dict())  # the same weights, other runs
+    stats = [o.file_entries()["trajectory"]["state_dict"]["expand_bn.running_mean"] for o in (first, second)]
+    assert not torch.equal(stats[0], stats[1])
+    first.calibrate_trajectory(seed=2)
+    assert torch.equal(first.trajectory.expand_bn.running_mean.cpu(), stats[1])

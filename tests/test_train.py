@@ -73,27 +73,31 @@ def coco_keypoints(world_mm, camera, rng):
     return np.concatenate([px, conf[..., None]], -1).astype(np.float32)
 
 
+def frame_columns(inputs, cameras, name="toy", keypoint_format="coco_17") -> dict:
+    """The FrameTable fields of one source whose rows are ``inputs`` (per row (T, K, 3) network
+    input) seen by ``cameras`` (one per row), as FrameTableBuilder makes them."""
+    frames = np.array([len(x) for x in inputs])
+    return dict(
+        names=[name], keypoint_format=keypoint_format, inputs=np.concatenate(inputs), group_start=np.array([0]),
+        row_group=np.zeros(len(inputs), np.int64), row_start=np.concatenate([[0], np.cumsum(frames)[:-1]]),
+        row_frames=frames, row_intrinsics=np.array([c.intrinsics for c in cameras]),
+        row_distortion=np.array([c.distortion for c in cameras]),
+        row_size=np.array([c.image_size for c in cameras], dtype=np.float64),
+        row_sequence=np.array([f"s{r}" for r in range(len(inputs))], dtype=object),
+        row_camera=np.array([c.name for c in cameras], dtype=object))
+
+
 def make_set(rows=6, frames=80, seed=0, cameras=None) -> LabeledSet:
-    """An in-memory LabeledSet (one group, h36m_17) built like training_data.load_labeled does."""
+    """An in-memory LabeledSet (one group, h36m_17) built like training.data.load_labeled does."""
     rng = np.random.default_rng(seed + 100)
     cameras = cameras or [make_camera("c0"), make_camera("c1", 3500.0)]
-    inputs, targets, per_row = [], [], []
-    start = 0
+    inputs, targets, row_cameras = [], [], []
     for r, world in enumerate(make_sequences(rows, frames, seed)):
         camera = cameras[r % len(cameras)]
         targets.append((camera.world_to_camera(world) / 1000).astype(np.float32))
         inputs.append(keypoints_to_input(coco_keypoints(world, camera, rng), *camera.image_size))
-        per_row.append((start, frames, camera))
-        start += frames
-    return LabeledSet(
-        names=["toy"], formats=["h36m_17"], inputs=np.concatenate(inputs), targets=[np.concatenate(targets)],
-        group_start=np.array([0]), row_group=np.zeros(rows, np.int64),
-        row_start=np.array([p[0] for p in per_row]), row_frames=np.array([p[1] for p in per_row]),
-        row_intrinsics=np.array([p[2].intrinsics for p in per_row]),
-        row_distortion=np.array([p[2].distortion for p in per_row]),
-        row_width=np.array([float(p[2].width) for p in per_row]),
-        row_sequence=np.array([f"s{r}" for r in range(rows)], dtype=object),
-        row_camera=np.array([p[2].name for p in per_row], dtype=object))
+        row_cameras.append(camera)
+    return LabeledSet(**frame_columns(inputs, row_cameras), formats=["h36m_17"], targets=[np.concatenate(targets)])
 
 
 TINY = dict(filter_widths=[3, 3], channels=32, batch_size=64, samples_per_epoch=320, val_windows=128)
@@ -166,7 +170,7 @@ def test_flipped_batch_is_consistent_with_the_unflipped_one():
 
     a = project_points_torch(plain.target.double(), plain.intrinsics.double(), plain.distortion.double())
     b = project_points_torch(flipped.target.double(), flipped.intrinsics.double(), flipped.distortion.double())
-    width = torch.from_numpy(data.row_width[batch.row])[:, None]
+    width = torch.from_numpy(data.row_size[batch.row, 0])[:, None]
     assert torch.allclose(b[..., 0], width - a[:, list(H36M.mirror), 0], atol=1e-3)
     assert torch.allclose(b[..., 1], a[:, list(H36M.mirror), 1], atol=1e-3)
     # the precomputed target pixels are those projections
@@ -480,3 +484,46 @@ def test_labeled_fraction_keeps_the_first_frames_of_each_take(tmp_path):
         np.testing.assert_array_equal(part.targets[0][b:b + kept[r]], full.targets[0][a:a + kept[r]])
     with pytest.raises(ConfigError, match="labeled_fraction"):
         TrainConfig.from_dict({"labeled_fraction": {"a": 0}})
+
+
+# ----------------------------------------------------------------------------- one spec vocabulary
+
+
+def test_objective_flags_are_aliases_of_spec_keys():
+    """Every objective option is a spec key; its flag writes the same key (and wins over the spec)."""
+    import json
+
+    from posebridge.cli import build_parser
+    from posebridge.commands import finetune as finetune_command
+    from posebridge.commands import train as train_command
+    from posebridge.training.settings import TrainConfig
+
+    common = ["--dataset", "a.h5", "--detections", "a_det.h5", "--out-dir", "o", "--checkpoint", "c.pt"]
+
+    def config(command, *argv):
+        args = build_parser().parse_args([command, *common, *argv])
+        module = finetune_command if command == "finetune" else train_command
+        return TrainConfig.from_dict(module.spec_from_args(args))
+
+    flags = config("train", "--semi-weights", '{"bone": 0.5}', "--semi-warmup-epochs", "2", "--semi-batch-size", "16",
+                   "--semi-placement", "depth", "--semi-format", "h36m_17", "--multiview-weight", "0.3",
+                   "--multiview-pose-weight", "2", "--multiview-margin", "0.4", "--multiview-time-window", "5",
+                   "--multiview-pairs", "8", "--multiview-embedding-dim", "16")
+    spec = {"semi_supervised": {"weights": {"bone": 0.5}, "warmup_epochs": 2, "batch_size": 16, "placement": "depth",
+                                "reference_format": "h36m_17"},
+            "multiview": {"weight": 0.3, "pose_weight": 2.0, "margin": 0.4, "time_window": 5, "pairs": 8,
+                          "embedding_dim": 16}}
+    keys = config("train", "--spec", json.dumps(spec))
+    assert flags == keys and keys.semi_supervised.weights == {"traj": 1.0, "proj": 1.0, "bone": 0.5}
+    assert config("train", "--spec", json.dumps(spec), "--multiview-pairs", "4").multiview.pairs == 4
+    with pytest.raises(ConfigError, match="valid keys: .*time_window"):
+        config("train", "--spec", json.dumps({"multiview": {"window": 3}}))
+    # --acae-weight is the weight of the variant's own ACAE term: two distinct keys
+    reg = config("finetune", "--variant", "output_reg", "--acae-weight", "0.7").finetune
+    hybrid = config("finetune", "--variant", "hybrid", "--acae-weight", "0.6", "--warmup-epochs", "2").finetune
+    assert (reg.output_reg_weight, reg.teacher_weight) == (0.7, 1.0)
+    assert (hybrid.output_reg_weight, hybrid.teacher_weight, hybrid.warmup_epochs) == (1.0, 0.6, 2)
+    assert hybrid == config("finetune", "--spec", json.dumps(
+        {"finetune": {"variant": "hybrid", "teacher_weight": 0.6, "warmup_epochs": 2}})).finetune
+    with pytest.raises(ConfigError, match="no ACAE term"):
+        config("finetune", "--variant", "latent", "--acae-weight", "0.5")

@@ -7,6 +7,7 @@ trigger reruns exactly what a change touches); people running a step by hand may
 from __future__ import annotations
 
 import json
+import numbers
 from pathlib import Path
 
 from posebridge.errors import ConfigError
@@ -18,6 +19,20 @@ def check_keys(values, valid, what: str) -> None:
     unknown = sorted(set(values) - set(valid))
     if unknown:
         raise ConfigError(f"{what}: unknown key(s) {', '.join(map(str, unknown))}; valid keys: {', '.join(valid)}")
+
+
+def check_filter_widths(widths, where: str = "") -> list[int]:
+    """``widths`` as a list of ints when it is a non-empty sequence of odd positive integers (the
+    temporal model's kernel widths; its receptive field is their product); ConfigError otherwise,
+    prefixed by ``where`` (e.g. ``"train: "``)."""
+    try:
+        values = list(widths)
+    except TypeError:
+        values = []
+    if not values or isinstance(widths, str) or not all(
+            isinstance(w, numbers.Integral) and not isinstance(w, bool) and w > 0 and w % 2 for w in values):
+        raise ConfigError(f"{where}filter_widths must be a non-empty list of odd positive integers, got {widths!r}")
+    return [int(w) for w in values]
 
 
 def load_spec(spec: str | None, what: str) -> dict:

@@ -1,10 +1,11 @@
-"""The affine-combining autoencoder (ACAE, Sárándi et al. WACV 2023): one set of latent points
-that explains the joints of every skeleton format.
+"""The affine-combining autoencoder (ACAE; Sárándi et al., WACV 2023, "Learning 3D Human Pose
+Estimation from Dozens of Datasets using a Geometry-Aware Autoencoder to Bridge Between Skeleton
+Formats"): one set of latent points that explains the joints of every skeleton format.
 
 Encoder and decoder are single matrices, no bias and no nonlinearity. Every latent point is an
 affine combination of joints (the encoder's columns sum to 1) and every joint an affine combination
 of latent points (the decoder's columns sum to 1), so the whole map commutes with any affine map of
-3D space: rotation, translation, scaling (REFERENCES.md section 6).
+3D space: rotation, translation, scaling.
 
 Chirality: joints and latents are ordered left, right, centre internally (left/right pairs found by
 name, ``l<x>`` / ``r<x>``) and each matrix is built from shared blocks
@@ -406,6 +407,23 @@ def _learning_rate(step: int, total: int, rates: Sequence[float], boundaries: Se
     return float(rates[k])
 
 
+def _fit_inputs(points, joint_names: Sequence[str], loss: str, learning_rates: Sequence[float],
+                lr_boundaries: Sequence[float], val_points, source: str):
+    """Check the fitting options and data; returns the complete (N, J, 3) training poses and the
+    complete validation poses (None without ``val_points``)."""
+    if loss not in LOSSES:
+        raise ConfigError(f"unknown ACAE loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if len(learning_rates) != len(lr_boundaries) + 1:
+        raise ConfigError("learning_rates needs exactly one more entry than lr_boundaries")
+    data = _complete_poses(points, source, "points")
+    if data.shape[1] != len(joint_names):
+        raise DataError(source, f"points have {data.shape[1]} joints but {len(joint_names)} joint names")
+    if loss == "projected" and not (data[..., 2] > 0).all():
+        raise DataError(source, "the projected loss needs camera-space points in front of the camera (z > 0)")
+    val = None if val_points is None else _complete_poses(val_points, source, "val_points")
+    return data, val
+
+
 def fit_acae(points, joint_names: Sequence[str], n_latent_sided: int = 40, n_latent_center: int = 8,
              chiral: bool = True, epochs: int = 30, batch_size: int = 32,
              learning_rates: Sequence[float] = (3e-2, 3e-3, 3e-4),
@@ -433,17 +451,7 @@ def fit_acae(points, joint_names: Sequence[str], n_latent_sided: int = 40, n_lat
     import pandas as pd
     from tqdm import tqdm
 
-    if loss not in LOSSES:
-        raise ConfigError(f"unknown ACAE loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    if len(learning_rates) != len(lr_boundaries) + 1:
-        raise ConfigError("learning_rates needs exactly one more entry than lr_boundaries")
-    data = _complete_poses(points, source, "points")
-    if data.shape[1] != len(joint_names):
-        raise DataError(source, f"points have {data.shape[1]} joints but {len(joint_names)} joint names")
-    if loss == "projected" and not (data[..., 2] > 0).all():
-        raise DataError(source, "the projected loss needs camera-space points in front of the camera (z > 0)")
-    val = None if val_points is None else _complete_poses(val_points, source, "val_points")
-
+    data, val = _fit_inputs(points, joint_names, loss, learning_rates, lr_boundaries, val_points, source)
     generator = torch.Generator().manual_seed(seed)
     model = AffineCombiningAutoencoder(joint_names, n_latent_sided, n_latent_center, chiral,
                                        generator=generator).to(device)

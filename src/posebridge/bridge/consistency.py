@@ -8,7 +8,9 @@ translation) of the other formats' predicted joints is fitted on the first half 
 its MPJPE (mm) scored on the second half
 (of each test set). 0 = perfectly consistent; it grows with independent
 errors between heads. ``acae_consistency`` is the fitted ACAE's reconstruction error of the
-predictions (REFERENCES.md section 6): small when the prediction lies in the ACAE's span.
+predictions (Sárándi et al., WACV 2023, "Learning 3D Human Pose Estimation from Dozens of Datasets
+using a Geometry-Aware Autoencoder to Bridge Between Skeleton Formats"): small when the prediction
+lies in the ACAE's span.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Consistency fine-tuning with a frozen affine-combining autoencoder (REFERENCES.md section 6),
+"""Consistency fine-tuning with a frozen affine-combining autoencoder (Sárándi et al., WACV 2023),
 and the heads of the models compared with it.
 
-Variants (``VARIANTS``), each a separate model started from the initial model's weights:
+Variants (the table of ``bridge.variants``), each a separate model started from the initial
+model's weights:
 
 - ``continued``: the same fine-tuning schedule with no ACAE term (the control: "more epochs").
 - ``output_reg``: separate heads; adds ``weight x mean |P - D(E(P))|`` over all predicted joints.
@@ -20,28 +21,23 @@ baseline's head, trained from scratch: one output per distinct joint name.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
+from posebridge.bridge.variants import ACAE_TERMS, variant as variant_entry
 from posebridge.errors import ConfigError
+from posebridge.models.lifter import expand_point_map
 from posebridge.training.loop import Objective, StepOutputs, compute_losses
 
-__all__ = ["VARIANTS", "HEADS", "output_map", "init_state", "AcaeObjective", "expand_points"]
-
-VARIANTS = ("continued", "output_reg", "latent", "hybrid")
-HEADS = VARIANTS + ("merged",)
-
-
-def expand_points(matrix: torch.Tensor) -> torch.Tensor:
-    """(A, B) point map (out_b = sum_a M[a, b] in_a) -> (B * 3, A * 3) on flattened coordinates."""
-    return torch.kron(matrix.T.contiguous(), torch.eye(3, dtype=matrix.dtype))
+__all__ = ["output_map", "init_state", "AcaeObjective", "FinetuneRun", "prepare_run"]
 
 
 def output_map(variant: str, formats, acae=None) -> torch.Tensor | None:
     """The (R, J_union) output map of a variant's lifter (None: one output per joint)."""
     from posebridge.models.lifter import merged_output_map
 
-    if variant not in HEADS:
-        raise ConfigError(f"unknown head variant {variant!r}; choose one of {', '.join(HEADS)}")
+    variant_entry(variant)  # ConfigError when unknown
     if variant == "merged":
         return merged_output_map(formats)[0]
     if variant in ("continued", "output_reg"):
@@ -58,7 +54,7 @@ def init_state(variant: str, state: dict, acae=None, output_map_: torch.Tensor |
     head is the encoder composed with the full head (W_Z = E^T W_P, coordinate-wise)."""
     state = {k: v.clone() for k, v in state.items()}
     if variant in ("latent", "hybrid"):
-        encode = expand_points(acae.encoder_matrix().detach().double().cpu())  # (L*3, J*3)
+        encode = expand_point_map(acae.encoder_matrix().detach().double().cpu())  # (L*3, J*3)
         weight, bias = state["shrink.weight"], state["shrink.bias"]
         if weight.shape[0] != encode.shape[1]:
             raise ConfigError(f"the initial model has {weight.shape[0] // 3} outputs, the autoencoder "
@@ -83,7 +79,7 @@ class AcaeObjective(Objective):
 
     def __init__(self, variant: str, acae, config, weight: float = 1.0, warmup_epochs: int = 0,
                  acae_sha256: str = ""):
-        if variant not in ("output_reg", "hybrid"):
+        if variant not in ACAE_TERMS:
             raise ConfigError(f"variant {variant!r} has no ACAE objective")
         self.variant, self.config = variant, config
         self.weight, self.warmup_epochs = float(weight), int(warmup_epochs)
@@ -113,3 +109,69 @@ class AcaeObjective(Objective):
         on = 1.0 if epoch >= self.warmup_epochs else 0.0
         return {"full": full_terms["total"], "teacher": teacher,
                 "total": full_terms["total"] + on * self.weight * teacher}
+
+
+@dataclass
+class FinetuneRun:
+    """What a variant adds to a training run: ``objectives`` (the ACAE term), the keyword
+    arguments of ``training.loop.train`` (``init_state``, ``output_map``) and the ``model.pt``
+    entries (``head``: the variant and where it started)."""
+
+    objectives: list = field(default_factory=list)
+    train_kwargs: dict = field(default_factory=dict)
+    file_entries: dict = field(default_factory=dict)
+
+
+def prepare_run(config, formats, init=None, acae_path=None) -> FinetuneRun:
+    """Set up the fine-tuning run of ``config.finetune.variant`` (a ``TrainConfig``) for a lifter
+    over ``formats``: read the initial model directory ``init`` and the fitted autoencoder
+    ``acae_path`` (each given exactly when the variant needs it, ``bridge.variants``), check
+    they fit the formats, and build the head's output map, initial weights and ACAE objective."""
+    import hashlib
+    from pathlib import Path
+
+    from posebridge.bridge.autoencoder import load_acae
+    from posebridge.errors import DataError
+    from posebridge.models.lifter import union_joint_names
+
+    settings = config.finetune
+    entry = variant_entry(settings.variant)
+    for needed, given, flag in ((entry.needs_init, init, "--init"), (entry.needs_acae, acae_path, "--acae")):
+        if needed != (given is not None):
+            raise ConfigError(f"finetune: variant {entry.name} {'needs' if needed else 'takes no'} {flag}")
+    acae, digest = None, ""
+    if entry.needs_acae:
+        acae, _ = load_acae(acae_path)
+        digest = hashlib.sha256(Path(acae_path).read_bytes()).hexdigest()
+        expected = union_joint_names(formats)
+        if list(acae.joint_names) != expected:
+            raise DataError(acae_path, f"the autoencoder's {acae.num_joints} joints are not the union of the "
+                                       f"training formats {formats} ({len(expected)} joints)")
+    mapping = output_map(entry.name, formats, acae)
+    run = FinetuneRun(train_kwargs={"output_map": mapping})
+    if init is not None:
+        run.train_kwargs["init_state"] = _initial_state(init, entry.name, formats, acae, mapping)
+    if entry.acae_term:
+        run.objectives.append(AcaeObjective(entry.name, acae, config, settings.acae_weight(),
+                                            settings.warmup_epochs, digest))
+    head = {"variant": entry.name, "init": str(init or ""), "acae": str(acae_path or ""),
+            "raw_points": int(mapping.shape[0]) if mapping is not None else 0}
+    if acae is not None:
+        head["latent_names"] = list(acae.latent_names)
+    run.file_entries["head"] = head
+    return run
+
+
+def _initial_state(init, variant: str, formats, acae, mapping) -> dict:
+    """The state dict the variant starts from: the separate-head model in directory ``init``,
+    adapted to the head (``init_state``)."""
+    from posebridge.errors import DataError
+    from posebridge.models.files import read_model_file
+
+    path, payload = read_model_file(init)
+    trained = [f["name"] for f in payload.get("formats", [])]
+    if trained != list(formats):
+        raise DataError(path, f"the model predicts {trained}; fine-tuning trains {list(formats)}")
+    if "output_joints" in payload["architecture"]:
+        raise DataError(path, "fine-tuning starts from a separate-head model")
+    return init_state(variant, payload["state_dict"], acae, mapping)

@@ -1,5 +1,7 @@
 """Pseudo-ground-truth for the ACAE: the initial separate-head model's predictions of every joint
-of every format on a clean subset of the labeled training data (REFERENCES.md section 6).
+of every format on a clean subset of the labeled training data, as in Sárándi et al. (WACV 2023,
+"Learning 3D Human Pose Estimation from Dozens of Datasets using a Geometry-Aware Autoencoder to
+Bridge Between Skeleton Formats").
 
 The subset: frames whose 2D detections are confident (mean keypoint confidence at least
 ``min_confidence``), every ``stride``-th such frame, at most ``max_poses`` (an even random draw
@@ -34,7 +36,7 @@ __all__ = ["PseudoGTConfig", "select_frames", "predict_frames", "write_pseudo_gt
 
 @dataclass(frozen=True)
 class PseudoGTConfig:
-    """The ``acae.pseudo_gt`` config block."""
+    """The ``acae: pseudo_gt:`` block of config.yaml."""
 
     min_confidence: float = 0.5  # mean 2D keypoint confidence a frame needs
     stride: int = 2  # keep every stride-th confident frame of a row
@@ -57,7 +59,7 @@ class PseudoGTConfig:
 
 
 def select_frames(data, config: PseudoGTConfig, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The chosen flat frame indices of a ``training_data.LabeledSet`` (sorted) and, per chosen
+    """The chosen flat frame indices of a ``training.data.LabeledSet`` (sorted) and, per chosen
     frame, whether its take is held out."""
     rng = np.random.default_rng([int(seed), 104729])
     confidence = data.inputs[..., 2].mean(axis=1)

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_datasets_with_detections, add_device, add_model, load_model_from
+
 HELP = "measure how well each predicted format is explained by the others (skeleton consistency)"
-DESCRIPTION = (
-    "Lift the test rows of every given dataset with a model and measure, per skeleton format, the "
-    "held-out MPJPE (mm) of its joints as the best affine combination of the other formats' predicted "
-    "joints (fitted on the first half of the frames, scored on the second; "
-    "posebridge.bridge.consistency), and, with --acae, the autoencoder's reconstruction MPJPE of the "
-    "predictions. Writes one Parquet row per format plus an 'all' row (the mean over formats)."
-)
+DESCRIPTION = """\
+Lift the test rows of every given dataset with a model and measure, per skeleton format, the
+held-out MPJPE (mm) of its joints as the best affine combination of the other formats' predicted
+joints (fitted on the first half of the frames, scored on the second;
+posebridge.bridge.consistency), and, with --acae, the autoencoder's reconstruction MPJPE of the
+predictions. Writes one Parquet row per format plus an 'all' row (the mean over formats).
+"""
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR", help="model directory (holding model.pt)")
-    parser.add_argument("--dataset", action="append", required=True, metavar="H5",
-                        help="a dataset with test rows; repeat for several")
-    parser.add_argument("--detections", action="append", required=True, metavar="H5",
-                        help="the 2D detections of the dataset at the same position")
+    add_model(parser)
+    add_datasets_with_detections(parser, "a dataset with test rows; repeat for several")
     parser.add_argument("--acae", metavar="PT", default=None, help="fitted autoencoder (also score its reconstruction)")
     parser.add_argument("--max-frames", type=int, default=None, metavar="N",
                         help="use at most N frames of each test row (default: all)")
     parser.add_argument("--output", required=True, metavar="PARQUET", help="table to write")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="where the model runs")
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
+    add_device(parser)
 
 
 def main(args) -> int:
@@ -38,16 +36,11 @@ def main(args) -> int:
     )
     from posebridge.data.detections import read_detections
     from posebridge.errors import ConfigError
-    from posebridge.inference.lift import load_model
     from posebridge.data.store import open_dataset
 
     if len(args.dataset) != len(args.detections):
         raise ConfigError("consistency: give one --detections per --dataset, in the same order")
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    model = load_model(args.model, device=args.device)
+    model = load_model_from(args)
     parts = []
     for h5, det in zip(args.dataset, args.detections):
         with open_dataset(h5) as dataset, read_detections(det) as detections:

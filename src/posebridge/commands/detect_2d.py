@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_no_progress
+
 HELP = "2D keypoint detection for every sequence x camera of a dataset"
-DESCRIPTION = (
-    "Run a 2D detector over every index row (sequence x camera) of a converted dataset and write "
-    "the keypoints (pixels + confidence) in the detector's keypoint format. Detector 'simulated' "
-    "projects the synthetic benchmark's COCO-17 landmarks through each camera and adds the errors "
-    "of a real detector (jitter, drift, misses, left/right swaps, outliers, confidence); its "
-    "error_scale (1.0 = a good detector on Human3.6M) scales them. 'mediapipe' runs MediaPipe Pose "
-    "on the dataset's videos or image folders, 'imported' reads existing detection files "
-    "(VideoPose3D 2D npz, Detectron-style npz), 'gt2d' projects the dataset's own 3D joints "
-    "through its cameras (ground-truth 2D), 'builtin' takes the 2D keypoints the dataset's own files "
-    "carry (MPI-INF-3DHP and MuPoTS ground truth, 3DPW OpenPose; spec: source, path, convert)."
-)
+DESCRIPTION = """\
+Run a 2D detector over every index row (sequence x camera) of a converted dataset and write the
+keypoints (pixels + confidence) in the detector's keypoint format. Detector 'simulated' projects the
+synthetic benchmark's COCO-17 landmarks through each camera and adds the errors of a real detector
+(jitter, drift, misses, left/right swaps, outliers, confidence); its error_scale (1.0 = a good
+detector on Human3.6M) scales them. 'mediapipe' runs MediaPipe Pose on the dataset's videos or image
+folders, 'imported' reads existing detection files (VideoPose3D 2D npz, Detectron-style npz), 'gt2d'
+projects the dataset's own 3D joints through its cameras (ground-truth 2D), 'builtin' takes the 2D
+keypoints the dataset's own files carry (MPI-INF-3DHP and MuPoTS ground truth, 3DPW OpenPose; spec:
+source, path, convert).
+"""
 
 DETECTORS = ("simulated", "mediapipe", "imported", "gt2d", "builtin")
 
@@ -32,7 +34,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed (runs with one seed are identical)")
     parser.add_argument("--output", required=True, metavar="H5",
                         help="detection file to write (results/detections/<dataset>/<detector>.h5)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(parser)
 
 
 def main(args) -> int:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_no_progress
+
 HELP = "download a public 2D keypoint file (VideoPose3D's CPN / Detectron detections)"
-DESCRIPTION = (
-    "Download one of the public files posebridge knows by name (VideoPose3D's 2D keypoint files: "
-    "data_2d_h36m_cpn_ft_h36m_dbb.npz, data_2d_h36m_detectron_ft_h36m.npz, "
-    "data_2d_humaneva15_detectron_pt_coco.npz) to OUTPUT, atomically: a failed download leaves "
-    "nothing behind. Datasets behind a login (Human3.6M, HumanEva, MPI-INF-3DHP, MuPoTS, 3DPW) are "
-    "never downloaded; `posebridge convert` says where to get them."
-)
+DESCRIPTION = """\
+Download one of the public files posebridge knows by name (VideoPose3D's 2D keypoint files:
+data_2d_h36m_cpn_ft_h36m_dbb.npz, data_2d_h36m_detectron_ft_h36m.npz,
+data_2d_humaneva15_detectron_pt_coco.npz) to OUTPUT, atomically: a failed download leaves nothing
+behind. Datasets behind a login (Human3.6M, HumanEva, MPI-INF-3DHP, MuPoTS, 3DPW) are never
+downloaded; `posebridge convert` says where to get them.
+"""
 
 
 def add_arguments(parser) -> None:
@@ -18,7 +20,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--url", default=None,
                         help="download from this address instead (a mirror; file:// works too)")
     parser.add_argument("--sha256", default=None, help="expected SHA-256 of the file (checked when given)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(parser)
 
 
 def main(args) -> int:

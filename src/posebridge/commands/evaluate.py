@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_device, add_model, add_no_progress, load_model_from
+
 HELP = "score a model and its mean-pose baseline on a test set (every metric per sequence x format)"
-DESCRIPTION = (
-    "Lift the 2D detections of every test row of a dataset (split == test; every row of a dataset "
-    "whose role is 'test') with a trained model, compare with the ground truth moved into each "
-    "camera (root-relative, mm) in every skeleton format the model predicts and the dataset has "
-    "(its own skeleton and, for the synthetic benchmark, its extra formats), and write one Parquet "
-    "row per model x format x sequence x camera with MPJPE, PA-MPJPE, N-MPJPE, MPJVE, PCK, AUC and "
-    "CPS (thresholds in the pck_threshold/auc_threshold/cps_threshold columns). Rows with model "
-    "'mean_pose' score the trivial baseline (the model's mean training pose for every frame). "
-    "Also writes a few example frames (.npz) for the report's renderings."
-)
+DESCRIPTION = """\
+Lift the 2D detections of every test row of a dataset (split == test; every row of a dataset whose
+role is 'test') with a trained model, compare with the ground truth moved into each camera
+(root-relative, mm) in every skeleton format the model predicts and the dataset has (its own
+skeleton and, for the synthetic benchmark, its extra formats), and write one Parquet row per model x
+format x sequence x camera with MPJPE, PA-MPJPE, N-MPJPE, MPJVE, PCK, AUC and CPS (thresholds in the
+pck_threshold/auc_threshold/cps_threshold columns). Rows with model 'mean_pose' score the trivial
+baseline (the model's mean training pose for every frame). Also writes a few example frames (.npz)
+for the report's renderings.
+"""
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR",
-                        help="trained model directory (holding model.pt)")
+    add_model(parser)
     parser.add_argument("--dataset", required=True, metavar="H5",
                         help="converted dataset (.h5; its Parquet index beside it)")
     parser.add_argument("--detections", required=True, metavar="H5",
@@ -30,11 +31,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--examples", metavar="NPZ", default=None,
                         help="example frames to write for the report (default: OUTPUT with the "
                              "suffix .examples.npz)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="where the model runs (auto: CUDA when available)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N",
-                        help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device(parser)
+    add_no_progress(parser)
 
 
 def main(args) -> int:
@@ -44,15 +42,10 @@ def main(args) -> int:
     from posebridge.data.detections import read_detections
     from posebridge.errors import DataError
     from posebridge.evaluation.evaluate import EvalConfig, evaluate, write_examples
-    from posebridge.inference.lift import load_model
     from posebridge.data.store import open_dataset
 
     config = EvalConfig.parse(args.spec)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    model = load_model(args.model, device=args.device)
+    model = load_model_from(args)
     with open_dataset(args.dataset) as dataset, read_detections(args.detections) as detections:
         detections.check_against(dataset)
         result = evaluate(model, dataset, detections, config, dataset_path=args.dataset,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from posebridge.bridge.variants import VARIANTS
 from posebridge.commands import train as train_command
 
 HELP = "fine-tune a model for consistent skeletons with a frozen ACAE, or train the merged-joints baseline"
@@ -13,72 +14,63 @@ DESCRIPTION = (
     "a warm-up (hybrid; inference decodes the latents); or train the merged-joints head (one output "
     "per joint name) from scratch (merged, no --init). The decoder is folded into the model, so "
     "its model.pt loads and predicts the union of formats like any other. Takes every option of "
-    "`posebridge train` (--spec sets the fine-tuning schedule)."
+    "`posebridge train`; the spec's section finetune holds the variant and its weights."
 )
+
+# Flags kept as aliases of the spec's finetune keys (a flag given wins over the spec's key).
+# --acae-weight is the weight of the variant's ACAE term: finetune.<term>_weight, the term named
+# by posebridge.bridge.variants (output_reg_weight for output_reg, teacher_weight for hybrid).
+FINETUNE_ALIASES = {"--variant": "variant", "--warmup-epochs": "warmup_epochs"}
 
 
 def add_arguments(parser) -> None:
     train_command.add_arguments(parser)
     group = parser.add_argument_group("head and fine-tuning")
-    group.add_argument("--variant", required=True, choices=["continued", "output_reg", "latent", "hybrid", "merged"],
-                       help="the head and loss (see the description)")
+    group.add_argument("--variant", default=None, choices=VARIANTS,
+                       help="the head and loss (see the description); the spec's finetune.variant")
     group.add_argument("--init", metavar="DIR", default=None,
                        help="model directory whose weights to start from (every variant but merged)")
     group.add_argument("--acae", metavar="PT", default=None,
                        help="the fitted autoencoder (`posebridge fit-acae`), for output_reg, latent and hybrid")
-    group.add_argument("--acae-weight", type=float, default=1.0,
-                       help="weight of the output regulariser (output_reg) or of the teacher term (hybrid)")
-    group.add_argument("--warmup-epochs", type=int, default=1,
-                       help="hybrid: epochs before the teacher term starts")
+    group.add_argument("--acae-weight", type=float, default=None,
+                       help="weight of the variant's ACAE term: the spec's finetune.output_reg_weight "
+                            "(output_reg) or finetune.teacher_weight (hybrid)")
+    group.add_argument("--warmup-epochs", type=int, default=None,
+                       help="hybrid: epochs before the teacher term starts; the spec's finetune.warmup_epochs")
+
+
+def spec_from_args(args) -> dict:
+    """`posebridge train`'s spec with the fine-tuning flags given written into finetune's keys."""
+    from posebridge.bridge.variants import ACAE_TERMS
+    from posebridge.errors import ConfigError
+
+    spec = train_command.spec_from_args(args)
+    finetune = spec.get("finetune", {})
+    if not isinstance(finetune, dict):
+        raise ConfigError("finetune: --spec's finetune must be a mapping of its keys")
+    finetune = dict(finetune)
+    for flag, key in FINETUNE_ALIASES.items():
+        if getattr(args, train_command.flag_dest(flag)) is not None:
+            finetune[key] = getattr(args, train_command.flag_dest(flag))
+    if args.acae_weight is not None:
+        term = ACAE_TERMS.get(finetune.get("variant"))
+        if term is None:
+            raise ConfigError(f"finetune: --acae-weight given, but variant {finetune.get('variant')} has no ACAE term")
+        finetune[f"{term}_weight"] = args.acae_weight
+    spec["finetune"] = finetune
+    return spec
 
 
 def main(args) -> int:
-    args.extend_training = lambda context: _extend(args, context)
-    return train_command.main(args)
+    from posebridge.bridge.finetune import prepare_run
+    from posebridge.errors import ConfigError
+    from posebridge.training.settings import TrainConfig
 
-
-def _extend(args, context):
-    import hashlib
-    from pathlib import Path
-
-    import torch
-
-    from posebridge.bridge.autoencoder import load_acae
-    from posebridge.errors import ConfigError, DataError
-    from posebridge.bridge.finetune import AcaeObjective, init_state, output_map
-    from posebridge.models.files import read_model_file
-    from posebridge.models.lifter import union_joint_names
-
-    variant = args.variant
-    if (variant == "merged") != (args.init is None):
-        raise ConfigError("finetune: --init is required for every variant but merged (trained from scratch)")
-    needs_acae = variant in ("output_reg", "latent", "hybrid")
-    if needs_acae != (args.acae is not None):
-        raise ConfigError(f"finetune: variant {variant} {'needs' if needs_acae else 'takes no'} --acae")
-    acae, digest = None, ""
-    if needs_acae:
-        acae, _ = load_acae(args.acae)
-        digest = hashlib.sha256(Path(args.acae).read_bytes()).hexdigest()
-        expected = union_joint_names(context.formats)
-        if list(acae.joint_names) != expected:
-            raise DataError(args.acae, f"the autoencoder's {acae.num_joints} joints are not the union of the "
-                                       f"training formats {context.formats} ({len(expected)} joints)")
-    mapping = output_map(variant, context.formats, acae)
-    kwargs = {"output_map": mapping}
-    if args.init is not None:
-        path, payload = read_model_file(args.init)
-        formats = [f["name"] for f in payload.get("formats", [])]
-        if formats != list(context.formats):
-            raise DataError(path, f"the model predicts {formats}; fine-tuning trains {context.formats}")
-        if "output_joints" in payload["architecture"]:
-            raise DataError(path, "fine-tuning starts from a separate-head model")
-        kwargs["init_state"] = init_state(variant, payload["state_dict"], acae, mapping)
-    objectives = []
-    if variant in ("output_reg", "hybrid"):
-        objectives.append(AcaeObjective(variant, acae, context.config, args.acae_weight,
-                                        args.warmup_epochs, digest))
-    head = {"variant": variant, "init": str(args.init or ""), "acae": str(args.acae or ""),
-            "raw_points": int(mapping.shape[0]) if mapping is not None else 0}
-    if acae is not None:
-        head["latent_names"] = list(acae.latent_names)
-    return objectives, kwargs, {"head": head}
+    config = TrainConfig.from_dict(spec_from_args(args))
+    if config.finetune.variant is None:
+        raise ConfigError(f"finetune: name the variant (--variant or the spec's finetune.variant: "
+                          f"{', '.join(VARIANTS)})")
+    train_set, val_set, context, objectives = train_command.prepare(args, config)
+    head = prepare_run(config, context.formats, init=args.init, acae_path=args.acae)
+    return train_command.run(args, config, train_set, val_set, context, objectives + head.objectives,
+                             head.train_kwargs, head.file_entries)

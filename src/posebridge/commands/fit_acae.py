@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_device, add_no_progress
+
 HELP = "fit the affine-combining autoencoder (ACAE) on pseudo-GT, with PCA and mean-pose baselines"
-DESCRIPTION = (
-    "Fit posebridge.bridge.autoencoder.AffineCombiningAutoencoder over the union of the pseudo-GT's joints (names "
-    "<format>/<joint>, left/right paired by name, chiral weight sharing) with the paper's recipe "
-    "(Adam, projected L1 scaled by mean depth + 0.6 x the negative-weight regulariser, rate dropping "
-    "10x at a third and two thirds of the steps) on the poses not held out, and score its "
-    "reconstruction MPJPE on the held-out poses beside PCA with 3 x L components and the mean pose. "
-    "Writes the model (.pt), that table and the per-epoch history (Parquet)."
-)
+DESCRIPTION = """\
+Fit posebridge.bridge.autoencoder.AffineCombiningAutoencoder over the union of the pseudo-GT's
+joints (names <format>/<joint>, left/right paired by name, chiral weight sharing) with the paper's
+recipe (Adam, projected L1 scaled by mean depth + 0.6 x the negative-weight regulariser, rate
+dropping 10x at a third and two thirds of the steps) on the poses not held out, and score its
+reconstruction MPJPE on the held-out poses beside PCA with 3 x L components and the mean pose.
+Writes the model (.pt), that table and the per-epoch history (Parquet).
+"""
 
 DEFAULTS = {"n_latent_sided": 40, "n_latent_center": 8, "loss": "projected", "epochs": 30,
             "batch_size": 32, "learning_rates": [3e-2, 3e-3, 3e-4], "max_fit_poses": 8000}
@@ -28,9 +30,8 @@ def add_arguments(parser) -> None:
                         help="held-out reconstruction table (ACAE, PCA 3L, mean pose) to write")
     parser.add_argument("--history", required=True, metavar="PARQUET", help="per-epoch fitting log to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset and the initial weights")
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"],
-                        help="where to fit (the matrices are tiny: cpu is usually fastest)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_device(parser, "cpu", "where to fit (the matrices are tiny: cpu is usually fastest)", threads=False)
+    add_no_progress(parser)
 
 
 def main(args) -> int:

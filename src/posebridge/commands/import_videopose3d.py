@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 HELP = "turn a VideoPose3D checkpoint (.bin) into a posebridge model directory"
-DESCRIPTION = (
-    "Read a checkpoint written by VideoPose3D (a torch.save dict with 'model_pos', optional "
-    "'model_traj', 'epoch', 'lr', 'optimizer', 'random_state'; loaded without running pickled code), "
-    "infer the temporal model's filter widths, channels and joints from the weights, and write "
-    "OUT_DIR/model.pt, OUT_DIR/config.yaml and OUT_DIR/train_log.parquet like `posebridge train`, "
-    "so `posebridge evaluate` and `posebridge predict` use it. The trajectory model, when present, is "
-    "stored as the 'trajectory' entry of model.pt. VideoPose3D's H36M models read h36m_17 keypoints "
-    "(x, y normalised screen coordinates) and predict root-relative h36m_17 poses in metres; its "
-    "Detectron COCO models read coco_17 keypoints (--keypoint-format coco_17), the only input "
-    "`posebridge infer` and `posebridge predict` detect/read."
-)
+DESCRIPTION = """\
+Read a checkpoint written by VideoPose3D (a torch.save dict with 'model_pos', optional 'model_traj',
+'epoch', 'lr', 'optimizer', 'random_state'; loaded without running pickled code), infer the temporal
+model's filter widths, channels and joints from the weights, and write OUT_DIR/model.pt,
+OUT_DIR/config.yaml and OUT_DIR/train_log.parquet like `posebridge train`, so `posebridge evaluate`
+and `posebridge predict` use it. The trajectory model, when present, is stored as the 'trajectory'
+entry of model.pt. VideoPose3D's H36M models read h36m_17 keypoints (x, y normalised screen
+coordinates) and predict root-relative h36m_17 poses in metres; its Detectron COCO models read
+coco_17 keypoints (--keypoint-format coco_17), the only input `posebridge infer` and `posebridge
+predict` detect/read.
+"""
 
 
 def add_arguments(parser) -> None:

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_device, add_model, add_no_progress, load_model_from
+
 HELP = "3D poses from a video: MediaPipe 2D on every frame, main person, lift with a trained model"
-DESCRIPTION = (
-    "Run MediaPipe Pose (bundled model, CPU, offline) on every frame of VIDEO (a video file or a "
-    "folder of frame images), keep the main person (the longest, largest, most confident track), "
-    "interpolate misses of up to --max-gap frames, lift to 3D with the trained model in every "
-    "skeleton format it knows, and write OUTPUT_DIR/<video>_3d.npz and <video>_3d.json: per format "
-    "(T, J, 3) root-relative camera-space millimetres (x right, y down, z forward; NaN / null on "
-    "frames without the person), the joint names, the root's camera-space trajectory and the 2D "
-    "keypoints. The camera is assumed to have a 55 degree horizontal field of view unless "
-    "--focal-length is given. --render writes the video with the 2D keypoints beside the 3D skeleton."
-)
+DESCRIPTION = """\
+Run MediaPipe Pose (bundled model, CPU, offline) on every frame of VIDEO (a video file or a folder
+of frame images), keep the main person (the longest, largest, most confident track), interpolate
+misses of up to --max-gap frames, lift to 3D with the trained model in every skeleton format it
+knows, and write OUTPUT_DIR/<video>_3d.npz and <video>_3d.json: per format (T, J, 3) root-relative
+camera-space millimetres (x right, y down, z forward; NaN / null on frames without the person), the
+joint names, the root's camera-space trajectory and the 2D keypoints. The camera is assumed to have
+a 55 degree horizontal field of view unless --focal-length is given. --render writes the video with
+the 2D keypoints beside the 3D skeleton.
+"""
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("video", metavar="VIDEO", help="video file (.mp4, .avi, ...) or folder of frame images")
-    parser.add_argument("--model", required=True, metavar="DIR", help="trained model directory (holding model.pt)")
+    add_model(parser)
     parser.add_argument("--output-dir", required=True, metavar="DIR",
                         help="where <video>_3d.npz and <video>_3d.json are written")
     parser.add_argument("--render", metavar="FILE",
@@ -40,9 +42,8 @@ def add_arguments(parser) -> None:
                         help="detect afresh in every frame instead of tracking (unrelated images)")
     parser.add_argument("--limit", type=int, metavar="FRAMES", help="process only the first FRAMES frames")
     parser.add_argument("--no-flip", action="store_true", help="skip test-time flip averaging")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="where the model runs (auto: CUDA when available)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_device(parser, threads=False)
+    add_no_progress(parser)
 
 
 def _frame_list(text: str | None) -> list[int] | None:
@@ -61,7 +62,6 @@ def main(args) -> int:
 
     from posebridge.errors import ConfigError
     from posebridge.inference.infer import infer_video, render_format, render_video, write_outputs
-    from posebridge.inference.lift import load_model
 
     if args.max_gap < 0:
         raise ConfigError(f"--max-gap must be >= 0, got {args.max_gap}")
@@ -69,7 +69,7 @@ def main(args) -> int:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     frames = _frame_list(args.render_frames)
     start = time.perf_counter()
-    model = load_model(args.model, device=args.device)
+    model = load_model_from(args)
     if args.render is not None:
         render_format(model.formats, args.render_format)  # fail before the slow part
     result = infer_video(args.video, model, max_gap=args.max_gap, flip=not args.no_flip, limit=args.limit,

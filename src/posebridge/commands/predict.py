@@ -2,36 +2,35 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_device, add_model, load_model_from
+
 HELP = "lift 2D keypoints (.npz, COCO-17 pixels) to 3D in every skeleton format of a model"
-DESCRIPTION = (
-    "Input .npz: 'keypoints' (T, 17, 2 or 3) COCO-17 pixels [+ confidence in 0..1, default 1], "
-    "'width', 'height' (pixels), optional 'fx', 'fy', 'cx', 'cy' (pixels). Without them the camera "
-    "is assumed to have a 55 degree horizontal field of view (fx = fy = width / 2 / tan(27.5 deg) "
-    "~ 0.96 x width) and its principal point at the image centre. Output .npz: one (T, J, 3) array "
-    "per skeleton format, keyed by the format's name, root-relative camera-space millimetres (x right, "
-    "y down, z forward); 'joint_names_<format>'; 'intrinsics' (the fx, fy, cx, cy used); "
-    "'trajectory' (T, 3): the root's camera-space position (mm) recovered from the pose and the 2D."
-)
+DESCRIPTION = """\
+Input .npz: 'keypoints' (T, 17, 2 or 3) COCO-17 pixels [+ confidence in 0..1, default 1], 'width',
+'height' (pixels), optional 'fx', 'fy', 'cx', 'cy' (pixels). Without them the camera is assumed to
+have a 55 degree horizontal field of view (fx = fy = width / 2 / tan(27.5 deg) ~ 0.96 x width) and
+its principal point at the image centre. Output .npz: one (T, J, 3) array per skeleton format, keyed
+by the format's name, root-relative camera-space millimetres (x right, y down, z forward);
+'joint_names_<format>'; 'intrinsics' (the fx, fy, cx, cy used); 'trajectory' (T, 3): the root's
+camera-space position (mm) recovered from the pose and the 2D.
+"""
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR",
-                        help="trained model directory (holding model.pt)")
+    add_model(parser)
     parser.add_argument("--keypoints", required=True, metavar="NPZ",
                         help="2D keypoints: keypoints (T,17,2|3) px, width, height, optional fx, fy, cx, cy")
     parser.add_argument("--output", required=True, metavar="NPZ", help="3D poses to write")
     parser.add_argument("--no-flip", action="store_true",
                         help="skip test-time flip averaging (faster, slightly less accurate)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="where the model runs (auto: CUDA when available)")
+    add_device(parser, threads=False)
 
 
 def main(args) -> int:
-    from posebridge.inference.lift import load_model
     from posebridge.inference.predict import predict, read_keypoints, write_prediction
 
     inputs = read_keypoints(args.keypoints)
-    model = load_model(args.model, device=args.device)
+    model = load_model_from(args)
     out = predict(model, inputs, flip=not args.no_flip)
     write_prediction(args.output, out)
     fx, fy, cx, cy = inputs.intrinsics

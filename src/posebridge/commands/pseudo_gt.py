@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_datasets_with_detections, add_device, add_model, load_model_from
+
 HELP = "predict every joint of every format on a clean subset of the labeled training data (pseudo-GT)"
-DESCRIPTION = (
-    "Run a trained separate-head model, with test-time flip averaging, on the training split of the "
-    "given labeled datasets; keep frames whose 2D detections are confident, every k-th, up to a cap; "
-    "and write all joints of all the model's formats (camera space, mm, placed at the ground-truth "
-    "root) with the dataset, sequence, camera and frame each came from, a fraction of the takes "
-    "marked as held out (posebridge.bridge.pseudo_gt). The affine-combining autoencoder is fitted on it."
-)
+DESCRIPTION = """\
+Run a trained separate-head model, with test-time flip averaging, on the training split of the given
+labeled datasets; keep frames whose 2D detections are confident, every k-th, up to a cap; and write
+all joints of all the model's formats (camera space, mm, placed at the ground-truth root) with the
+dataset, sequence, camera and frame each came from, a fraction of the takes marked as held out
+(posebridge.bridge.pseudo_gt). The affine-combining autoencoder is fitted on it.
+"""
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR", help="model directory (holding model.pt)")
-    parser.add_argument("--dataset", action="append", required=True, metavar="H5",
-                        help="a labeled converted dataset; repeat for several")
-    parser.add_argument("--detections", action="append", required=True, metavar="H5",
-                        help="the 2D detections of the dataset at the same position")
+    add_model(parser)
+    add_datasets_with_detections(parser, "a labeled converted dataset; repeat for several")
     parser.add_argument("--train-format", action="append", default=None, metavar="FORMAT",
                         help="the format the dataset trains ('native': its stored one); none or one per --dataset")
     parser.add_argument("--spec", default="{}", metavar="JSON",
@@ -25,16 +24,13 @@ def add_arguments(parser) -> None:
                              "stride, max_poses, holdout, flip")
     parser.add_argument("--output", required=True, metavar="NPZ", help="pseudo-GT file to write")
     parser.add_argument("--seed", type=int, default=0, help="seed of the subset draw and the held-out takes")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                        help="where the model runs (auto: CUDA when available)")
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for torch")
+    add_device(parser)
 
 
 def main(args) -> int:
     import numpy as np
 
     from posebridge.errors import DataError
-    from posebridge.inference.lift import load_model
     from posebridge.models.lifter import union_joint_names
     from posebridge.bridge.pseudo_gt import (
         PseudoGTConfig,
@@ -46,11 +42,7 @@ def main(args) -> int:
     from posebridge.training.data import load_labeled_files
 
     config = PseudoGTConfig.from_dict(load_spec(args.spec, "pseudo-gt: --spec"))
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    model = load_model(args.model, device=args.device)
+    model = load_model_from(args)
     data = load_labeled_files(args.dataset, args.detections, args.train_format, "train")
     missing = sorted(set(data.formats) - set(model.formats))
     if missing:

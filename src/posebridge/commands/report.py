@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 HELP = "build the report's tables and figures from evaluation tables and model directories"
-DESCRIPTION = (
-    "Writes exactly these files into --output-dir: metrics.html (every model x test set x format, "
-    "averaged per action then over actions as in Human3.6M), baseline.html (each lifter's MPJPE "
-    "against its mean-pose baseline: the improvement in percent and the ratio), summary.csv (the "
-    "numbers of both), training_curves.png (losses and validation MPJPE per epoch from each "
-    "model's train_log.parquet) and skeletons.png (prediction vs ground truth for a few test frames "
-    "in several formats, from the <eval>.examples.npz files next to the evaluation tables)."
-)
+DESCRIPTION = """\
+Writes exactly these files into --output-dir: metrics.html (every model x test set x format,
+averaged per action then over actions as in Human3.6M), baseline.html (each lifter's MPJPE against
+its mean-pose baseline: the improvement in percent and the ratio), summary.csv (the numbers of
+both), training_curves.png (losses and validation MPJPE per epoch from each model's
+train_log.parquet) and skeletons.png (prediction vs ground truth for a few test frames in several
+formats, from the <eval>.examples.npz files next to the evaluation tables).
+"""
 
 
 def add_arguments(parser) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 HELP = "the skeleton bridge's report: model comparison, ACAE weights, latent points, reconstruction"
-DESCRIPTION = (
-    "Write the comparison of separate heads, merged joints and the ACAE fine-tuning variants "
-    "(accuracy per test set and skeleton consistency; HTML and CSV), the autoencoder vs PCA vs "
-    "mean-pose reconstruction table, the encoder/decoder weight heatmaps and the latent points drawn "
-    "on a held-out pseudo-GT pose (posebridge.reporting.acae)."
-)
+DESCRIPTION = """\
+Write the comparison of separate heads, merged joints and the ACAE fine-tuning variants (accuracy
+per test set and skeleton consistency; HTML and CSV), the autoencoder vs PCA vs mean-pose
+reconstruction table, the encoder/decoder weight heatmaps and the latent points drawn on a held-out
+pseudo-GT pose (posebridge.reporting.acae).
+"""
 
 
 def add_arguments(parser) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from posebridge.commands.options import add_no_progress
+
 HELP = "generate a synthetic dataset (synth generate) or render a preview PNG (synth preview)"
-DESCRIPTION = (
-    "The embedded default data: synthetic bodies (subjects with varied height and proportions) "
-    "performing several kinds of motion, filmed by camera rigs modelled on Human3.6M, MPI-INF-3DHP, "
-    "3DPW, CMU Panoptic and HumanEva, with the 3D in every skeleton format (the dataset's own in "
-    "joints_3d, the others in extra/<format>). `synth generate` writes one dataset through the "
-    "dataset store; `synth preview` draws one frame in several formats and a few camera views."
-)
+DESCRIPTION = """\
+The embedded default data: synthetic bodies (subjects with varied height and proportions) performing
+several kinds of motion, filmed by camera rigs modelled on Human3.6M, MPI-INF-3DHP, 3DPW, CMU
+Panoptic and HumanEva, with the 3D in every skeleton format (the dataset's own in joints_3d, the
+others in extra/<format>). `synth generate` writes one dataset through the dataset store; `synth
+preview` draws one frame in several formats and a few camera views.
+"""
 
 
 def add_arguments(parser) -> None:
@@ -30,7 +32,7 @@ def add_arguments(parser) -> None:
                    help="how the workflow may use the dataset")
     g.add_argument("--seed", type=int, default=0, help="random seed (runs with one seed are identical)")
     g.add_argument("--output", required=True, metavar="H5", help="dataset file to write (.h5)")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(g)
 
     p = sub.add_parser("preview", help="render one frame of a dataset as a PNG",
                        description="Draw one frame of a synthetic dataset: its 3D in several skeleton "

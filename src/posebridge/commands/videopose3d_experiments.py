@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 HELP = "tabulate and plot the VideoPose3D experiments (receptive field; semi-supervised vs supervised)"
-DESCRIPTION = (
-    "Reduce each experiment run's evaluation table (posebridge evaluate) to frame-weighted MPJPE, "
-    "PA-MPJPE and N-MPJPE of the native format, add its training time (train_log.parquet), and write "
-    "a CSV table, an HTML table stating whether each experiment shows VideoPose3D's direction, and a "
-    "PNG with (a) MPJPE vs receptive field and (b) supervised-only vs semi-supervised per number of "
-    "3D-labeled subjects (mean and range over the seeds of each method). Used by workflow/rules/experiments_videopose3d.smk."
-)
+DESCRIPTION = """\
+Reduce each experiment run's evaluation table (posebridge evaluate) to frame-weighted MPJPE,
+PA-MPJPE and N-MPJPE of the native format, add its training time (train_log.parquet), and write a
+CSV table, an HTML table stating whether each experiment shows VideoPose3D's direction, and a PNG
+with (a) MPJPE vs receptive field and (b) supervised-only vs semi-supervised per number of
+3D-labeled subjects (mean and range over the seeds of each method). Used by
+workflow/rules/experiments_videopose3d.smk.
+"""
 
 
 def add_arguments(parser) -> None:

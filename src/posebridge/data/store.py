@@ -210,20 +210,14 @@ def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
             raise _Invalid("dataset name must be a non-empty string")
         skeleton_obj = _resolve_skeleton(skeleton)
         _check_role(role)
-        joints_3d = np.asarray(joints_3d)
-        if joints_3d.dtype.kind not in "fiu":
-            raise _Invalid(f"joints_3d has dtype {joints_3d.dtype}, expected floating point")
-        _check_joints(joints_3d.shape, None, skeleton_obj.num_joints, None, "joints_3d")
-        if joints_3d.shape[0] == 0:
+        joints_3d = _float32_points(joints_3d, skeleton_obj.num_joints, None, "joints_3d")
+        num_frames = joints_3d.shape[0]
+        if num_frames == 0:
             raise _Invalid("joints_3d has no frames")
-        if np.isinf(joints_3d).any():
-            raise _Invalid("joints_3d holds inf (use NaN for missing joints)")
         if has_3d and np.isnan(joints_3d).all():
             raise _Invalid("joints_3d is entirely missing (every value is NaN)")
         if not has_3d and not np.isnan(joints_3d).all():
             raise _Invalid("a dataset without 3D (has_3d false) must have joints_3d all NaN")
-        joints_3d = joints_3d.astype(np.float32, copy=False)
-        num_frames = joints_3d.shape[0]
         if isinstance(cameras, cameras_mod.Camera):
             raise _Invalid("cameras must be a list of Camera")
         camera_arrays = _camera_arrays(list(cameras))
@@ -233,30 +227,39 @@ def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
         extra_arrays = {}
         for fmt, array in (extra or {}).items():
             fmt_skeleton = _resolve_skeleton(fmt, f"extra/{fmt}")
-            array = np.asarray(array)
-            if array.dtype.kind not in "fiu":
-                raise _Invalid(f"extra/{fmt} has dtype {array.dtype}, expected floating point")
-            _check_joints(array.shape, None, fmt_skeleton.num_joints, num_frames, f"extra/{fmt}")
-            if np.isinf(array).any():
-                raise _Invalid(f"extra/{fmt} holds inf (use NaN for missing joints)")
-            extra_arrays[fmt_skeleton.name] = array.astype(np.float32, copy=False)
+            extra_arrays[fmt_skeleton.name] = _float32_points(array, fmt_skeleton.num_joints,
+                                                              num_frames, f"extra/{fmt}")
     except _Invalid as err:
         raise DataError(h5_path, f"cannot write dataset: {err}") from None
+    attrs = {"format_version": FORMAT_VERSION, "name": name, "skeleton": skeleton_obj.name, "role": role,
+             "has_3d": bool(has_3d)}
+    _write_files(h5_path, index_path, attrs, joints_3d, camera_arrays, index, extra_arrays)
 
+
+def _float32_points(array, num_joints: int, num_frames: int | None, what: str) -> np.ndarray:
+    """``array`` as (N, num_joints, 3) float32 after checking its dtype, shape and values."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "fiu":
+        raise _Invalid(f"{what} has dtype {array.dtype}, expected floating point")
+    _check_joints(array.shape, None, num_joints, num_frames, what)
+    if np.isinf(array).any():
+        raise _Invalid(f"{what} holds inf (use NaN for missing joints)")
+    return array.astype(np.float32, copy=False)
+
+
+def _write_files(h5_path: Path, index_path: Path, attrs: dict, joints_3d: np.ndarray,
+                 camera_arrays: dict, index: pd.DataFrame, extra_arrays: dict) -> None:
+    """Write the checked dataset: the index renamed first, then the HDF5 file; if anything fails
+    neither target is touched."""
     import h5py
 
     def chunked(array: np.ndarray) -> dict:
         return {"chunks": (min(CHUNK_FRAMES, array.shape[0]), *array.shape[1:])}
 
-    # index renamed first, then the HDF5 file; if anything fails neither target is touched
     with atomic_path(h5_path) as h5_tmp, atomic_path(index_path) as index_tmp:
         index.to_parquet(index_tmp, index=False)
         with h5py.File(h5_tmp, "w") as f:
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["name"] = name
-            f.attrs["skeleton"] = skeleton_obj.name
-            f.attrs["role"] = role
-            f.attrs["has_3d"] = bool(has_3d)
+            f.attrs.update(attrs)
             f.create_dataset("joints_3d", data=joints_3d, **chunked(joints_3d))
             group = f.create_group("cameras")
             group.create_dataset("name", data=camera_arrays["name"], dtype=h5py.string_dtype())

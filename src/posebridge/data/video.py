@@ -122,11 +122,6 @@ def iter_frames(path: str | os.PathLike, limit: int | None = None) -> Iterator[n
         raise DataError(path, f"video ({info.width}x{info.height}) yielded no frames")
 
 
-def read_frames(path: str | os.PathLike, limit: int | None = None) -> np.ndarray:
-    """All frames (or the first ``limit``) as one ``(T, H, W, 3) uint8`` array."""
-    return np.stack(list(iter_frames(path, limit)))
-
-
 class VideoWriter:
     """Write RGB frames to an MP4 (H.264) or GIF file atomically; use as a context manager.
 

@@ -83,7 +83,7 @@ class EvalConfig:
 
 
 class Lifter(Protocol):
-    """What evaluation needs of a model (``inference.LiftingModel`` has it; tests inject stubs)."""
+    """What evaluation needs of a model (``inference.lift.LiftingModel`` has it; tests inject stubs)."""
 
     name: str
     formats: list[str]
@@ -199,7 +199,7 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
 
     ``dataset`` is a ``store.Dataset``; ``detections`` a ``detections.Detections`` holding coco_17
     keypoints (T, 17, 3) (px, px, confidence) for each of the dataset's rows. ``lift`` defaults to
-    ``inference.lift`` (injectable for tests). The paths only name files in error messages.
+    ``inference.lift.lift`` (injectable for tests). The paths only name files in error messages.
 
     Returns the metric table (``COLUMNS``) and the examples: ``formats``, ``native_formats``
     (names), ``pred_<format>`` / ``gt_<format>`` (E, J, 3) mm root-relative camera space,
@@ -211,23 +211,7 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
 
     if lift is None:
         from posebridge.inference.lift import lift
-    given, taken = getattr(detections, "keypoint_format", None), getattr(model, "keypoint_format", None)
-    if given is not None and taken is not None and given != taken:  # same joint count, other points
-        raise DataError(detections_path, f"keypoints are {given}; model {model.name!r} takes {taken}")
-    rows = test_rows(dataset)
-    if rows.empty:
-        raise DataError(dataset_path, f"dataset {dataset.name!r} has no test rows (role {dataset.role!r}, "
-                                      "no row with split == 'test')")
-    sources = evaluated_formats(dataset, model.formats)
-    if not sources:
-        raise DataError(dataset_path, f"model {model.name!r} predicts {', '.join(model.formats)}, none of "
-                                      f"which this dataset has ground truth for (skeleton "
-                                      f"{dataset.skeleton.name}, extra formats: "
-                                      f"{', '.join(dataset.extra_formats) or 'none'})")
-    missing_mean = [s.format for s in sources if s.format not in model.mean_pose]
-    if missing_mean:
-        raise DataError(dataset_path, f"model {model.name!r} has no mean pose for {', '.join(missing_mean)}")
-
+    rows, sources = _checked_inputs(model, dataset, detections, dataset_path, detections_path)
     limit = config.max_frames_per_sequence
     frames_per_row = [int(n) if limit is None else min(int(n), limit) for n in rows["frames"]]
     wanted = {}
@@ -251,18 +235,7 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
         truth = ground_truth(dataset, row, sources, frames)
         predicted = {s.format: root_relative(np.asarray(predicted[s.format], dtype=np.float64),
                                              _root(s.format)) for s in sources}
-
-        base = {"dataset": dataset.name, "sequence": str(row["sequence"]), "camera": str(row["camera"]),
-                "subject": str(row["subject"]), "action": str(row["action"]), "frames": frames,
-                "source_model": model.name, "pck_threshold": float(config.pck_threshold),
-                "auc_threshold": float(config.auc_threshold), "cps_threshold": float(config.cps_threshold)}
-        for s in sources:
-            gt = truth[s.format]
-            mean = root_relative(np.asarray(model.mean_pose[s.format], dtype=np.float64), _root(s.format))
-            mean = np.broadcast_to(mean, gt.shape)
-            for name, pred in ((model.name, predicted[s.format]), (BASELINE_MODEL, mean)):
-                records.append({**base, "model": name, "format": s.format, "native": s.native,
-                                **score(pred, gt, config)})
+        records += _row_records(model, dataset.name, row, frames, sources, predicted, truth, config)
         for f in wanted.get(r, []):
             picked.append({"sequence": str(row["sequence"]), "camera": str(row["camera"]), "frame": f,
                            "keypoints": keypoints[f], "image_size": (width, height),
@@ -275,6 +248,46 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
     examples = _examples(picked, sources, model.name, dataset.name,
                          getattr(detections, "keypoint_format", "coco_17"))
     return Evaluation(table, examples)
+
+
+def _checked_inputs(model: Lifter, dataset, detections, dataset_path, detections_path):
+    """The test rows of ``dataset`` and the formats to score; DataError when the model, the
+    dataset and the detections do not fit together."""
+    given, taken = getattr(detections, "keypoint_format", None), getattr(model, "keypoint_format", None)
+    if given is not None and taken is not None and given != taken:  # same joint count, other points
+        raise DataError(detections_path, f"keypoints are {given}; model {model.name!r} takes {taken}")
+    rows = test_rows(dataset)
+    if rows.empty:
+        raise DataError(dataset_path, f"dataset {dataset.name!r} has no test rows (role {dataset.role!r}, "
+                                      "no row with split == 'test')")
+    sources = evaluated_formats(dataset, model.formats)
+    if not sources:
+        raise DataError(dataset_path, f"model {model.name!r} predicts {', '.join(model.formats)}, none of "
+                                      f"which this dataset has ground truth for (skeleton "
+                                      f"{dataset.skeleton.name}, extra formats: "
+                                      f"{', '.join(dataset.extra_formats) or 'none'})")
+    missing_mean = [s.format for s in sources if s.format not in model.mean_pose]
+    if missing_mean:
+        raise DataError(dataset_path, f"model {model.name!r} has no mean pose for {', '.join(missing_mean)}")
+    return rows, sources
+
+
+def _row_records(model: Lifter, dataset_name: str, row, frames: int, sources: list[FormatSource],
+                 predicted: dict, truth: dict, config: EvalConfig) -> list[dict]:
+    """The table rows of one test row: the model and the mean-pose baseline in every format."""
+    base = {"dataset": dataset_name, "sequence": str(row["sequence"]), "camera": str(row["camera"]),
+            "subject": str(row["subject"]), "action": str(row["action"]), "frames": frames,
+            "source_model": model.name, "pck_threshold": float(config.pck_threshold),
+            "auc_threshold": float(config.auc_threshold), "cps_threshold": float(config.cps_threshold)}
+    records = []
+    for s in sources:
+        gt = truth[s.format]
+        mean = root_relative(np.asarray(model.mean_pose[s.format], dtype=np.float64), _root(s.format))
+        mean = np.broadcast_to(mean, gt.shape)
+        for name, pred in ((model.name, predicted[s.format]), (BASELINE_MODEL, mean)):
+            records.append({**base, "model": name, "format": s.format, "native": s.native,
+                            **score(pred, gt, config)})
+    return records
 
 
 def _root(fmt: str) -> int:

@@ -1,6 +1,12 @@
 """3D pose metrics (millimetres): MPJPE, PA-MPJPE, N-MPJPE, MPJVE, PCK, AUC, CPS.
 
-Definitions follow REFERENCES.md section 2. Every metric takes ``pred`` and ``gt`` of shape
+Definitions: MPJPE and its per-action averaging as in the Human3.6M protocol (Ionescu et al.,
+TPAMI 2014); PA-MPJPE (after a per-pose similarity Procrustes alignment, "protocol 2"), N-MPJPE
+(after the optimal per-pose scale) and MPJVE (error of first differences in time) as reported by
+VideoPose3D (Pavllo et al., CVPR 2019); PCK below a threshold as in the MPI-INF-3DHP protocol
+(Mehta et al., 3DV 2017), whose AUC averages PCK over thresholds 0-150 mm where this module's AUC
+is the continuous mean of max(0, 1 - d / t); CPS, the share of poses whose worst joint error is
+below a threshold (root-relative, no alignment). Every metric takes ``pred`` and ``gt`` of shape
 (..., J, 3), numpy arrays or torch tensors, and returns a Python float. Nothing here root-aligns:
 for protocol 1 the caller passes root-relative poses.
 
@@ -17,9 +23,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-
-AUC_3DHP_THRESHOLDS = np.arange(0.0, 151.0, 5.0)  # 0, 5, ..., 150 mm (31 thresholds)
-
 
 def _as_numpy(x) -> np.ndarray:
     if hasattr(x, "detach"):  # torch tensor, without importing torch; .double() also takes bf16/half
@@ -102,7 +105,7 @@ def scale_align(pred, gt) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------
-# Per-joint and per-pose errors
+# Joint errors
 
 def _errors(pred, gt, align: str) -> tuple[np.ndarray, np.ndarray]:
     """Joint distances (..., J) after the alignment, and the gt validity mask (..., J)."""
@@ -114,28 +117,6 @@ def _errors(pred, gt, align: str) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"unknown alignment {align!r} (known: none, procrustes, scale)")
     pred, gt, valid = _prepare(pred, gt)
     return _joint_distances(pred, gt), valid
-
-
-def joint_errors(pred, gt, align: str = "none") -> np.ndarray:
-    """Euclidean error per joint (..., J) in mm, NaN where the gt joint is missing.
-
-    ``align``: "none", "procrustes" (as in PA-MPJPE) or "scale" (as in N-MPJPE).
-    """
-    dist, valid = _errors(pred, gt, align)
-    return np.where(valid, dist, np.nan)
-
-
-def per_pose_errors(pred, gt, align: str = "none") -> tuple[np.ndarray, np.ndarray]:
-    """Per-pose mean joint error (...,) in mm and the number of valid joints per pose (...,).
-
-    Poses without a valid joint get NaN and count 0. ``sum(err * count) / sum(count)`` over any
-    subset of poses reproduces the corresponding MPJPE-style metric on that subset.
-    """
-    dist, valid = _errors(pred, gt, align)
-    count = valid.sum(axis=-1)
-    total = np.where(valid, dist, 0.0).sum(axis=-1)
-    mean = np.divide(total, count, out=np.full(total.shape, np.nan), where=count > 0)
-    return mean, count
 
 
 # ---------------------------------------------------------------------------------------------
@@ -177,16 +158,6 @@ def auc(pred, gt, threshold: float = 150.0) -> float:
     """Continuous area under the PCK curve: mean of max(0, 1 - d / threshold) * 100."""
     dist, valid = _errors(pred, gt, "none")
     return _mean_valid(np.maximum(0.0, 1.0 - dist / threshold), valid) * 100.0
-
-
-def auc_3dhp(pred, gt) -> float:
-    """MPI-INF-3DHP AUC: mean PCK over the 31 thresholds 0, 5, ..., 150 mm."""
-    dist, valid = _errors(pred, gt, "none")
-    dist = dist[valid]
-    if dist.size == 0:
-        return float("nan")
-    below = dist[:, None] < AUC_3DHP_THRESHOLDS[None, :]
-    return float(below.mean()) * 100.0
 
 
 def cps(pred, gt, threshold: float = 200.0) -> float:

@@ -75,6 +75,18 @@ def _check_last(x, n: int, what: str):
         raise ValueError(f"{what} must have shape (..., {n}), got {tuple(x.shape)}")
 
 
+def _brown_conrady(x, y, k1, k2, k3, p1, p2):
+    """OpenCV's distortion of normalised coordinates (module docstring), numpy or torch alike.
+
+    Returns x_d, y_d and the terms r2 and radial (Newton's method in :func:`undistort` reuses them).
+    """
+    r2 = x * x + y * y
+    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    return xd, yd, r2, radial
+
+
 # ---------------------------------------------------------------------- numpy projection
 
 
@@ -92,12 +104,7 @@ def distort(xy, distortion):
     _check_last(xy, 2, "xy")
     _check_last(d, 5, "distortion")
     d = _align(d, xy.ndim)
-    x, y = xy[..., 0], xy[..., 1]
-    k1, k2, k3, p1, p2 = (d[..., i] for i in range(5))
-    r2 = x * x + y * y
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    xd, yd, _, _ = _brown_conrady(xy[..., 0], xy[..., 1], *(d[..., i] for i in range(5)))
     return np.stack([xd, yd], axis=-1)
 
 
@@ -133,11 +140,10 @@ def undistort(xy_distorted, distortion, iterations: int = 10):
     k1, k2, k3, p1, p2 = (d[..., i] for i in range(5))
     x, y = xd[..., 0].copy(), xd[..., 1].copy()
     for _ in range(int(iterations)):
-        r2 = x * x + y * y
-        radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+        x_now, y_now, r2, radial = _brown_conrady(x, y, k1, k2, k3, p1, p2)
         dradial = k1 + r2 * (2 * k2 + 3 * k3 * r2)  # d radial / d r2
-        fx = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x) - xd[..., 0]
-        fy = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y - xd[..., 1]
+        fx = x_now - xd[..., 0]
+        fy = y_now - xd[..., 1]
         jxx = radial + 2 * x * x * dradial + 2 * p1 * y + 6 * p2 * x
         jyy = radial + 2 * y * y * dradial + 6 * p1 * y + 2 * p2 * x
         jxy = 2 * x * y * dradial + 2 * p1 * x + 2 * p2 * y
@@ -180,12 +186,7 @@ def distort_torch(xy, distortion):
     d = _align(_param_torch(distortion, xy), xy.ndim)
     _check_last(xy, 2, "xy")
     _check_last(d, 5, "distortion")
-    x, y = xy[..., 0], xy[..., 1]
-    k1, k2, k3, p1, p2 = d.unbind(-1)
-    r2 = x * x + y * y
-    radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
-    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    xd, yd, _, _ = _brown_conrady(xy[..., 0], xy[..., 1], *d.unbind(-1))
     return torch.stack([xd, yd], dim=-1)
 
 

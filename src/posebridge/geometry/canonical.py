@@ -1,7 +1,8 @@
 """The canonical pose frame of MCSS: root-centred, heading removed, vertical kept.
 
 A pose seen by any camera, or a subject facing any direction, maps to the same canonical pose
-(REFERENCES.md section 7):
+(Mitra et al., CVPR 2020, "Multiview-Consistent Semi-Supervised Learning for 3D Human Pose
+Estimation"):
 
 - the origin is the pelvis (the skeleton's ``pelvis`` joint, which is the root of every format
   that has one; for formats without a pelvis, ``coco_17`` and ``mediapipe_33``, the midpoint of

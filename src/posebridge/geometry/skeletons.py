@@ -43,6 +43,8 @@ __all__ = [
     "mapping",
     "convert",
     "mirror_by_name",
+    "HINGE_JOINTS",
+    "keypoint_correspondence",
 ]
 
 
@@ -420,3 +422,29 @@ register_mapping(
     "mediapipe_33", "coco_17",
     [0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28],
 )
+
+
+# ------------------------------------------------------------------ keypoints and joints at one point
+
+HINGE_JOINTS = ("lelbow", "relbow", "lwrist", "rwrist", "lknee", "rknee", "lankle", "rankle")
+"""Joints that every format and the COCO keypoints place at the same point to within a
+centimetre: elbows, wrists, knees and ankles are hinges with a well-defined centre, whereas the
+shoulders, hips and head of joint-centre formats lie several centimetres from the surface points
+a keypoint detector marks under the same names."""
+
+
+def keypoint_correspondence(fmt, keypoint_format) -> tuple[np.ndarray, np.ndarray]:
+    """(joints of ``fmt``, keypoints of ``keypoint_format``) index pairs that mark the same point:
+    every keypoint when ``fmt`` maps exactly onto ``keypoint_format`` (``mapping``), else the
+    ``HINGE_JOINTS``; ConfigError when either format lacks one of them."""
+    skeleton, keypoints = get(fmt), get(keypoint_format)
+    try:
+        return mapping(skeleton.name, keypoints.name), np.arange(keypoints.num_joints, dtype=np.int64)
+    except ConfigError:
+        pass
+    missing = [n for n in HINGE_JOINTS if n not in skeleton.joint_names or n not in keypoints.joint_names]
+    if missing:
+        raise ConfigError(f"format {skeleton.name} or keypoint format {keypoints.name} lacks joint(s) "
+                          f"{', '.join(missing)} to compare in 2D")
+    return (np.array([skeleton.index(n) for n in HINGE_JOINTS], dtype=np.int64),
+            np.array([keypoints.index(n) for n in HINGE_JOINTS], dtype=np.int64))

@@ -7,7 +7,7 @@ Steps (``infer_video``):
 2. The main person: detections linked into tracks by box overlap, the track with the most
    evidence kept (``detectors.tracks.main_track``); misses of up to ``max_gap`` frames inside it
    interpolated, longer ones keep confidence 0.
-3. Lifting with a trained model (``posebridge.inference.predict.predict`` over ``inference.lift``) on the
+3. Lifting with a trained model (``posebridge.inference.predict.predict`` over ``inference.lift.lift``) on the
    main track's span of frames, with test-time flip averaging; the root's camera-space
    trajectory recovered from pose + 2D (``predict.recover_trajectory``) under an assumed camera
    (55 degree horizontal field of view unless a focal length is given).
@@ -84,8 +84,9 @@ def infer_video(video_path: str | os.PathLike, model, *, max_gap: int = 5, flip:
                 limit: int | None = None, detections: str | os.PathLike | None = None,
                 focal_length: float | None = None, progress: bool = True, lift=None,
                 detector_settings: dict | None = None) -> InferResult:
-    """Detect, clean and lift one video (module docstring). ``model``: an ``inference.LiftingModel``
-    (or anything with ``formats`` that ``lift`` accepts); ``lift`` defaults to ``inference.lift``."""
+    """Detect, clean and lift one video (module docstring). ``model``: an
+    ``inference.lift.LiftingModel`` (or anything with ``formats`` that ``lift`` accepts); ``lift``
+    defaults to ``inference.lift.lift``."""
     from posebridge.data import video
 
     video_path = Path(video_path)

@@ -75,7 +75,7 @@ class LiftingModel:
     def from_lifter(cls, lifter: SeparateHeadLifter, mean_pose: dict | None = None, name: str = "model",
                     device="cpu") -> "LiftingModel":
         """Wrap an in-memory lifter (e.g. fresh from training) for ``lift``."""
-        device = torch.device(device)
+        device = resolve_device(device)
         lifter = lifter.variant(strided=False).to(device).eval()
         mean_pose = {f: np.asarray(p, dtype=np.float64) for f, p in (mean_pose or {}).items()}
         return cls(name, lifter, mean_pose, device)

@@ -117,32 +117,20 @@ def read_keypoints(path: str | os.PathLike) -> KeypointInput:
 
 
 def _coco_correspondence(formats: list[str]) -> tuple[str, np.ndarray, np.ndarray] | None:
-    """A predicted format and index pairs (format joints, coco_17 keypoints) that mark the same point.
-
-    Prefers an exact skeleton mapping to coco_17; else joints with the same name (shoulders,
-    elbows, wrists, hips, knees, ankles: centimetres apart between formats, which is small next
-    to a person's distance from the camera). None when no format shares at least 4 joints.
-    """
+    """A predicted format and index pairs (format joints, coco_17 keypoints) that mark the same
+    point (``skeletons.keypoint_correspondence``): the first format that maps exactly onto
+    coco_17, else the first with the hinge joints (elbows, wrists, knees, ankles). None when no
+    format has them."""
     from posebridge.geometry import skeletons
     from posebridge.errors import ConfigError
 
-    coco = skeletons.get(KEYPOINT_FORMAT)
+    found = []
     for fmt in formats:
         try:
-            index = np.asarray(skeletons.mapping(fmt, KEYPOINT_FORMAT))
+            found.append((fmt, *skeletons.keypoint_correspondence(fmt, KEYPOINT_FORMAT)))
         except ConfigError:
             continue
-        return fmt, index, np.arange(coco.num_joints)
-    best = None
-    for fmt in formats:
-        names = skeletons.get(fmt).joint_names
-        pairs = [(names.index(n), k) for k, n in enumerate(coco.joint_names) if n in names]
-        if len(pairs) >= 4 and (best is None or len(pairs) > len(best[1])):
-            best = (fmt, pairs)
-    if best is None:
-        return None
-    fmt, pairs = best
-    return fmt, np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
+    return max(found, key=lambda match: len(match[1])) if found else None  # an exact mapping pairs the most
 
 
 def recover_trajectory(poses: dict[str, np.ndarray], keypoints: np.ndarray,
@@ -175,11 +163,11 @@ def recover_trajectory(poses: dict[str, np.ndarray], keypoints: np.ndarray,
 
 def predict(model, inputs: KeypointInput, *, flip: bool = True, lift=None,
             trajectory: bool = True) -> dict[str, np.ndarray]:
-    """Lift ``inputs`` with ``model`` (``inference.LiftingModel``); returns the output arrays.
+    """Lift ``inputs`` with ``model`` (``inference.lift.LiftingModel``); returns the output arrays.
 
     Keys: every format of ``model.formats`` -> (T, J, 3) float32 mm root-relative camera space,
     ``joint_names_<format>``, ``intrinsics`` and (when recoverable) ``trajectory`` (T, 3) mm.
-    ``lift`` defaults to ``inference.lift`` (injectable for tests).
+    ``lift`` defaults to ``inference.lift.lift`` (injectable for tests).
     """
     from posebridge.geometry import skeletons
     from posebridge.errors import ConfigError

@@ -1,7 +1,9 @@
 """Import a published VideoPose3D checkpoint as a posebridge model directory.
 
 A VideoPose3D checkpoint (``pretrained_h36m_cpn.bin``, ``epoch_80.bin``...) is a ``torch.save``
-dict with ``model_pos`` (the temporal model's state dict, REFERENCES.md section 1 keys), optional
+dict with ``model_pos`` (the temporal model's state dict, keys as in VideoPose3D's
+``common/model.py``: ``expand_conv``, ``expand_bn``, ``layers_conv.<i>``, ``layers_bn.<i>``,
+``shrink``; github.com/facebookresearch/VideoPose3D), optional
 ``model_traj`` (the trajectory model, J_out = 1; None when it was not trained), ``epoch``, ``lr``,
 ``optimizer`` and ``random_state`` (a numpy RandomState tuple). The architecture is not stored;
 everything but causality follows from the weights' shapes:
@@ -15,10 +17,10 @@ The input skeleton (and so F = J_in * F / J_in) and the output skeleton are chos
 ``coco_17`` keypoints, which only an option can tell. Causal models cannot be told from the
 weights either (``causal=True``).
 
-The result is what ``train.write_model_dir`` writes (``model.pt``, ``config.yaml``,
-``train_log.parquet``), so ``inference.load_model``, ``posebridge evaluate`` / ``predict`` read it;
-the trajectory model, when present, is the ``trajectory`` entry of ``model.pt`` (the layout of
-``semi_supervised.SemiSupervised.file_entries``).
+The result is what ``training.loop.write_model_dir`` writes (``model.pt``, ``config.yaml``,
+``train_log.parquet``), so ``inference.lift.load_model``, ``posebridge evaluate`` / ``predict`` read
+it; the trajectory model, when present, is the ``trajectory`` entry of ``model.pt`` (where the
+semi-supervised training objective stores its trajectory model).
 """
 
 from __future__ import annotations

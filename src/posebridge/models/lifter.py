@@ -10,10 +10,11 @@ Output: the union of the joints of all formats in the training mix, format after
 (``slices``), each a camera-space pose in metres (the network's internal scale; VideoPose3D's
 too). Each training example supervises only its own format's slice. ``to_mm`` converts.
 
-Output maps (the ACAE bridge, REFERENCES.md section 6): a lifter may predict R "raw" points that a
-fixed matrix ``output_map`` (R x J_union) turns into the union of formats, e.g. L latent points and
-the frozen ACAE decoder, or one point per joint name shared by every format that has the name
-(merged joints). The map is folded into the last layer (``MappedTemporalModel``), so the model
+Output maps (the ACAE bridge: Sárándi et al., "Learning 3D human pose estimation from dozens of
+datasets using a geometry-aware autoencoder to bridge between skeleton formats", WACV 2023): a
+lifter may predict R "raw" points that a fixed matrix ``output_map`` (R x J_union) turns into the
+union of formats, e.g. L latent points and the frozen ACAE decoder, or one point per joint name
+shared by every format that has the name (merged joints). The map is folded into the last layer (``MappedTemporalModel``), so the model
 still outputs the union of formats and inference, evaluation and ``posebridge infer`` need nothing
 new; the map is a buffer of the state dict, so ``model.pt`` carries it.
 
@@ -28,40 +29,18 @@ import torch
 import torch.nn as nn
 
 from posebridge.geometry import skeletons
-from posebridge.geometry.cameras import normalize_screen
+from posebridge.data.keypoints import KEYPOINT_FORMAT, keypoints_to_input
 from posebridge.errors import ConfigError
 from posebridge.models.temporal import TemporalModel, TemporalModelOptimized
 
+# keypoints_to_input is the codec of data.keypoints, re-exported for the modules that lift
 __all__ = ["SeparateHeadLifter", "MM_PER_UNIT", "keypoints_to_input", "FEATURES", "MappedTemporalModel",
-           "MappedTemporalModelOptimized", "union_joint_names", "merged_output_map"]
+           "MappedTemporalModelOptimized", "union_joint_names", "merged_output_map", "expand_point_map"]
 
 MM_PER_UNIT = 1000.0
 """Millimetres per unit of the network's output (it predicts metres)."""
 
 FEATURES = {2: ["x", "y"], 3: ["x", "y", "confidence"]}
-
-
-def keypoints_to_input(keypoints, width, height, in_features: int = 3):
-    """Pixels + confidence (..., K, 3) -> network input (..., K, in_features), float32.
-
-    x, y become VideoPose3D normalised screen coordinates; keypoints with confidence 0 get
-    x = y = 0. ``width`` / ``height`` broadcast against ``keypoints[..., 0, 0]``-shaped arrays (a
-    scalar, or one value per frame). numpy in, numpy out; torch in, torch out.
-    """
-    is_torch = isinstance(keypoints, torch.Tensor)
-    if keypoints.shape[-1] == 2:  # no confidence: every keypoint seen
-        ones = (torch.ones_like(keypoints[..., :1]) if is_torch
-                else np.ones(keypoints.shape[:-1] + (1,), dtype=np.float32))
-        keypoints = torch.cat([keypoints, ones], -1) if is_torch else np.concatenate([keypoints, ones], -1)
-    w = width[..., None] if getattr(width, "ndim", 0) else width
-    h = height[..., None] if getattr(height, "ndim", 0) else height
-    x = normalize_screen(keypoints, w, h)
-    seen = x[..., 2:3] > 0
-    if is_torch:
-        x = torch.cat([torch.where(seen, x[..., :2], 0.0), x[..., 2:3]], -1).float()
-    else:
-        x = np.concatenate([np.where(seen, x[..., :2], 0.0), x[..., 2:3]], -1).astype(np.float32)
-    return x[..., :in_features]
 
 
 def union_joint_names(formats) -> list[str]:
@@ -81,6 +60,13 @@ def merged_output_map(formats) -> tuple[torch.Tensor, list[str]]:
     return output_map, merged
 
 
+def expand_point_map(matrix: torch.Tensor) -> torch.Tensor:
+    """(A, B) point map (out_b = sum_a M[a, b] in_a) -> (B * 3, A * 3): the same map acting on
+    flattened (point, coordinate) vectors, coordinate-wise."""
+    eye = torch.eye(3, dtype=matrix.dtype, device=matrix.device)
+    return torch.kron(matrix.T.contiguous(), eye)
+
+
 class _OutputMap:
     """Mixin for a temporal model whose ``shrink`` layer predicts R raw points that the fixed
     ``output_map`` (R, J) buffer maps to the J output joints: out_j = sum_r map[r, j] raw_r,
@@ -98,14 +84,9 @@ class _OutputMap:
         arch = dict(super().architecture)
         return {**arch, "num_joints_out": self.num_raw_out, "output_joints": self.num_joints_out}
 
-    def _expanded_map(self) -> torch.Tensor:
-        """(J * 3, R * 3): the map acting on flattened (point, coordinate) vectors."""
-        eye = torch.eye(3, dtype=self.output_map.dtype, device=self.output_map.device)
-        return torch.kron(self.output_map.T.contiguous(), eye)
-
     def mapped_shrink(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The (J * 3, C) weight and (J * 3,) bias of shrink followed by the map."""
-        expanded = self._expanded_map()
+        expanded = expand_point_map(self.output_map)
         return expanded @ self.shrink.weight[:, :, 0], expanded @ self.shrink.bias
 
     def raw_head(self, features: torch.Tensor) -> torch.Tensor:
@@ -146,7 +127,7 @@ class SeparateHeadLifter(nn.Module):
 
     Args:
         formats: skeleton format names; the output holds their joints in this order.
-        keypoint_format: the input keypoint format (``coco_17``).
+        keypoint_format: the input keypoint format (``data.keypoints.KEYPOINT_FORMAT``).
         in_features: 3 (x, y, confidence) or 2 (x, y; VideoPose3D's checkpoints).
         filter_widths, causal, dropout, channels: the ``TemporalModel``'s.
         strided: build the training-time strided model instead of the dilated one.
@@ -155,7 +136,7 @@ class SeparateHeadLifter(nn.Module):
             (a latent head with the ACAE decoder, merged joints); None: one output per joint.
     """
 
-    def __init__(self, formats, *, keypoint_format: str = "coco_17", in_features: int = 3,
+    def __init__(self, formats, *, keypoint_format: str = KEYPOINT_FORMAT, in_features: int = 3,
                  filter_widths=(3, 3, 3), causal: bool = False, dropout: float = 0.25,
                  channels: int = 1024, strided: bool = False, temporal=None, output_map=None):
         super().__init__()
@@ -254,11 +235,6 @@ class SeparateHeadLifter(nn.Module):
         y = y[..., self.output_mirror, :].clone()
         y[..., 0] = -y[..., 0]
         return y
-
-    def format_index(self) -> torch.Tensor:
-        """(J_union,) index of each output joint's format in ``formats``."""
-        return torch.cat([torch.full((s.stop - s.start,), i, dtype=torch.long)
-                          for i, s in enumerate(self.slices.values())])
 
     # ------------------------------------------------------------------ model file
 

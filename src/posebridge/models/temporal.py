@@ -1,4 +1,5 @@
-"""VideoPose3D's temporal convolutional lifter (REFERENCES.md section 1), in two shapes.
+"""VideoPose3D's temporal convolutional lifter (Pavllo et al., "3D human pose estimation in video
+with temporal convolutions and semi-supervised training", CVPR 2019), in two shapes.
 
 ``TemporalModel`` is the dilated model: it maps a whole 2D sequence (B, T, J_in, F) to one pose
 per receptive-field window, (B, T - RF + 1, J_out, 3). ``TemporalModelOptimized`` is the
@@ -48,6 +49,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from posebridge.errors import ConfigError
+from posebridge.specs import check_filter_widths
 
 __all__ = ["TemporalModelBase", "TemporalModel", "TemporalModelOptimized", "relu_dropout",
            "batch_norm_relu_dropout"]
@@ -225,9 +227,7 @@ class TemporalModelBase(nn.Module):
     def __init__(self, num_joints_in: int, in_features: int, num_joints_out: int,
                  filter_widths, causal: bool = False, dropout: float = 0.25, channels: int = 1024):
         super().__init__()
-        widths = [int(w) for w in filter_widths]
-        if not widths or any(w < 1 or w % 2 == 0 for w in widths):
-            raise ConfigError(f"filter_widths must be a non-empty list of odd positive integers, got {list(filter_widths)}")
+        widths = check_filter_widths(filter_widths)
         for name, value in (("num_joints_in", num_joints_in), ("in_features", in_features),
                             ("num_joints_out", num_joints_out), ("channels", channels)):
             if int(value) < 1:

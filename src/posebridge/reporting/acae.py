@@ -1,4 +1,6 @@
-"""The skeleton bridge's report (ACAE, REFERENCES.md section 6).
+"""The skeleton bridge's report: the comparison of Sárándi et al. (WACV 2023, "Learning 3D Human
+Pose Estimation from Dozens of Datasets using a Geometry-Aware Autoencoder to Bridge Between
+Skeleton Formats") on posebridge's models.
 
 ``build_acae_report`` writes ``ACAE_REPORT_FILES``:
 
@@ -23,22 +25,13 @@ import pandas as pd
 
 from posebridge.errors import DataError
 from posebridge.evaluation.evaluate import BASELINE_MODEL
-from posebridge.reporting.report import _number, _page, _table, load_evaluations, summarize
+from posebridge.reporting.report import _number, _page, _table, load_evaluations, read_table, summarize
 
 ACAE_REPORT_FILES = ("acae_comparison.html", "acae_comparison.csv", "acae_reconstruction.html",
                      "acae_weights.png", "acae_latents.png")
 MODEL_LABELS = {"initial": "separate heads", "merged": "merged joints",
                 "finetune_continued": "continued (no ACAE)", "finetune_output_reg": "ACAE output regularisation",
                 "finetune_latent": "ACAE direct latent prediction", "finetune_hybrid": "ACAE hybrid student-teacher"}
-
-
-def _read_parquet(path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise DataError(path, "file not found") from None
-    except Exception as err:
-        raise DataError(path, f"not a readable Parquet file ({type(err).__name__})") from None
 
 
 def comparison_table(eval_paths: Sequence, consistency_paths: Sequence) -> pd.DataFrame:
@@ -53,7 +46,7 @@ def comparison_table(eval_paths: Sequence, consistency_paths: Sequence) -> pd.Da
     per = native.groupby(["model", "dataset"], sort=False)[["mpjpe", "pa_mpjpe"]].mean().reset_index()
     rows = []
     for path in consistency_paths:
-        table = _read_parquet(path)
+        table = read_table(path)
         if not {"model", "format", "affine_mm", "acae_mm"} <= set(table.columns):
             raise DataError(path, "not a consistency table (posebridge consistency)")
         overall = table[table["format"] == "all"].iloc[0]
@@ -195,7 +188,7 @@ def build_acae_report(eval_paths: Sequence, consistency_paths: Sequence, acae_pa
     table = comparison_table(eval_paths, consistency_paths)
     write_text(paths["acae_comparison.html"], comparison_html(table))
     write_text(paths["acae_comparison.csv"], table.to_csv(index=False))
-    write_text(paths["acae_reconstruction.html"], reconstruction_html(_read_parquet(metrics_path)))
+    write_text(paths["acae_reconstruction.html"], reconstruction_html(read_table(metrics_path)))
     acae, _ = load_acae(acae_path)
     import matplotlib.pyplot as plt
 

@@ -38,16 +38,21 @@ THRESHOLD_OF = {"pck": "pck_threshold", "auc": "auc_threshold", "cps": "cps_thre
 
 # ------------------------------------------------------------------------------------ tables
 
+def read_table(path: str | os.PathLike, missing: str = "file not found") -> pd.DataFrame:
+    """The Parquet table at ``path``; DataError naming the file (``missing`` when it is absent)."""
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError:
+        raise DataError(path, missing) from None
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise DataError(path, f"not a readable Parquet file ({type(err).__name__}: {err})") from None
+
+
 def load_evaluations(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate evaluation tables, checking each has the evaluation columns."""
     frames = []
     for path in paths:
-        try:
-            frame = pd.read_parquet(path)
-        except FileNotFoundError:
-            raise DataError(path, "file not found") from None
-        except Exception as err:  # pyarrow raises several types for a damaged file
-            raise DataError(path, f"not a readable Parquet file ({type(err).__name__}: {err})") from None
+        frame = read_table(path)
         missing = [c for c in COLUMNS if c not in frame.columns]
         if missing:
             raise DataError(path, f"not an evaluation table: missing column(s) {', '.join(missing)}")
@@ -244,13 +249,9 @@ def baseline_html(comparison: pd.DataFrame) -> str:
 # ------------------------------------------------------------------------------------ figures
 
 def read_train_log(model_dir: str | os.PathLike) -> pd.DataFrame:
-    path = Path(model_dir) / "train_log.parquet"
-    try:
-        return pd.read_parquet(path)
-    except FileNotFoundError:
-        raise DataError(path, "file not found (is this a trained model directory?)") from None
-    except Exception as err:
-        raise DataError(path, f"not a readable Parquet file ({type(err).__name__}: {err})") from None
+    """``train_log.parquet`` (one row per epoch) of a trained model directory."""
+    return read_table(Path(model_dir) / "train_log.parquet",
+                      "file not found (is this a trained model directory?)")
 
 
 def _curve_columns(log: pd.DataFrame) -> tuple[list[str], list[str]]:
@@ -334,20 +335,8 @@ def plot_skeletons(examples: Sequence[dict[str, np.ndarray]], frames_per_dataset
     spaced the same way), so their predictions are overlaid.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
 
-    from posebridge.geometry import skeletons
-    from posebridge.evaluation.metrics import mpjpe
-    from posebridge.reporting.viz import (
-        GT_COLOR,
-        PRED_COLORS,
-        camera_to_plot,
-        draw_keypoints_2d,
-        draw_pose_3d,
-        frame_keypoints_2d,
-        set_axes_equal_3d,
-        style_pose_axis_3d,
-    )
+    from posebridge.reporting.viz import PRED_COLORS
 
     by_dataset: dict[str, list[dict]] = {}
     for ex in examples:
@@ -363,7 +352,24 @@ def plot_skeletons(examples: Sequence[dict[str, np.ndarray]], frames_per_dataset
     models = list(dict.fromkeys(str(ex["model"]) for exs in by_dataset.values() for ex in exs))
     model_color = {m: PRED_COLORS[i % len(PRED_COLORS)] for i, m in enumerate(models)}
 
-    panels = []  # (dataset, reference examples, frame position, formats)
+    panels = _skeleton_panels(by_dataset, frames_per_dataset, max_formats)
+    columns = 1 + max(len(p[3]) for p in panels)
+    fig = plt.figure(figsize=(3.0 * columns, 3.0 * len(panels) + 0.8))
+    for r, (dataset, exs, i, formats) in enumerate(panels):
+        ref = exs[0]
+        where = (str(ref["sequence"][i]), str(ref["camera"][i]), int(ref["frame"][i]))
+        _draw_input_panel(fig.add_subplot(len(panels), columns, r * columns + 1), dataset, ref, i, where)
+        for c, fmt in enumerate(formats):
+            ax = fig.add_subplot(len(panels), columns, r * columns + 2 + c, projection="3d")
+            _draw_format_panel(ax, fmt, exs, i, where, model_color)
+    _frame_skeleton_figure(fig, model_color)
+    return fig
+
+
+def _skeleton_panels(by_dataset: dict[str, list[dict]], frames_per_dataset: int,
+                     max_formats: int) -> list[tuple[str, list[dict], int, list[str]]]:
+    """The figure's rows: (dataset, its examples, frame position, formats, native first)."""
+    panels = []
     for dataset, exs in by_dataset.items():
         ref = exs[0]
         native = [str(f) for f in ref["native_formats"]]
@@ -371,38 +377,61 @@ def plot_skeletons(examples: Sequence[dict[str, np.ndarray]], frames_per_dataset
         picks = np.unique(np.round(np.linspace(0, len(ref["frame"]) - 1,
                                                min(frames_per_dataset, len(ref["frame"])))).astype(int))
         panels += [(dataset, exs, int(i), formats[:max_formats]) for i in picks]
-    columns = 1 + max(len(p[3]) for p in panels)
-    fig = plt.figure(figsize=(3.0 * columns, 3.0 * len(panels) + 0.8))
-    for r, (dataset, exs, i, formats) in enumerate(panels):
-        ref = exs[0]
-        where = (str(ref["sequence"][i]), str(ref["camera"][i]), int(ref["frame"][i]))
-        ax = fig.add_subplot(len(panels), columns, r * columns + 1)
-        keypoint_skeleton = skeletons.get(str(ref["keypoint_format"]))
-        draw_keypoints_2d(ax, ref["keypoints"][i], keypoint_skeleton)
-        frame_keypoints_2d(ax, ref["keypoints"][i], tuple(int(v) for v in ref["image_size"][i]))
-        camera = where[1][len(where[0]):].lstrip("_") if where[1].startswith(where[0]) else where[1]
-        ax.set_title(f"{dataset}\n{where[0]}\ncamera {camera}, frame {where[2]}: 2D input", fontsize=8)
-        for c, fmt in enumerate(formats):
-            ax = fig.add_subplot(len(panels), columns, r * columns + 2 + c, projection="3d")
-            skeleton = skeletons.get(fmt)
-            gt = ref[f"gt_{fmt}"][i]
-            draw_pose_3d(ax, gt, skeleton, color=GT_COLOR, linewidth=2.5)
-            points, errors = [camera_to_plot(gt)], []
-            for ex in exs:
-                match = _find_frame(ex, where)
-                if match is None or f"pred_{fmt}" not in ex:
-                    continue
-                pred = ex[f"pred_{fmt}"][match]
-                draw_pose_3d(ax, pred, skeleton, color=model_color[str(ex["model"])], linestyle="--",
-                             linewidth=1.8)
-                points.append(camera_to_plot(pred))
-                errors.append(f"{ex['model']} {mpjpe(pred[None], gt[None]):.0f} mm")
-            set_axes_equal_3d(ax, np.concatenate(points))
-            native = " (native)" if fmt in [str(f) for f in ref["native_formats"]] else ""
-            style_pose_axis_3d(ax, f"{fmt}{native}\n{', '.join(errors)}")
+    return panels
+
+
+def _draw_input_panel(ax, dataset: str, ref: dict[str, np.ndarray], i: int, where: tuple[str, str, int]) -> None:
+    """The 2D detections of example ``i`` on its image frame, titled by test set, sequence, camera, frame."""
+    from posebridge.geometry import skeletons
+    from posebridge.reporting.viz import draw_keypoints_2d, frame_keypoints_2d
+
+    draw_keypoints_2d(ax, ref["keypoints"][i], skeletons.get(str(ref["keypoint_format"])))
+    frame_keypoints_2d(ax, ref["keypoints"][i], tuple(int(v) for v in ref["image_size"][i]))
+    camera = where[1][len(where[0]):].lstrip("_") if where[1].startswith(where[0]) else where[1]
+    ax.set_title(f"{dataset}\n{where[0]}\ncamera {camera}, frame {where[2]}: 2D input", fontsize=8)
+
+
+def _draw_format_panel(ax, fmt: str, exs: list[dict], i: int, where: tuple[str, str, int],
+                       model_color: dict[str, str]) -> None:
+    """Ground truth of example ``i`` in format ``fmt`` and every model's prediction of that frame,
+    titled with each prediction's MPJPE."""
+    from posebridge.evaluation.metrics import mpjpe
+    from posebridge.geometry import skeletons
+    from posebridge.reporting.viz import (
+        GT_COLOR,
+        camera_to_plot,
+        draw_pose_3d,
+        set_axes_equal_3d,
+        style_pose_axis_3d,
+    )
+
+    ref = exs[0]
+    skeleton = skeletons.get(fmt)
+    gt = ref[f"gt_{fmt}"][i]
+    draw_pose_3d(ax, gt, skeleton, color=GT_COLOR, linewidth=2.5)
+    points, errors = [camera_to_plot(gt)], []
+    for ex in exs:
+        match = _find_frame(ex, where)
+        if match is None or f"pred_{fmt}" not in ex:
+            continue
+        pred = ex[f"pred_{fmt}"][match]
+        draw_pose_3d(ax, pred, skeleton, color=model_color[str(ex["model"])], linestyle="--", linewidth=1.8)
+        points.append(camera_to_plot(pred))
+        errors.append(f"{ex['model']} {mpjpe(pred[None], gt[None]):.0f} mm")
+    set_axes_equal_3d(ax, np.concatenate(points))
+    native = " (native)" if fmt in [str(f) for f in ref["native_formats"]] else ""
+    style_pose_axis_3d(ax, f"{fmt}{native}\n{', '.join(errors)}")
+
+
+def _frame_skeleton_figure(fig, model_color: dict[str, str]) -> None:
+    """Title, legend (ground truth and one entry per model) and margins of the skeleton figure."""
+    from matplotlib.lines import Line2D
+
+    from posebridge.reporting.viz import GT_COLOR
+
     handles = [Line2D([], [], color=GT_COLOR, linewidth=2.5, label="ground truth")]
-    handles += [Line2D([], [], color=model_color[m], linestyle="--", linewidth=1.8, label=f"prediction: {m}")
-                for m in models]
+    handles += [Line2D([], [], color=color, linestyle="--", linewidth=1.8, label=f"prediction: {m}")
+                for m, color in model_color.items()]
     height = fig.get_figheight()
     fig.suptitle("Predicted vs ground-truth 3D pose (root-relative, camera space; "
                  "titles give the frame's MPJPE)", fontsize=11, y=1 - 0.12 / height)
@@ -411,7 +440,6 @@ def plot_skeletons(examples: Sequence[dict[str, np.ndarray]], frames_per_dataset
     # fixed margins: tight_layout measures every 3D artist and costs seconds
     fig.subplots_adjust(left=0.06, right=0.98, bottom=0.3 / height, top=1 - 1.2 / height,
                         wspace=0.15, hspace=0.45)
-    return fig
 
 
 def _find_frame(ex: dict[str, np.ndarray], where: tuple[str, str, int]) -> int | None:

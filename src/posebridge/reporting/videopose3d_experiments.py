@@ -7,7 +7,8 @@ Two experiments on the synthetic benchmark, each a set of ``posebridge train`` +
 - ``labels``: with 3D labels on only some training subjects, supervised-only against
   semi-supervised (the other subjects' 2D and unlabeled video through the trajectory model,
   reprojection and bone-length terms; VideoPose3D Figure 5's comparison), one semi-supervised
-  method per placement of the unlabeled pose (``semi_supervised.PLACEMENTS``), each with several
+  method per placement of the unlabeled pose for the reprojection (``trajectory``: at the
+  trajectory model's position, VideoPose3D's; ``depth``: at its depth only), each with several
   seeds.
 
 ``summarize`` reduces each run's evaluation table (native-format rows of the lifter, not the

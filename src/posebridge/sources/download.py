@@ -64,12 +64,6 @@ _HUMANEVA_SITE = "http://humaneva.is.tue.mpg.de (login required)"
 PANOPTIC_DATA = "http://domedb.perception.cs.cmu.edu/webdata/dataset/"
 
 
-def panoptic_urls(sequence: str) -> dict[str, str]:
-    """The public addresses of one CMU Panoptic sequence's calibration and 3D body poses."""
-    return {f"calibration_{sequence}.json": f"{PANOPTIC_DATA}{sequence}/calibration_{sequence}.json",
-            "hdPose3d_stage1_coco19.tar": f"{PANOPTIC_DATA}{sequence}/hdPose3d_stage1_coco19.tar"}
-
-
 SOURCES: dict[str, DatasetSource] = {
     "h36m": DatasetSource(
         "Human3.6M (VideoPose3D npz)", "http://vision.imar.ro/human3.6m", True,

@@ -1,7 +1,9 @@
 """Training of the separate-head lifter on several labeled datasets at once.
 
-Recipe (VideoPose3D's, REFERENCES.md section 1, with the losses of section 6): the strided
-temporal model on receptive-field windows sampled across all datasets (``chunks.ChunkSampler``,
+Recipe: VideoPose3D's (Pavllo et al., "3D human pose estimation in video with temporal
+convolutions and semi-supervised training", CVPR 2019) with the losses Sárándi et al. train the
+separate-head model of the ACAE paper with (WACV 2023; MeTRAbs' losses, ``training.losses``): the
+strided temporal model on receptive-field windows sampled across all datasets (``windows.ChunkSampler``,
 batch composition by dataset size x weight); Adam (AMSGrad), lr decayed by ``lr_decay`` every
 epoch; BatchNorm momentum annealed from ``bn_momentum`` to ``bn_momentum_final`` as
 ``m0 * exp(-e / E * ln(m0 / m1))``; random horizontal flips (2D, 3D, camera) and keypoint
@@ -17,10 +19,9 @@ checkpoint and ends with the same weights, bit for bit on CPU, as a run never in
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +31,7 @@ import torch
 
 from posebridge import atomic
 from posebridge.training import losses
+from posebridge.data.keypoints import KEYPOINT_FORMAT
 from posebridge.data.windows import Batch, ChunkSampler
 from posebridge.device import resolve_device
 from posebridge.errors import ConfigError, DataError
@@ -37,12 +39,12 @@ from posebridge.models.files import read_torch_file, write_torch_file
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 from posebridge.models.temporal import recalibrate_batch_norm
 from posebridge.training.data import BatchAssembler, LabeledSet, TrainingBatch
+from posebridge.training.settings import LOSS_NAMES, TrainConfig
 
-__all__ = ["TrainConfig", "train", "Objective", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", 
+__all__ = ["TrainConfig", "train", "Objective", "ObjectiveContext", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", 
            "write_model_dir", "train_step", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 2
-LOSS_NAMES = ("meanrel", "proj", "abs")
 # The projection loss skips joints whose absolute prediction lies nearer than this fraction of
 # their true depth: early in training the recovered translation can put a pose next to the camera,
 # where projections and their gradients explode (on the synthetic benchmark, keeping them made
@@ -69,6 +71,18 @@ class StepOutputs:
     extra_features: torch.Tensor | None = None
 
 
+@dataclass
+class ObjectiveContext:
+    """What an objective is built from besides its own data: the run's ``config``, the labeled
+    ``train_set``, the lifter's output ``formats``, the ``device`` and the ``seed``."""
+
+    config: TrainConfig
+    train_set: LabeledSet
+    formats: list[str]
+    device: torch.device
+    seed: int
+
+
 class Objective:
     """A training signal beside the labeled losses (semi-supervised video, multi-view metric
     learning, ACAE consistency). Subclasses override what they need.
@@ -83,6 +97,10 @@ class Objective:
     name: str = "objective"
     terms: tuple[str, ...] = ()
     """Names of the terms ``losses`` returns besides ``total`` (logged as ``loss_<name>_<term>``)."""
+
+    def attach(self, lifter: SeparateHeadLifter) -> None:
+        """Called by ``train`` once the lifter is built, before the optimiser: take what the
+        objective needs of the model being trained (its input window, its keypoint format)."""
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {}
@@ -105,141 +123,6 @@ class Objective:
     def file_entries(self) -> dict:
         """Extra entries for the trained model's ``model.pt`` (e.g. the trajectory model)."""
         return {}
-
-
-@dataclass
-class TrainConfig:
-    """Training settings (the ``train`` section of the workflow config)."""
-
-    filter_widths: list = field(default_factory=lambda: [3, 3, 3])
-    channels: int = 256
-    dropout: float = 0.25
-    causal: bool = False
-    epochs: int = 12
-    batch_size: int = 1024
-    lr: float = 1e-3
-    lr_decay: float = 0.95
-    amsgrad: bool = True
-    bn_momentum: float = 0.1
-    bn_momentum_final: float = 0.001
-    loss_weights: dict = field(default_factory=lambda: {"meanrel": 1.0, "proj": 1.0, "abs": 0.1})
-    abs_depth_weight: float = 0.2
-    keypoint_dropout: float = 0.1
-    flip_augment: bool = True
-    dataset_weights: dict = field(default_factory=dict)
-    samples_per_epoch: int | None = None
-    val_windows: int = 2048
-    bn_recalibration_batches: int = 20
-    """After the last epoch, recompute BatchNorm statistics over this many training batches
-    (0: keep the running averages; see ``models.temporal.recalibrate_batch_norm``)."""
-    labeled_subjects: dict = field(default_factory=dict)
-    """dataset name -> the training subjects whose 3D labels supervise: a count n (the first n
-    subjects by name) or a list of names; datasets not named use all their training subjects.
-    Limits 3D supervision, as the semi-supervised experiments of VideoPose3D and MCSS do."""
-    labeled_fraction: dict = field(default_factory=dict)
-    """dataset name -> the share in (0, 1] of each labeled take's frames (its first ones) whose 3D
-    labels supervise; VideoPose3D's label-scarce setting is 10 % of one subject."""
-    keypoint_format: str | None = None
-    """The lifter's input keypoint format (x, y, confidence): that of every dataset's detections
-    (coco_17 from the simulated / MediaPipe detectors, h36m_17 from VideoPose3D's CPN files);
-    None = the detections' own (``posebridge train`` resolves it; they must agree)."""
-
-    @classmethod
-    def from_dict(cls, spec: dict | None) -> "TrainConfig":
-        """Build and validate; an unknown key raises ConfigError listing the valid ones."""
-        from posebridge.specs import check_keys
-
-        spec = dict(spec or {})
-        valid = [f.name for f in fields(cls)]
-        check_keys(spec, valid, "train")
-        weights = spec.get("loss_weights")
-        if weights is not None:
-            if not isinstance(weights, dict) or set(weights) - set(LOSS_NAMES):
-                raise ConfigError(f"train: loss_weights takes the keys {', '.join(LOSS_NAMES)}, got {weights!r}")
-            spec["loss_weights"] = {**cls().loss_weights, **weights}
-        config = cls(**spec)
-        config.validate()
-        return config
-
-    @classmethod
-    def parse(cls, spec: str | None) -> "TrainConfig":
-        """From a JSON object string or the path of a JSON file (empty/None -> defaults)."""
-        from posebridge.specs import load_spec
-
-        return cls.from_dict(load_spec(spec, "train: --spec"))
-
-    def validate(self) -> None:
-        def fail(key, what):
-            raise ConfigError(f"train: {key} must be {what}, got {getattr(self, key)!r}")
-
-        def is_int(v):
-            return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-
-        def is_num(v):
-            return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) and math.isfinite(v)
-
-        if (not isinstance(self.filter_widths, (list, tuple)) or not self.filter_widths
-                or not all(is_int(w) and w > 0 and w % 2 for w in self.filter_widths)):
-            fail("filter_widths", "a non-empty list of odd positive integers")
-        for key in ("channels", "epochs", "batch_size"):
-            if not is_int(getattr(self, key)) or getattr(self, key) < 1:
-                fail(key, "a positive integer")
-        for key in ("val_windows", "bn_recalibration_batches"):
-            if not is_int(getattr(self, key)) or getattr(self, key) < 0:
-                fail(key, "a non-negative integer")
-        if self.samples_per_epoch is not None and (not is_int(self.samples_per_epoch) or self.samples_per_epoch < 1):
-            fail("samples_per_epoch", "null or a positive integer")
-        for key in ("causal", "amsgrad", "flip_augment"):
-            if not isinstance(getattr(self, key), bool):
-                fail(key, "true or false")
-        if not is_num(self.dropout) or not 0 <= self.dropout < 1:
-            fail("dropout", "a number in [0, 1)")
-        if not is_num(self.keypoint_dropout) or not 0 <= self.keypoint_dropout < 1:
-            fail("keypoint_dropout", "a number in [0, 1)")
-        if not is_num(self.lr) or self.lr <= 0:
-            fail("lr", "a positive number")
-        if not is_num(self.lr_decay) or not 0 < self.lr_decay <= 1:
-            fail("lr_decay", "a number in (0, 1]")
-        for key in ("bn_momentum", "bn_momentum_final"):
-            if not is_num(getattr(self, key)) or not 0 < getattr(self, key) <= 1:
-                fail(key, "a number in (0, 1]")
-        if not is_num(self.abs_depth_weight) or self.abs_depth_weight < 0:
-            fail("abs_depth_weight", "a non-negative number")
-        if not all(is_num(v) and v >= 0 for v in self.loss_weights.values()):
-            fail("loss_weights", "non-negative numbers")
-        if not isinstance(self.labeled_subjects, dict) or not all(
-                (is_int(v) and v >= 1) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v))
-                for v in self.labeled_subjects.values()):
-            fail("labeled_subjects", "a mapping of dataset name -> a positive count or a list of subject names")
-        if not isinstance(self.labeled_fraction, dict) or not all(
-                is_num(v) and 0 < v <= 1 for v in self.labeled_fraction.values()):
-            fail("labeled_fraction", "a mapping of dataset name -> a number in (0, 1]")
-        if not isinstance(self.dataset_weights, dict) or not all(
-                is_num(v) and v >= 0 for v in self.dataset_weights.values()):
-            fail("dataset_weights", "a mapping of dataset name -> non-negative number")
-        if self.keypoint_format is not None:
-            from posebridge.geometry import skeletons
-
-            if not isinstance(self.keypoint_format, str):
-                fail("keypoint_format", "null or a skeleton format name")
-            skeletons.get(self.keypoint_format)  # ConfigError naming the known formats
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["filter_widths"] = [int(w) for w in self.filter_widths]
-        d["loss_weights"] = {k: float(v) for k, v in self.loss_weights.items()}
-        d["dataset_weights"] = {str(k): float(v) for k, v in self.dataset_weights.items()}
-        d["labeled_subjects"] = {str(k): (int(v) if not isinstance(v, (list, tuple)) else [str(x) for x in v])
-                                 for k, v in self.labeled_subjects.items()}
-        d["labeled_fraction"] = {str(k): float(v) for k, v in self.labeled_fraction.items()}
-        return d
-
-    def bn_momentum_at(self, epoch: int) -> float:
-        m0, m1 = self.bn_momentum, self.bn_momentum_final
-        return m0 * math.exp(-epoch / self.epochs * math.log(m0 / m1))
-
-    def lr_at(self, epoch: int) -> float:
-        return self.lr * self.lr_decay ** epoch
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -321,14 +204,9 @@ def validate(lifter: SeparateHeadLifter, assembler: BatchAssembler, batch: Batch
 def _fingerprint(config: TrainConfig, seed: int, data: LabeledSet) -> dict:
     """What a checkpoint must match to be resumed: the config, the seed and the training data's
     content (a regenerated dataset of the same size must not resume a stale run)."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for array in (data.inputs, *data.targets, data.row_intrinsics, data.row_distortion, data.row_frames):
-        digest.update(np.ascontiguousarray(array).tobytes())
     return {"config": config.to_dict(), "seed": int(seed), "datasets": list(data.names),
-            "formats": list(data.formats), "rows": int(len(data.row_frames)),
-            "frames": int(data.num_frames), "data_sha256": digest.hexdigest()}
+            "formats": list(data.formats), "rows": int(data.num_rows),
+            "frames": int(data.num_frames), "data_sha256": data.digest()}
 
 
 def _state_digest(state: dict) -> str:
@@ -368,12 +246,16 @@ def keep_freed_memory() -> bool:
         return False
 
 
-def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=None) -> SeparateHeadLifter:
+def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=None,
+                 keypoint_format: str | None = None) -> SeparateHeadLifter:
     """The strided training lifter, initialised from ``seed`` without touching global RNG state
-    (``output_map``: a latent or merged-joints head, see ``models.lifter``)."""
+    (``output_map``: a latent or merged-joints head, see ``models.lifter``). Its input format:
+    ``keypoint_format`` (the training data's), else ``config.keypoint_format``, else the
+    detectors' (``data.keypoints.KEYPOINT_FORMAT``)."""
+    keypoint_format = keypoint_format or config.keypoint_format or KEYPOINT_FORMAT
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return SeparateHeadLifter(formats, keypoint_format=config.keypoint_format or "coco_17",
+        return SeparateHeadLifter(formats, keypoint_format=keypoint_format,
                                   filter_widths=config.filter_widths, causal=config.causal,
                                   dropout=config.dropout, channels=config.channels, strided=True,
                                   output_map=output_map)
@@ -414,6 +296,24 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
     return terms
 
 
+@dataclass
+class _Run:
+    """What a training run holds between its steps (``train``)."""
+
+    config: TrainConfig
+    seed: int
+    device: torch.device
+    lifter: SeparateHeadLifter
+    objectives: list
+    modules: dict  # "<objective>.<name>" -> the objectives' modules, optimised with the lifter
+    optimizer: torch.optim.Optimizer
+    sampler: ChunkSampler
+    assembler: BatchAssembler
+    term_names: list
+    val_batch: Batch | None = None
+    val_assembler: BatchAssembler | None = None
+
+
 def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None = None, *,
           seed: int = 0, device="cpu", checkpoint: str | Path | None = None, progress: bool = True,
           on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print,
@@ -429,26 +329,54 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     predicted points to the output joints (ACAE latent head, merged joints), None for one output
     per joint.
     """
-    from tqdm import tqdm
-
     device = resolve_device(device)
     if device.type == "cpu":
         keep_freed_memory()
     if train_set.num_frames == 0:
         raise ConfigError("no training frames: the labeled datasets have no rows with split 'train'")
-    formats = list(dict.fromkeys(train_set.formats))
-    lifter = build_lifter(config, formats, seed, output_map)
+    run = _start(config, train_set, val_set, seed, device, list(objectives), init_state, output_map)
+    fingerprint = _fingerprint(config, seed, train_set)
+    if run.objectives:
+        fingerprint["objectives"] = {o.name: o.fingerprint() for o in run.objectives}
+    if init_state is not None:
+        fingerprint["init_sha256"] = _state_digest(init_state)
+    if output_map is not None:
+        fingerprint["output_map_sha256"] = _state_digest({"output_map": torch.as_tensor(output_map)})
+    start_epoch, rows = _resume(run, checkpoint, fingerprint, log)
+    for epoch in range(start_epoch, config.epochs):
+        rows.append(_train_epoch(run, epoch, progress, on_batch))
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items() if k.startswith(("loss", "val_mpjpe")))
+        log(f"epoch {epoch + 1}/{config.epochs}: {summary}")
+        if checkpoint is not None:
+            write_torch_file(checkpoint, {
+                "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
+                "model": run.lifter.temporal.state_dict(), "optimizer": run.optimizer.state_dict(), "log": rows,
+                "modules": {k: m.state_dict() for k, m in run.modules.items()}})
+    if config.bn_recalibration_batches:
+        recalibrate(run.lifter, run.assembler, run.sampler, config, seed, run.objectives)
+        if run.val_batch is not None:
+            after = validate(run.lifter, run.val_assembler, run.val_batch, config.batch_size)["val_mpjpe"]
+            log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
+                f"validation MPJPE {rows[-1]['val_mpjpe']:.4g} -> {after:.4g} mm")
+    dilated = run.lifter.variant(strided=False).eval()
+    return dilated, pd.DataFrame(rows)
+
+
+def _start(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None, seed: int, device,
+           objectives: list, init_state: dict | None, output_map) -> _Run:
+    """Build the run's lifter (on ``device``), hand it to the objectives, and build the
+    optimiser, the sampler and the batch assemblers."""
+    lifter = build_lifter(config, list(dict.fromkeys(train_set.formats)), seed, output_map, train_set.keypoint_format)
     if init_state is not None:
         lifter.temporal.load_state_dict(init_state)
     lifter = lifter.to(device)
-    objectives = list(objectives)
     names = [o.name for o in objectives]
     if len(set(names)) != len(names):
         raise ConfigError(f"objective names repeat: {names}")
-    extra_modules = {f"{o.name}.{k}": m.to(device) for o in objectives for k, m in o.modules().items()}
-    parameters = list(lifter.parameters()) + [p for m in extra_modules.values() for p in m.parameters()]
-    optimizer = make_optimizer(parameters, config)
-    term_names = list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms]
+    for objective in objectives:
+        objective.attach(lifter)
+    modules = {f"{o.name}.{k}": m.to(device) for o in objectives for k, m in o.modules().items()}
+    parameters = list(lifter.parameters()) + [p for m in modules.values() for p in m.parameters()]
     unknown = sorted(set(config.dataset_weights) - set(train_set.names))
     if unknown:
         raise ConfigError(f"train: dataset_weights names unknown dataset(s) {unknown}; "
@@ -456,84 +384,73 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     sampler = ChunkSampler(train_set.frames_per_group(), config.batch_size,
                            weights=[config.dataset_weights.get(n, 1.0) for n in train_set.names],
                            samples_per_epoch=config.samples_per_epoch, seed=seed)
-    assembler = BatchAssembler(train_set, lifter, device)
-    val_batch = val_assembler = None
+    run = _Run(config, seed, device, lifter, objectives, modules, make_optimizer(parameters, config), sampler,
+               BatchAssembler(train_set, lifter, device),
+               list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms])
     if val_set is not None and config.val_windows > 0:
-        val_batch = validation_batch(val_set, config.val_windows, seed)
-        if val_batch is not None:
-            val_assembler = BatchAssembler(val_set, lifter, device)
+        run.val_batch = validation_batch(val_set, config.val_windows, seed)
+        if run.val_batch is not None:
+            run.val_assembler = BatchAssembler(val_set, lifter, device)
+    return run
 
-    fingerprint = _fingerprint(config, seed, train_set)
-    if objectives:
-        fingerprint["objectives"] = {o.name: o.fingerprint() for o in objectives}
-    if init_state is not None:
-        fingerprint["init_sha256"] = _state_digest(init_state)
-    if output_map is not None:
-        fingerprint["output_map_sha256"] = _state_digest({"output_map": torch.as_tensor(output_map)})
-    start_epoch, rows = 0, []
-    if checkpoint is not None and Path(checkpoint).is_file():
-        try:
-            state = read_torch_file(checkpoint, "checkpoint", map_location=device)
-        except DataError as err:  # unreadable: not ours, or from another torch version
-            state = {}
-            log(f"{err}; starting over")
-        if state.get("version") == CHECKPOINT_VERSION and state.get("fingerprint") == fingerprint:
-            lifter.temporal.load_state_dict(state["model"])
-            for key, module in extra_modules.items():
-                module.load_state_dict(state["modules"][key])
-            optimizer.load_state_dict(state["optimizer"])
-            start_epoch, rows = int(state["epoch"]), list(state["log"])
-            log(f"resuming from {checkpoint} after epoch {start_epoch}")
-        elif state:
-            log(f"checkpoint {checkpoint} is from a different run (config, seed or data); starting over")
 
-    for epoch in range(start_epoch, config.epochs):
-        started = time.perf_counter()
-        lr = config.lr_at(epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        momentum = config.bn_momentum_at(epoch)
-        lifter.temporal.set_bn_momentum(momentum)
-        lifter.temporal.dropout_generator = torch.Generator(device).manual_seed(epoch_seed(seed, epoch, 1))
-        augment = np.random.default_rng(epoch_seed(seed, epoch, 2))
-        lifter.train()
-        for objective in objectives:
-            objective.start_epoch(epoch, seed)
-        for module in extra_modules.values():
-            module.train()
-        sums = torch.zeros(len(term_names) + 1, dtype=torch.float64, device=device)
-        bar = tqdm(sampler.batches(epoch), total=sampler.num_batches, desc=f"epoch {epoch + 1}/{config.epochs}",
-                   unit="batch", disable=not progress, leave=False,
-                   mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
-        for b, batch in enumerate(bar):
-            terms = train_step(lifter, assembler, optimizer, batch, config, augment, objectives, epoch, b)
-            zero = terms["total"].new_zeros(())
-            sums += torch.stack([terms["total"].detach(),
-                                 *(terms.get(k, zero).detach() for k in term_names)]).double()
-            if on_batch is not None:
-                on_batch(epoch, b)
-        means = (sums / sampler.num_batches).tolist()
-        row = {"epoch": epoch + 1, "loss": means[0],
-               **{f"loss_{k}": v for k, v in zip(term_names, means[1:])}}
-        if val_batch is not None:
-            row.update(validate(lifter, val_assembler, val_batch, config.batch_size))
-        row.update({"lr": lr, "bn_momentum": momentum, "seconds": time.perf_counter() - started})
-        rows.append(row)
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("loss", "val_mpjpe")))
-        log(f"epoch {epoch + 1}/{config.epochs}: {summary}")
-        if checkpoint is not None:
-            write_torch_file(checkpoint, {
-                "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
-                "model": lifter.temporal.state_dict(), "optimizer": optimizer.state_dict(), "log": rows,
-                "modules": {k: m.state_dict() for k, m in extra_modules.items()}})
-    if config.bn_recalibration_batches:
-        recalibrate(lifter, assembler, sampler, config, seed, objectives)
-        if val_batch is not None:
-            after = validate(lifter, val_assembler, val_batch, config.batch_size)["val_mpjpe"]
-            log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
-                f"validation MPJPE {rows[-1]['val_mpjpe']:.4g} -> {after:.4g} mm")
-    dilated = lifter.variant(strided=False).eval()
-    return dilated, pd.DataFrame(rows)
+def _resume(run: _Run, checkpoint, fingerprint: dict, log) -> tuple[int, list]:
+    """(epochs done, their log rows) of a matching checkpoint, loaded into the run; (0, [])
+    when there is none or it is from another run (config, seed, data)."""
+    if checkpoint is None or not Path(checkpoint).is_file():
+        return 0, []
+    try:
+        state = read_torch_file(checkpoint, "checkpoint", map_location=run.device)
+    except DataError as err:  # unreadable: not ours, or from another torch version
+        log(f"{err}; starting over")
+        return 0, []
+    if state.get("version") != CHECKPOINT_VERSION or state.get("fingerprint") != fingerprint:
+        log(f"checkpoint {checkpoint} is from a different run (config, seed or data); starting over")
+        return 0, []
+    run.lifter.temporal.load_state_dict(state["model"])
+    for key, module in run.modules.items():
+        module.load_state_dict(state["modules"][key])
+    run.optimizer.load_state_dict(state["optimizer"])
+    log(f"resuming from {checkpoint} after epoch {int(state['epoch'])}")
+    return int(state["epoch"]), list(state["log"])
+
+
+def _train_epoch(run: _Run, epoch: int, progress: bool, on_batch) -> dict:
+    """One epoch (its lr, BN momentum and random streams from ``(seed, epoch)``); its log row:
+    mean loss terms, validation MPJPE, lr, momentum, seconds."""
+    from tqdm import tqdm
+
+    config, lifter, seed = run.config, run.lifter, run.seed
+    started = time.perf_counter()
+    lr = config.lr_at(epoch)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    momentum = config.bn_momentum_at(epoch)
+    lifter.temporal.set_bn_momentum(momentum)
+    lifter.temporal.dropout_generator = torch.Generator(run.device).manual_seed(epoch_seed(seed, epoch, 1))
+    augment = np.random.default_rng(epoch_seed(seed, epoch, 2))
+    lifter.train()
+    for objective in run.objectives:
+        objective.start_epoch(epoch, seed)
+    for module in run.modules.values():
+        module.train()
+    sums = torch.zeros(len(run.term_names) + 1, dtype=torch.float64, device=run.device)
+    bar = tqdm(run.sampler.batches(epoch), total=run.sampler.num_batches, desc=f"epoch {epoch + 1}/{config.epochs}",
+               unit="batch", disable=not progress, leave=False,
+               mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
+    for b, batch in enumerate(bar):
+        terms = train_step(lifter, run.assembler, run.optimizer, batch, config, augment, run.objectives, epoch, b)
+        zero = terms["total"].new_zeros(())
+        sums += torch.stack([terms["total"].detach(),
+                             *(terms.get(k, zero).detach() for k in run.term_names)]).double()
+        if on_batch is not None:
+            on_batch(epoch, b)
+    means = (sums / run.sampler.num_batches).tolist()
+    row = {"epoch": epoch + 1, "loss": means[0], **{f"loss_{k}": v for k, v in zip(run.term_names, means[1:])}}
+    if run.val_batch is not None:
+        row.update(validate(lifter, run.val_assembler, run.val_batch, config.batch_size))
+    row.update({"lr": lr, "bn_momentum": momentum, "seconds": time.perf_counter() - started})
+    return row
 
 
 def recalibrate(lifter: SeparateHeadLifter, assembler: BatchAssembler, sampler: ChunkSampler,

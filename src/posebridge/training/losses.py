@@ -1,4 +1,6 @@
-"""Training losses of the separate-head lifter (REFERENCES.md section 6, MeTRAbs' losses).
+"""Training losses of the separate-head lifter: MeTRAbs' L_meanrel, L_proj and L_abs (Sárándi
+et al., "MeTRAbs: metric-scale truncation-robust heatmaps for absolute 3D human pose estimation",
+IEEE T-BIOM 2021), as Sárándi et al. train the separate-head model of the ACAE paper (WACV 2023).
 
 All functions take torch tensors, are differentiable, and are unit-agnostic unless stated: 3D
 arrays in one length unit (training uses metres), 2D in pixels with the focal length dividing

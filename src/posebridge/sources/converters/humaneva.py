@@ -67,19 +67,10 @@ def _parse_subject(path: Path, key) -> tuple[str, str] | None:
     return SPLITS[parts[0]], parts[1]
 
 
-def convert(source: str | Path, detections: str | None = None) -> Converted:
-    """Convert ``<source>/data_3d_humaneva15.npz``; intrinsics from ``data_2d_humaneva15_gt.npz``.
-
-    detections: a VideoPose3D HumanEva 2D file (path or detector suffix, e.g. ``gt`` or
-    ``detectron_pt_coco``) whose keypoints become the result's 2D.
-    """
-    from posebridge.sources.download import require_source
-
-    source = Path(source)
-    require_source("humaneva", source)
-    path = source / FILE_3D
+def _read_takes(path: Path) -> list[tuple[str, str, str, str, np.ndarray]]:
+    """(key, subject, split, action, (T, 15, 3) world mm) of every Train/ and Validate/ take."""
     positions = load_npz_dict(path, "positions_3d")
-    takes = []  # (key, subject, split, action, joints mm)
+    takes = []
     for key, actions in positions.items():
         parsed = _parse_subject(path, key)
         if parsed is None:
@@ -92,11 +83,15 @@ def convert(source: str | Path, detections: str | None = None) -> Converted:
             takes.append((str(key), subject, split, str(action), np.asarray(joints, np.float64) * 1000.0))
     if not takes:
         raise DataError(path, "holds no Train/ or Validate/ subjects")
+    return takes
 
-    gt_path = source / FILE_2D_GT
-    keypoint_format_of(gt_path, load_npz_metadata(gt_path), "humaneva_15")
-    gt_2d = load_npz_dict(gt_path, "positions_2d")
-    builder = DatasetBuilder("humaneva_15")
+
+def _fitted_cameras(builder: DatasetBuilder, takes: list, gt_path: Path, gt_2d: dict) -> dict:
+    """Add each subject's cameras to ``builder`` and return (subject, camera id) -> camera name.
+
+    The extrinsics are the published ones; the pinhole intrinsics are fitted to the ground-truth
+    2D of all the subject's takes (the VideoPose3D files carry no intrinsics for HumanEva).
+    """
     cameras = {}
     for subject in sorted({t[1] for t in takes}):
         for k, cid in enumerate(CAMERA_IDS):
@@ -114,6 +109,26 @@ def convert(source: str | Path, detections: str | None = None) -> Converted:
                                  f"RMS {rms:.2f} px")
             cameras[(subject, cid)] = builder.add_camera(
                 camera_from_pose(pose.name, orientation, position, intrinsics, None, IMAGE_SIZE))
+    return cameras
+
+
+def convert(source: str | Path, detections: str | None = None) -> Converted:
+    """Convert ``<source>/data_3d_humaneva15.npz``; intrinsics from ``data_2d_humaneva15_gt.npz``.
+
+    detections: a VideoPose3D HumanEva 2D file (path or detector suffix, e.g. ``gt`` or
+    ``detectron_pt_coco``) whose keypoints become the result's 2D.
+    """
+    from posebridge.sources.download import require_source
+
+    source = Path(source)
+    require_source("humaneva", source)
+    path = source / FILE_3D
+    takes = _read_takes(path)
+    gt_path = source / FILE_2D_GT
+    keypoint_format_of(gt_path, load_npz_metadata(gt_path), "humaneva_15")
+    gt_2d = load_npz_dict(gt_path, "positions_2d")
+    builder = DatasetBuilder("humaneva_15")
+    cameras = _fitted_cameras(builder, takes, gt_path, gt_2d)
 
     positions_2d = path_2d = keypoint_format = detector = None
     if detections is not None:

@@ -1,4 +1,5 @@
-"""Imported 2D detections: files that other tools already wrote (REFERENCES.md section 5).
+"""Imported 2D detections: files that other tools already wrote, in the public formats of the
+VideoPose3D repository (github.com/facebookresearch/VideoPose3D, ``DATASETS.md`` and ``INFERENCE.md``).
 
 Two formats:
 
@@ -37,7 +38,18 @@ PERSON_CLASS = 1  # Detectron's class list: 0 is the background, 1 the person
 MIN_CONFIDENCE = 1e-3
 
 
-def _load_npz(path: Path) -> dict:
+def _load_npz(path: Path, required: tuple[str, ...] = (), kind: str = "") -> dict:
+    """The arrays of the .npz at ``path``; DataError when it is missing, unreadable or lacks one of
+    the ``required`` keys (then it is not a ``kind`` file)."""
+    data = _read_npz(path)
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise DataError(path, f"not a {kind} file: missing {', '.join(missing)} "
+                              f"(found: {', '.join(sorted(data)) or 'none'})")
+    return data
+
+
+def _read_npz(path: Path) -> dict:
     if not path.is_file():
         from posebridge.sources.download import public_url
 
@@ -83,11 +95,7 @@ class VideoPose3D2D:
 def read_videopose3d_2d(path: str | os.PathLike) -> VideoPose3D2D:
     """Read and validate a VideoPose3D 2D keypoint file (module docstring)."""
     path = Path(path)
-    data = _load_npz(path)
-    missing = [k for k in ("positions_2d", "metadata") if k not in data]
-    if missing:
-        raise DataError(path, f"not a VideoPose3D 2D file: missing {', '.join(missing)} "
-                              f"(found: {', '.join(sorted(data)) or 'none'})")
+    data = _load_npz(path, ("positions_2d", "metadata"), "VideoPose3D 2D")
     metadata, positions = data["metadata"].item(), data["positions_2d"].item()
     if not isinstance(metadata, dict) or not isinstance(positions, dict):
         raise DataError(path, "metadata and positions_2d must be pickled dicts")
@@ -150,11 +158,7 @@ class DetectronDetections:
 def read_detectron(path: str | os.PathLike) -> DetectronDetections:
     """Read a Detectron-style detection file and keep the highest-scoring person of every frame."""
     path = Path(path)
-    data = _load_npz(path)
-    missing = [k for k in ("boxes", "keypoints") if k not in data]
-    if missing:
-        raise DataError(path, f"not a Detectron-style file: missing {', '.join(missing)} "
-                              f"(found: {', '.join(sorted(data)) or 'none'})")
+    data = _load_npz(path, ("boxes", "keypoints"), "Detectron-style")
     boxes, keyps = data["boxes"], data["keypoints"]
     if len(boxes) != len(keyps):
         raise DataError(path, f"boxes cover {len(boxes)} frames but keypoints {len(keyps)}")

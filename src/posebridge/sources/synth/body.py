@@ -238,11 +238,6 @@ JOINT_AXES, JOINT_SIGNS, JOINT_LIMITS = _axis_tables()
 """(J, 3) axis index per angle, (J, 3) sign per angle, (J, 3, 2) limits in radians."""
 
 
-def angle_names(joint: str) -> tuple[str, str, str]:
-    """The three anatomical angles of ``joint`` ("-" marks a locked degree of freedom)."""
-    return _JOINT_KINDS[_joint_kind(joint)][0]
-
-
 def clamp_angles(angles: np.ndarray) -> np.ndarray:
     """Clip anatomical angles (..., J, 3) in radians to the joint limits."""
     return np.clip(angles, JOINT_LIMITS[..., 0], JOINT_LIMITS[..., 1])
@@ -464,6 +459,11 @@ def _t(*names, off=(0.0, 0.0, 0.0), segment=None, same_as=None) -> Target:
     return Target(tuple(names), tuple(float(v) for v in off), segment, same_as)
 
 
+def _on_landmarks(*joints: str) -> dict[str, Target]:
+    """Joints that sit exactly on the landmark of the same name."""
+    return {joint: _t(joint) for joint in joints}
+
+
 # Left and centre joints only; "l..." joints are mirrored to "r...". Offsets are relative to
 # the landmark mean, in fractions of stature (0.01 is 17.5 mm for a 1.75 m subject).
 _FORMAT_TABLE = {
@@ -546,12 +546,9 @@ _FORMAT_TABLE = {
     }),
     # COCO keypoints (2D detectors): the surface points an annotator clicks in one image.
     "coco_17": (False, {
-        "nose": _t("nose"),
-        "leye": _t("leye"),
-        "lear": _t("lear"),
+        **_on_landmarks("nose", "leye", "lear", "lwrist"),
         "lshoulder": _t("lcoco_shoulder"),
         "lelbow": _t("lelbow", off=(0.0, 0.006, 0.0)),
-        "lwrist": _t("lwrist"),
         "lhip": _t("lcoco_hip"),
         "lknee": _t("lknee", off=(0.004, 0.0, 0.002)),
         "lankle": _t("lankle", off=(0.002, 0.0, -0.006)),
@@ -560,8 +557,8 @@ _FORMAT_TABLE = {
     # hips and limb joints sit deeper than a single view's surface point; the neck and pelvis are
     # the labels' midpoints of the (surface) shoulders and hips.
     "coco_19": (False, {
+        **_on_landmarks("nose", "leye", "lear"),
         "neck": _t("lcoco_shoulder", "rcoco_shoulder"),
-        "nose": _t("nose"),
         "pelvis": _t("lcoco_hip", "rcoco_hip"),
         "lshoulder": _t("lpano_shoulder"),
         "lelbow": _t("lelbow", off=(0.0, 0.003, 0.0)),
@@ -569,26 +566,17 @@ _FORMAT_TABLE = {
         "lhip": _t("lpano_hip"),
         "lknee": _t("lknee", off=(0.002, 0.0, 0.0)),
         "lankle": _t("lankle", off=(0.0, 0.0, -0.004)),
-        "leye": _t("leye"),
-        "lear": _t("lear"),
     }),
     # MediaPipe / BlazePose landmarks: surface points like COCO's plus face, hand and foot points.
     "mediapipe_33": (False, {
-        "nose": _t("nose"),
-        "leye_inner": _t("leye_inner"),
-        "leye": _t("leye"),
-        "leye_outer": _t("leye_outer"),
-        "lear": _t("lear"),
-        "lmouth": _t("lmouth"),
+        **_on_landmarks("nose", "leye_inner", "leye", "leye_outer", "lear", "lmouth", "lwrist", "lankle"),
         "lshoulder": _t("lcoco_shoulder", off=(0.007, -0.002, -0.002)),
         "lelbow": _t("lelbow", off=(0.0, 0.006, 0.0)),
-        "lwrist": _t("lwrist"),
         "lpinky": _t("lpinky_mcp"),
         "lindex": _t("lindex_mcp"),
         "lthumb": _t("lthumb_tip"),
         "lhip": _t("lcoco_hip", off=(0.006, -0.006, -0.004)),
         "lknee": _t("lknee", off=(0.004, 0.0, 0.0)),
-        "lankle": _t("lankle"),
         "lheel": _t("lheel_back"),
         "lfoot_index": _t("ltoe_tip"),
     }),

@@ -143,24 +143,17 @@ class DatasetSpec:
 # Proposed sizes for the workflow (copy into config.yaml's `datasets`): ~175k labeled training
 # samples (frames x cameras) plus ~50k unlabeled, ~67k distinct 3D frames in all.
 DEFAULT_SPECS = {
-    "synth_h36m": {"role": "labeled", "synth": {"template": "h36m", "train_subjects": 5, "test_subjects": 2,
-                                                "takes_per_action": 1, "seconds_per_take": 8}},
-    "synth_3dhp": {"role": "labeled", "synth": {"template": "3dhp", "train_subjects": 4, "test_subjects": 2,
-                                                "takes_per_action": 1, "seconds_per_take": 6}},
-    "synth_3dpw": {"role": "test", "synth": {"template": "3dpw", "train_subjects": 0, "test_subjects": 3,
-                                             "takes_per_action": 1, "seconds_per_take": 8}},
-    "synth_panoptic": {"role": "labeled", "synth": {"template": "panoptic", "train_subjects": 4,
-                                                    "test_subjects": 1, "takes_per_action": 1,
-                                                    "seconds_per_take": 6}},
-    "synth_humaneva": {"role": "labeled", "synth": {"template": "humaneva", "train_subjects": 3,
-                                                    "test_subjects": 1, "takes_per_action": 1,
-                                                    "seconds_per_take": 6}},
-    "synth_video": {"role": "unlabeled_video", "synth": {"template": "video", "train_subjects": 6,
-                                                         "test_subjects": 0, "takes_per_action": 1,
-                                                         "seconds_per_take": 8}},
-    "synth_multiview": {"role": "unlabeled_multiview", "synth": {"template": "multiview", "train_subjects": 4,
-                                                                 "test_subjects": 0, "takes_per_action": 1,
-                                                                 "seconds_per_take": 8}},
+    name: {"role": role, "synth": {"template": template, "train_subjects": train, "test_subjects": test,
+                                   "takes_per_action": 1, "seconds_per_take": seconds}}
+    for name, role, template, train, test, seconds in (
+        ("synth_h36m", "labeled", "h36m", 5, 2, 8),
+        ("synth_3dhp", "labeled", "3dhp", 4, 2, 6),
+        ("synth_3dpw", "test", "3dpw", 0, 3, 8),
+        ("synth_panoptic", "labeled", "panoptic", 4, 1, 6),
+        ("synth_humaneva", "labeled", "humaneva", 3, 1, 6),
+        ("synth_video", "unlabeled_video", "video", 6, 0, 8),
+        ("synth_multiview", "unlabeled_multiview", "multiview", 4, 0, 8),
+    )
 }
 
 # For tests and smoke runs: every dataset in a second or less.
@@ -193,25 +186,58 @@ class GeneratedDataset:
     bodies: dict  # subject -> body.Body
 
 
-def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: bool = False) -> GeneratedDataset:
-    """Generate a dataset in memory (see :func:`generate_dataset`)."""
-    if role not in store.ROLES:
-        raise ConfigError(f"unknown role {role!r} (known: {', '.join(store.ROLES)})")
-    tpl = rigs.TEMPLATES[spec.template]
-    n_subjects = spec.train_subjects + spec.test_subjects
+class _DatasetCameras:
+    """The cameras of one dataset, made as its takes need them: one rig for the whole dataset, one
+    per subject, or one per take aimed at where the take happens (the template's ``per``)."""
+
+    def __init__(self, name: str, spec: DatasetSpec, seed: int):
+        self.name, self.spec, self.seed = name, spec, seed
+        self.template = rigs.TEMPLATES[spec.template]
+        self.cameras: list = []  # every camera made, in order
+        self._subject_rigs: dict = {}
+        if self.template.per == "dataset":
+            self._dataset_rig = self._make(_stream(seed, name, 3), "cam")
+
+    def _make(self, rng: np.random.Generator, prefix: str, **placement) -> list:
+        rig = rigs.make_rig(self.spec.template, rng, self.spec.cameras, prefix=prefix, **placement)
+        self.cameras.extend(rig)
+        return rig
+
+    def for_take(self, k: int, a: int, take: int, subject: str, sequence: str, seg_pos: np.ndarray) -> list:
+        """The rig filming take ``take`` of action ``a`` by subject ``k``; ``seg_pos`` (T, S, 3)
+        world mm, segment 0 the pelvis."""
+        if self.template.per == "dataset":
+            return self._dataset_rig
+        if self.template.per == "subject":
+            if subject not in self._subject_rigs:
+                self._subject_rigs[subject] = self._make(_stream(self.seed, self.name, 3, k), f"{subject}_cam")
+            return self._subject_rigs[subject]
+        path = seg_pos[:, 0, :2]
+        centre = 0.5 * (path.min(axis=0) + path.max(axis=0))
+        extent = float(np.linalg.norm(path - centre, axis=1).max())
+        return self._make(_stream(self.seed, self.name, 3, k, a, take), f"{sequence}_cam", centre=centre,
+                          extra_distance=max(extent - 0.5 * self.template.volume_radius, 0.0))
+
+
+def _sample_subjects(name: str, spec: DatasetSpec, seed: int) -> tuple[list[str], dict, dict]:
+    """The subjects' names, bodies and motion styles (train subjects first)."""
     subjects, bodies, styles = [], {}, {}
-    for k in range(n_subjects):
+    for k in range(spec.train_subjects + spec.test_subjects):
         subject = f"{name}_S{k + 1}"
         rng = _stream(seed, name, 1, k)
         bodies[subject] = body_mod.sample_body(rng, subject)
         styles[subject] = motion.sample_style(rng, bodies[subject].height)
         subjects.append(subject)
+    return subjects, bodies, styles
 
-    cameras: list = []
-    dataset_rig = None
-    if tpl.per == "dataset":
-        dataset_rig = rigs.make_rig(spec.template, _stream(seed, name, 3), spec.cameras, prefix="cam")
-        cameras.extend(dataset_rig)
+
+def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: bool = False) -> GeneratedDataset:
+    """Generate a dataset in memory (see :func:`generate_dataset`)."""
+    if role not in store.ROLES:
+        raise ConfigError(f"unknown role {role!r} (known: {', '.join(store.ROLES)})")
+    tpl = rigs.TEMPLATES[spec.template]
+    subjects, bodies, styles = _sample_subjects(name, spec, seed)
+    rigs_made = _DatasetCameras(name, spec, seed)
 
     takes = [(k, subject, a, action, take) for k, subject in enumerate(subjects)
              for a, action in enumerate(spec.actions) for take in range(spec.takes_per_action)]
@@ -223,7 +249,6 @@ def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: 
         from tqdm import tqdm
 
         iterator = tqdm(takes, desc=f"synth {name}", unit="take")
-    subject_rig = {}
     for k, subject, a, action, take in iterator:
         rng = _stream(seed, name, 2, k, a, take)
         body = bodies[subject]
@@ -234,22 +259,7 @@ def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: 
         for fmt, joints in body_mod.all_format_joints(body, seg_pos, seg_rot).items():
             blocks[fmt].append(joints.astype(np.float32))
         sequence = f"{subject}_{action}_{take + 1}"
-        if tpl.per == "dataset":
-            rig = dataset_rig
-        elif tpl.per == "subject":
-            if subject not in subject_rig:
-                subject_rig[subject] = rigs.make_rig(spec.template, _stream(seed, name, 3, k), spec.cameras,
-                                                     prefix=f"{subject}_cam")
-                cameras.extend(subject_rig[subject])
-            rig = subject_rig[subject]
-        else:  # a new camera per take, aimed at where this take happens
-            path = seg_pos[:, 0, :2]
-            centre = 0.5 * (path.min(axis=0) + path.max(axis=0))
-            extent = float(np.linalg.norm(path - centre, axis=1).max())
-            rig = rigs.make_rig(spec.template, _stream(seed, name, 3, k, a, take), spec.cameras,
-                                prefix=f"{sequence}_cam", centre=centre,
-                                extra_distance=max(extent - 0.5 * tpl.volume_radius, 0.0))
-            cameras.extend(rig)
+        rig = rigs_made.for_take(k, a, take, subject, sequence, seg_pos)
         split = "test" if role == "test" or k >= spec.train_subjects else "train"
         frames = clip.frames
         for cam in rig:
@@ -257,6 +267,7 @@ def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: 
                          "camera": cam.name, "camera_index": -1, "start": start, "frames": frames,
                          "fps": float(spec.fps), "role": role, "group": sequence})
         start += frames
+    cameras = rigs_made.cameras
     index = pd.DataFrame(rows, columns=list(store.INDEX_COLUMNS))
     index["camera_index"] = index["camera"].map({c.name: i for i, c in enumerate(cameras)}).astype(np.int64)
     joints = {fmt: np.concatenate(b) for fmt, b in blocks.items()}

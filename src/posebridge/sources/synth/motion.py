@@ -682,68 +682,80 @@ def dancing(T, fps, st: Style, rng) -> Clip:
     return Clip("dancing", fps, A, heading, False, np.zeros(T, bool))
 
 
-def jumping(T, fps, st: Style, rng) -> Clip:
-    """Countermovement jumps on the spot: crouch with arms back, take off with an arm swing,
-    fly (~0.3-0.45 s), land absorbing with the knees, recover."""
-    base = neutral(st)
-    e = st.energy
+def _jump_crouch(base: np.ndarray, rng) -> np.ndarray:
+    """The crouch before a jump: knees and hips bent, trunk forward, arms back."""
+    P = base.copy()
+    _legs_pose(P, rng.uniform(30, 40), rng.uniform(35, 45), rng.uniform(75, 95))
+    P[_j("lumbar"), 0] = 10
+    P[_j("neck"), 0] = -15
+    _set(P, "shoulder", -rng.uniform(30, 50), 10, 0)
+    _set(P, "elbow", 15)
+    return P
 
-    def crouch():
-        P = base.copy()
-        _legs_pose(P, rng.uniform(30, 40), rng.uniform(35, 45), rng.uniform(75, 95))
-        P[_j("lumbar"), 0] = 10
-        P[_j("neck"), 0] = -15
-        _set(P, "shoulder", -rng.uniform(30, 50), 10, 0)
-        _set(P, "elbow", 15)
-        return P
 
-    def takeoff():
-        P = base.copy()
-        _legs_pose(P, 5, -8, 5)
-        _set(P, "ankle", -rng.uniform(30, 40))
-        _set(P, "toe", 30)
-        _set(P, "shoulder", rng.uniform(110, 135) * min(e, 1.1), 15, 0)
-        _set(P, "elbow", 15)
-        return P
+def _jump_takeoff(base: np.ndarray, energy: float, rng) -> np.ndarray:
+    """Take-off (and first ground contact): legs extended, on the toes, arms swung up."""
+    P = base.copy()
+    _legs_pose(P, 5, -8, 5)
+    _set(P, "ankle", -rng.uniform(30, 40))
+    _set(P, "toe", 30)
+    _set(P, "shoulder", rng.uniform(110, 135) * min(energy, 1.1), 15, 0)
+    _set(P, "elbow", 15)
+    return P
 
-    def airborne():
-        P = base.copy()
-        _legs_pose(P, 5, rng.uniform(5, 25), rng.uniform(15, 45))
-        _set(P, "ankle", -rng.uniform(15, 30))
-        _set(P, "shoulder", rng.uniform(110, 140), 20, 0)
-        _set(P, "elbow", 20)
-        return P
 
-    def landing():
-        P = base.copy()
-        _legs_pose(P, rng.uniform(15, 25), rng.uniform(20, 30), rng.uniform(45, 60))
-        _set(P, "shoulder", rng.uniform(80, 110), 20, 0)
-        _set(P, "elbow", 25)
-        return P
+def _jump_airborne(base: np.ndarray, rng) -> np.ndarray:
+    """Mid-flight: knees drawn up a little, feet pointed, arms high."""
+    P = base.copy()
+    _legs_pose(P, 5, rng.uniform(5, 25), rng.uniform(15, 45))
+    _set(P, "ankle", -rng.uniform(15, 30))
+    _set(P, "shoulder", rng.uniform(110, 140), 20, 0)
+    _set(P, "elbow", 20)
+    return P
 
+
+def _jump_landing(base: np.ndarray, rng) -> np.ndarray:
+    """Landing: the knees absorb the impact, arms in front."""
+    P = base.copy()
+    _legs_pose(P, rng.uniform(15, 25), rng.uniform(20, 30), rng.uniform(45, 60))
+    _set(P, "shoulder", rng.uniform(80, 110), 20, 0)
+    _set(P, "elbow", 25)
+    return P
+
+
+def _jump_keyframes(base: np.ndarray, energy: float, seconds: float, rng):
+    """Key times (s), key poses (each (J, 3) degrees like ``base``) and flight spans (start, end) s of whole jumps
+    filling ``seconds`` (at least one jump; standing still at the end)."""
     times, poses, flight_spans = [0.0], [base.copy()], []
     cur = 0.0
-    while cur < T / fps - 2.8 or not flight_spans:  # only whole jumps; stand still at the end
-        arms_back = crouch()  # on the way down the arms go back ...
-        bottom = crouch()  # ... and already swing forward at the bottom
+    while cur < seconds - 2.8 or not flight_spans:
+        arms_back = _jump_crouch(base, rng)  # on the way down the arms go back ...
+        bottom = _jump_crouch(base, rng)  # ... and already swing forward at the bottom
         arms_back = 0.4 * base + 0.6 * arms_back
         _set(arms_back, "shoulder", flex=-rng.uniform(35, 50))
         _set(bottom, "shoulder", flex=rng.uniform(0, 20))
         steps = [(base.copy(), rng.uniform(0.5, 1.5)), (arms_back, rng.uniform(0.25, 0.35)),
-                 (bottom, rng.uniform(0.18, 0.25)), (takeoff(), rng.uniform(0.3, 0.38))]
+                 (bottom, rng.uniform(0.18, 0.25)), (_jump_takeoff(base, energy, rng), rng.uniform(0.3, 0.38))]
         for P, dt in steps:
             cur += dt
             times.append(cur)
             poses.append(P)
-        air = rng.uniform(0.3, 0.45) * min(e, 1.2)
+        air = rng.uniform(0.3, 0.45) * min(energy, 1.2)
         flight_spans.append((cur, cur + air))
         times += [cur + 0.45 * air, cur + air]
-        poses += [airborne(), takeoff()]
+        poses += [_jump_airborne(base, rng), _jump_takeoff(base, energy, rng)]
         cur += air
-        for P, dt in ((landing(), rng.uniform(0.15, 0.22)), (base.copy(), rng.uniform(0.6, 0.9))):
+        for P, dt in ((_jump_landing(base, rng), rng.uniform(0.15, 0.22)), (base.copy(), rng.uniform(0.6, 0.9))):
             cur += dt
             times.append(cur)
             poses.append(P)
+    return times, poses, flight_spans
+
+
+def jumping(T, fps, st: Style, rng) -> Clip:
+    """Countermovement jumps on the spot: crouch with arms back, take off with an arm swing,
+    fly (~0.3-0.45 s), land absorbing with the knees, recover."""
+    times, poses, flight_spans = _jump_keyframes(neutral(st), st.energy, T / fps, rng)
     t = _time(T, fps)
     A = keyframes(np.array(times), np.array(poses), t)
     flight = np.zeros(T, bool)

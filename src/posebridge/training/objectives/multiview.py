@@ -1,6 +1,7 @@
 """MCSS as a training objective of the lifter: metric learning on unlabeled multi-view video.
 
-Mitra et al. (CVPR 2020; REFERENCES.md section 7) learn from synchronised cameras without 3D:
+Mitra et al. ("Multiview-consistent semi-supervised learning for 3D human pose estimation",
+CVPR 2020) learn from synchronised cameras without 3D:
 the same instant seen by two cameras must embed close together, other instants far apart. Here
 the embedding reads the lifter's own trunk features, so the metric loss shapes the trunk that
 the labeled losses train too (one forward pass, shared batch-norm statistics).
@@ -25,8 +26,6 @@ back; ``embed`` and ``canonical_pose`` run them on a sequence).
 
 from __future__ import annotations
 
-import hashlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,90 +33,72 @@ import torch
 
 from posebridge.geometry import canonical, skeletons
 from posebridge.training import metric_learning as ml
-from posebridge.data.windows import window_index
-from posebridge.errors import ConfigError, DataError
+from posebridge.data.frames import FrameTable, FrameTableBuilder
+from posebridge.errors import DataError
 from posebridge.models.embedding import EmbeddingHead, EmbeddingToPose
-from posebridge.models.lifter import MM_PER_UNIT, keypoints_to_input
-from posebridge.training.loop import Objective, StepOutputs, epoch_seed
-from posebridge.training.data import check_detections
+from posebridge.models.lifter import MM_PER_UNIT
+from posebridge.training.data import MirroredFrames
+from posebridge.training.loop import Objective, ObjectiveContext, StepOutputs, epoch_seed
+from posebridge.training.settings import MultiviewSettings
 
 __all__ = ["MultiviewSet", "load_multiview", "PairBatch", "sample_pairs", "MultiviewSettings",
-           "MultiviewObjective", "add_train_arguments", "objective_from_args", "load_embedding",
+           "MultiviewObjective", "objective_from_sources", "load_embedding",
            "embed", "canonical_pose", "FILE_KEY"]
 
 FILE_KEY = "multiview"
 """The ``model.pt`` entry holding the embedding head and the pose regressor."""
 RANDOM_STREAM = 11
-"""This objective's random stream of ``train.epoch_seed`` (the loop itself uses 1 and 2)."""
+"""This objective's random stream of ``training.loop.epoch_seed`` (the loop itself uses 1 and 2)."""
 INIT_STREAM = 12
 """The stream (of "epoch" 0) that initialises the head and the regressor."""
 
 
-@dataclass
-class MultiviewSet:
-    """Rows (sequence x camera) of unlabeled multi-view datasets, frames concatenated.
+@dataclass(kw_only=True)
+class MultiviewSet(FrameTable):
+    """Rows (sequence x camera) of unlabeled multi-view datasets (a ``FrameTable``) and their takes.
 
-    inputs (N, K, 3) float32 network input of every frame; row_start / row_frames (R,) each row's
-    first flat frame and frame count; takes: per take, the rows of its cameras (int arrays, >= 2
-    each); take_frames (T,) the frames all its rows share; take_names (T,) "<dataset>/<group>".
+    takes: per take, the rows of its cameras (int arrays, >= 2 each); take_frames (T,) the frames
+    all its rows share; take_names (T,) "<dataset>/<group>".
     """
 
-    names: list[str]
-    inputs: np.ndarray
-    row_start: np.ndarray
-    row_frames: np.ndarray
     takes: list[np.ndarray]
     take_frames: np.ndarray
     take_names: np.ndarray
-    keypoint_format: str = "coco_17"
 
-    def digest(self) -> str:
-        """sha256 of the inputs and the take structure (the resume fingerprint's data part)."""
-        digest = hashlib.sha256()
-        for array in (self.inputs, self.row_start, self.row_frames, self.take_frames, *self.takes):
-            digest.update(np.ascontiguousarray(array).tobytes())
-        return digest.hexdigest()
+    def digest(self, *extra: np.ndarray) -> str:
+        """sha256 of the frames and the take structure (the resume fingerprint's data part)."""
+        return super().digest(self.take_frames, *self.takes, *extra)
 
 
-def load_multiview(sources, keypoint_format: str = "coco_17") -> MultiviewSet:
+def load_multiview(sources, keypoint_format: str) -> MultiviewSet:
     """Read the train-split rows of ``unlabeled_multiview`` datasets.
 
     sources: list of (``store.Dataset``, ``detections.Detections``). Rows of one ``group`` are the
     cameras of one take; a take seen by one camera only gives no pair and is left out. Frame
     counts of a take's rows should agree; the shortest one bounds the frames sampled.
     """
-    inputs, starts, frames, takes, take_frames, take_names = [], [], [], [], [], []
-    offset = 0
+    table = FrameTableBuilder(keypoint_format)
+    takes, take_names = [], []
     for dataset, detections in sources:
         if dataset.role != "unlabeled_multiview":
             raise DataError(dataset.path, f"dataset {dataset.name!r} has role {dataset.role!r}; "
                                           f"multi-view metric learning reads unlabeled_multiview datasets")
-        check_detections(detections, dataset, keypoint_format)
-        rows = dataset.rows("train")
-        for group, take in rows.groupby("group", sort=False):
+        table.add_source(dataset, detections)
+        for group, take in dataset.rows("train").groupby("group", sort=False):
             take = take.drop_duplicates("camera")
             if len(take) < 2:
                 continue
-            members = []
+            takes.append(np.arange(len(take), dtype=np.int64) + table.num_rows)
             for _, row in take.iterrows():
-                width, height = dataset.camera_for(row).image_size
-                keypoints = detections.get(row["sequence"], row["camera"])
-                inputs.append(keypoints_to_input(keypoints, width, height))
-                members.append(len(starts))
-                starts.append(offset)
-                frames.append(len(keypoints))
-                offset += len(keypoints)
-            takes.append(np.asarray(members, dtype=np.int64))
-            take_frames.append(min(frames[m] for m in members))
+                table.add_row(dataset, row)
             take_names.append(f"{dataset.name}/{group}")
     if not takes:
         names = ", ".join(str(d.path) for d, _ in sources) or "none given"
         raise DataError(names, "no multi-view take (a group seen by two or more cameras) in the train split")
-    return MultiviewSet(
-        names=[d.name for d, _ in sources], inputs=np.concatenate(inputs),
-        row_start=np.asarray(starts, dtype=np.int64), row_frames=np.asarray(frames, dtype=np.int64),
-        takes=takes, take_frames=np.asarray(take_frames, dtype=np.int64),
-        take_names=np.asarray(take_names, dtype=object), keypoint_format=keypoint_format)
+    columns = table.columns()
+    take_frames = np.asarray([columns["row_frames"][t].min() for t in takes], dtype=np.int64)
+    return MultiviewSet(**columns, takes=takes, take_frames=take_frames,
+                        take_names=np.asarray(take_names, dtype=object))
 
 
 @dataclass
@@ -145,53 +126,25 @@ def sample_pairs(data: MultiviewSet, n: int, rng: np.random.Generator) -> PairBa
     return PairBatch(take, frame, rows_a, rows_b)
 
 
-@dataclass
-class MultiviewSettings:
-    """The objective's options (``--multiview-*``)."""
-
-    weight: float = 1.0  # of the triplet loss; 0 trains the regressor alone (the experiment's baseline)
-    pose_weight: float = 1.0  # of the canonical-pose regression (metres)
-    margin: float = 0.2  # triplet margin (embeddings are unit vectors: distances in [0, 2])
-    time_window: int = 10  # frames of the same take within this many frames are no negatives
-    pairs: int = 256  # instants per step (2 windows each)
-    embedding_dim: int = 128
-    flip: bool = True  # mirror both views of a random half of the pairs (same mirrored instant)
-
-    def validate(self) -> None:
-        for key in ("weight", "pose_weight", "margin"):
-            value = getattr(self, key)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ConfigError(f"multiview: {key} must be a non-negative number, got {value!r}")
-        for key, low in (("time_window", 0), ("pairs", 2), ("embedding_dim", 1)):
-            if int(getattr(self, key)) < low:
-                raise ConfigError(f"multiview: {key} must be an integer >= {low}, got {getattr(self, key)!r}")
-
-
-def _window(filter_widths, causal: bool) -> tuple[int, int]:
-    """(frames before, frames after) of the lifter's window: RF = product of the widths, centred
-    or, when causal, ending at the predicted frame (REFERENCES.md section 1)."""
-    rf = math.prod(int(w) for w in filter_widths)
-    return (rf - 1, 0) if causal else ((rf - 1) // 2, (rf - 1) // 2)
-
-
 class MultiviewObjective(Objective):
     """MCSS: triplet loss on two views of the same instants + canonical pose from the embedding.
 
-    data: the multi-view rows; formats: the lifter's output formats (in order; the regressor
-    predicts their union); group_formats: the format of each labeled group (``LabeledSet.formats``);
-    channels: the trunk's feature size; filter_widths / causal: the lifter's window;
-    keypoint_dropout: as for the labeled windows; seed: initialises the head and the regressor
-    (without touching global random state, so a rerun starts from the same weights).
+    data: the multi-view rows; settings: the objective's options; formats: the lifter's output
+    formats (in order; the regressor predicts their union); group_formats: the format of each
+    labeled group (``LabeledSet.formats``); channels: the trunk's feature size; flip: mirror both
+    views of a random half of the pairs (the same mirrored instant); keypoint_dropout: as for the
+    labeled windows; seed: initialises the head and the regressor (without touching global random
+    state, so a rerun starts from the same weights). The input window is the lifter's
+    (``attach``).
     """
 
     name = "multiview"
     terms = ("triplet", "pose", "d_pos", "d_neg", "active")
 
     def __init__(self, data: MultiviewSet, settings: MultiviewSettings, *, formats, group_formats,
-                 channels: int, filter_widths, causal: bool = False, keypoint_dropout: float = 0.0,
-                 device="cpu", seed: int = 0):
+                 channels: int, flip: bool = True, keypoint_dropout: float = 0.0, device="cpu", seed: int = 0):
         settings.validate()
-        self.data, self.settings = data, settings
+        self.data, self.settings, self.flip = data, settings, bool(flip)
         self.formats = [skeletons.get(f).name for f in formats]
         self.group_formats = list(group_formats)
         self.slices, start = {}, 0
@@ -199,7 +152,7 @@ class MultiviewObjective(Objective):
             n = skeletons.get(fmt).num_joints
             self.slices[fmt] = slice(start, start + n)
             start += n
-        self.before, self.after = _window(filter_widths, causal)
+        self.before = self.after = None  # the lifter's window (attach)
         self.keypoint_dropout = float(keypoint_dropout)
         self.device = torch.device(device)
         with torch.random.fork_rng(devices=[]):
@@ -208,14 +161,12 @@ class MultiviewObjective(Objective):
             # no dropout in the regressor: nn.Dropout draws from torch's global generator, which
             # would make runs irreproducible (the trunk below it has its own seeded dropout)
             self.regressor = EmbeddingToPose(settings.embedding_dim, start, dropout=0.0)
-        # a mirrored frame: left/right keypoints swapped, x negated (as SeparateHeadLifter.flip_input)
-        mirror = list(skeletons.get(data.keypoint_format).mirror)
-        mirrored = data.inputs[:, mirror] * np.array([-1.0, 1.0, 1.0], np.float32)[:data.inputs.shape[-1]]
-        # plain then mirrored frames, flattened: one index_select per step (as BatchAssembler)
-        table = np.concatenate([data.inputs, mirrored]).reshape(2 * len(data.inputs), -1)
-        self.table = torch.from_numpy(np.ascontiguousarray(table)).to(self.device)
+        self.frames = MirroredFrames(data, device)
         self.rng = np.random.default_rng(0)
         self.last: PairBatch | None = None
+
+    def attach(self, lifter) -> None:
+        self.before, self.after = lifter.window()
 
     def modules(self) -> dict[str, torch.nn.Module]:
         return {"head": self.head, "regressor": self.regressor}
@@ -224,7 +175,7 @@ class MultiviewObjective(Objective):
         s = self.settings
         return {"weight": float(s.weight), "pose_weight": float(s.pose_weight), "margin": float(s.margin),
                 "time_window": int(s.time_window), "pairs": int(s.pairs),
-                "embedding_dim": int(s.embedding_dim), "flip": bool(s.flip),
+                "embedding_dim": int(s.embedding_dim), "flip": self.flip,
                 "datasets": list(self.data.names), "takes": int(len(self.data.takes)),
                 "data_sha256": self.data.digest()}
 
@@ -236,13 +187,10 @@ class MultiviewObjective(Objective):
         data, n = self.data, int(self.settings.pairs)
         pairs = sample_pairs(data, n, self.rng)
         rows = np.concatenate([pairs.row_a, pairs.row_b])
-        index = window_index(data.row_start, data.row_frames, rows, np.concatenate([pairs.frame, pairs.frame]),
-                             self.before, self.after)
-        if self.settings.flip:  # both views of an instant mirrored together: still a positive pair
-            flip = self.rng.random(n) < 0.5
-            index += len(data.inputs) * np.concatenate([flip, flip])[:, None]
-        x = self.table.index_select(0, torch.from_numpy(index.reshape(-1)).to(self.device))
-        x = x.view(2 * n, index.shape[1], *data.inputs.shape[1:])
+        # both views of an instant mirrored together: still a positive pair
+        flip = np.tile(self.rng.random(n) < 0.5, 2) if self.flip else None
+        x = self.frames.gather(data.window_index(rows, np.concatenate([pairs.frame, pairs.frame]),
+                                                 self.before, self.after, flip))
         if self.keypoint_dropout > 0:
             keep = self.rng.random(x.shape[:3], dtype=np.float32) >= self.keypoint_dropout
             x = x * torch.from_numpy(keep).to(self.device)[..., None]
@@ -291,63 +239,16 @@ class MultiviewObjective(Objective):
             "settings": self.fingerprint()}}
 
 
-# ------------------------------------------------------------------ posebridge train options
-
-def add_train_arguments(parser) -> None:
-    d = MultiviewSettings()
-    group = parser.add_argument_group(
-        "multi-view metric learning (MCSS)",
-        "unlabeled synchronised multi-view video: the same instant from two cameras embeds close, "
-        "other instants (hardest in the batch) far; a regressor maps the embedding to the canonical "
-        "pose, trained on the labeled windows")
-    group.add_argument("--multiview", action="append", default=None, metavar="H5",
-                       help="an unlabeled_multiview dataset (.h5, its Parquet index beside it); repeat "
-                            "for several; enables the objective")
-    group.add_argument("--multiview-detections", action="append", default=None, metavar="H5",
-                       help="the 2D detections of the --multiview dataset at the same position")
-    group.add_argument("--multiview-weight", type=float, default=d.weight,
-                       help="weight of the triplet loss (0: train the embedding and regressor on the "
-                            "labeled windows only, a baseline)")
-    group.add_argument("--multiview-pose-weight", type=float, default=d.pose_weight,
-                       help="weight of the canonical-pose regression loss (metres)")
-    group.add_argument("--multiview-margin", type=float, default=d.margin,
-                       help="triplet margin between unit embeddings")
-    group.add_argument("--multiview-time-window", type=int, default=d.time_window, metavar="FRAMES",
-                       help="frames of the same take at most this far from the anchor are never negatives")
-    group.add_argument("--multiview-pairs", type=int, default=d.pairs, metavar="N",
-                       help="synchronised instants per step (two windows each)")
-    group.add_argument("--multiview-embedding-dim", type=int, default=d.embedding_dim, metavar="D",
-                       help="embedding size")
-
-
-def objective_from_args(args, context) -> MultiviewObjective | None:
-    from posebridge.data.detections import read_detections
-    from posebridge.data.store import open_dataset
-
-    paths = args.multiview or []
-    detection_paths = args.multiview_detections or []
-    if not paths:
-        if detection_paths:
-            raise ConfigError("train: --multiview-detections given without --multiview")
-        return None
-    if len(detection_paths) != len(paths):
-        raise ConfigError(f"train: {len(paths)} --multiview but {len(detection_paths)} --multiview-detections; "
-                          f"give one detection file per multi-view dataset, in the same order")
-    settings = MultiviewSettings(weight=args.multiview_weight, pose_weight=args.multiview_pose_weight,
-                                 margin=args.multiview_margin, time_window=args.multiview_time_window,
-                                 pairs=args.multiview_pairs, embedding_dim=args.multiview_embedding_dim,
-                                 flip=context.config.flip_augment)
-    datasets = [open_dataset(p) for p in paths]
-    detections = [read_detections(p) for p in detection_paths]
-    try:
-        config = context.config
-        data = load_multiview(list(zip(datasets, detections)), config.keypoint_format or "coco_17")
-    finally:
-        for f in (*datasets, *detections):
-            f.close()
-    return MultiviewObjective(data, settings, formats=context.formats, group_formats=context.train_set.formats,
-                              channels=config.channels, filter_widths=config.filter_widths, causal=config.causal,
-                              keypoint_dropout=config.keypoint_dropout, device=context.device, seed=context.seed)
+def objective_from_sources(sources, context: ObjectiveContext) -> MultiviewObjective:
+    """The objective of a training run (``context``) on ``unlabeled_multiview`` ``sources``
+    ((``store.Dataset``, ``detections.Detections``) pairs), with ``context.config``'s
+    ``multiview`` settings."""
+    config = context.config
+    data = load_multiview(sources, config.keypoint_format)
+    return MultiviewObjective(data, config.multiview, formats=context.formats,
+                              group_formats=context.train_set.formats, channels=config.channels,
+                              flip=config.flip_augment, keypoint_dropout=config.keypoint_dropout,
+                              device=context.device, seed=context.seed)
 
 
 # ------------------------------------------------------------------ using a trained embedding

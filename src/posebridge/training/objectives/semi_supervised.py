@@ -1,5 +1,6 @@
-"""VideoPose3D's semi-supervised training from unlabeled video (REFERENCES.md section 1), as a
-``train.Objective``.
+"""VideoPose3D's semi-supervised training from unlabeled video (Pavllo et al., "3D human pose
+estimation in video with temporal convolutions and semi-supervised training", CVPR 2019), as a
+``training.loop.Objective``.
 
 Every step after ``warmup_epochs`` epochs, windows of unlabeled 2D (detections of
 ``unlabeled_video`` datasets, or of a labeled dataset's subjects whose 3D labels are withheld by
@@ -24,9 +25,10 @@ output joint) predicts the camera-space position of the reference format's root.
 
 Which joints are compared in 2D: the detector sees COCO-17 surface points, the lifter predicts
 other skeletons' joint centres. With an exact mapping to ``coco_17`` all its joints are used;
-otherwise the elbows, wrists, knees and ankles (``REPROJECTION_JOINTS``): hinge joints that every
+otherwise the elbows, wrists, knees and ankles (``skeletons.HINGE_JOINTS``): hinge joints that every
 format and COCO place at the same point to within a centimetre, whereas shoulders, hips and the
-head differ by several (docs/internals.md, REFERENCES.md section 4).
+head differ by several (docs/internals.md): the same joint name in two formats is not always
+the same point, the problem Sárándi et al.'s ACAE (WACV 2023) addresses.
 
 Unlabeled windows are flipped like labeled ones (mirrored 2D with the mirrored camera); all
 randomness derives from ``(seed, epoch)`` so a resumed run is bit-identical.
@@ -34,8 +36,6 @@ randomness derives from ``(seed, epoch)`` so a resumed run is bit-identical.
 
 from __future__ import annotations
 
-import hashlib
-import json
 
 import numpy as np
 import torch
@@ -47,27 +47,20 @@ from posebridge.geometry.cameras import (
     project_points_torch,
     undistort_points,
 )
-from posebridge.data.windows import window_index
+from posebridge.data.frames import FrameTable, FrameTableBuilder
 from posebridge.errors import ConfigError, DataError
-from posebridge.models.lifter import keypoints_to_input
 from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
-from posebridge.training.loop import Objective, StepOutputs, epoch_seed
-from posebridge.training.data import check_detections, flip_cameras, select_subjects
+from posebridge.training.data import MirroredFrames, select_subjects
+from posebridge.training.loop import Objective, ObjectiveContext, StepOutputs, epoch_seed
+from posebridge.training.settings import PLACEMENTS, SEMI_TERMS, SemiSupervisedSettings
 
-__all__ = ["UnlabeledSet", "load_unlabeled", "SemiSupervised", "weighted_mpjpe", "reprojection_error",
-           "bone_length_gap", "place_at_depth", "correspondence", "REPROJECTION_JOINTS", "PLACEMENTS",
-           "add_train_arguments", "objective_from_args"]
+__all__ = ["load_unlabeled", "SemiSupervised", "objective_from_sources", "weighted_mpjpe", "reprojection_error",
+           "bone_length_gap", "place_at_depth", "PLACEMENTS"]
 
-REPROJECTION_JOINTS = ("lelbow", "relbow", "lwrist", "rwrist", "lknee", "rknee", "lankle", "rankle")
 MIN_DEPTH_M = 0.1
 """Unlabeled joints predicted nearer than this (metres) are left out of the reprojection: their
 projection (and its ~1/z^2 gradient) means nothing."""
-DEFAULT_WEIGHTS = {"traj": 1.0, "proj": 1.0, "bone": 1.0}
-PLACEMENTS = ("trajectory", "depth")
-"""How an unlabeled pose is placed in its camera for the reprojection: ``trajectory`` at the
-trajectory model's position (VideoPose3D); ``depth`` at the trajectory model's depth, with x and
-y solved in closed form so the pose's joints sit on their rays on average (``place_at_depth``)."""
-# random streams of train.epoch_seed used here (the training loop uses 1 and 2)
+# random streams of training.loop.epoch_seed used here (the training loop uses 1 and 2)
 _SAMPLE_STREAM, _DROPOUT_STREAM = 31, 32
 
 
@@ -122,96 +115,42 @@ def bone_length_gap(labeled: torch.Tensor, unlabeled: torch.Tensor, bones) -> to
     return (lengths(labeled) - lengths(unlabeled)).abs().mean()
 
 
-def correspondence(fmt: str, keypoint_format: str = "coco_17") -> tuple[np.ndarray, np.ndarray]:
-    """(joints of ``fmt``, keypoints of ``keypoint_format``) index pairs that are the same point
-    (module docstring)."""
-    coco = skeletons.get(keypoint_format)
-    try:
-        return np.asarray(skeletons.mapping(fmt, coco.name)), np.arange(coco.num_joints)
-    except ConfigError:
-        pass
-    names = skeletons.get(fmt).joint_names
-    missing = [n for n in REPROJECTION_JOINTS if n not in names or n not in coco.joint_names]
-    if missing:
-        raise ConfigError(f"semi-supervised: format {fmt} or keypoint format {coco.name} lacks joint(s) "
-                          f"{', '.join(missing)} to compare in 2D")
-    return (np.array([names.index(n) for n in REPROJECTION_JOINTS]),
-            np.array([coco.joint_names.index(n) for n in REPROJECTION_JOINTS]))
-
-
 # ------------------------------------------------------------------------------------ the data
 
 
-class UnlabeledSet:
-    """Unlabeled rows' network inputs (N, K, 3) and cameras, frames of all rows concatenated.
-
-    Per row: ``row_start``, ``row_frames``, ``row_intrinsics`` (R, 4) px, ``row_distortion`` (R, 5),
-    ``row_size`` (R, 2) width, height px; ``names`` the source datasets; ``rows`` (R,)
-    "dataset/sequence/camera"; ``keypoint_format`` the input keypoints' skeleton format.
-    """
-
-    def __init__(self, names, inputs, row_start, row_frames, row_intrinsics, row_distortion, row_size, rows,
-                 keypoint_format: str = "coco_17"):
-        self.names = list(names)
-        self.keypoint_format = skeletons.get(keypoint_format).name
-        self.inputs = np.asarray(inputs, dtype=np.float32)
-        self.row_start = np.asarray(row_start, dtype=np.int64)
-        self.row_frames = np.asarray(row_frames, dtype=np.int64)
-        self.row_intrinsics = np.asarray(row_intrinsics, dtype=np.float64).reshape(-1, 4)
-        self.row_distortion = np.asarray(row_distortion, dtype=np.float64).reshape(-1, 5)
-        self.row_size = np.asarray(row_size, dtype=np.float64).reshape(-1, 2)
-        self.rows = list(rows)
-
-    @property
-    def num_frames(self) -> int:
-        return len(self.inputs)
-
-    def digest(self) -> str:
-        h = hashlib.sha256()
-        for a in (self.inputs, self.row_frames, self.row_intrinsics, self.row_distortion, self.row_size):
-            h.update(np.ascontiguousarray(a).tobytes())
-        return h.hexdigest()
-
-
-def load_unlabeled(sources, labeled_subjects: dict | None = None, keypoint_format: str = "coco_17") -> UnlabeledSet:
+def load_unlabeled(sources, labeled_subjects: dict | None, keypoint_format: str) -> FrameTable:
     """The unlabeled 2D of ``sources`` ((``store.Dataset``, ``detections.Detections``) pairs).
 
     An ``unlabeled_video`` dataset contributes its train-split rows; a ``labeled`` dataset the
     train-split rows of the subjects ``labeled_subjects`` leaves unlabeled (their 3D is not read).
     """
-    inputs, per_row = [], {k: [] for k in ("start", "frames", "intrinsics", "distortion", "size", "name")}
-    offset = 0
+    table = FrameTableBuilder(keypoint_format)
     for dataset, detections in sources:
-        check_detections(detections, dataset, keypoint_format)
-        rows = dataset.rows("train")
-        if dataset.role == "labeled":
-            chosen = (labeled_subjects or {}).get(dataset.name)
-            if chosen is None:
-                raise ConfigError(f"semi-supervised: every subject of labeled dataset {dataset.name!r} is "
-                                  f"labeled; name its labeled ones in train.labeled_subjects to use the rest")
-            labeled = select_subjects(rows, chosen, f"labeled_subjects.{dataset.name}")
-            rows = rows[~rows["subject"].isin(labeled["subject"].unique())]
-        elif dataset.role != "unlabeled_video":
-            raise DataError(dataset.path, f"dataset {dataset.name!r} has role {dataset.role!r}; unlabeled video "
-                                          f"comes from role unlabeled_video (or a labeled dataset's unlabeled subjects)")
-        if len(rows) == 0:
-            raise DataError(dataset.path, f"dataset {dataset.name!r} has no unlabeled training rows")
+        table.add_source(dataset, detections)
+        rows = _unlabeled_rows(dataset, labeled_subjects)
         for _, row in rows.iterrows():
-            camera = dataset.camera_for(row)
-            width, height = camera.image_size
-            inputs.append(keypoints_to_input(detections.get(row["sequence"], row["camera"]), width, height))
-            per_row["start"].append(offset)
-            per_row["frames"].append(int(row["frames"]))
-            per_row["intrinsics"].append(camera.intrinsics)
-            per_row["distortion"].append(camera.distortion)
-            per_row["size"].append((width, height))
-            per_row["name"].append(f"{dataset.name}/{row['sequence']}/{row['camera']}")
-            offset += int(row["frames"])
-    if not inputs:
+            table.add_row(dataset, row)
+    if not sources:
         raise ConfigError("semi-supervised: no unlabeled datasets given")
-    return UnlabeledSet(list(dict.fromkeys(d.name for d, _ in sources)), np.concatenate(inputs), per_row["start"],
-                        per_row["frames"], per_row["intrinsics"], per_row["distortion"], per_row["size"],
-                        per_row["name"], keypoint_format)
+    return FrameTable(**table.columns())
+
+
+def _unlabeled_rows(dataset, labeled_subjects: dict | None):
+    """The train-split index rows of ``dataset`` whose 3D labels stay unused."""
+    rows = dataset.rows("train")
+    if dataset.role == "labeled":
+        chosen = (labeled_subjects or {}).get(dataset.name)
+        if chosen is None:
+            raise ConfigError(f"semi-supervised: every subject of labeled dataset {dataset.name!r} is "
+                              f"labeled; name its labeled ones in train.labeled_subjects to use the rest")
+        labeled = select_subjects(rows, chosen, f"labeled_subjects.{dataset.name}")
+        rows = rows[~rows["subject"].isin(labeled["subject"].unique())]
+    elif dataset.role != "unlabeled_video":
+        raise DataError(dataset.path, f"dataset {dataset.name!r} has role {dataset.role!r}; unlabeled video "
+                                      f"comes from role unlabeled_video (or a labeled dataset's unlabeled subjects)")
+    if len(rows) == 0:
+        raise DataError(dataset.path, f"dataset {dataset.name!r} has no unlabeled training rows")
+    return rows
 
 
 # ------------------------------------------------------------------------------------ the objective
@@ -219,44 +158,26 @@ def load_unlabeled(sources, labeled_subjects: dict | None = None, keypoint_forma
 
 class SemiSupervised(Objective):
     """The objective (module docstring). ``config``: the run's ``TrainConfig`` (architecture,
-    flips, BN schedule); ``formats``: the lifter's output formats; ``reference_format``: whose root
-    the trajectory model predicts and whose joints are reprojected (default: the first format
-    that fits); ``batch_size``: unlabeled windows per step (default: the labeled batch size)."""
+    flips, BN schedule); ``formats``: the lifter's output formats; ``settings``: the objective's
+    options (``SemiSupervisedSettings``; default ``config.semi_supervised``); ``seed``
+    initialises the trajectory model and calibrates its batch-norm statistics; ``labeled``: the
+    labeled training set, whose windows join that calibration."""
 
     name = "semi"
-    terms = ("traj", "proj", "bone")
+    terms = SEMI_TERMS
 
-    def __init__(self, unlabeled: UnlabeledSet, config, formats, *, device="cpu", seed: int = 0,
-                 weights: dict | None = None, warmup_epochs: int = 1, batch_size: int | None = None,
-                 reference_format: str | None = None, labeled=None, placement: str = "trajectory"):
-        if placement not in PLACEMENTS:
-            raise ConfigError(f"semi-supervised: unknown placement {placement!r}; valid: {', '.join(PLACEMENTS)}")
-        self.placement = placement
-        unknown = sorted(set(weights or {}) - set(DEFAULT_WEIGHTS))
-        if unknown:
-            raise ConfigError(f"semi-supervised: unknown weight(s) {unknown}; valid: {', '.join(DEFAULT_WEIGHTS)}")
-        self.weights = {**DEFAULT_WEIGHTS, **(weights or {})}
-        if any(not np.isfinite(v) or v < 0 for v in self.weights.values()):
-            raise ConfigError(f"semi-supervised: weights must be non-negative numbers, got {self.weights}")
-        if int(warmup_epochs) < 0:
-            raise ConfigError(f"semi-supervised: warmup_epochs must be >= 0, got {warmup_epochs}")
+    def __init__(self, unlabeled: FrameTable, config, formats, *, settings: SemiSupervisedSettings | None = None,
+                 device="cpu", seed: int = 0, labeled=None):
+        settings = config.semi_supervised if settings is None else settings
+        settings.validate()
         self.data, self.config, self.formats = unlabeled, config, list(formats)
-        self.warmup_epochs = int(warmup_epochs)
-        self.batch_size = int(batch_size or config.batch_size)
-        if self.batch_size < 1:
-            raise ConfigError(f"semi-supervised: batch_size must be positive, got {batch_size}")
-        if reference_format is None:
-            fits = [f for f in self.formats if _fits(f, unlabeled.keypoint_format)]
-            if not fits:
-                raise ConfigError(f"semi-supervised: none of the formats {self.formats} has the joints "
-                                  f"{', '.join(REPROJECTION_JOINTS)} to compare with COCO-17")
-            reference_format = fits[0]
-        self.reference = skeletons.get(reference_format).name
-        if self.reference not in self.formats:
-            raise ConfigError(f"semi-supervised: reference format {self.reference} is not trained "
-                              f"(formats: {', '.join(self.formats)})")
-        self.joints, self.keypoints = correspondence(self.reference, unlabeled.keypoint_format)
+        self.weights, self.placement = dict(settings.weights), settings.placement
+        self.warmup_epochs = int(settings.warmup_epochs)
+        self.batch_size = int(settings.batch_size or config.batch_size)
+        self.reference = _reference_format(self.formats, unlabeled.keypoint_format, settings.reference_format)
+        self.joints, self.keypoints = skeletons.keypoint_correspondence(self.reference, unlabeled.keypoint_format)
         self.device = torch.device(device)
+        self.seed = int(seed)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(epoch_seed(seed, 0, 33))
             self.trajectory = TemporalModelOptimized(
@@ -264,36 +185,31 @@ class SemiSupervised(Objective):
                 filter_widths=config.filter_widths, causal=config.causal, dropout=config.dropout,
                 channels=config.channels)
         self.before, self.after = self.trajectory.window()
-        mirror = list(skeletons.get(unlabeled.keypoint_format).mirror)
-        plain = unlabeled.inputs
-        flipped = plain[:, mirror].copy()
-        flipped[..., 0] *= -1
-        self.inputs = torch.from_numpy(np.concatenate([plain, flipped]).reshape(2 * len(plain), -1))
-        intr = torch.from_numpy(unlabeled.row_intrinsics.astype(np.float32))
-        dist = torch.from_numpy(unlabeled.row_distortion.astype(np.float32))
-        size = torch.from_numpy(unlabeled.row_size.astype(np.float32))
-        fi, fd = flip_cameras(intr, dist, size[:, 0])
-        self.intrinsics, self.distortion = torch.cat([intr, fi]), torch.cat([dist, fd])
-        self.size = torch.cat([size, size])
-        self._cum = np.concatenate([[0], np.cumsum(unlabeled.row_frames)])
+        self.frames = MirroredFrames(unlabeled, device)
         self._rows = self._centres = None
-        self.rays = self._rays() if placement == "depth" else None
+        self.rays = self._rays() if self.placement == "depth" else None
         self.labeled = labeled  # the LabeledSet, for the trajectory model's batch-norm statistics
 
     def _rays(self) -> torch.Tensor:
         """(2N, K, 2) undistorted (X/Z, Y/Z) of every input keypoint, plain then mirrored frames
         (each through its row's camera, mirrored for mirrored frames)."""
-        n = self.data.num_frames
-        frame_row = np.repeat(np.arange(len(self.data.row_frames)), self.data.row_frames)
-        rows = np.concatenate([frame_row, frame_row + len(self.data.row_frames)])
-        keypoints = self.inputs.view(2 * n, *self.data.inputs.shape[1:]).numpy()
-        size = self.size.numpy().astype(np.float64)
+        data = self.data
+        frame_row = data.frame_rows()
+        rows = np.concatenate([frame_row, frame_row + data.num_rows])
+        keypoints = data.mirrored_inputs()
+        size = self.frames.size.cpu().numpy().astype(np.float64)
         px = image_coordinates(keypoints[..., :2].astype(np.float64), size[rows, 0, None], size[rows, 1, None])
-        rays = undistort_points(px, self.intrinsics.numpy()[rows][:, None].astype(np.float64),
-                                self.distortion.numpy()[rows][:, None].astype(np.float64), normalised=True)
-        return torch.from_numpy(rays.astype(np.float32))
+        rays = undistort_points(px, self.frames.intrinsics.cpu().numpy()[rows][:, None].astype(np.float64),
+                                self.frames.distortion.cpu().numpy()[rows][:, None].astype(np.float64),
+                                normalised=True)
+        return torch.from_numpy(rays.astype(np.float32)).to(self.device)
 
     # -------------------------------------------------------------- Objective interface
+
+    def attach(self, lifter) -> None:
+        if lifter.keypoint_format != self.data.keypoint_format:
+            raise ConfigError(f"semi-supervised: the lifter reads {lifter.keypoint_format} keypoints, the "
+                              f"unlabeled detections are {self.data.keypoint_format}")
 
     def modules(self):
         return {"trajectory": self.trajectory}
@@ -301,7 +217,7 @@ class SemiSupervised(Objective):
     def fingerprint(self) -> dict:
         return {"weights": self.weights, "warmup_epochs": self.warmup_epochs, "batch_size": self.batch_size,
                 "reference_format": self.reference, "placement": self.placement, "datasets": self.data.names,
-                "rows": len(self.data.row_frames), "frames": self.data.num_frames, "data_sha256": self.data.digest()}
+                "rows": self.data.num_rows, "frames": self.data.num_frames, "data_sha256": self.data.digest()}
 
     def start_epoch(self, epoch: int, seed: int) -> None:
         self.rng = np.random.default_rng(epoch_seed(seed, epoch, _SAMPLE_STREAM))
@@ -316,23 +232,15 @@ class SemiSupervised(Objective):
     def sample(self, epoch: int, step: int):
         if not self.active(epoch):  # warm-up: labeled windows only (and no unlabeled BN statistics)
             return None
-        frames = self.rng.integers(0, self.data.num_frames, self.batch_size)
-        rows = np.searchsorted(self._cum, frames, side="right") - 1
-        local = frames - self._cum[rows]
+        rows, local = self.data.locate(self.rng.integers(0, self.data.num_frames, self.batch_size))
         flip = (self.rng.random(self.batch_size) < 0.5) if self.config.flip_augment else np.zeros(self.batch_size, bool)
-        index = window_index(self.data.row_start, self.data.row_frames, rows, local, self.before, self.after)
-        index = index + self.data.num_frames * flip[:, None]
-        device = next(self.trajectory.parameters()).device
-        x = self.inputs.index_select(0, torch.from_numpy(index.reshape(-1))).to(device)
-        self._rows = torch.from_numpy(rows + len(self.data.row_frames) * flip).to(device)
-        self._centres = torch.from_numpy(index[:, self.before])
-        return x.view(self.batch_size, index.shape[1], *self.data.inputs.shape[1:])
+        index = self.data.window_index(rows, local, self.before, self.after, flip)
+        self._rows = self.frames.camera_rows(rows, flip)
+        self._centres = torch.from_numpy(index[:, self.before]).to(self.device)
+        return self.frames.gather(index)
 
     def losses(self, out: StepOutputs, epoch: int) -> dict:
         tb = out.labeled
-        if out.lifter.keypoint_format != self.data.keypoint_format:
-            raise ConfigError(f"semi-supervised: the lifter reads {out.lifter.keypoint_format} keypoints, the "
-                              f"unlabeled detections are {self.data.keypoint_format}")
         B = len(tb.inputs)
         unlabeled = out.extra_pred is not None
         inputs = torch.cat([tb.inputs, out.extra_inputs]) if unlabeled else tb.inputs
@@ -351,26 +259,26 @@ class SemiSupervised(Objective):
             centre = out.extra_inputs[:, self.before][:, keypoints]
             rel = (pose - pose[:, root:root + 1])[:, joints]
             if self.placement == "depth":
-                rays = self.rays[self._centres][:, self.keypoints].to(pose.device)
+                rays = self.rays[self._centres][:, self.keypoints]
                 absolute = place_at_depth(rel, trajectory[B:, 2], rays, centre[..., 2])
             else:
                 absolute = rel + trajectory[B:, None]
-            rows = self._rows
-            terms["proj"] = reprojection_error(absolute, centre,
-                                               self.intrinsics.to(pose.device)[rows], self.distortion.to(pose.device)[rows],
-                                               self.size.to(pose.device)[rows, 0], self.size.to(pose.device)[rows, 1])
+            rows, frames = self._rows, self.frames
+            terms["proj"] = reprojection_error(absolute, centre, frames.intrinsics[rows], frames.distortion[rows],
+                                               frames.size[rows, 0], frames.size[rows, 1])
             gaps = [bone_length_gap(out.labeled_pred[:, out.lifter.slices[f]], out.extra_pred[:, out.lifter.slices[f]],
                                     skeletons.get(f).bones) for f in self.formats if skeletons.get(f).bones]
             terms["bone"] = torch.stack(gaps).mean() if gaps else zero
         else:
             terms["proj"] = terms["bone"] = zero
-        terms["total"] = sum(self.weights[k] * terms[k] for k in DEFAULT_WEIGHTS)
+        terms["total"] = sum(self.weights[k] * terms[k] for k in SEMI_TERMS)
         return terms
 
     @torch.no_grad()
-    def calibrate_trajectory(self, batches: int = 8, seed: int = 0) -> None:
+    def calibrate_trajectory(self, batches: int = 8, seed: int | None = None) -> None:
         """Recompute the trajectory model's batch-norm running statistics (a plain average over
-        ``batches`` batches of labeled and unlabeled windows, half each, as in training).
+        ``batches`` batches of labeled and unlabeled windows, half each, as in training), the
+        windows drawn from ``seed`` (default: the run's).
 
         The annealed momentum (down to ``bn_momentum_final``) leaves the running statistics behind
         the weights in a short schedule. The lifter's root-relative output hardly notices (a
@@ -378,25 +286,18 @@ class SemiSupervised(Objective):
         eval mode against 0.22 m with batch statistics, 0.23 m after this recalibration.
         """
         model = self.trajectory
-        rng = np.random.default_rng([int(seed), 7])
-        sources = [(torch.from_numpy(self.data.inputs.reshape(self.data.num_frames, -1)), self.data.row_start,
-                    self.data.row_frames)]
-        if self.labeled is not None and self.labeled.num_frames:
-            sources.append((torch.from_numpy(self.labeled.inputs.reshape(self.labeled.num_frames, -1)),
-                            self.labeled.row_start, self.labeled.row_frames))
-        device = next(model.parameters()).device
-        shape = self.data.inputs.shape[1:]
-        half = max(1, self.batch_size // len(sources))
+        rng = np.random.default_rng([self.seed if seed is None else int(seed), 7])
+        tables = [self.data] + ([self.labeled] if self.labeled is not None and self.labeled.num_frames else [])
+        half = max(1, self.batch_size // len(tables))
 
         def windows():
             for _ in range(int(batches)):
                 parts = []
-                for table, starts, frames in sources:
-                    rows = rng.integers(0, len(frames), half)
-                    local = rng.integers(0, frames[rows])
-                    index = window_index(starts, frames, rows, local, self.before, self.after)
-                    parts.append(table.index_select(0, torch.from_numpy(index.reshape(-1))).view(half, -1, *shape))
-                yield torch.cat(parts).to(device)
+                for table in tables:
+                    rows = rng.integers(0, table.num_rows, half)
+                    local = rng.integers(0, table.row_frames[rows])
+                    parts.append(torch.from_numpy(table.windows(rows, local, self.before, self.after)))
+                yield torch.cat(parts).to(self.device)
 
         recalibrate_batch_norm(model, windows())
 
@@ -414,73 +315,33 @@ class SemiSupervised(Objective):
 
 def _fits(fmt: str, keypoint_format: str) -> bool:
     try:
-        correspondence(fmt, keypoint_format)
+        skeletons.keypoint_correspondence(fmt, keypoint_format)
         return True
     except ConfigError:
         return False
 
 
-# ------------------------------------------------------------------------------------ posebridge train
+def _reference_format(formats, keypoint_format: str, chosen: str | None) -> str:
+    """The trained format whose root the trajectory model predicts: ``chosen``, or the first of
+    ``formats`` with the joints to compare in 2D."""
+    if chosen is None:
+        fits = [f for f in formats if _fits(f, keypoint_format)]
+        if not fits:
+            raise ConfigError(f"semi-supervised: none of the formats {formats} has the joints "
+                              f"{', '.join(skeletons.HINGE_JOINTS)} to compare with {keypoint_format}")
+        chosen = fits[0]
+    reference = skeletons.get(chosen).name
+    if reference not in formats:
+        raise ConfigError(f"semi-supervised: reference format {reference} is not trained "
+                          f"(formats: {', '.join(formats)})")
+    return reference
 
 
-def add_train_arguments(parser) -> None:
-    group = parser.add_argument_group(
-        "semi-supervised training (VideoPose3D)",
-        "unlabeled video trains the lifter through a trajectory model, reprojection to the input 2D and "
-        "bone-length consistency; given by --unlabeled-video")
-    group.add_argument("--unlabeled-video", action="append", default=None, metavar="H5",
-                       help="a dataset whose 2D trains without 3D labels: role unlabeled_video, or a labeled "
-                            "dataset (its subjects outside train.labeled_subjects); repeat for several")
-    group.add_argument("--unlabeled-detections", action="append", default=None, metavar="H5",
-                       help="the 2D detections of the --unlabeled-video dataset at the same position")
-    group.add_argument("--semi-weights", default="{}", metavar="JSON",
-                       help="weights of the terms traj (1/depth-weighted trajectory MPJPE), proj (reprojection) "
-                            "and bone (bone-length consistency), each 1 unless given, e.g. '{\"bone\": 0.5}'")
-    group.add_argument("--semi-warmup-epochs", type=int, default=1, metavar="N",
-                       help="epochs trained on labeled data only before the unlabeled terms count")
-    group.add_argument("--semi-batch-size", type=int, default=None, metavar="N",
-                       help="unlabeled windows per step (default: the labeled batch size)")
-    group.add_argument("--semi-placement", default="trajectory", choices=PLACEMENTS,
-                       help="where an unlabeled pose is placed for the reprojection: 'trajectory' at the "
-                            "trajectory model's position (VideoPose3D); 'depth' at its depth only, x and y "
-                            "solved in closed form from the 2D (the trajectory's sideways error stays out "
-                            "of the pose)")
-    group.add_argument("--semi-format", default=None, metavar="FORMAT",
-                       help="the output format whose root the trajectory model predicts and whose joints "
-                            "are reprojected (default: the first trained format with elbows, wrists, knees, ankles)")
-
-
-def objective_from_args(args, context):
-    """The ``SemiSupervised`` objective of ``posebridge train``'s options, or None without --unlabeled-video."""
-    from posebridge.data.detections import read_detections
-    from posebridge.data.store import open_dataset
-
-    videos, video_detections = args.unlabeled_video or [], args.unlabeled_detections or []
-    if not videos:
-        if video_detections:
-            raise ConfigError("train: --unlabeled-detections without --unlabeled-video")
-        return None
-    if len(video_detections) != len(videos):
-        raise ConfigError(f"train: {len(videos)} --unlabeled-video but {len(video_detections)} "
-                          f"--unlabeled-detections; give one per dataset")
-    try:
-        weights = json.loads(args.semi_weights or "{}")
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"train: --semi-weights is not JSON ({err})") from None
-    if not isinstance(weights, dict):
-        raise ConfigError(f"train: --semi-weights must be a JSON object, got {args.semi_weights!r}")
-    datasets = [open_dataset(p) for p in videos]
-    detections = [read_detections(p) for p in video_detections]
-    try:
-        keypoint_format = getattr(context.config, "keypoint_format", None) or "coco_17"
-        data = load_unlabeled(list(zip(datasets, detections)), context.config.labeled_subjects, keypoint_format)
-    finally:
-        for f in (*datasets, *detections):
-            f.close()
-    print(f"semi-supervised: {data.num_frames} unlabeled frames in {len(data.row_frames)} rows of "
-          f"{', '.join(data.names)}", flush=True)
-    return SemiSupervised(data, context.config, context.formats, device=context.device, seed=context.seed,
-                          weights=weights, warmup_epochs=args.semi_warmup_epochs,
-                          batch_size=args.semi_batch_size, reference_format=args.semi_format,
-                          placement=args.semi_placement,
+def objective_from_sources(sources, context: ObjectiveContext) -> SemiSupervised:
+    """The objective of a training run (``context``) on unlabeled ``sources`` ((``store.Dataset``,
+    ``detections.Detections``) pairs, see ``load_unlabeled``), with ``context.config``'s
+    ``semi_supervised`` settings."""
+    config = context.config
+    data = load_unlabeled(sources, config.labeled_subjects, config.keypoint_format)
+    return SemiSupervised(data, config, context.formats, device=context.device, seed=context.seed,
                           labeled=context.train_set)

@@ -1,0 +1,53 @@
+"""Command-line options that several ``posebridge`` subcommands share, each defined once.
+
+A command's ``add_arguments`` calls these for the options it shares and adds its own; its
+``main`` loads the model through :func:`load_model_from` so ``--threads`` and ``--device`` mean
+the same everywhere.
+"""
+
+from __future__ import annotations
+
+DEVICES = ("auto", "cpu", "cuda")
+MODEL_DEVICE_HELP = "where the model runs (auto: CUDA when available)"
+
+
+def add_model(parser, help: str = "trained model directory (holding model.pt)") -> None:
+    """``--model DIR``: one trained model directory."""
+    parser.add_argument("--model", required=True, metavar="DIR", help=help)
+
+
+def add_datasets_with_detections(parser, dataset_help: str) -> None:
+    """``--dataset H5`` and ``--detections H5``, both repeatable, paired by position."""
+    parser.add_argument("--dataset", action="append", required=True, metavar="H5", help=dataset_help)
+    parser.add_argument("--detections", action="append", required=True, metavar="H5",
+                        help="the 2D detections of the dataset at the same position")
+
+
+def add_device(parser, default: str = "auto", help: str = MODEL_DEVICE_HELP, threads: bool = True) -> None:
+    """``--device`` (resolved by ``posebridge.device.resolve_device``) and, with ``threads``,
+    ``--threads N`` (torch's CPU threads; see :func:`set_threads`)."""
+    parser.add_argument("--device", default=default, choices=DEVICES, help=help)
+    if threads:
+        parser.add_argument("--threads", type=int, default=None, metavar="N",
+                            help="CPU threads for torch (default: torch's choice)")
+
+
+def add_no_progress(parser) -> None:
+    """``--no-progress``: no progress bars."""
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def set_threads(args) -> None:
+    """Apply ``--threads`` to torch when the command has it and it is given."""
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def load_model_from(args):
+    """The ``inference.lift.LiftingModel`` of ``--model`` on ``--device``, after ``--threads``."""
+    from posebridge.inference.lift import load_model
+
+    set_threads(args)
+    return load_model(args.model, device=args.device)

@@ -1,0 +1,210 @@
+"""One table of 2D frames for every training source (labeled, unlabeled video, multi-view).
+
+Training reads *rows* (one sequence seen by one camera) of 2D detections as network input, the
+frames of all rows concatenated into one flat array: row ``r`` owns frames
+``[row_start[r], row_start[r] + row_frames[r])``. Rows come from *sources* (datasets, in the order
+given), each source's rows one after the other. ``FrameTableBuilder`` reads rows into a table;
+``FrameTable`` holds it with each row's camera, and answers what every consumer asks of it: the
+mirrored frames (a horizontal flip is a choice of table), the input windows of sampled (row,
+centre frame) pairs and a content digest (what a checkpoint must match to be resumed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+
+from posebridge.data.keypoints import keypoints_to_input
+from posebridge.data.windows import window_index
+from posebridge.errors import DataError
+from posebridge.geometry import skeletons
+
+__all__ = ["FrameTable", "FrameTableBuilder", "check_detections", "mirror_points", "open_sources"]
+
+
+@contextmanager
+def open_sources(dataset_paths, detection_paths):
+    """(``store.Dataset``, ``detections.Detections``) pairs of the files at the same positions,
+    closed on exit; the caller checks that the lists pair up."""
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset
+
+    opened = []
+    try:
+        for dataset_path, detection_path in zip(dataset_paths, detection_paths):
+            opened.append(open_dataset(dataset_path))
+            opened.append(read_detections(detection_path))
+        yield list(zip(opened[::2], opened[1::2]))
+    finally:
+        for f in opened:
+            f.close()
+
+
+def check_detections(detections, dataset, keypoint_format: str) -> None:
+    """Detections fit the lifter's input format and every row of ``dataset``; DataError otherwise."""
+    if detections.keypoint_format != keypoint_format:
+        raise DataError(detections.path, f"keypoints are {detections.keypoint_format}; the lifter "
+                                         f"takes {keypoint_format}")
+    detections.check_against(dataset)
+
+
+def mirror_points(points: np.ndarray, mirror, width=None) -> np.ndarray:
+    """Horizontal mirror of (N, J, C) points: swap left/right joints and negate channel 0 (or, with
+    ``width`` (N,), replace pixel x by width - x)."""
+    out = points[:, list(mirror)].copy()
+    out[..., 0] = -out[..., 0] if width is None else width[:, None] - out[..., 0]
+    return out
+
+
+@dataclass(kw_only=True)
+class FrameTable:
+    """Rows of 2D network input from several sources, frames concatenated.
+
+    Attributes:
+        names: the source datasets' names, one per source (a labeled set's groups).
+        keypoint_format: the skeleton format of the input keypoints.
+        inputs: (N, K, F) float32 network input of every frame (``data.keypoints``).
+        group_start: (G,) first flat frame of each source in ``inputs``.
+        row_group, row_start, row_frames: (R,) per row: source, first flat frame, frame count.
+        row_intrinsics (R, 4) px, row_distortion (R, 5), row_size (R, 2) width, height px: each
+            row's camera.
+        row_sequence, row_camera: (R,) names, for messages.
+        row_up: (R, 3) the world's up direction in each row's camera frame (``R @ (0, 0, 1)``);
+            None when unknown (hand-built tables).
+    """
+
+    names: list[str]
+    keypoint_format: str
+    inputs: np.ndarray
+    group_start: np.ndarray
+    row_group: np.ndarray
+    row_start: np.ndarray
+    row_frames: np.ndarray
+    row_intrinsics: np.ndarray
+    row_distortion: np.ndarray
+    row_size: np.ndarray
+    row_sequence: np.ndarray
+    row_camera: np.ndarray
+    row_up: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.inputs)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.row_frames)
+
+    def frames_per_group(self) -> list[np.ndarray]:
+        """Per source, the frame counts of its rows."""
+        return [self.row_frames[self.row_group == g] for g in range(len(self.names))]
+
+    def frame_rows(self) -> np.ndarray:
+        """(N,) the row of every flat frame."""
+        return np.repeat(np.arange(self.num_rows), self.row_frames)
+
+    def locate(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat frame indices (B,) -> (row (B,), frame within the row (B,)); rows must be
+        contiguous in row order (as the builder makes them)."""
+        cum = np.concatenate([[0], np.cumsum(self.row_frames)])
+        rows = np.searchsorted(cum, flat, side="right") - 1
+        return rows, flat - cum[rows]
+
+    def mirrored_inputs(self) -> np.ndarray:
+        """(2N, K, F): every frame as is, then horizontally mirrored (left/right keypoints
+        swapped, x negated, as ``SeparateHeadLifter.flip_input``)."""
+        mirror = skeletons.get(self.keypoint_format).mirror
+        return np.concatenate([self.inputs, mirror_points(self.inputs, mirror)])
+
+    def window_index(self, rows, centres, before: int, after: int, flip=None) -> np.ndarray:
+        """(B, before + 1 + after) indices of the windows around ``centres`` (B,) of ``rows``
+        (B,), edge frames repeated (``windows.window_index``): into ``inputs``, or, with ``flip``
+        (B,) bool, into ``mirrored_inputs()`` (mirrored frames where True)."""
+        index = window_index(self.row_start, self.row_frames, rows, centres, before, after)
+        if flip is not None:
+            index += self.num_frames * np.asarray(flip, bool)[:, None]
+        return index
+
+    def windows(self, rows, centres, before: int, after: int) -> np.ndarray:
+        """(B, before + 1 + after, K, F) input windows (not mirrored)."""
+        return self.inputs[self.window_index(rows, centres, before, after)]
+
+    def digest(self, *extra: np.ndarray) -> str:
+        """sha256 of the inputs, the row structure, the cameras and ``extra`` arrays: a
+        regenerated dataset of the same size must not resume a stale run."""
+        digest = hashlib.sha256()
+        for array in (self.inputs, self.row_start, self.row_frames, self.row_intrinsics, self.row_distortion,
+                      self.row_size, *extra):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+
+class FrameTableBuilder:
+    """Reads index rows of datasets into the columns of a ``FrameTable``.
+
+    ``add_source`` starts a source (checks its detections), ``add_row`` reads one row's 2D and
+    returns its camera (for what a caller keeps besides, e.g. 3D targets), ``columns`` gives the
+    ``FrameTable`` fields.
+    """
+
+    def __init__(self, keypoint_format: str):
+        self.keypoint_format = skeletons.get(keypoint_format).name
+        self.names: list[str] = []
+        self.group_start: list[int] = []
+        self.inputs: list[np.ndarray] = []
+        self.rows = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "size",
+                                     "sequence", "camera", "up")}
+        self.offset = 0
+        self.detections = None
+
+    @property
+    def num_rows(self) -> int:
+        """Rows added so far (the index the next row gets)."""
+        return len(self.rows["start"])
+
+    def add_source(self, dataset, detections) -> int:
+        """Start the rows of ``dataset`` with ``detections`` (checked against it); its index."""
+        check_detections(detections, dataset, self.keypoint_format)
+        self.names.append(dataset.name)
+        self.group_start.append(self.offset)
+        self.detections = detections
+        return len(self.names) - 1
+
+    def add_row(self, dataset, row, frames: int | None = None):
+        """Append an index row of the current source (its first ``frames`` frames; None: all);
+        returns its ``Camera``."""
+        camera = dataset.camera_for(row)
+        self.detections.keypoints  # load the whole file once (on a source's first row); get() slices it
+        keypoints = self.detections.get(row["sequence"], row["camera"])
+        keypoints = keypoints if frames is None else keypoints[:frames]
+        width, height = camera.image_size
+        self.inputs.append(keypoints_to_input(keypoints, width, height))
+        values = {"group": len(self.names) - 1, "start": self.offset, "frames": len(keypoints),
+                  "intrinsics": camera.intrinsics, "distortion": camera.distortion, "size": (width, height),
+                  "sequence": str(row["sequence"]), "camera": str(row["camera"]),
+                  "up": camera.R @ np.array([0.0, 0.0, 1.0])}  # the world is Z-up
+        for key, value in values.items():
+            self.rows[key].append(value)
+        self.offset += len(keypoints)
+        return camera
+
+    def columns(self) -> dict:
+        """The ``FrameTable`` fields of the rows read so far."""
+        K = skeletons.get(self.keypoint_format).num_joints
+        rows = self.rows
+        return dict(
+            names=list(self.names), keypoint_format=self.keypoint_format,
+            inputs=np.concatenate(self.inputs) if self.inputs else np.zeros((0, K, 3), np.float32),
+            group_start=np.asarray(self.group_start, dtype=np.int64),
+            row_group=np.asarray(rows["group"], dtype=np.int64),
+            row_start=np.asarray(rows["start"], dtype=np.int64),
+            row_frames=np.asarray(rows["frames"], dtype=np.int64),
+            row_intrinsics=np.asarray(rows["intrinsics"], dtype=np.float64).reshape(-1, 4),
+            row_distortion=np.asarray(rows["distortion"], dtype=np.float64).reshape(-1, 5),
+            row_size=np.asarray(rows["size"], dtype=np.float64).reshape(-1, 2),
+            row_sequence=np.asarray(rows["sequence"], dtype=object),
+            row_camera=np.asarray(rows["camera"], dtype=object),
+            row_up=np.asarray(rows["up"], dtype=np.float64).reshape(-1, 3))

@@ -1,0 +1,291 @@
+"""Every training option, as one spec: what `posebridge train` and `posebridge finetune` take with
+``--spec`` (a JSON object; unknown keys are an error listing the valid ones).
+
+``TrainConfig`` holds the lifter's architecture, the optimisation schedule, the labeled data's
+sampling and, as nested sections, the options of the objectives that join the labeled losses:
+``semi_supervised`` (VideoPose3D's training from unlabeled video; Pavllo et al., CVPR 2019),
+``multiview`` (MCSS metric learning on synchronised cameras; Mitra et al., CVPR 2020) and
+``finetune`` (the head and the ACAE term of a fine-tuning run; Sárándi et al., WACV 2023). A
+section's options apply when its data is given (``--unlabeled-video``, ``--multiview``) or, for
+``finetune``, in `posebridge finetune`. Data file paths stay command-line options.
+
+Torch-free, so the workflow can read defaults while it builds its job graph.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, field, fields
+
+from posebridge.bridge.variants import ACAE_TERMS, VARIANTS
+from posebridge.errors import ConfigError
+from posebridge.specs import check_filter_widths, check_keys, load_spec
+
+__all__ = ["TrainConfig", "SemiSupervisedSettings", "MultiviewSettings", "FinetuneSettings", "SECTIONS",
+           "LOSS_NAMES", "PLACEMENTS", "SEMI_TERMS"]
+
+LOSS_NAMES = ("meanrel", "proj", "abs")
+"""The labeled loss terms (``training.loop.compute_losses``)."""
+SEMI_TERMS = ("traj", "proj", "bone")
+"""The semi-supervised terms (``training.objectives.semi_supervised``)."""
+PLACEMENTS = ("trajectory", "depth")
+"""How an unlabeled pose is placed in its camera for the reprojection: ``trajectory`` at the
+trajectory model's position (VideoPose3D); ``depth`` at the trajectory model's depth, with x and
+y solved in closed form so the pose's joints sit on their rays on average (``place_at_depth``)."""
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _fail(section: str, key: str, what: str, value):
+    raise ConfigError(f"{section}: {key} must be {what}, got {value!r}")
+
+
+def _section(cls, value, name: str):
+    """``value`` (a mapping of the section's keys, or an instance) as a validated ``cls``."""
+    if isinstance(value, cls):
+        settings = value
+    elif isinstance(value, dict):
+        check_keys(value, [f.name for f in fields(cls)], f"train: {name}")
+        settings = cls(**value)
+    else:
+        raise ConfigError(f"train: {name} must be a mapping of its keys, got {value!r}")
+    settings.validate()
+    return settings
+
+
+@dataclass
+class SemiSupervisedSettings:
+    """Options of the semi-supervised objective (spec section ``semi_supervised``)."""
+
+    weights: dict = field(default_factory=lambda: dict.fromkeys(SEMI_TERMS, 1.0))
+    """Weights of the terms traj (1/depth-weighted trajectory MPJPE), proj (reprojection) and
+    bone (bone-length consistency); a term not named keeps weight 1."""
+    warmup_epochs: int = 1
+    """Epochs trained on labeled data only before the unlabeled terms count."""
+    placement: str = "trajectory"
+    """Where an unlabeled pose is placed for the reprojection (``PLACEMENTS``)."""
+    batch_size: int | None = None
+    """Unlabeled windows per step (None: the labeled batch size)."""
+    reference_format: str | None = None
+    """The output format whose root the trajectory model predicts and whose joints are
+    reprojected (None: the first trained format with elbows, wrists, knees and ankles)."""
+
+    def validate(self) -> None:
+        where = "semi_supervised"
+        if not isinstance(self.weights, dict):
+            _fail(where, "weights", f"a mapping of {', '.join(SEMI_TERMS)}", self.weights)
+        check_keys(self.weights, SEMI_TERMS, f"{where}: weights")
+        self.weights = {**dict.fromkeys(SEMI_TERMS, 1.0), **self.weights}
+        if not all(_is_number(v) and v >= 0 for v in self.weights.values()):
+            _fail(where, "weights", "non-negative numbers", self.weights)
+        if not _is_int(self.warmup_epochs) or self.warmup_epochs < 0:
+            _fail(where, "warmup_epochs", "an integer >= 0", self.warmup_epochs)
+        if self.placement not in PLACEMENTS:
+            raise ConfigError(f"{where}: unknown placement {self.placement!r}; valid: {', '.join(PLACEMENTS)}")
+        if self.batch_size is not None and (not _is_int(self.batch_size) or self.batch_size < 1):
+            _fail(where, "batch_size", "null or a positive integer", self.batch_size)
+        if self.reference_format is not None:
+            from posebridge.geometry import skeletons
+
+            self.reference_format = skeletons.get(self.reference_format).name
+
+
+@dataclass
+class MultiviewSettings:
+    """Options of the multi-view objective (spec section ``multiview``); its windows are flipped
+    when ``TrainConfig.flip_augment`` is on."""
+
+    weight: float = 1.0
+    """Of the triplet loss; 0 trains the embedding and regressor on labeled windows alone (the
+    experiment's baseline)."""
+    pose_weight: float = 1.0
+    """Of the canonical-pose regression (metres)."""
+    margin: float = 0.2
+    """Triplet margin (embeddings are unit vectors: distances in [0, 2])."""
+    time_window: int = 10
+    """Frames of the same take within this many frames of the anchor are no negatives."""
+    pairs: int = 256
+    """Synchronised instants per step (two windows each)."""
+    embedding_dim: int = 128
+
+    def validate(self) -> None:
+        for key in ("weight", "pose_weight", "margin"):
+            if not _is_number(getattr(self, key)) or getattr(self, key) < 0:
+                _fail("multiview", key, "a non-negative number", getattr(self, key))
+        for key, low in (("time_window", 0), ("pairs", 2), ("embedding_dim", 1)):
+            if not _is_int(getattr(self, key)) or getattr(self, key) < low:
+                _fail("multiview", key, f"an integer >= {low}", getattr(self, key))
+
+
+@dataclass
+class FinetuneSettings:
+    """Options of `posebridge finetune` (spec section ``finetune``; ``bridge.variants``)."""
+
+    variant: str | None = None
+    """The head and loss (``bridge.variants.VARIANTS``); `posebridge finetune` needs one."""
+    output_reg_weight: float = 1.0
+    """output_reg: weight of the output regulariser |P - D(E(P))|."""
+    teacher_weight: float = 1.0
+    """hybrid: weight of the teacher term |Z - E(P)|."""
+    warmup_epochs: int = 1
+    """hybrid: epochs before the teacher term starts."""
+
+    def validate(self) -> None:
+        if self.variant is not None and self.variant not in VARIANTS:
+            _fail("finetune", "variant", f"one of {', '.join(VARIANTS)}", self.variant)
+        for key in ("output_reg_weight", "teacher_weight"):
+            if not _is_number(getattr(self, key)) or getattr(self, key) < 0:
+                _fail("finetune", key, "a non-negative number", getattr(self, key))
+        if not _is_int(self.warmup_epochs) or self.warmup_epochs < 0:
+            _fail("finetune", "warmup_epochs", "an integer >= 0", self.warmup_epochs)
+
+    def acae_weight(self) -> float:
+        """The weight of the variant's ACAE term (``bridge.variants.ACAE_TERMS``)."""
+        return float(getattr(self, f"{ACAE_TERMS[self.variant]}_weight"))
+
+
+SECTIONS = {"semi_supervised": SemiSupervisedSettings, "multiview": MultiviewSettings, "finetune": FinetuneSettings}
+"""The nested sections of the spec: the objectives' options."""
+
+
+@dataclass
+class TrainConfig:
+    """Training settings: the spec of `posebridge train` / `posebridge finetune` (module docstring)."""
+
+    filter_widths: list = field(default_factory=lambda: [3, 3, 3])
+    channels: int = 256
+    dropout: float = 0.25
+    causal: bool = False
+    epochs: int = 12
+    batch_size: int = 1024
+    lr: float = 1e-3
+    lr_decay: float = 0.95
+    amsgrad: bool = True
+    bn_momentum: float = 0.1
+    bn_momentum_final: float = 0.001
+    loss_weights: dict = field(default_factory=lambda: {"meanrel": 1.0, "proj": 1.0, "abs": 0.1})
+    abs_depth_weight: float = 0.2
+    keypoint_dropout: float = 0.1
+    flip_augment: bool = True
+    dataset_weights: dict = field(default_factory=dict)
+    samples_per_epoch: int | None = None
+    val_windows: int = 2048
+    bn_recalibration_batches: int = 20
+    """After the last epoch, recompute BatchNorm statistics over this many training batches
+    (0: keep the running averages; see ``models.temporal.recalibrate_batch_norm``)."""
+    labeled_subjects: dict = field(default_factory=dict)
+    """dataset name -> the training subjects whose 3D labels supervise: a count n (the first n
+    subjects by name) or a list of names; datasets not named use all their training subjects.
+    Limits 3D supervision, as the semi-supervised experiments of VideoPose3D and MCSS do."""
+    labeled_fraction: dict = field(default_factory=dict)
+    """dataset name -> the share in (0, 1] of each labeled take's frames (its first ones) whose 3D
+    labels supervise; VideoPose3D's label-scarce setting is 10 % of one subject."""
+    keypoint_format: str | None = None
+    """The lifter's input keypoint format (x, y, confidence): that of every dataset's detections
+    (coco_17 from the simulated / MediaPipe detectors, h36m_17 from VideoPose3D's CPN files);
+    None = the detections' own (``training.data.load_training_sets`` resolves it; they must agree)."""
+    semi_supervised: SemiSupervisedSettings = field(default_factory=SemiSupervisedSettings)
+    multiview: MultiviewSettings = field(default_factory=MultiviewSettings)
+    finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+
+    def __post_init__(self):
+        for name, cls in SECTIONS.items():  # a section given as a mapping (JSON) becomes its settings
+            setattr(self, name, _section(cls, getattr(self, name), name))
+
+    @classmethod
+    def from_dict(cls, spec: dict | None) -> "TrainConfig":
+        """Build and validate; an unknown key raises ConfigError listing the valid ones."""
+        spec = dict(spec or {})
+        check_keys(spec, [f.name for f in fields(cls)], "train")
+        weights = spec.get("loss_weights")
+        if weights is not None:
+            if not isinstance(weights, dict) or set(weights) - set(LOSS_NAMES):
+                raise ConfigError(f"train: loss_weights takes the keys {', '.join(LOSS_NAMES)}, got {weights!r}")
+            spec["loss_weights"] = {**cls().loss_weights, **weights}
+        config = cls(**spec)
+        config.validate()
+        return config
+
+    @classmethod
+    def parse(cls, spec: str | None) -> "TrainConfig":
+        """From a JSON object string or the path of a JSON file (empty/None -> defaults)."""
+        return cls.from_dict(load_spec(spec, "train: --spec"))
+
+    def validate(self) -> None:
+        def fail(key, what):
+            _fail("train", key, what, getattr(self, key))
+
+        self.filter_widths = check_filter_widths(self.filter_widths, "train: ")
+        for key in ("channels", "epochs", "batch_size"):
+            if not _is_int(getattr(self, key)) or getattr(self, key) < 1:
+                fail(key, "a positive integer")
+        for key in ("val_windows", "bn_recalibration_batches"):
+            if not _is_int(getattr(self, key)) or getattr(self, key) < 0:
+                fail(key, "a non-negative integer")
+        if self.samples_per_epoch is not None and (not _is_int(self.samples_per_epoch) or self.samples_per_epoch < 1):
+            fail("samples_per_epoch", "null or a positive integer")
+        for key in ("causal", "amsgrad", "flip_augment"):
+            if not isinstance(getattr(self, key), bool):
+                fail(key, "true or false")
+        for key in ("dropout", "keypoint_dropout"):
+            if not _is_number(getattr(self, key)) or not 0 <= getattr(self, key) < 1:
+                fail(key, "a number in [0, 1)")
+        if not _is_number(self.lr) or self.lr <= 0:
+            fail("lr", "a positive number")
+        for key in ("lr_decay", "bn_momentum", "bn_momentum_final"):
+            if not _is_number(getattr(self, key)) or not 0 < getattr(self, key) <= 1:
+                fail(key, "a number in (0, 1]")
+        if not _is_number(self.abs_depth_weight) or self.abs_depth_weight < 0:
+            fail("abs_depth_weight", "a non-negative number")
+        if not all(_is_number(v) and v >= 0 for v in self.loss_weights.values()):
+            fail("loss_weights", "non-negative numbers")
+        self._validate_data()
+        for name, cls in SECTIONS.items():
+            setattr(self, name, _section(cls, getattr(self, name), name))
+
+    def _validate_data(self) -> None:
+        """The per-dataset settings and the keypoint format."""
+        def fail(key, what):
+            _fail("train", key, what, getattr(self, key))
+
+        if not isinstance(self.labeled_subjects, dict) or not all(
+                (_is_int(v) and v >= 1) or (isinstance(v, (list, tuple)) and v and all(isinstance(x, str) for x in v))
+                for v in self.labeled_subjects.values()):
+            fail("labeled_subjects", "a mapping of dataset name -> a positive count or a list of subject names")
+        if not isinstance(self.labeled_fraction, dict) or not all(
+                _is_number(v) and 0 < v <= 1 for v in self.labeled_fraction.values()):
+            fail("labeled_fraction", "a mapping of dataset name -> a number in (0, 1]")
+        if not isinstance(self.dataset_weights, dict) or not all(
+                _is_number(v) and v >= 0 for v in self.dataset_weights.values()):
+            fail("dataset_weights", "a mapping of dataset name -> non-negative number")
+        if self.keypoint_format is not None:
+            from posebridge.geometry import skeletons
+
+            if not isinstance(self.keypoint_format, str):
+                fail("keypoint_format", "null or a skeleton format name")
+            skeletons.get(self.keypoint_format)  # ConfigError naming the known formats
+
+    def to_dict(self) -> dict:
+        """Plain types (the resolved config of a model directory; ``TrainConfig(**d)`` rebuilds it)."""
+        d = asdict(self)
+        d["filter_widths"] = [int(w) for w in self.filter_widths]
+        d["loss_weights"] = {k: float(v) for k, v in self.loss_weights.items()}
+        d["dataset_weights"] = {str(k): float(v) for k, v in self.dataset_weights.items()}
+        d["labeled_subjects"] = {str(k): (int(v) if not isinstance(v, (list, tuple)) else [str(x) for x in v])
+                                 for k, v in self.labeled_subjects.items()}
+        d["labeled_fraction"] = {str(k): float(v) for k, v in self.labeled_fraction.items()}
+        return d
+
+    def bn_momentum_at(self, epoch: int) -> float:
+        m0, m1 = self.bn_momentum, self.bn_momentum_final
+        return m0 * math.exp(-epoch / self.epochs * math.log(m0 / m1))
+
+    def lr_at(self, epoch: int) -> float:
+        return self.lr * self.lr_decay ** epoch

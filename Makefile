@@ -25,6 +25,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test]"
 	# MediaPipe's last release that bundles its pose model; its run-time deps are pinned in pyproject
 	$(BIN)/pip install --quiet --no-deps mediapipe==0.10.14
+	# real footage, as data: pose2sim's calibrated 4-camera demo takes, sports2d's demo video
+	$(BIN)/pip install --quiet --no-deps pose2sim==0.10.49 sports2d==0.8.34
 	touch $(STAMP)
 
 run: $(STAMP)

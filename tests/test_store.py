@@ -280,3 +280,25 @@ def test_inf_in_a_stored_file_fails_on_read_and_all_nan_is_unusable(written):
     _edit(path, lambda f: f["joints_3d"].__setitem__(slice(None), np.nan))
     with store.open_dataset(path) as ds, pytest.raises(DataError, match="tiny.h5: joints_3d is entirely missing"):
         ds.joints_3d_all()
+
+
+def test_footage_without_3d_is_written_when_declared_and_its_joints_cannot_be_read(tmp_path):
+    """Real footage has no 3D (has_3d false): joints all NaN are written then, and reading them
+    names the file; a declared 3D-less dataset holding values, or an undeclared all-NaN one, is refused."""
+    sample = _sample()
+    sample["joints_3d"] = np.full_like(sample["joints_3d"], np.nan)
+    path = tmp_path / "footage.h5"
+    with pytest.raises(DataError, match="entirely missing"):
+        store.write_dataset(path, **sample)
+    store.write_dataset(path, **sample, has_3d=False)
+    with store.open_dataset(path) as ds:
+        assert not ds.has_3d
+        with pytest.raises(DataError, match="footage.h5: dataset 'tiny' has no 3D joints"):
+            ds.sequence_3d(ds.sequences[0])
+    with store.open_dataset(tmp_path / "footage.h5") as ds, pytest.raises(DataError, match="no 3D"):
+        ds.joints_3d_all()
+    with pytest.raises(DataError, match="has_3d false"):
+        store.write_dataset(tmp_path / "other.h5", **_sample(), has_3d=False)
+    store.write_dataset(tmp_path / "labelled.h5", **_sample())
+    with store.open_dataset(tmp_path / "labelled.h5") as ds:
+        assert ds.has_3d

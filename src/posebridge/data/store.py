@@ -1,7 +1,7 @@
 """The dataset store: one HDF5 file (arrays) + one Parquet index (one row per sequence x camera).
 
 Layout (docs/internals.md, "Converted dataset"): attrs ``format_version``, ``name``, ``skeleton``,
-``role``; ``joints_3d`` (N, J, 3) float32 world millimetres, every sequence concatenated in time,
+``role``, ``has_3d`` (false: real footage without 3D, ``joints_3d`` all NaN; absent = true); ``joints_3d`` (N, J, 3) float32 world millimetres, every sequence concatenated in time,
 NaN = missing; ``cameras/{name,intrinsics,distortion,R,t,image_size}``; optional
 ``extra/<format>`` (N, J_f, 3) float32. A sequence is one take: all its camera rows share one
 block ``joints_3d[start:start + frames]``.
@@ -193,12 +193,14 @@ def _check_index(index: pd.DataFrame, num_frames: int, camera_names: np.ndarray)
 def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
                   joints_3d: np.ndarray, cameras: list, index: pd.DataFrame,
                   extra: dict[str, np.ndarray] | None = None,
-                  index_path: str | os.PathLike | None = None) -> None:
+                  index_path: str | os.PathLike | None = None, has_3d: bool = True) -> None:
     """Validate and write a converted dataset: ``h5_path`` and its Parquet index, each atomically.
 
     joints_3d: (N, J, 3) world millimetres (NaN = missing), J = the skeleton's joint count.
     cameras: list of ``cameras.Camera``; index: one row per sequence x camera (``INDEX_COLUMNS``,
     extra columns are kept); extra: format name -> (N, J_f, 3) arrays of the same frames.
+    has_3d: False for footage without any 3D (``joints_3d`` all NaN, e.g. videos to triangulate);
+    otherwise a joints_3d that is entirely NaN is refused.
     Invalid input raises ``DataError(h5_path, ...)`` and writes nothing.
     """
     h5_path = Path(h5_path)
@@ -212,8 +214,10 @@ def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
         num_frames = joints_3d.shape[0]
         if num_frames == 0:
             raise _Invalid("joints_3d has no frames")
-        if np.isnan(joints_3d).all():
+        if has_3d and np.isnan(joints_3d).all():
             raise _Invalid("joints_3d is entirely missing (every value is NaN)")
+        if not has_3d and not np.isnan(joints_3d).all():
+            raise _Invalid("a dataset without 3D (has_3d false) must have joints_3d all NaN")
         if isinstance(cameras, cameras_mod.Camera):
             raise _Invalid("cameras must be a list of Camera")
         camera_arrays = _camera_arrays(list(cameras))
@@ -227,7 +231,8 @@ def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
                                                               num_frames, f"extra/{fmt}")
     except _Invalid as err:
         raise DataError(h5_path, f"cannot write dataset: {err}") from None
-    attrs = {"format_version": FORMAT_VERSION, "name": name, "skeleton": skeleton_obj.name, "role": role}
+    attrs = {"format_version": FORMAT_VERSION, "name": name, "skeleton": skeleton_obj.name, "role": role,
+             "has_3d": bool(has_3d)}
     _write_files(h5_path, index_path, attrs, joints_3d, camera_arrays, index, extra_arrays)
 
 
@@ -310,11 +315,13 @@ class Dataset(LazyHDF5):
     """An opened, validated dataset. Arrays stay on disk; the HDF5 file is opened on first read.
 
     Use as a context manager or call ``close()``. Attributes: ``name``, ``skeleton`` (Skeleton),
-    ``role``, ``index`` (DataFrame), ``cameras`` (list[Camera]), ``num_frames``, ``extra_formats``.
+    ``role``, ``index`` (DataFrame), ``cameras`` (list[Camera]), ``num_frames``, ``extra_formats``,
+    ``has_3d`` (False: footage without 3D, whose joints cannot be read).
     """
 
     def __init__(self, path: Path, index_path: Path, *, name: str, skeleton, role: str,
-                 index: pd.DataFrame, cameras: list, num_frames: int, extra_formats: list[str]):
+                 index: pd.DataFrame, cameras: list, num_frames: int, extra_formats: list[str],
+                 has_3d: bool = True):
         self.path = path
         self.index_path = index_path
         self.name = name
@@ -324,6 +331,7 @@ class Dataset(LazyHDF5):
         self.cameras = cameras
         self.num_frames = num_frames
         self.extra_formats = extra_formats
+        self.has_3d = has_3d
         takes = index.drop_duplicates("sequence")
         self._spans = dict(zip(takes["sequence"], zip(takes["start"].tolist(), takes["frames"].tolist())))
 
@@ -358,8 +366,14 @@ class Dataset(LazyHDF5):
 
     def sequence_3d(self, sequence: str) -> np.ndarray:
         """(T, J, 3) float32 world joints (mm) of one sequence; reads only that slice."""
+        self._require_3d()
         start, frames = self.span(sequence)
         return self._read("joints_3d", start, start + frames)
+
+    def _require_3d(self) -> None:
+        if not self.has_3d:
+            raise DataError(self.path, f"dataset {self.name!r} has no 3D joints (footage without ground "
+                                       f"truth: posebridge triangulate gives multi-view footage 3D)")
 
     def sequence_extra(self, format: str, sequence: str) -> np.ndarray:
         """(T, J_f, 3) float32 world joints of one sequence in another skeleton format."""
@@ -371,6 +385,7 @@ class Dataset(LazyHDF5):
 
     def joints_3d_all(self) -> np.ndarray:
         """(N, J, 3) float32: every frame of the dataset; DataError when every joint is missing."""
+        self._require_3d()
         joints = self._read("joints_3d")
         if np.isnan(joints).all():
             raise DataError(self.path, "joints_3d is entirely missing (every value is NaN)")
@@ -444,8 +459,11 @@ def _load_arrays(f) -> dict:
             node = _read_field(f, f"extra/{fmt}")
             _check_joints(node.shape, node.dtype, fmt_skeleton.num_joints, num_frames, f"extra/{fmt}")
             extra_formats.append(fmt)
+    has_3d = f.attrs.get("has_3d", True)
+    if not isinstance(has_3d, (bool, np.bool_)):
+        raise _Invalid(f"attribute has_3d must be true or false, got {has_3d!r}")
     return {"name": name, "skeleton": skeleton, "role": role, "num_frames": num_frames,
-            "camera_arrays": arrays, "extra_formats": extra_formats}
+            "camera_arrays": arrays, "extra_formats": extra_formats, "has_3d": bool(has_3d)}
 
 
 def _cameras_from_arrays(arrays: dict[str, np.ndarray]) -> list:
@@ -492,5 +510,5 @@ def open_dataset(h5_path: str | os.PathLike, index_path: str | os.PathLike | Non
 
     return Dataset(path, index_path, name=info["name"], skeleton=info["skeleton"], role=info["role"],
                    index=index, cameras=cameras,
-                   num_frames=info["num_frames"], extra_formats=info["extra_formats"])
+                   num_frames=info["num_frames"], extra_formats=info["extra_formats"], has_3d=info["has_3d"])
 

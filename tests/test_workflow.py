@@ -145,7 +145,7 @@ def test_videopose3d_experiment_plans_methods_seeds_and_its_detector(tmp_path):
         assert all(f"--seed {expected} " in commands[n] for n in names)
     assert expected_seed(config["seed"], "vp3d_train", "labeled1_10pct", 0) != expected
     depth = commands["labeled1_10pct_semi_depth_s0"]
-    assert "--semi-placement depth" in depth and '"keypoint_format":"h36m_17"' in depth
+    assert '"semi_supervised":{' in depth and '"placement":"depth"' in depth and '"keypoint_format":"h36m_17"' in depth
     detector = settings["labels_detector"]
     for name in (settings["dataset"], *settings["video"]):  # every 2D of the run from the experiment's detector
         assert f"--unlabeled-detections results/detections/{name}/{detector}.h5" in depth

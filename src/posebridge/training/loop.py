@@ -337,7 +337,9 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     training signals (``Objective``); ``init_state``: a temporal-model state dict to start from
     (fine-tuning) instead of a random initialisation; ``output_map``: (R, J_union) map from R
     predicted points to the output joints (ACAE latent head, merged joints), None for one output
-    per joint.
+    per joint. ``config.divergence`` says what a diverging epoch does (rolled back to the best
+    epoch, then training continues at a reduced rate or stops; the log's ``divergence`` and
+    ``rolled_back_to`` columns say so); a NaN or inf loss raises ``TrainingError``.
     """
     device = resolve_device(device)
     if device.type == "cpu":

@@ -26,6 +26,7 @@ include: "workflow/rules/detect.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/acae.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/real_footage.smk"
 include: "workflow/rules/report.smk"
 # experiments beside the main pipeline: `snakemake experiments` (not part of `all`)
 include: "workflow/rules/experiments_mcss.smk"

@@ -34,7 +34,7 @@ FAKE_SLURM = REPO / "tests" / "fake_slurm"
 STUB_STEPS = FAKE_SLURM / "steps"
 REPORT_FILES = ["metrics.html", "baseline.html", "summary.csv", "training_curves.png", "skeletons.png",
                 "acae_comparison.html", "acae_comparison.csv", "acae_reconstruction.html", "acae_weights.png",
-                "acae_latents.png"]
+                "acae_latents.png", "real_footage.html", "real_footage_frames.png"]
 
 
 def snakemake(workdir: Path, *args, env: dict | None = None, check: bool = True,
@@ -104,20 +104,25 @@ def test_default_config_plans_every_test_set_with_derived_seeds(tmp_path):
     config = load_default_config()
     result = snakemake(tmp_path, "-n", "-p")
     counts = job_counts(result)
-    datasets = config["datasets"]
+    real = {n: d for n, d in config["datasets"].items() if d["source"] != "synthetic"}  # real footage
+    datasets = {n: d for n, d in config["datasets"].items() if n not in real}
     labeled = [n for n, d in datasets.items() if d["role"] == "labeled"]
     tests = [n for n, d in datasets.items()
              if d["role"] == "test" or (d["role"] == "labeled" and d["synth"].get("test_subjects", 1) > 0)]
     used = set(labeled) | set(tests)
     variants = config["acae"]["finetune"]["variants"]
     models = 2 + len(variants)  # initial, merged and the fine-tuned ones
-    assert counts == {"synth_generate": len(used), "detect_2d": len(used), "train_initial": 1, "finetune_merged": 1,
-                      "pseudo_gt": 1, "fit_acae": 1, "finetune": len(variants), "consistency": models,
-                      "evaluate": len(tests) * models, "report": 1, "report_acae": 1, "all": 1}
+    multiview = [n for n, d in real.items() if d["source"] == "pose2sim"]
+    assert sorted(real) == ["pose2sim", "real_videos"] and all(d["role"] == "test" for d in real.values())
+    assert counts == {"synth_generate": len(used), "detect_2d": len(used) + len(real), "train_initial": 1,
+                      "finetune_merged": 1, "pseudo_gt": 1, "fit_acae": 1, "finetune": len(variants),
+                      "consistency": models, "evaluate": len(tests) * models, "report": 1, "report_acae": 1,
+                      "convert": len(real), "triangulate": len(multiview), "evaluate_real": len(real) * models,
+                      "report_real": 1, "all": 1}
 
     # every job its own seed, derived from the master seed and the job's wildcards
     seeds = seeds_by_command(result)
-    assert len(set(seeds.values())) == len(seeds) == 2 * len(used) + 4 + len(variants)
+    assert len(set(seeds.values())) == len(seeds) == 2 * len(used) + len(real) + 4 + len(variants)
     commands = shell_commands(result)
     train = next(c for c in commands if c.startswith("posebridge train"))
     assert f"--seed {expected_seed(config['seed'], 'train_initial')} " in train
@@ -383,7 +388,7 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
     listed = set(snakemake(tmp_path, "--list-rules").stdout.split())
     assert set(rules) <= listed and set(rules) >= {"all", "experiments"}
     steps = {name: shell_command(body) for name, (_, body) in rules.items() if name not in ("all", "experiments")}
-    assert len(steps) == 18
+    assert len(steps) == 21
     for name, command in steps.items():
         assert command, f"rule {name} runs no shell command"
         words = subcommand_words(command)
@@ -461,18 +466,25 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
 
     changed_eval = write_yaml(tmp_path / "eval.yaml", {"evaluate": {"pck_threshold": 100}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_eval, env=env))
-    assert set(counts) == {"evaluate", "report", "report_acae", "all"}
+    assert set(counts) == {"evaluate", "report", "report_acae", "report_real", "all"}  # real: synthetic beside
 
     # the autoencoder's settings rerun it and what depends on it, not the initial model
     changed_acae = write_yaml(tmp_path / "acae.yaml", {"acae": {"fit": {"n_latent_center": 6}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_acae, env=env))
     assert counts == {"fit_acae": 1, "finetune": 1, "consistency": 4, "evaluate": 3, "report": 1,
-                      "report_acae": 1, "all": 1}  # tiny: hybrid depends on it, continued does not
+                      "report_acae": 1, "evaluate_real": 1, "report_real": 1, "all": 1}
+    # tiny: hybrid depends on it, continued does not
 
     changed_detector = write_yaml(tmp_path / "det.yaml", {"detect": {"simulated": {"error_scale": 2.0}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_detector, env=env))
     assert set(counts) == {"detect_2d", "train_initial", "finetune_merged", "pseudo_gt", "fit_acae", "finetune",
-                           "consistency", "evaluate", "report", "report_acae", "all"}
+                           "consistency", "evaluate", "report", "report_acae", "evaluate_real", "report_real", "all"}
+    assert "convert" not in counts and "triangulate" not in counts  # the real footage's 2D is MediaPipe's
+
+    # the triangulation's settings rerun it and what reads it, nothing else
+    changed_triangulation = write_yaml(tmp_path / "tri.yaml", {"triangulate": {"max_error_px": 30}})
+    counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_triangulation, env=env))
+    assert counts == {"triangulate": 1, "evaluate_real": 4, "report_real": 1, "all": 1}
 
 
 # --- the SLURM profile, with stand-in SLURM commands ------------------------------------------
@@ -554,7 +566,7 @@ def test_end_to_end_on_the_tiny_preset(tmp_path):
     assert job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, env=env)) == {}
     changed = write_yaml(tmp_path / "eval.yaml", {"evaluate": {"cps_threshold": 150}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed, env=env))
-    assert set(counts) == {"evaluate", "report", "report_acae", "all"}
+    assert set(counts) == {"evaluate", "report", "report_acae", "report_real", "all"}
 
     # the skeleton bridge: every model compared, the ACAE far below the mean pose on held-out poses
     comparison = pd.read_csv(report / "acae_comparison.csv")

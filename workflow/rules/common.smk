@@ -50,6 +50,10 @@ def validate_config(config: dict) -> None:
 
 # `convert:` options that only some real sources take (posebridge convert --help)
 CONVERT_OPTION_SOURCES = {"part": ("mpi_inf_3dhp",), "universal": ("mpi_inf_3dhp", "mupots")}
+# real footage (real_footage.smk): sources whose datasets are real cameras without 3D ground truth,
+# and those of them with calibrated, synchronised views (triangulated)
+REAL_FOOTAGE_SOURCES = ("pose2sim", "videos")
+MULTIVIEW_FOOTAGE_SOURCES = ("pose2sim",)
 
 
 def check_datasets(config: dict) -> None:
@@ -70,10 +74,14 @@ def check_datasets(config: dict) -> None:
                      f"not {entry['source']!r}")
         if entry["source"] == "mupots" and "fps" not in options:
             fail(f"datasets.{name}.convert", "source mupots needs `fps` (MuPoTS does not state its frame rate)")
+        if entry["source"] in REAL_FOOTAGE_SOURCES and entry["role"] != "test":
+            fail(f"datasets.{name}.role", f"source {entry['source']} is real footage without 3D: role test "
+                 "(measured by every model, never trained on)")
     labeled = [name for name, entry in enabled.items() if entry["role"] == "labeled"]
     if not labeled:
         fail("datasets", "no enabled dataset has role `labeled`; training needs at least one")
-    if not any(has_test_rows(entry) for entry in enabled.values()):
+    if not any(has_test_rows(entry) and entry["source"] not in REAL_FOOTAGE_SOURCES
+               for entry in enabled.values()):
         fail("datasets", "no enabled dataset has test rows (role `test`, or `labeled` with test subjects)")
     for key in ("dataset_weights", "labeled_subjects", "labeled_fraction"):
         for name in config["train"].get(key, {}):
@@ -162,8 +170,10 @@ def labeled_datasets() -> list[str]:
 
 
 def test_datasets() -> list[str]:
-    """Datasets evaluated by every model: labeled ones' test split and role `test` ones."""
-    return [name for name, entry in DATASETS.items() if has_test_rows(entry)]
+    """Datasets evaluated by every model: labeled ones' test split and role `test` ones (real
+    footage, which has no 3D ground truth, is scored by evaluate_real instead)."""
+    return [name for name, entry in DATASETS.items()
+            if has_test_rows(entry) and entry["source"] not in REAL_FOOTAGE_SOURCES]
 
 
 def dataset_h5(name: str) -> str:
@@ -367,6 +377,28 @@ def eval_examples(models=MODELS) -> list[str]:
     return [f"results/eval/{m}/{d}.examples.npz" for m in models for d in test_datasets()]
 
 
+# --- real footage (rules in real_footage.smk): real cameras without 3D ground truth, measured by
+# every model and never trained on (README "Real footage")
+
+def real_footage_datasets() -> list[str]:
+    return datasets_where(source=REAL_FOOTAGE_SOURCES)
+
+
+def multiview_footage() -> list[str]:
+    return datasets_where(source=MULTIVIEW_FOOTAGE_SOURCES)
+
+
+def footage_h5(name: str) -> str:
+    """The dataset evaluate_real reads: multi-view footage with its triangulated 3D, else as converted."""
+    if name in multiview_footage():
+        return f"results/triangulated/{name}/{DATASETS[name]['detector']}.h5"
+    return dataset_h5(name)
+
+
+def real_tables(models=MODELS) -> list[str]:
+    return [f"results/real_footage/{m}/{d}.parquet" for m in models for d in real_footage_datasets()]
+
+
 REPORT_DIR = "results/report"
 # The report's tables and figures (written by the report and report_acae rules), the targets of `all`.
 REPORT_FILES = {
@@ -381,6 +413,10 @@ REPORT_FILES = {
     "acae_weights": f"{REPORT_DIR}/acae_weights.png",
     "acae_latents": f"{REPORT_DIR}/acae_latents.png",
 }
+REAL_FOOTAGE_REPORT = {"real_footage": f"{REPORT_DIR}/real_footage.html",
+                       "real_footage_frames": f"{REPORT_DIR}/real_footage_frames.png"}
+if real_footage_datasets():  # written by the report_real rule
+    REPORT_FILES.update(REAL_FOOTAGE_REPORT)
 REPORT_HTML = "results/report.html"
 
 

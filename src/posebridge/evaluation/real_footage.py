@@ -21,19 +21,18 @@ PERSON_ERROR_PX = 60.0  # as triangulation's person_error_px: a view showing the
 KEYPOINT_FORMAT = "coco_17"
 
 
-def lift_sequence(model, keypoints: np.ndarray, width: int, height: int, intrinsics,
-                  distortion=None) -> dict[str, tuple]:
+def lift_sequence(model, keypoints: np.ndarray, camera) -> dict[str, tuple]:
     """format -> (poses (T, J, 3) root-relative camera mm, trajectory (T, 3) camera mm) of one
-    view's COCO-17 keypoints (T, 17, 3), the trajectory recovered per format; the camera's
-    intrinsics (fx, fy, cx, cy) and distortion feed the model's input codec."""
+    view's COCO-17 keypoints (T, 17, 3) seen by ``camera`` (its intrinsics and distortion go to
+    models that read camera-normalised input), the trajectory recovered per format."""
     from posebridge.inference.lift import lift
     from posebridge.inference.predict import recover_trajectory
 
-    poses = lift(model, keypoints, width, height, intrinsics=np.asarray(intrinsics, np.float64),
-                 distortion=None if distortion is None else np.asarray(distortion, np.float64))
+    poses = lift(model, keypoints, camera.width, camera.height, intrinsics=camera.intrinsics,
+                 distortion=camera.distortion)
     out = {}
     for fmt, pose in poses.items():
-        trajectory = recover_trajectory({fmt: np.asarray(pose, np.float64)}, keypoints, np.asarray(intrinsics))
+        trajectory = recover_trajectory({fmt: np.asarray(pose, np.float64)}, keypoints, camera.intrinsics)
         out[fmt] = (pose, np.full((len(pose), 3), np.nan) if trajectory is None else trajectory)
     return out
 
@@ -92,7 +91,7 @@ def evaluate_take(model, dataset, detections, sequence: str) -> tuple[list[dict]
         shown = sees_person(joints, keypoints, camera)
         reference = label_free.limb_joints(camera.world_to_camera(joints), KEYPOINT_FORMAT)
         reference = np.where(shown[:, None, None], reference, np.nan)
-        lifted = lift_sequence(model, keypoints, camera.width, camera.height, camera.intrinsics, camera.distortion)
+        lifted = lift_sequence(model, keypoints, camera)
         for values in view_rows(model, lifted, keypoints, reference, camera):
             view_out.append({"sequence": sequence, "camera": row["camera"], **values})
         for fmt, (pose, _) in lifted.items():

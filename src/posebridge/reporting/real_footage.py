@@ -156,8 +156,7 @@ def _sequence_frame(dataset, detections, row, model) -> dict:
     t = int(seen[len(seen) // 2]) if len(seen) else 0
     image = list(video.iter_frames(row["video"], limit=t + 1))[-1] if "video" in row else None
     fmt = render_format(model.formats)
-    lifted = lift_sequence(model, keypoints, camera.width, camera.height, camera.intrinsics,
-                            camera.distortion)[fmt][0][t]
+    lifted = lift_sequence(model, keypoints, camera)[fmt][0][t]
     joints = dataset.sequence_3d(row["sequence"])[t].astype(np.float64) if dataset.has_3d else None
     triangulated = camera.world_to_camera(joints) if joints is not None and np.isfinite(joints).any() else None
     return {"title": f"{row['sequence']} / {row['camera']}, frame {t}", "image": image, "keypoints": keypoints[t],

@@ -49,18 +49,24 @@ def read_table(path: str | os.PathLike, missing: str = "file not found") -> pd.D
         raise DataError(path, f"not a readable Parquet file ({type(err).__name__}: {err})") from None
 
 
-def load_evaluations(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """Concatenate evaluation tables, checking each has the evaluation columns."""
+def concat_tables(paths: Iterable[str | os.PathLike], columns, what: str, option: str) -> pd.DataFrame:
+    """Concatenate the Parquet tables at ``paths``, each checked to have ``columns``; ``what``
+    names the kind of table and ``option`` the command-line option in messages."""
     frames = []
     for path in paths:
         frame = read_table(path)
-        missing = [c for c in COLUMNS if c not in frame.columns]
+        missing = [c for c in columns if c not in frame.columns]
         if missing:
-            raise DataError(path, f"not an evaluation table: missing column(s) {', '.join(missing)}")
+            raise DataError(path, f"not {what}: missing column(s) {', '.join(missing)}")
         frames.append(frame)
     if not frames:
-        raise DataError("--eval", "no evaluation tables given")
+        raise DataError(option, f"no tables given ({what})")
     return pd.concat(frames, ignore_index=True)
+
+
+def load_evaluations(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Concatenate evaluation tables, checking each has the evaluation columns."""
+    return concat_tables(paths, COLUMNS, "an evaluation table", "--eval")
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:

@@ -39,12 +39,11 @@ _STYLE = ("body{font-family:Helvetica,Arial,sans-serif;margin:1.5em;color:#222}p
 
 def load_tables(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate ``posebridge evaluate-real`` tables."""
+    from posebridge.reporting.report import read_table
+
     frames = []
     for path in paths:
-        try:
-            frame = pd.read_parquet(path)
-        except Exception as err:  # pyarrow raises several types for a damaged or missing file
-            raise DataError(path, f"not a readable real-footage table ({type(err).__name__}: {err})") from None
+        frame = read_table(path)
         missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
         if missing:
             raise DataError(path, f"not a real-footage table (posebridge evaluate-real): it lacks {', '.join(missing)}")

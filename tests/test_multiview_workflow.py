@@ -1,6 +1,7 @@
 """Workflow wiring of MCSS: the `multiview` switch of train_initial and the experiment's jobs
 (dry runs in a temporary directory; nothing is computed)."""
 
+import json
 import re
 
 from test_workflow import TINY, job_counts, shell_commands, snakemake, write_yaml
@@ -11,13 +12,21 @@ def _train_initial(result) -> str:
     return command
 
 
+def _spec(command: str) -> dict:
+    """The --spec JSON of a `posebridge train` command line."""
+    return json.loads(re.search(r"--spec '(\{.*?\})' ", command).group(1))
+
+
 def test_multiview_switch_adds_the_unlabeled_multiview_data_to_train_initial(tmp_path):
     overlay = write_yaml(tmp_path / "on.yaml", {"multiview": {"enabled": True, "weight": 0.5, "time_window": 7}})
     on = snakemake(tmp_path, "results/models/initial/model.pt", "-n", "-p", "--configfile", TINY, overlay)
     command = _train_initial(on)
     assert ("--multiview results/datasets/synth_multiview.h5 --multiview-detections "
             "results/detections/synth_multiview/simulated.h5") in command
-    assert "--multiview-weight 0.5" in command and "--multiview-time-window 7" in command
+    # the objective's options are keys of the one training spec, not flags of their own
+    multiview = _spec(command)["multiview"]
+    assert multiview["weight"] == 0.5 and multiview["time_window"] == 7
+    assert "--multiview-weight" not in command
     # the multi-view data is an input: it is generated and detected before training
     assert any("detect-2d --dataset results/datasets/synth_multiview.h5" in c for c in shell_commands(on))
     bad = write_yaml(tmp_path / "bad.yaml", {"multiview": {"enabled": True, "datasets": ["synth_h36m"]}})
@@ -38,7 +47,7 @@ def test_experiment_trains_both_variants_per_amount_of_labels_from_the_same_seed
     assert set(runs) == {(v, n) for v in ("base", "mv") for n in ("1", "2", "all")}
     for labels in ("1", "2", "all"):
         base, mv = runs[("base", labels)], runs[("mv", labels)]
-        assert "--multiview-weight 0.0" in base and "--multiview-weight 1.0" in mv
+        assert _spec(base)["multiview"]["weight"] == 0.0 and _spec(mv)["multiview"]["weight"] == 1.0
         seed = re.search(r"--seed (\d+)", base).group(1)
         assert f"--seed {seed}" in mv  # the variants differ only in the multi-view loss
         subjects = '"labeled_subjects":{}' if labels == "all" else f'"labeled_subjects":{{"synth_h36m":{labels}}}'

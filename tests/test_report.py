@@ -161,3 +161,18 @@ def test_command(inputs, tmp_path, capsys):
     assert cli.main(argv) == 0
     assert "beats the mean-pose baseline" in capsys.readouterr().out
     assert all((out / name).stat().st_size > 0 for name in REPORT_FILES)
+
+
+def test_training_curves_mark_the_epochs_the_guard_rolled_back(tmp_path):
+    from posebridge.reporting.report import plot_training_curves
+
+    for name, divergence in (("healthy", ["", "", ""]), ("diverged", ["", "validation MPJPE ...; rolled back", ""])):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_mpjpe": [200.0, 2982.0, 150.0],
+                      "divergence": divergence, "rolled_back_to": [0, 1, 0]}).to_parquet(tmp_path / name / "train_log.parquet")
+    fig = plot_training_curves([tmp_path / "healthy", tmp_path / "diverged"])
+    validation = fig.axes[1]
+    marks = [line for line in validation.get_lines() if line.get_label() == "diverged: diverged (rolled back)"]
+    assert len(marks) == 1 and list(marks[0].get_xdata()) == [2] and list(marks[0].get_ydata()) == [2982.0]
+    assert not any("healthy: diverged" in line.get_label() for line in validation.get_lines())
+    assert not any("rolled_back_to" in line.get_label() for line in fig.axes[0].get_lines() + validation.get_lines())

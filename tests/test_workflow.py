@@ -150,7 +150,7 @@ def test_videopose3d_experiment_plans_methods_seeds_and_its_detector(tmp_path):
         assert all(f"--seed {expected} " in commands[n] for n in names)
     assert expected_seed(config["seed"], "vp3d_train", "labeled1_10pct", 0) != expected
     depth = commands["labeled1_10pct_semi_depth_s0"]
-    assert "--semi-placement depth" in depth and '"keypoint_format":"h36m_17"' in depth
+    assert '"semi_supervised":{' in depth and '"placement":"depth"' in depth and '"keypoint_format":"h36m_17"' in depth
     detector = settings["labels_detector"]
     for name in (settings["dataset"], *settings["video"]):  # every 2D of the run from the experiment's detector
         assert f"--unlabeled-detections results/detections/{name}/{detector}.h5" in depth
@@ -183,6 +183,9 @@ def test_tiny_preset_is_smaller_and_valid(tmp_path):
     ({"datasets": {n: {"enabled": False} for n in ("synth_h36m", "synth_3dhp", "synth_3dpw", "synth_panoptic",
                                                    "synth_humaneva", "synth_wild")}},
      ["config.datasets", "role `labeled`"]),
+    # skeleton and keypoint formats are checked when the config is read, not when a job fails
+    ({"datasets": {"synth_h36m": {"train_format": "h36m_99"}}}, ["train_format", "h36m_99"]),
+    ({"train": {"keypoint_format": "coco_99"}}, ["keypoint_format", "coco_99"]),
 ])
 def test_bad_config_stops_snakemake_with_a_line_naming_the_key(tmp_path, overlay, names):
     bad = write_yaml(tmp_path / "bad.yaml", overlay)
@@ -613,3 +616,10 @@ def test_killed_training_resumes_to_the_same_weights(tmp_path):
     uninterrupted = torch.load(clean / target, weights_only=False)["state_dict"]
     assert resumed.keys() == uninterrupted.keys()
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
+
+
+def test_the_schema_lists_exactly_the_registered_skeleton_formats():
+    from posebridge.geometry import skeletons
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["$defs"]["skeleton"]["enum"] == skeletons.names()

@@ -16,3 +16,7 @@ class DataError(PoseBridgeError):
 
 class ConfigError(PoseBridgeError):
     """A configuration value is unknown or invalid."""
+
+
+class TrainingError(PoseBridgeError):
+    """Training cannot go on: a loss or validation error became NaN or inf."""

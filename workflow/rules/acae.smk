@@ -98,7 +98,7 @@ rule finetune_merged:
         config="results/models/merged/config.yaml",
         train_log="results/models/merged/train_log.parquet",
     params:
-        spec=as_json(config["train"]),
+        spec=TRAIN_SPEC,
         data=train_data_args(labeled_datasets()),
         objectives=objective_args,
         out_dir=lambda w, output: os.path.dirname(output.model),

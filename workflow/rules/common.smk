@@ -253,17 +253,19 @@ def semi_supervised_datasets(chosen=None) -> list[str]:
     return list(chosen)
 
 
-def semi_supervised_args(settings: dict, names, detections=detections_h5) -> str:
-    """`posebridge train` options of the semi-supervised objective (VideoPose3D, Pavllo et al.
-    CVPR 2019) for ``names`` with ``settings``; ``detections(name)``: the dataset's detection file."""
+def semi_supervised_args(names, detections=detections_h5) -> str:
+    """`posebridge train` data flags of the semi-supervised objective (VideoPose3D, Pavllo et al.
+    CVPR 2019) for ``names``; ``detections(name)``: the dataset's detection file. Its options go in
+    the spec (``semi_supervised_section``)."""
     args = []
     for name in names:
         args += ["--unlabeled-video", dataset_h5(name), "--unlabeled-detections", detections(name)]
-    args += ["--semi-weights", shlex.quote(as_json(settings["weights"])),
-             "--semi-warmup-epochs", str(settings["warmup_epochs"]), "--semi-placement", settings["placement"]]
-    if settings.get("batch_size"):
-        args += ["--semi-batch-size", str(settings["batch_size"])]
     return " ".join(args)
+
+
+def semi_supervised_section(settings: dict) -> dict:
+    """The spec section ``semi_supervised`` (posebridge.training.settings) of config ``settings``."""
+    return {k: settings[k] for k in ("weights", "warmup_epochs", "placement", "batch_size")}
 
 
 def semi_supervised_objective() -> tuple[list[str], str]:
@@ -275,7 +277,7 @@ def semi_supervised_objective() -> tuple[list[str], str]:
     if not names:
         raise WorkflowError("invalid configuration: config.semi_supervised.enabled: no enabled dataset has role "
                             "unlabeled_video (or name labeled datasets in semi_supervised.datasets)")
-    return dataset_files(names), semi_supervised_args(settings, names)
+    return dataset_files(names), semi_supervised_args(names)
 
 
 def multiview_datasets() -> list[str]:
@@ -291,15 +293,18 @@ def multiview_datasets() -> list[str]:
     return list(chosen)
 
 
-def multiview_args(settings: dict, names) -> str:
-    """`posebridge train` options of the multi-view objective (MCSS, Mitra et al. CVPR 2020) for
-    ``names`` with ``settings``."""
+def multiview_args(names) -> str:
+    """`posebridge train` data flags of the multi-view objective (MCSS, Mitra et al. CVPR 2020) for
+    ``names``; its options go in the spec (``multiview_section``)."""
     args = []
     for name in names:
         args += ["--multiview", dataset_h5(name), "--multiview-detections", detections_h5(name)]
-    for key in ("weight", "pose_weight", "margin", "time_window", "pairs", "embedding_dim"):
-        args += [f"--multiview-{key.replace('_', '-')}", str(settings[key])]
     return " ".join(args)
+
+
+def multiview_section(settings: dict) -> dict:
+    """The spec section ``multiview`` (posebridge.training.settings) of config ``settings``."""
+    return {k: settings[k] for k in ("weight", "pose_weight", "margin", "time_window", "pairs", "embedding_dim")}
 
 
 def multiview_objective() -> tuple[list[str], str]:
@@ -310,7 +315,7 @@ def multiview_objective() -> tuple[list[str], str]:
     if not names:
         raise WorkflowError("invalid configuration: config.multiview.enabled: no enabled dataset has role "
                             "unlabeled_multiview to learn from")
-    return dataset_files(names), multiview_args(config["multiview"], names)
+    return dataset_files(names), multiview_args(names)
 
 
 def train_objectives() -> list[tuple[list[str], str]]:
@@ -328,6 +333,20 @@ def objective_args(wildcards=None) -> str:
     return " ".join(args for _, args in train_objectives() if args)
 
 
+def train_spec(base: dict, **sections) -> str:
+    """The `--spec` JSON of a training rule: the ``train`` settings ``base`` plus the objectives'
+    sections that are given (``semi_supervised``, ``multiview``, ``finetune``): every training
+    option is a key of this one spec (posebridge.training.settings.TrainConfig)."""
+    return as_json({**base, **{name: section for name, section in sections.items() if section}})
+
+
+# the initial lifter's spec: `train` plus the sections of the objectives the config enables
+TRAIN_SPEC = train_spec(
+    config["train"],
+    semi_supervised=semi_supervised_section(config["semi_supervised"]) if config["semi_supervised"]["enabled"] else None,
+    multiview=multiview_section(config["multiview"]) if config["multiview"]["enabled"] else None)
+
+
 # --- the skeleton bridge (ACAE, Sárándi et al. WACV 2023; rules in acae.smk)
 
 ACAE = config["acae"]
@@ -336,14 +355,11 @@ FINETUNE_VARIANTS = list(FINETUNE["variants"])
 ACAE_DIR = "results/acae"
 
 # the fine-tuning schedule over the training config, and each variant's options
-FINETUNE_SPEC = as_json({**config["train"], **{k: FINETUNE[k] for k in ("epochs", "samples_per_epoch", "lr")}})
-FINETUNE_ARGS = {
-    "continued": "",
-    "output_reg": f"--acae {ACAE_DIR}/acae.pt --acae-weight {FINETUNE['output_reg_weight']}",
-    "latent": f"--acae {ACAE_DIR}/acae.pt",
-    "hybrid": f"--acae {ACAE_DIR}/acae.pt --acae-weight {FINETUNE['teacher_weight']}"
-    f" --warmup-epochs {FINETUNE['warmup_epochs']}",
-}
+FINETUNE_SPEC = train_spec(
+    {**config["train"], **{k: FINETUNE[k] for k in ("epochs", "samples_per_epoch", "lr")}},
+    finetune={k: FINETUNE[k] for k in ("output_reg_weight", "teacher_weight", "warmup_epochs")})
+# the autoencoder file of the variants that train through it (bridge.variants)
+FINETUNE_ARGS = {"continued": "", **{v: f"--acae {ACAE_DIR}/acae.pt" for v in ("output_reg", "latent", "hybrid")}}
 
 
 # --- models, evaluation and the report
@@ -471,17 +487,18 @@ def mcss_model(variant: str, labels: str) -> str:
     return f"{MCSS_DIR}/models/{variant}_{labels}/model.pt"
 
 
-def mcss_spec(labels: str) -> str:
-    """The experiment's TrainConfig: `train`, its overrides, 3D labels of the first `labels` subjects."""
+def mcss_spec(labels: str, variant: str) -> str:
+    """The experiment's TrainConfig: `train`, its overrides, 3D labels of the first `labels` subjects,
+    the multi-view section at the variant's weight."""
     spec = {**config["train"], **MCSS["train"], "dataset_weights": {}, "labeled_subjects": {}}
     if labels != "all":
         spec["labeled_subjects"] = {MCSS["dataset"]: int(labels)}
-    return as_json(spec)
+    settings = {**config["multiview"], "weight": MCSS_VARIANTS[variant], "pairs": MCSS["pairs"]}
+    return train_spec(spec, multiview=multiview_section(settings))
 
 
 def mcss_objective_args(variant: str) -> str:
-    settings = {**config["multiview"], "weight": MCSS_VARIANTS[variant], "pairs": MCSS["pairs"]}
-    return multiview_args(settings, multiview_datasets())
+    return multiview_args(multiview_datasets())
 
 
 # --- the VideoPose3D experiments (Pavllo et al. CVPR 2019; rules in experiments_videopose3d.smk)
@@ -564,8 +581,16 @@ def vp3d_semi_args(wildcards) -> str:
     run = VP3D_RUNS[wildcards.run]
     if not run["placement"]:
         return ""
-    return semi_supervised_args({**config["semi_supervised"], "placement": run["placement"]}, vp3d_unlabeled(),
-                                lambda name: vp3d_detections(name, wildcards.run))
+    return semi_supervised_args(vp3d_unlabeled(), lambda name: vp3d_detections(name, wildcards.run))
+
+
+def vp3d_spec(wildcards) -> str:
+    """A VideoPose3D experiment run's spec: its train settings, and the semi-supervised section
+    with the run's placement for semi-supervised runs."""
+    run = VP3D_RUNS[wildcards.run]
+    semi = ({**semi_supervised_section(config["semi_supervised"]), "placement": run["placement"]}
+            if run["placement"] else None)
+    return train_spec(run["train"], semi_supervised=semi)
 
 
 def vp3d_run_table() -> list[dict]:

@@ -21,7 +21,7 @@ if mcss_enabled():
             variant=names_regex(MCSS_VARIANTS),
             labels=names_regex(MCSS_LABELS),
         params:
-            spec=lambda w: mcss_spec(w.labels),
+            spec=lambda w: mcss_spec(w.labels, w.variant),
             data=train_data_args([MCSS["dataset"]]),
             objective=lambda w: mcss_objective_args(w.variant),
             out_dir=lambda w, output: os.path.dirname(output.model),

@@ -16,7 +16,7 @@ rule train_vp3d:
     wildcard_constraints:
         run=names_regex(VP3D_RUNS),
     params:
-        spec=lambda w: as_json(VP3D_RUNS[w.run]["train"]),
+        spec=vp3d_spec,
         data=vp3d_data_args,
         semi=vp3d_semi_args,
         out_dir=lambda w, output: os.path.dirname(output.model),

@@ -13,7 +13,7 @@ rule train_initial:
         config="results/models/initial/config.yaml",
         train_log="results/models/initial/train_log.parquet",
     params:
-        spec=as_json(config["train"]),
+        spec=TRAIN_SPEC,
         data=train_data_args(labeled_datasets()),
         objectives=objective_args,
         out_dir=lambda w, output: os.path.dirname(output.model),

@@ -39,18 +39,9 @@ _STYLE = ("body{font-family:Helvetica,Arial,sans-serif;margin:1.5em;color:#222}p
 
 def load_tables(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate ``posebridge evaluate-real`` tables."""
-    from posebridge.reporting.report import read_table
+    from posebridge.reporting.report import concat_tables
 
-    frames = []
-    for path in paths:
-        frame = read_table(path)
-        missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
-        if missing:
-            raise DataError(path, f"not a real-footage table (posebridge evaluate-real): it lacks {', '.join(missing)}")
-        frames.append(frame)
-    if not frames:
-        raise DataError("--real", "no real-footage tables given")
-    return pd.concat(frames, ignore_index=True)
+    return concat_tables(paths, REQUIRED_COLUMNS, "a real-footage table (posebridge evaluate-real)", "--real")
 
 
 def synthetic_figures(eval_paths: Sequence[str | os.PathLike]) -> pd.DataFrame:

@@ -7,7 +7,8 @@
 - ``baseline.html``: each lifter against its mean-pose baseline per test set and format, MPJPE
   of both, the improvement in percent and the ratio, with a one-line verdict;
 - ``summary.csv``: the aggregated numbers of both tables, one row per model x dataset x format;
-- ``training_curves.png``: losses and validation MPJPE per epoch from each ``train_log.parquet``;
+- ``training_curves.png``: losses and validation MPJPE per epoch from each ``train_log.parquet``
+  (epochs the training guard rolled back marked with red crosses);
 - ``skeletons.png``: predictions against ground truth for a few test frames per test set, in
   several formats, from the ``<eval>.examples.npz`` files written next to the eval tables.
 
@@ -48,18 +49,24 @@ def read_table(path: str | os.PathLike, missing: str = "file not found") -> pd.D
         raise DataError(path, f"not a readable Parquet file ({type(err).__name__}: {err})") from None
 
 
-def load_evaluations(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """Concatenate evaluation tables, checking each has the evaluation columns."""
+def concat_tables(paths: Iterable[str | os.PathLike], columns, what: str, option: str) -> pd.DataFrame:
+    """Concatenate the Parquet tables at ``paths``, each checked to have ``columns``; ``what``
+    names the kind of table and ``option`` the command-line option in messages."""
     frames = []
     for path in paths:
         frame = read_table(path)
-        missing = [c for c in COLUMNS if c not in frame.columns]
+        missing = [c for c in columns if c not in frame.columns]
         if missing:
-            raise DataError(path, f"not an evaluation table: missing column(s) {', '.join(missing)}")
+            raise DataError(path, f"not {what}: missing column(s) {', '.join(missing)}")
         frames.append(frame)
     if not frames:
-        raise DataError("--eval", "no evaluation tables given")
+        raise DataError(option, f"no tables given ({what})")
     return pd.concat(frames, ignore_index=True)
+
+
+def load_evaluations(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Concatenate evaluation tables, checking each has the evaluation columns."""
+    return concat_tables(paths, COLUMNS, "an evaluation table", "--eval")
 
 
 def summarize(table: pd.DataFrame) -> pd.DataFrame:
@@ -262,6 +269,17 @@ def _curve_columns(log: pd.DataFrame) -> tuple[list[str], list[str]]:
     return losses, validation
 
 
+def _mark_divergence(ax, epoch: np.ndarray, log: pd.DataFrame, prefix: str) -> None:
+    """Red crosses on the validation curve at the epochs the training guard rolled back
+    (``training.divergence``: the log's non-empty ``divergence`` entries)."""
+    if "divergence" not in log.columns or "val_mpjpe" not in log.columns:
+        return
+    hit = (log["divergence"].fillna("") != "").to_numpy()
+    if hit.any():
+        ax.plot(epoch[hit], log["val_mpjpe"].to_numpy()[hit], "x", color="red", markersize=10, markeredgewidth=2,
+                label=f"{prefix}diverged (rolled back)")
+
+
 def plot_training_curves(model_dirs: Sequence[str | os.PathLike]):
     """Figure: training losses (left, log scale) and validation MPJPE (right) per epoch, per model.
 
@@ -289,6 +307,7 @@ def plot_training_curves(model_dirs: Sequence[str | os.PathLike]):
                         color=PRED_COLORS[m % len(PRED_COLORS)] if several else palette[k % len(palette)],
                         linestyle=styles[k % len(styles)] if several else "-",
                         linewidth=2.4 if main else 1.4, label=f"{name}: {short}" if several else short)
+        _mark_divergence(ax_val, epoch, log, f"{name}: " if several else "")
     for ax, title, ylabel in ((ax_loss, "Training losses", "loss (total and its terms)"),
                               (ax_val, "Validation MPJPE per epoch", "MPJPE (mm)")):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -12,9 +12,11 @@ Two experiments on the synthetic benchmark, each a set of ``posebridge train`` +
   seeds.
 
 ``summarize`` reduces each run's evaluation table (native-format rows of the lifter, not the
-mean-pose baseline) to frame-weighted MPJPE / PA-MPJPE / N-MPJPE; ``methods`` averages the seeds
-of each label setting and method; ``write_outputs`` writes the CSV, an HTML table with a sentence
-per experiment saying whether it shows the paper's direction, and a two-panel PNG.
+mean-pose baseline) to frame-weighted MPJPE / PA-MPJPE / N-MPJPE and flags a run whose training
+diverged (its ``train_log.parquet`` records a rollback or an early stop, ``training.divergence``);
+``methods`` averages the seeds of each label setting and method, leaving diverged runs out and
+naming them; ``write_outputs`` writes the CSV, an HTML table with a sentence per experiment saying
+whether it shows the paper's direction (and one naming the diverged runs), and a two-panel PNG.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from posebridge.errors import ConfigError, DataError
+from posebridge.training import divergence
 
 __all__ = ["summarize", "methods", "verdicts", "write_outputs", "RUN_KEYS"]
 
@@ -63,12 +66,15 @@ def summarize(runs: list[dict]) -> pd.DataFrame:
             log = pd.read_parquet(log_path)
         except Exception as err:
             raise DataError(log_path, f"not a readable training log ({type(err).__name__})") from None
+        events = divergence.events(log)
         records.append({
             "experiment": run["experiment"], "run": run["name"], "receptive_field": int(run["receptive_field"]),
             "labeled_subjects": str(run["labeled_subjects"]), "method": method_name(run["placement"]),
             "seed": int(run["seed"]),
             **_run_metrics(Path(run["eval"])),
-            "train_seconds": float(log["seconds"].sum()) if "seconds" in log else float("nan")})
+            "train_seconds": float(log["seconds"].sum()) if "seconds" in log else float("nan"),
+            "diverged": bool(events),
+            "divergence": "; ".join(f"epoch {e['epoch']}: {e['what']}" for e in events)})
     return pd.DataFrame(records)
 
 
@@ -81,21 +87,34 @@ def _frames(count: int) -> str:
     return f"{count} frame{'s' if count != 1 else ''}"
 
 
+def _diverged(summary: pd.DataFrame) -> pd.Series:
+    """Which runs diverged in training (False for a summary without the flag)."""
+    return summary["diverged"].astype(bool) if "diverged" in summary else pd.Series(False, index=summary.index)
+
+
 def methods(summary: pd.DataFrame) -> pd.DataFrame:
     """The label experiment per (labeled_subjects, method), in the runs' order: mean, min and max
-    over seeds of each metric, and the number of seeds."""
+    over the seeds whose training did not diverge of each metric, their number (``seeds``) and the
+    names of the diverged runs left out (``diverged_runs``)."""
+    keys = ["labeled_subjects", "method"]
     labels = summary[summary["experiment"] == "labels"]
-    grouped = labels.groupby(["labeled_subjects", "method"], sort=False)
-    table = grouped[list(METRICS)].agg(["mean", "min", "max"])
+    diverged = _diverged(labels)
+    kept = labels[~diverged].groupby(keys, sort=False)
+    table = kept[list(METRICS)].agg(["mean", "min", "max"])
     table.columns = [f"{m}_{stat}" for m, stat in table.columns]
-    table["seeds"] = grouped.size()
+    table["seeds"] = kept.size()
+    order = pd.MultiIndex.from_frame(labels[keys].drop_duplicates())
+    table = table.reindex(order)
+    table["seeds"] = table["seeds"].fillna(0).astype(int)
+    left_out = labels[diverged].groupby(keys, sort=False)["run"].agg(", ".join)
+    table["diverged_runs"] = left_out.reindex(order).fillna("")
     return table.reset_index()
 
 
 def verdicts(summary: pd.DataFrame) -> list[str]:
     """A sentence per experiment: does it show the paper's direction?"""
     out = []
-    rf = summary[summary["experiment"] == "receptive_field"].sort_values("receptive_field")
+    rf = summary[(summary["experiment"] == "receptive_field") & ~_diverged(summary)].sort_values("receptive_field")
     if len(rf) >= 2:
         errors = rf["mpjpe"].to_numpy()
         fields = ", ".join(f"{_frames(r)} {e:.1f} mm" for r, e in zip(rf["receptive_field"], errors))
@@ -105,44 +124,51 @@ def verdicts(summary: pd.DataFrame) -> list[str]:
         aligned = ", ".join(f"{_frames(r)} {a:.1f} / {n:.1f} mm"
                             for r, a, n in zip(rf["receptive_field"], rf["pa_mpjpe"], rf["n_mpjpe"]))
         out.append(f"Receptive field: MPJPE {trend} ({fields}; PA-MPJPE / N-MPJPE: {aligned}).")
-    table = methods(summary)
-    for subjects, group in table.groupby("labeled_subjects", sort=False):
+    for subjects, group in methods(summary).groupby("labeled_subjects", sort=False):
         sup = group[group["method"] == "supervised"]
-        if sup.empty:
+        if sup.empty or sup["seeds"].iloc[0] == 0:
             continue
         a = float(sup["mpjpe_mean"].iloc[0])
-        for _, row in group[group["method"] != "supervised"].iterrows():
+        for _, row in group[(group["method"] != "supervised") & (group["seeds"] > 0)].iterrows():
             b = float(row["mpjpe_mean"])
             direction = "improves on" if b < a else "does NOT improve on"
             seeds = f"mean of {int(row['seeds'])} seeds, " if row["seeds"] > 1 else ""
             out.append(f"3D labels on {subjects}: {row['method']} {b:.1f} mm {direction} supervised-only {a:.1f} mm "
                        f"({seeds}{100 * (b - a) / a:+.1f}%; VideoPose3D: 80.7 -> 65.2 mm with 10% of S1).")
+    diverged = summary[_diverged(summary)]
+    if not diverged.empty:
+        runs = "; ".join(f"{r['run']} ({r['mpjpe']:.1f} mm; {r['divergence']})" for _, r in diverged.iterrows())
+        out.append(f"DIVERGED in training, left out of every mean and verdict above: {runs}.")
     return out
 
 
 def _html(summary: pd.DataFrame, sentences: list[str]) -> str:
     columns = ["experiment", "run", "receptive_field", "labeled_subjects", "method", "seed", *METRICS,
-               "test_frames", "train_seconds"]
+               "test_frames", "train_seconds", "diverged", "divergence"]
     items = "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
     per_method = methods(summary)
     means = _table(per_method, ["labeled_subjects", "method", "seeds",
-                                *(f"{m}_{s}" for m in METRICS for s in ("mean", "min", "max"))])
+                                *(f"{m}_{s}" for m in METRICS for s in ("mean", "min", "max")), "diverged_runs"])
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>VideoPose3D experiments</title>"
             "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}</style></head><body>"
             "<h1>VideoPose3D experiments (synthetic benchmark)</h1>"
             "<p>Errors in millimetres on the labeled dataset's test split (native format, root-relative, "
             "frame-weighted over sequences). <i>labels</i>: 3D supervision limited to the first n training "
             "subjects; semi-supervised runs add the other subjects' 2D and the unlabeled video.</p>"
-            f"<ul>{items}</ul><h2>Label experiment: mean (min, max) over seeds</h2>{means}"
-            f"<h2>Every run</h2>{_table(summary, columns)}</body></html>")
+            f"<ul>{items}</ul><h2>Label experiment: mean (min, max) over seeds</h2>"
+            "<p>Runs whose training diverged (rolled back or stopped early) are left out of the means "
+            "and named in <i>diverged_runs</i>.</p>"
+            f"{means}<h2>Every run</h2>{_table(summary, columns, flag='diverged')}</body></html>")
 
 
-def _table(frame: pd.DataFrame, columns: list[str]) -> str:
+def _table(frame: pd.DataFrame, columns: list[str], flag: str | None = None) -> str:
+    """An HTML table of ``columns``; rows where column ``flag`` is true are shaded red."""
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = []
     for _, r in frame[columns].iterrows():
         cells = [f"{v:.1f}" if isinstance(v, float) else html.escape(str(v)) for v in r]
-        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+        style = " style='background:#fdd'" if flag is not None and bool(r[flag]) else ""
+        body.append(f"<tr{style}>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
@@ -159,7 +185,7 @@ def write_outputs(summary: pd.DataFrame, csv_path, html_path, figure_path) -> No
         summary.to_csv(tmp, index=False)
     write_text(html_path, _html(summary, verdicts(summary)))
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    rf = summary[summary["experiment"] == "receptive_field"].sort_values("receptive_field")
+    rf = summary[(summary["experiment"] == "receptive_field") & ~_diverged(summary)].sort_values("receptive_field")
     left.plot(rf["receptive_field"], rf["mpjpe"], "o-", label="MPJPE")
     left.plot(rf["receptive_field"], rf["n_mpjpe"], "^:", label="N-MPJPE")
     left.plot(rf["receptive_field"], rf["pa_mpjpe"], "s--", label="PA-MPJPE")
@@ -178,7 +204,8 @@ def write_outputs(summary: pd.DataFrame, csv_path, html_path, figure_path) -> No
         right.bar(x + (k - (len(names) - 1) / 2) * width, part["mpjpe_mean"], width=width, yerr=spread,
                   capsize=3, label=name)
     right.set_xticks(x, order)
-    right.set(ylabel="MPJPE (mm), mean and range over seeds", title="(b) 3D labels on few subjects")
+    right.set(ylabel="MPJPE (mm), mean and range over seeds", title="(b) 3D labels on few subjects"
+              + (" (diverged runs left out)" if _diverged(summary).any() else ""))
     right.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     savefig(figure_path, fig, dpi=100)

@@ -11,9 +11,16 @@ dropout. Loss = meanrel x L_meanrel + proj x L_proj + abs x L_abs, where the abs
 predicted pose plus the translation recovered from it and the target joints' 2D.
 
 Resumable and reproducible: everything random in epoch ``e`` (samples, flips, keypoint dropout,
-dropout masks) derives from ``(seed, e)``, and a checkpoint (model, optimizer, epoch, log) is
-written atomically after every epoch. A run killed mid-epoch restarts that epoch from the last
-checkpoint and ends with the same weights, bit for bit on CPU, as a run never interrupted.
+dropout masks) derives from ``(seed, e)``, and a checkpoint (model, optimizer, epoch, log, the
+divergence guard's state) is written atomically after every epoch. A run killed mid-epoch restarts
+that epoch from the last checkpoint and ends with the same weights, bit for bit on CPU, as a run
+never interrupted.
+
+Guarded (``training.divergence``): a NaN or inf loss stops training with a one-line
+``TrainingError`` (the last good checkpoint stays, no model is written); an epoch that diverges
+(a loss spike, validation error far above its best) is rolled back to the best epoch's weights,
+kept in memory and in the checkpoint, and training continues at a reduced learning rate or stops.
+A healthy run is unchanged by the guard, bit for bit.
 """
 
 from __future__ import annotations
@@ -34,17 +41,18 @@ from posebridge.training import losses
 from posebridge.data.keypoints import KEYPOINT_FORMAT
 from posebridge.data.windows import Batch, ChunkSampler
 from posebridge.device import resolve_device
-from posebridge.errors import ConfigError, DataError
+from posebridge.errors import ConfigError, DataError, TrainingError
 from posebridge.models.files import read_torch_file, write_torch_file
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 from posebridge.models.temporal import recalibrate_batch_norm
+from posebridge.training import divergence
 from posebridge.training.data import BatchAssembler, LabeledSet, TrainingBatch
 from posebridge.training.settings import LOSS_NAMES, TrainConfig
 
 __all__ = ["TrainConfig", "train", "Objective", "ObjectiveContext", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", 
            "write_model_dir", "train_step", "CHECKPOINT_VERSION"]
 
-CHECKPOINT_VERSION = 2
+CHECKPOINT_VERSION = 3  # 3: the divergence guard's state and best weights
 # The projection loss skips joints whose absolute prediction lies nearer than this fraction of
 # their true depth: early in training the recovered translation can put a pose next to the camera,
 # where projections and their gradients explode (on the synthetic benchmark, keeping them made
@@ -310,8 +318,10 @@ class _Run:
     sampler: ChunkSampler
     assembler: BatchAssembler
     term_names: list
+    guard: divergence.DivergenceGuard
     val_batch: Batch | None = None
     val_assembler: BatchAssembler | None = None
+    best: dict | None = None  # the best epoch's weights (``_snapshot``); None: the current ones
 
 
 def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None = None, *,
@@ -327,7 +337,9 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     training signals (``Objective``); ``init_state``: a temporal-model state dict to start from
     (fine-tuning) instead of a random initialisation; ``output_map``: (R, J_union) map from R
     predicted points to the output joints (ACAE latent head, merged joints), None for one output
-    per joint.
+    per joint. ``config.divergence`` says what a diverging epoch does (rolled back to the best
+    epoch, then training continues at a reduced rate or stops; the log's ``divergence`` and
+    ``rolled_back_to`` columns say so); a NaN or inf loss raises ``TrainingError``.
     """
     device = resolve_device(device)
     if device.type == "cpu":
@@ -343,23 +355,47 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     if output_map is not None:
         fingerprint["output_map_sha256"] = _state_digest({"output_map": torch.as_tensor(output_map)})
     start_epoch, rows = _resume(run, checkpoint, fingerprint, log)
-    for epoch in range(start_epoch, config.epochs):
-        rows.append(_train_epoch(run, epoch, progress, on_batch))
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items() if k.startswith(("loss", "val_mpjpe")))
-        log(f"epoch {epoch + 1}/{config.epochs}: {summary}")
-        if checkpoint is not None:
-            write_torch_file(checkpoint, {
-                "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
-                "model": run.lifter.temporal.state_dict(), "optimizer": run.optimizer.state_dict(), "log": rows,
-                "modules": {k: m.state_dict() for k, m in run.modules.items()}})
+    _epochs(run, start_epoch, rows, checkpoint, fingerprint, progress, on_batch, log)
     if config.bn_recalibration_batches:
         recalibrate(run.lifter, run.assembler, run.sampler, config, seed, run.objectives)
         if run.val_batch is not None:
             after = validate(run.lifter, run.val_assembler, run.val_batch, config.batch_size)["val_mpjpe"]
             log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
-                f"validation MPJPE {rows[-1]['val_mpjpe']:.4g} -> {after:.4g} mm")
+                f"validation MPJPE {_final_val(run, rows):.4g} -> {after:.4g} mm")
     dilated = run.lifter.variant(strided=False).eval()
     return dilated, pd.DataFrame(rows)
+
+
+def _epochs(run: _Run, start_epoch: int, rows: list, checkpoint, fingerprint: dict, progress: bool, on_batch,
+            log) -> None:
+    """Train epochs ``start_epoch`` onwards (their log rows appended to ``rows``), each judged by
+    the divergence guard and followed by a checkpoint, until the last or the guard stops."""
+    config = run.config
+    for epoch in range(start_epoch, config.epochs):
+        if run.guard.stopped:
+            break
+        before = _snapshot(run) if run.best is None else None  # the best weights, should this epoch fail
+        row = _train_epoch(run, epoch, progress, on_batch)
+        _refuse_non_finite(row, rows, checkpoint)
+        decision, message = run.guard.judge(row, rows)
+        rows.append(row)
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("loss", "val_mpjpe")))
+        log(f"epoch {epoch + 1}/{config.epochs}: {summary}")
+        _apply(run, decision, before)
+        if message:
+            log(message)
+        if checkpoint is not None:
+            write_torch_file(checkpoint, {
+                "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
+                "model": run.lifter.temporal.state_dict(), "optimizer": run.optimizer.state_dict(), "log": rows,
+                "modules": {k: m.state_dict() for k, m in run.modules.items()},
+                "guard": {**run.guard.state(), "best": run.best}})
+
+
+def _final_val(run: _Run, rows: list) -> float:
+    """The validation MPJPE of the weights training ended with: the last epoch's, or the best
+    epoch's when the last one was rolled back."""
+    return run.guard.best_val if rows[-1].get(divergence.REASON_COLUMN) else rows[-1]["val_mpjpe"]
 
 
 def _start(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None, seed: int, device,
@@ -386,7 +422,8 @@ def _start(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | Non
                            samples_per_epoch=config.samples_per_epoch, seed=seed)
     run = _Run(config, seed, device, lifter, objectives, modules, make_optimizer(parameters, config), sampler,
                BatchAssembler(train_set, lifter, device),
-               list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms])
+               list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms],
+               divergence.DivergenceGuard(config.divergence))
     if val_set is not None and config.val_windows > 0:
         run.val_batch = validation_batch(val_set, config.val_windows, seed)
         if run.val_batch is not None:
@@ -411,8 +448,56 @@ def _resume(run: _Run, checkpoint, fingerprint: dict, log) -> tuple[int, list]:
     for key, module in run.modules.items():
         module.load_state_dict(state["modules"][key])
     run.optimizer.load_state_dict(state["optimizer"])
+    run.guard.load(state["guard"])
+    run.best = state["guard"]["best"]
     log(f"resuming from {checkpoint} after epoch {int(state['epoch'])}")
     return int(state["epoch"]), list(state["log"])
+
+
+def _snapshot(run: _Run) -> dict:
+    """A copy, on the CPU, of the weights and optimiser state a rollback restores."""
+    def copy(value):
+        if isinstance(value, torch.Tensor):
+            return value.detach().to("cpu", copy=True)
+        if isinstance(value, dict):
+            return {k: copy(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(copy(v) for v in value)
+        return value
+
+    return copy({"model": run.lifter.temporal.state_dict(), "optimizer": run.optimizer.state_dict(),
+                 "modules": {k: m.state_dict() for k, m in run.modules.items()}})
+
+
+def _apply(run: _Run, decision: str, before: dict | None) -> None:
+    """Act on the guard's decision for the epoch just trained (``DivergenceGuard.judge``).
+    ``run.best`` holds the best epoch's weights, or None while they are the current ones;
+    ``before``: the weights before the epoch (``_snapshot``, taken while ``run.best`` was None). A
+    rollback restores the optimiser's moments too: those of the diverged steps are as wrong as
+    its weights."""
+    if decision == "keep":
+        run.best = None
+    elif decision == "accept":
+        run.best = before if run.best is None else run.best
+    else:
+        best = before if run.best is None else run.best
+        run.lifter.temporal.load_state_dict(best["model"])
+        for key, module in run.modules.items():
+            module.load_state_dict(best["modules"][key])
+        run.optimizer.load_state_dict(best["optimizer"])
+        run.best = None
+
+
+def _refuse_non_finite(row: dict, rows: list, checkpoint) -> None:
+    """TrainingError when the epoch's losses or validation error are NaN or inf: its weights are
+    lost; the checkpoint of the epoch before (never overwritten with them) stays."""
+    bad = divergence.non_finite_values(row)
+    if not bad:
+        return
+    kept = (f"the checkpoint {checkpoint} keeps epoch {len(rows)}" if checkpoint is not None and rows
+            else "no checkpoint kept")
+    raise TrainingError(f"train: the loss became non-finite in epoch {int(row['epoch'])} ({', '.join(bad[:3])}); "
+                        f"training stopped, no model written, {kept}; lower the learning rate or check the data")
 
 
 def _train_epoch(run: _Run, epoch: int, progress: bool, on_batch) -> dict:
@@ -422,7 +507,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool, on_batch) -> dict:
 
     config, lifter, seed = run.config, run.lifter, run.seed
     started = time.perf_counter()
-    lr = config.lr_at(epoch)
+    lr = config.lr_at(epoch) * run.guard.lr_scale  # x 1.0 (exact) until a rollback
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     momentum = config.bn_momentum_at(epoch)
@@ -478,10 +563,13 @@ def recalibrate(lifter: SeparateHeadLifter, assembler: BatchAssembler, sampler: 
 def write_model_dir(out_dir: str | Path, lifter: SeparateHeadLifter, log: pd.DataFrame, resolved: dict,
                     mean_pose: dict[str, np.ndarray], extra: dict | None = None) -> None:
     """Write ``model.pt`` (with ``extra`` entries, e.g. an objective's trajectory model),
-    ``config.yaml`` and ``train_log.parquet`` (each atomically)."""
+    ``config.yaml`` and ``train_log.parquet`` (each atomically). The resolved settings (``model.pt``'s
+    ``training`` and ``config.yaml``) gain ``divergence_events``: the log's divergences and what
+    was done about each (``training.divergence.events``; empty for a healthy run)."""
     import yaml
 
     out_dir = Path(out_dir)
+    resolved = {**resolved, "divergence_events": divergence.events(log)}
     write_torch_file(out_dir / "model.pt", lifter.file_dict(mean_pose, training=resolved, **(extra or {})))
     atomic.write_text(out_dir / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
     atomic.write_parquet(out_dir / "train_log.parquet", log)

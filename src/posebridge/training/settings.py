@@ -22,8 +22,8 @@ from posebridge.bridge.variants import ACAE_TERMS, VARIANTS
 from posebridge.errors import ConfigError
 from posebridge.specs import check_filter_widths, check_keys, load_spec
 
-__all__ = ["TrainConfig", "SemiSupervisedSettings", "MultiviewSettings", "FinetuneSettings", "SECTIONS",
-           "LOSS_NAMES", "PLACEMENTS", "SEMI_TERMS"]
+__all__ = ["TrainConfig", "SemiSupervisedSettings", "MultiviewSettings", "FinetuneSettings", "DivergenceSettings",
+           "SECTIONS", "NESTED", "LOSS_NAMES", "PLACEMENTS", "SEMI_TERMS", "DIVERGENCE_ACTIONS"]
 
 LOSS_NAMES = ("meanrel", "proj", "abs")
 """The labeled loss terms (``training.loop.compute_losses``)."""
@@ -76,6 +76,13 @@ class SemiSupervisedSettings:
     reference_format: str | None = None
     """The output format whose root the trajectory model predicts and whose joints are
     reprojected (None: the first trained format with elbows, wrists, knees and ankles)."""
+    max_reprojection_error: float | None = 0.2
+    """Per-joint 2D error (normalised screen units: pixels / (width / 2)) beyond which the
+    reprojection term grows logarithmically instead of linearly (None: linear everywhere). 0.2 is
+    a tenth of the image width (100 px of a 1000-px frame): a healthy prediction misses by a few
+    pixels plus the trajectory model's sideways error (30 cm at 4 m with H36M's 1150-px focal
+    length: 86 px, 0.17); beyond it the pose sits near the camera, where projections and their
+    ~1/z^2 gradients explode (``semi_supervised.robust_error``)."""
 
     def validate(self) -> None:
         where = "semi_supervised"
@@ -95,6 +102,9 @@ class SemiSupervisedSettings:
             from posebridge.geometry import skeletons
 
             self.reference_format = skeletons.get(self.reference_format).name
+        if self.max_reprojection_error is not None and (
+                not _is_number(self.max_reprojection_error) or self.max_reprojection_error <= 0):
+            _fail(where, "max_reprojection_error", "null or a positive number", self.max_reprojection_error)
 
 
 @dataclass
@@ -151,8 +161,59 @@ class FinetuneSettings:
         return float(getattr(self, f"{ACAE_TERMS[self.variant]}_weight"))
 
 
+DIVERGENCE_ACTIONS = ("rollback", "stop")
+
+
+@dataclass
+class DivergenceSettings:
+    """How training notices and handles a run that diverges (spec section ``divergence``;
+    ``training.divergence``). After every epoch its log row is checked; a failed check rolls the
+    model, its objectives' modules and the optimiser back to the best epoch (lowest validation
+    MPJPE; without validation, the last epoch that passed) and continues at a reduced learning rate,
+    or stops. A NaN or inf loss always stops training with an error (no model is written).
+
+    Defaults: the issue's diverged run (validation MPJPE 101 -> 2,982 mm; its twin 101 -> 181 mm)
+    trips the validation check, which a healthy run, whose validation error falls or wobbles by a
+    few tens of percent, does not. Rolling back rather than stopping keeps the run's epoch budget;
+    halving the learning rate is the usual remedy for a step size the loss surface cannot take
+    (Chowdhery et al., "PaLM", 2022, restart from an earlier checkpoint after a loss spike)."""
+
+    loss_spike_factor: float | None = 5.0
+    """An epoch's loss term (each ``loss_<term>`` of the log, while it counts: > 0) above this
+    times the median of its values over the earlier accepted epochs diverged (None: no check)."""
+    val_factor: float | None = 1.5
+    """Validation MPJPE above this times the best so far ..."""
+    val_margin_mm: float = 50.0
+    """... and above the best plus this many mm diverged (None factor: no check). The margin keeps
+    small absolute wobbles of a well-trained model (20 -> 31 mm) from counting."""
+    action: str = "rollback"
+    """``rollback``: restore the best epoch and continue with the learning rate times
+    ``lr_factor``; ``stop``: restore the best epoch and stop (``DIVERGENCE_ACTIONS``)."""
+    lr_factor: float = 0.5
+    """The learning rate's factor after each rollback (cumulative)."""
+    max_rollbacks: int = 2
+    """Rollbacks before the run stops at its best epoch instead."""
+
+    def validate(self) -> None:
+        where = "divergence"
+        for key in ("loss_spike_factor", "val_factor"):
+            value = getattr(self, key)
+            if value is not None and (not _is_number(value) or value <= 1):
+                _fail(where, key, "null or a number > 1", value)
+        if not _is_number(self.val_margin_mm) or self.val_margin_mm < 0:
+            _fail(where, "val_margin_mm", "a non-negative number", self.val_margin_mm)
+        if self.action not in DIVERGENCE_ACTIONS:
+            _fail(where, "action", f"one of {', '.join(DIVERGENCE_ACTIONS)}", self.action)
+        if not _is_number(self.lr_factor) or not 0 < self.lr_factor <= 1:
+            _fail(where, "lr_factor", "a number in (0, 1]", self.lr_factor)
+        if not _is_int(self.max_rollbacks) or self.max_rollbacks < 0:
+            _fail(where, "max_rollbacks", "an integer >= 0", self.max_rollbacks)
+
+
 SECTIONS = {"semi_supervised": SemiSupervisedSettings, "multiview": MultiviewSettings, "finetune": FinetuneSettings}
-"""The nested sections of the spec: the objectives' options."""
+"""The nested sections of the spec that are objectives' options."""
+NESTED = {**SECTIONS, "divergence": DivergenceSettings}
+"""Every nested section of the spec: the objectives' and the divergence guard's."""
 
 
 @dataclass
@@ -205,9 +266,10 @@ class TrainConfig:
     semi_supervised: SemiSupervisedSettings = field(default_factory=SemiSupervisedSettings)
     multiview: MultiviewSettings = field(default_factory=MultiviewSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
+    divergence: DivergenceSettings = field(default_factory=DivergenceSettings)
 
     def __post_init__(self):
-        for name, cls in SECTIONS.items():  # a section given as a mapping (JSON) becomes its settings
+        for name, cls in NESTED.items():  # a section given as a mapping (JSON) becomes its settings
             setattr(self, name, _section(cls, getattr(self, name), name))
 
     @classmethod
@@ -258,7 +320,7 @@ class TrainConfig:
         if not all(_is_number(v) and v >= 0 for v in self.loss_weights.values()):
             fail("loss_weights", "non-negative numbers")
         self._validate_data()
-        for name, cls in SECTIONS.items():
+        for name, cls in NESTED.items():
             setattr(self, name, _section(cls, getattr(self, name), name))
 
     def _validate_data(self) -> None:

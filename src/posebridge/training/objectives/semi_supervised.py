@@ -15,7 +15,11 @@ output joint) predicts the camera-space position of the reference format's root.
   projected through the row's camera, lens distortion included, against the input 2D of the
   centre frame, in the units of the lifter's input codec (``data.keypoints.InputCodec``: screen
   pixels / (width / 2), or camera rays x ``CAMERA_SCALE``): the mean Euclidean 2D error weighted
-  by the detector's confidence (kept beside the input, whatever the codec feeds the network). With ``placement="depth"`` the pose
+  by the detector's confidence (kept beside the input, whatever the codec feeds the network), each
+  joint's error beyond ``max_reprojection_error`` (0.2: a tenth of the image width in screen units,
+  about 0.1 rad in camera units) growing only logarithmically, so a pose placed next to the camera
+  cannot throw the lifter off (without the bound, a run of the VideoPose3D experiment diverged at a
+  mean reprojection error of 264). With ``placement="depth"`` the pose
   sits at the trajectory model's depth but x, y come from the 2D in closed form
   (``place_at_depth``): the trajectory model, learnt from few labeled subjects, misplaces the
   root sideways by more than the pose errors the term could fix, and that miss would otherwise be
@@ -50,7 +54,7 @@ from posebridge.training.data import MirroredFrames, select_subjects
 from posebridge.training.loop import Objective, ObjectiveContext, StepOutputs, epoch_seed
 from posebridge.training.settings import PLACEMENTS, SEMI_TERMS, SemiSupervisedSettings
 
-__all__ = ["load_unlabeled", "SemiSupervised", "objective_from_sources", "weighted_mpjpe", "reprojection_error",
+__all__ = ["load_unlabeled", "SemiSupervised", "objective_from_sources", "weighted_mpjpe", "reprojection_error", "robust_error",
            "bone_length_gap", "place_at_depth", "PLACEMENTS"]
 
 MIN_DEPTH_M = 0.1
@@ -71,16 +75,29 @@ def weighted_mpjpe(pred: torch.Tensor, target: torch.Tensor, weight: torch.Tenso
     return (weight * err).sum() / used.sum().clamp_min(1)
 
 
+def robust_error(err: torch.Tensor, bound: float | None) -> torch.Tensor:
+    """``err`` (any shape, >= 0) where it is at most ``bound``, ``bound * (1 + ln(err / bound))``
+    beyond: continuous, slope 1 at the bound and ``bound / err`` past it, so a joint projected far
+    off (a pose placed next to the camera) pulls with a vanishing gradient instead of one growing
+    with its error. The identity, values and gradients bit for bit, where no error exceeds the
+    bound; None: the identity everywhere."""
+    if bound is None:
+        return err
+    far = bound * (1.0 + torch.log(err.clamp_min(bound) / bound))
+    return torch.minimum(err, far)
+
+
 def reprojection_error(points_cam: torch.Tensor, keypoints: torch.Tensor, intrinsics: torch.Tensor,
                        distortion: torch.Tensor, width: torch.Tensor, height: torch.Tensor,
-                       codec: InputCodec | None = None) -> torch.Tensor:
+                       codec: InputCodec | None = None, max_error: float | None = None) -> torch.Tensor:
     """Confidence-weighted mean 2D error, in the units of ``codec`` (default VideoPose3D's
     normalised screen), between camera-space ``points_cam`` (B, J, 3) seen by the cameras
-    (``InputCodec.project_torch``) and ``keypoints`` (B, J, 3) (encoded x, y and confidence).
-    Points nearer than ``MIN_DEPTH_M`` weigh nothing."""
+    (``InputCodec.project_torch``) and ``keypoints`` (B, J, 3) (encoded x, y and confidence); each
+    joint's error beyond ``max_error`` grows only logarithmically (``robust_error``). Points nearer
+    than ``MIN_DEPTH_M`` weigh nothing."""
     projected = (codec or InputCodec()).project_torch(points_cam, intrinsics, distortion, width, height)
     weight = keypoints[..., 2] * (points_cam[..., 2] > MIN_DEPTH_M)
-    err = (projected - keypoints[..., :2]).norm(dim=-1)
+    err = robust_error((projected - keypoints[..., :2]).norm(dim=-1), max_error)
     return (weight * err).sum() / weight.sum().clamp_min(1e-6)
 
 
@@ -170,6 +187,7 @@ class SemiSupervised(Objective):
         settings.validate()
         self.data, self.config, self.formats = unlabeled, config, list(formats)
         self.weights, self.placement = dict(settings.weights), settings.placement
+        self.max_error = settings.max_reprojection_error
         self.warmup_epochs = int(settings.warmup_epochs)
         self.batch_size = int(settings.batch_size or config.batch_size)
         self.reference = _reference_format(self.formats, unlabeled.keypoint_format, settings.reference_format)
@@ -216,7 +234,8 @@ class SemiSupervised(Objective):
 
     def fingerprint(self) -> dict:
         return {"weights": self.weights, "warmup_epochs": self.warmup_epochs, "batch_size": self.batch_size,
-                "reference_format": self.reference, "placement": self.placement, "datasets": self.data.names,
+                "reference_format": self.reference, "placement": self.placement,
+                "max_reprojection_error": self.max_error, "datasets": self.data.names,
                 "rows": self.data.num_rows, "frames": self.data.num_frames, "data_sha256": self.data.digest()}
 
     def start_epoch(self, epoch: int, seed: int) -> None:
@@ -266,7 +285,8 @@ class SemiSupervised(Objective):
                 absolute = rel + trajectory[B:, None]
             rows, frames = self._rows, self.frames
             terms["proj"] = reprojection_error(absolute, centre, frames.intrinsics[rows], frames.distortion[rows],
-                                               frames.size[rows, 0], frames.size[rows, 1], self.data.codec)
+                                               frames.size[rows, 0], frames.size[rows, 1], self.data.codec,
+                                               self.max_error)
             gaps = [bone_length_gap(out.labeled_pred[:, out.lifter.slices[f]], out.extra_pred[:, out.lifter.slices[f]],
                                     skeletons.get(f).bones) for f in self.formats if skeletons.get(f).bones]
             terms["bone"] = torch.stack(gaps).mean() if gaps else zero

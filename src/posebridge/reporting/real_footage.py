@@ -22,7 +22,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from posebridge.errors import DataError
 
 REAL_FOOTAGE_FILES = ("real_footage.html", "real_footage_frames.png")
 TAKE_COLUMNS = {  # evaluate-real column -> header (multi-view takes against their triangulation)

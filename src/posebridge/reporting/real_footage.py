@@ -22,7 +22,6 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from posebridge.errors import DataError
 
 REAL_FOOTAGE_FILES = ("real_footage.html", "real_footage_frames.png")
 TAKE_COLUMNS = {  # evaluate-real column -> header (multi-view takes against their triangulation)
@@ -70,7 +69,7 @@ def comparison_table(real: pd.DataFrame, synthetic: pd.DataFrame | None) -> pd.D
     for part in parts[1:]:
         table = table.join(part, how="outer")
     models = list(dict.fromkeys(real["model"]))
-    return table.loc[[key for key in table.index if key[0] in models]]
+    return table.loc[[key for key in table.index if key[0] in models]].dropna(axis=1, how="all")
 
 
 def triangulation_table(dataset) -> pd.DataFrame:
@@ -89,18 +88,20 @@ def triangulation_table(dataset) -> pd.DataFrame:
 
 
 def _html_table(frame: pd.DataFrame, text_columns: int) -> str:
-    def cell(tag, i, value):
-        if isinstance(value, str):
-            text = value
+    """An HTML table: the first ``text_columns`` columns as text, numbers with one decimal (ratios two)."""
+    def cell(tag, i, value, column=""):
+        if isinstance(value, str) or i < text_columns:
+            text = str(value)
         elif isinstance(value, (int, np.integer)):
             text = str(value)
         else:
-            text = "n/a" if not np.isfinite(value) else f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+            text = "n/a" if not np.isfinite(value) else f"{value:.{2 if 'ratio' in column else 1}f}"
         css = ' class="text"' if i < text_columns else ""
         return f"<{tag}{css}>{html.escape(text)}</{tag}>"
 
-    header = "".join(cell("th", i, str(c)) for i, c in enumerate(frame.columns))
-    rows = ["<tr>" + "".join(cell("td", i, v) for i, v in enumerate(row)) + "</tr>"
+    columns = [str(c) for c in frame.columns]
+    header = "".join(cell("th", i, c) for i, c in enumerate(columns))
+    rows = ["<tr>" + "".join(cell("td", i, v, columns[i]) for i, v in enumerate(row)) + "</tr>"
             for row in frame.itertuples(index=False)]
     return f"<table><thead><tr>{header}</tr></thead><tbody>\n" + "\n".join(rows) + "\n</tbody></table>"
 

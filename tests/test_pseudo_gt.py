@@ -102,3 +102,12 @@ def test_root_relative_pseudo_gt_equals_lift_on_keypoints():
     points = predict_frames(model, data, chosen)
     lifted = lift(model, kp, *camera.image_size)["h36m_17"][chosen]
     np.testing.assert_allclose(points - points[:, :1], lifted, atol=1e-2)
+
+
+def test_poses_reaching_behind_the_camera_plane_are_left_out():
+    from posebridge.bridge.pseudo_gt import MIN_DEPTH_MM, in_front
+
+    points = np.full((3, 4, 3), 2000.0, np.float32)
+    points[1, 2, 2] = MIN_DEPTH_MM  # on the bound: out (the projected loss divides by depth)
+    points[2, 0, 2] = -50.0
+    assert in_front(points).tolist() == [True, False, False]

@@ -108,6 +108,17 @@ def predict_frames(model, data, chosen: np.ndarray, flip: bool = True) -> np.nda
     return out
 
 
+MIN_DEPTH_MM = 100.0
+"""A pseudo-GT pose keeps its frame only when every joint lies this far in front of the camera: the
+ACAE's projected loss divides by depth, and people close to everyday cameras (floor and phone
+set-ups of the synthetic benchmark) can reach behind the image plane."""
+
+
+def in_front(points: np.ndarray, min_depth_mm: float = MIN_DEPTH_MM) -> np.ndarray:
+    """(N,) bool: poses (N, J, 3) camera mm whose every joint has z > ``min_depth_mm``."""
+    return (points[..., 2] > min_depth_mm).all(axis=1)
+
+
 def write_pseudo_gt(path, arrays: dict) -> None:
     """Write the pseudo-GT .npz atomically (plain arrays, no pickle)."""
     from posebridge.atomic import atomic_path

@@ -34,6 +34,8 @@ def main(args) -> int:
     from posebridge.models.lifter import union_joint_names
     from posebridge.bridge.pseudo_gt import (
         PseudoGTConfig,
+        MIN_DEPTH_MM,
+        in_front,
         predict_frames,
         select_frames,
         write_pseudo_gt,
@@ -52,6 +54,11 @@ def main(args) -> int:
         raise DataError(args.dataset[0], f"only {len(chosen)} training frame(s) pass min_confidence "
                                          f"{config.min_confidence}; lower it")
     points = predict_frames(model, data, chosen, flip=config.flip)
+    front = in_front(points)
+    if not front.all():
+        print(f"pseudo-GT: {int((~front).sum())} of {len(points)} poses reach within {MIN_DEPTH_MM:g} mm of the "
+              "camera plane and are left out (the projected loss divides by depth)", flush=True)
+        chosen, holdout, points = chosen[front], holdout[front], points[front]
     frame_row = np.repeat(np.arange(len(data.row_frames)), data.row_frames)[chosen]
     slices = model.lifter.slices
     write_pseudo_gt(args.output, {

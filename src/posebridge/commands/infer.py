@@ -30,7 +30,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--render-height", type=int, metavar="PX",
                         help="rendering height in pixels (default: the video's, at most 480)")
     parser.add_argument("--render-frames", metavar="LIST",
-                        help="frame indices to render as PNG, comma-separated (e.g. 0,100,200)")
+                        help="with --render NAME.png: the frame indices to render, one PNG each "
+                             "(NAME_000100.png), comma-separated (e.g. 0,100,200); ignored for a video")
     parser.add_argument("--detections", metavar="NPZ",
                         help="use this Detectron-style detection file of the video (boxes, keypoints) "
                              "instead of running MediaPipe")

@@ -5,13 +5,11 @@ payload run."""
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import bad_inputs  # noqa: E402  (the corpus script beside this file)
+import bad_inputs  # the corpus script beside this file
 
 
 @pytest.fixture(scope="module")

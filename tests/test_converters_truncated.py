@@ -10,6 +10,7 @@ import pickle
 import numpy as np
 import pytest
 
+from bad_inputs import Payload  # unpickling it creates a marker file
 from posebridge import cli
 
 
@@ -110,21 +111,13 @@ def test_each_case_converts_when_intact(tmp_path, capsys):
     assert np.all([p.stat().st_size > 0 for p in (tmp_path / "results").rglob("*.h5")])
 
 
-class _Payload:
-    """Unpickling this creates ``marker``: stands in for an attacker's code in a dataset file."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def _poison_npz(path, key, marker):
     """Replace one entry of a VideoPose3D npz by a pickle payload, keeping the others."""
     with np.load(path, allow_pickle=True) as npz:
         entries = {k: npz[k] for k in npz.files}
-    entries[key] = np.array({"S1": _Payload(marker)}, dtype=object)
+    entries[key] = np.array({"S1": Payload(marker)}, dtype=object)
     np.savez(path, **entries)
 
 
@@ -145,7 +138,7 @@ def test_pickle_payload_is_refused_not_run(tmp_path, capsys, dataset, write, poi
     source = write(tmp_path / "source")
     path, marker = source / poisoned, tmp_path / "payload_ran"
     if key is None:
-        path.write_bytes(pickle.dumps({"jointPositions": _Payload(marker)}, protocol=2))
+        path.write_bytes(pickle.dumps({"jointPositions": Payload(marker)}, protocol=2))
     else:
         _poison_npz(path, key, marker)
     results = tmp_path / "results"

@@ -9,15 +9,9 @@ import pytest
 from posebridge.data.pickles import load_pickle, read_npz
 from posebridge.errors import DataError
 
+from bad_inputs import Payload  # the corpus's payload: unpickling it creates a marker file
 
-class Payload:
-    """Unpickling this creates ``marker`` (what an attacker's os.system call would do)."""
 
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (open, (self.marker, "w"))
 
 
 def _videopose3d_like(tmp_path):

@@ -2,7 +2,8 @@
 
 Layout (docs/internals.md, "Converted dataset"): attrs ``format_version``, ``name``, ``skeleton``,
 ``role``, ``has_3d`` (false: real footage without 3D, ``joints_3d`` all NaN; absent = true); ``joints_3d`` (N, J, 3) float32 world millimetres, every sequence concatenated in time,
-NaN = missing; ``cameras/{name,intrinsics,distortion,R,t,image_size}``; optional
+NaN = missing; ``cameras/{name,intrinsics,distortion,R,t,image_size}`` and
+``cameras/distortion_model`` (names; absent in stores written before it: all ``opencv``); optional
 ``extra/<format>`` (N, J_f, 3) float32. A sequence is one take: all its camera rows share one
 block ``joints_3d[start:start + frames]``.
 
@@ -85,6 +86,7 @@ def _camera_arrays(cams: list) -> dict[str, np.ndarray]:
         "R": np.array([np.asarray(c.R, dtype=np.float64) for c in cams]).reshape(-1, 3, 3),
         "t": np.array([np.asarray(c.t, dtype=np.float64) for c in cams]).reshape(-1, 3),
         "image_size": np.array([np.asarray(c.image_size) for c in cams]).reshape(-1, 2),
+        "distortion_model": np.array([str(getattr(c, "distortion_model", "opencv")) for c in cams], dtype=object),
     }
 
 
@@ -108,6 +110,13 @@ def _check_camera_arrays(arrays: dict[str, np.ndarray]) -> None:
         raise _Invalid("cameras/image_size must be positive")
     if len(set(names)) != count:
         raise _Invalid("camera names are not unique")
+    models = arrays["distortion_model"]
+    if models.shape != (count,):
+        raise _Invalid(f"cameras/distortion_model has shape {models.shape}, expected {(count,)}")
+    unknown = sorted(set(models) - set(cameras_mod.DISTORTION_MODELS))
+    if unknown:
+        raise _Invalid(f"cameras/distortion_model {unknown[0]!r} is not one of "
+                       f"{', '.join(cameras_mod.DISTORTION_MODELS)}")
 
 
 def _normalise_index(index: pd.DataFrame) -> pd.DataFrame:
@@ -265,6 +274,8 @@ def _write_files(h5_path: Path, index_path: Path, attrs: dict, joints_3d: np.nda
             group.create_dataset("name", data=camera_arrays["name"], dtype=h5py.string_dtype())
             for field in CAMERA_FIELDS:
                 group.create_dataset(field, data=camera_arrays[field])
+            group.create_dataset("distortion_model", data=camera_arrays["distortion_model"],
+                                 dtype=h5py.string_dtype())
             if extra_arrays:
                 extra_group = f.create_group("extra")
                 for fmt, array in extra_arrays.items():
@@ -430,6 +441,16 @@ def _read_field(f, key: str, ndim: int | None = None):
     return node
 
 
+def _read_strings(f, key: str, default: str, count: int) -> np.ndarray:
+    """A 1-D string array of the file, or ``count`` times ``default`` where an older file lacks it."""
+    if key not in f:
+        return np.array([default] * count, dtype=object)
+    node = _read_field(f, key, 1)
+    if node.dtype.kind not in "OSU":
+        raise _Invalid(f"{key} has dtype {node.dtype}, expected strings")
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in node[()]], dtype=object)
+
+
 def _load_arrays(f) -> dict:
     """Validate the HDF5 structure; return the attrs, cameras and array shapes."""
     version = _read_attr(f, "format_version")
@@ -450,6 +471,7 @@ def _load_arrays(f) -> dict:
                                dtype=object)}
     for field in CAMERA_FIELDS:
         arrays[field] = np.asarray(_read_field(f, f"cameras/{field}")[()])
+    arrays["distortion_model"] = _read_strings(f, "cameras/distortion_model", "opencv", len(arrays["name"]))
     _check_camera_arrays(arrays)
 
     extra_formats = []
@@ -471,7 +493,8 @@ def _cameras_from_arrays(arrays: dict[str, np.ndarray]) -> list:
         cameras_mod.Camera(name=str(arrays["name"][i]), intrinsics=arrays["intrinsics"][i].astype(np.float64),
                            distortion=arrays["distortion"][i].astype(np.float64),
                            R=arrays["R"][i].astype(np.float64), t=arrays["t"][i].astype(np.float64),
-                           image_size=tuple(int(v) for v in arrays["image_size"][i]))
+                           image_size=tuple(int(v) for v in arrays["image_size"][i]),
+                           distortion_model=str(arrays["distortion_model"][i]))
         for i in range(len(arrays["name"]))
     ]
 

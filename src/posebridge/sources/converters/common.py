@@ -200,11 +200,13 @@ def quaternion_to_matrix(q) -> np.ndarray:
     ])
 
 
-def camera_from_pose(name: str, orientation, position_mm, intrinsics, distortion, image_size) -> Camera:
+def camera_from_pose(name: str, orientation, position_mm, intrinsics, distortion, image_size,
+                     distortion_model: str = "opencv") -> Camera:
     """A Camera from VideoPose3D-style extrinsics: ``orientation`` the quaternion (w, x, y, z)
     rotating camera axes into the world, ``position_mm`` the camera centre in the world."""
     R = quaternion_to_matrix(orientation).T  # world -> camera
-    return Camera(name, intrinsics, distortion, R, -R @ np.asarray(position_mm, dtype=np.float64), image_size)
+    return Camera(name, intrinsics, distortion, R, -R @ np.asarray(position_mm, dtype=np.float64), image_size,
+                  distortion_model)
 
 
 def fit_pinhole(points_cam: np.ndarray, pixels: np.ndarray, path, what: str,

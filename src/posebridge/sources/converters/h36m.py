@@ -8,7 +8,9 @@ Photo / WalkDog, as VideoPose3D does. ``action`` is the action without its take 
 columns ``source_subject`` / ``source_action`` ("S1", "Directions 1") are the take's keys in
 VideoPose3D's files, so its 2D files match each sequence x camera exactly.
 
-Cameras: the four H36M intrinsics (``cameras.H36M_CAMERAS``) with each subject's extrinsics as
+Cameras: the four H36M intrinsics (``cameras.H36M_CAMERAS``, distortion model
+``h36m_videopose3d``: the formula VideoPose3D's ground-truth 2D was projected with) with each
+subject's extrinsics as
 published in VideoPose3D's ``common/h36m_dataset.py`` (orientation quaternion (w, x, y, z) of the
 camera in the world and camera position in mm). Camera names are "<subject>/<camera id>".
 """
@@ -123,7 +125,7 @@ def subject_cameras(subject: str) -> list:
     for cid, (orientation, position) in zip(H36M_CAMERA_IDS, EXTRINSICS[subject]):
         base = H36M_CAMERAS[cid]
         out.append(camera_from_pose(f"{subject}/{cid}", orientation, position, base.intrinsics,
-                                    base.distortion, base.image_size))
+                                    base.distortion, base.image_size, base.distortion_model))
     return out
 
 

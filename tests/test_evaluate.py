@@ -100,8 +100,10 @@ class StubModel:
         self.mean_pose = {f: np.zeros((skeletons.get(f).num_joints, 3)) for f in MODEL_FORMATS}
         self.calls = []
 
-    def lift(self, model, keypoints, width, height, flip=True, intrinsics=None, distortion=None):
+    def lift(self, model, keypoints, width, height, flip=True, intrinsics=None, distortion=None,
+             distortion_model=None):
         assert model is self and keypoints.shape[1:] == (17, 3)
+        assert distortion_model == "opencv"  # the dataset's cameras' model reaches the model
         self.calls.append(dict(frames=len(keypoints), width=width, height=height, flip=flip,
                                intrinsics=np.asarray(intrinsics)))
         t = keypoints[:, 0, 0].astype(int)

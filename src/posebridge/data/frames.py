@@ -21,6 +21,7 @@ from posebridge.data.keypoints import InputCodec
 from posebridge.data.windows import window_index
 from posebridge.errors import DataError
 from posebridge.geometry import skeletons
+from posebridge.geometry.cameras import distortion_model_code
 
 __all__ = ["FrameTable", "FrameTableBuilder", "check_detections", "mirror_points", "open_sources"]
 
@@ -71,7 +72,8 @@ class FrameTable:
         group_start: (G,) first flat frame of each source in ``inputs``.
         row_group, row_start, row_frames: (R,) per row: source, first flat frame, frame count.
         row_intrinsics (R, 4) px, row_distortion (R, 5), row_size (R, 2) width, height px: each
-            row's camera.
+            row's camera; row_distortion_model (R,) int64 its distortion model's code
+            (``geometry.cameras.DISTORTION_MODELS``), None = all opencv (hand-built tables).
         row_sequence, row_camera: (R,) names, for messages.
         row_up: (R, 3) the world's up direction in each row's camera frame (``R @ (0, 0, 1)``);
             None when unknown (hand-built tables).
@@ -94,6 +96,7 @@ class FrameTable:
     row_sequence: np.ndarray
     row_camera: np.ndarray
     row_up: np.ndarray | None = None
+    row_distortion_model: np.ndarray | None = None
     codec: InputCodec = field(default_factory=InputCodec)
     confidence: np.ndarray | None = None
 
@@ -104,6 +107,12 @@ class FrameTable:
     @property
     def num_rows(self) -> int:
         return len(self.row_frames)
+
+    def distortion_codes(self) -> np.ndarray:
+        """(R,) int64 every row's distortion model code (0 = opencv where the table has none)."""
+        if self.row_distortion_model is None:
+            return np.zeros(self.num_rows, dtype=np.int64)
+        return np.asarray(self.row_distortion_model, dtype=np.int64)
 
     def frames_per_group(self) -> list[np.ndarray]:
         """Per source, the frame counts of its rows."""
@@ -158,8 +167,10 @@ class FrameTable:
         """sha256 of the inputs, the row structure, the cameras and ``extra`` arrays: a
         regenerated dataset of the same size must not resume a stale run."""
         digest = hashlib.sha256()
+        # the model codes count only where some lens is not opencv (older digests stay valid)
+        models = (self.distortion_codes(),) if self.distortion_codes().any() else ()
         for array in (self.inputs, self.row_start, self.row_frames, self.row_intrinsics, self.row_distortion,
-                      self.row_size, *extra):
+                      *models, self.row_size, *extra):
             digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
 
@@ -179,7 +190,7 @@ class FrameTableBuilder:
         self.group_start: list[int] = []
         self.inputs: list[np.ndarray] = []
         self.confidence: list[np.ndarray] = []
-        self.rows = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "size",
+        self.rows = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "model", "size",
                                      "sequence", "camera", "up")}
         self.offset = 0
         self.detections = None
@@ -205,10 +216,12 @@ class FrameTableBuilder:
         keypoints = self.detections.get(row["sequence"], row["camera"])
         keypoints = keypoints if frames is None else keypoints[:frames]
         width, height = camera.image_size
-        self.inputs.append(self.codec.encode(keypoints, width, height, camera.intrinsics, camera.distortion))
+        self.inputs.append(self.codec.encode(keypoints, width, height, camera.intrinsics, camera.distortion,
+                                             camera.distortion_model))
         self.confidence.append(np.asarray(keypoints[..., 2], np.float32))
         values = {"group": len(self.names) - 1, "start": self.offset, "frames": len(keypoints),
-                  "intrinsics": camera.intrinsics, "distortion": camera.distortion, "size": (width, height),
+                  "intrinsics": camera.intrinsics, "distortion": camera.distortion,
+                  "model": distortion_model_code(camera.distortion_model), "size": (width, height),
                   "sequence": str(row["sequence"]), "camera": str(row["camera"]),
                   "up": camera.R @ np.array([0.0, 0.0, 1.0])}  # the world is Z-up
         for key, value in values.items():
@@ -230,6 +243,7 @@ class FrameTableBuilder:
             row_frames=np.asarray(rows["frames"], dtype=np.int64),
             row_intrinsics=np.asarray(rows["intrinsics"], dtype=np.float64).reshape(-1, 4),
             row_distortion=np.asarray(rows["distortion"], dtype=np.float64).reshape(-1, 5),
+            row_distortion_model=np.asarray(rows["model"], dtype=np.int64),
             row_size=np.asarray(rows["size"], dtype=np.float64).reshape(-1, 2),
             row_sequence=np.asarray(rows["sequence"], dtype=object),
             row_camera=np.asarray(rows["camera"], dtype=object),

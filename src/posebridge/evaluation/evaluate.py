@@ -90,7 +90,8 @@ class Lifter(Protocol):
     mean_pose: dict[str, np.ndarray]  # format -> (J, 3) mm, root-relative camera space
 
 
-# lift(model, keypoints (T,17,3) px+conf, width, height, flip=..., intrinsics=(4,), distortion=(5,))
+# lift(model, keypoints (T,17,3) px+conf, width, height, flip=..., intrinsics=(4,), distortion=(5,),
+#      distortion_model=name)
 #   -> {format: (T,J,3) mm}
 LiftFn = Callable[..., dict]
 
@@ -233,7 +234,8 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
         width, height = (int(v) for v in camera.image_size)
         predicted = lift(model, keypoints, width, height, flip=config.flip_test,
                          intrinsics=np.asarray(camera.intrinsics, dtype=np.float64),
-                         distortion=np.asarray(camera.distortion, dtype=np.float64))
+                         distortion=np.asarray(camera.distortion, dtype=np.float64),
+                         distortion_model=camera.distortion_model)
         truth = ground_truth(dataset, row, sources, frames)
         predicted = {s.format: root_relative(np.asarray(predicted[s.format], dtype=np.float64),
                                              _root(s.format)) for s in sources}

@@ -110,12 +110,14 @@ def _videopose3d_mask(model, ndim: int, like):
     aligned with the leading dimensions (numpy or torch like ``like``)."""
     if model is None or isinstance(model, (str, int, np.integer)):
         return distortion_model_code(model) == 1
-    if _is_torch(model) or _is_torch(like):
-        import torch
+    if _is_torch(model):
+        codes = model.to(like.device) if _is_torch(like) else model.cpu().numpy()
+    else:
+        codes = np.asarray([distortion_model_code(m) for m in np.ravel(model)]).reshape(np.shape(model))
+        if _is_torch(like):
+            import torch
 
-        codes = torch.as_tensor(np.asarray(model) if not _is_torch(model) else model, device=like.device)
-        return _align(codes.reshape(*codes.shape, 1), ndim)[..., 0] == 1
-    codes = np.asarray([distortion_model_code(m) for m in np.ravel(model)]).reshape(np.shape(model))
+            codes = torch.as_tensor(codes, device=like.device)
     return _align(codes.reshape(*codes.shape, 1), ndim)[..., 0] == 1
 
 

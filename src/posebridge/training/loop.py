@@ -146,7 +146,8 @@ def compute_losses(pred: torch.Tensor, batch: TrainingBatch, config: TrainConfig
     terms = {
         "meanrel": losses.mean_relative_l1(pred, target, valid),
         "proj": losses.projection_l1(absolute, target_px, batch.intrinsics, batch.distortion, valid,
-                                     min_depth=PROJ_MIN_DEPTH_FRACTION * torch.nan_to_num(target[..., 2])),
+                                     min_depth=PROJ_MIN_DEPTH_FRACTION * torch.nan_to_num(target[..., 2]),
+                                     distortion_model=batch.distortion_model),
         "abs": losses.absolute_l1(absolute, target, valid, config.abs_depth_weight),
     }
     terms["total"] = sum(config.loss_weights[k] * terms[k] for k in LOSS_NAMES)

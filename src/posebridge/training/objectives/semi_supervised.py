@@ -89,13 +89,15 @@ def robust_error(err: torch.Tensor, bound: float | None) -> torch.Tensor:
 
 def reprojection_error(points_cam: torch.Tensor, keypoints: torch.Tensor, intrinsics: torch.Tensor,
                        distortion: torch.Tensor, width: torch.Tensor, height: torch.Tensor,
-                       codec: InputCodec | None = None, max_error: float | None = None) -> torch.Tensor:
+                       codec: InputCodec | None = None, max_error: float | None = None,
+                       distortion_model=None) -> torch.Tensor:
     """Confidence-weighted mean 2D error, in the units of ``codec`` (default VideoPose3D's
     normalised screen), between camera-space ``points_cam`` (B, J, 3) seen by the cameras
     (``InputCodec.project_torch``) and ``keypoints`` (B, J, 3) (encoded x, y and confidence); each
     joint's error beyond ``max_error`` grows only logarithmically (``robust_error``). Points nearer
-    than ``MIN_DEPTH_M`` weigh nothing."""
-    projected = (codec or InputCodec()).project_torch(points_cam, intrinsics, distortion, width, height)
+    than ``MIN_DEPTH_M`` weigh nothing. ``distortion_model``: the lenses' model codes (B,) or a name."""
+    projected = (codec or InputCodec()).project_torch(points_cam, intrinsics, distortion, width, height,
+                                                      distortion_model)
     weight = keypoints[..., 2] * (points_cam[..., 2] > MIN_DEPTH_M)
     err = robust_error((projected - keypoints[..., :2]).norm(dim=-1), max_error)
     return (weight * err).sum() / weight.sum().clamp_min(1e-6)
@@ -216,7 +218,8 @@ class SemiSupervised(Objective):
         keypoints = data.mirrored_inputs()
         size = self.frames.size.cpu().numpy().astype(np.float64)[rows]
         rays = data.codec.rays(keypoints[..., :2], self.frames.intrinsics.cpu().numpy()[rows].astype(np.float64),
-                               self.frames.distortion.cpu().numpy()[rows].astype(np.float64), size[:, 0], size[:, 1])
+                               self.frames.distortion.cpu().numpy()[rows].astype(np.float64), size[:, 0], size[:, 1],
+                               self.frames.distortion_model.cpu().numpy()[rows])
         return torch.from_numpy(rays.astype(np.float32)).to(self.device)
 
     # -------------------------------------------------------------- Objective interface
@@ -286,7 +289,7 @@ class SemiSupervised(Objective):
             rows, frames = self._rows, self.frames
             terms["proj"] = reprojection_error(absolute, centre, frames.intrinsics[rows], frames.distortion[rows],
                                                frames.size[rows, 0], frames.size[rows, 1], self.data.codec,
-                                               self.max_error)
+                                               self.max_error, frames.distortion_model[rows])
             gaps = [bone_length_gap(out.labeled_pred[:, out.lifter.slices[f]], out.extra_pred[:, out.lifter.slices[f]],
                                     skeletons.get(f).bones) for f in self.formats if skeletons.get(f).bones]
             terms["bone"] = torch.stack(gaps).mean() if gaps else zero

@@ -243,11 +243,6 @@ def fit_pinhole(points_cam: np.ndarray, pixels: np.ndarray, path, what: str,
 # ---------------------------------------------------------------------------------------------
 # VideoPose3D npz files (Human3.6M, HumanEva)
 
-# VideoPose3D's 2D layout names -> posebridge keypoint formats (with the joint count they imply)
-VIDEOPOSE3D_LAYOUTS = {"h36m": ("h36m_17", 17), "coco": ("coco_17", 17),
-                       "humaneva15": ("humaneva_15", 15)}
-
-
 def load_npz_dict(path: Path, key: str) -> dict:
     """The pickled dict stored under ``key`` of a VideoPose3D npz (a 0-d object array)."""
     with reading(path, "npz file"):
@@ -272,32 +267,12 @@ def load_npz_metadata(path: Path) -> dict | None:
 
 def keypoint_format_of(path: Path, metadata: dict | None, default: str) -> str:
     """The registry keypoint format of a VideoPose3D 2D file from its metadata: ``layout_name``
-    when present (h36m -> h36m_17, coco -> coco_17, humaneva15 -> humaneva_15), else ``default``
-    (ground-truth files carry no layout name); the joint count and left/right symmetry must agree."""
-    if metadata is None:
-        raise DataError(path, "has no 'metadata' (num_joints, keypoints_symmetry, layout_name)")
-    layout = metadata.get("layout_name")
-    if layout is None:
-        fmt = default
-    elif layout in VIDEOPOSE3D_LAYOUTS:
-        fmt = VIDEOPOSE3D_LAYOUTS[layout][0]
-    else:
-        known = ", ".join(VIDEOPOSE3D_LAYOUTS)
-        raise DataError(path, f"2D layout {layout!r} has no posebridge keypoint format (known: {known})")
-    skeleton = skeletons.get(fmt)
-    if int(metadata.get("num_joints", -1)) != skeleton.num_joints:
-        raise DataError(path, f"metadata num_joints {metadata.get('num_joints')!r} does not match "
-                              f"{fmt} ({skeleton.num_joints} joints)")
-    symmetry = metadata.get("keypoints_symmetry")
-    if symmetry is not None:
-        try:
-            left, right = (sorted(int(i) for i in side) for side in symmetry)
-        except (TypeError, ValueError):
-            raise DataError(path, f"metadata keypoints_symmetry is malformed: {symmetry!r}") from None
-        if (left, right) != (sorted(skeleton.left), sorted(skeleton.right)):
-            raise DataError(path, f"metadata keypoints_symmetry {symmetry!r} does not match {fmt}'s "
-                                  f"left/right joints {list(skeleton.left)} / {list(skeleton.right)}")
-    return fmt
+    when present, else the layout its joint count and left/right symmetry fit (``default``, the
+    dataset's, where several do: ground-truth files carry no layout name); see
+    ``sources.detectors.imported.videopose3d_layout``."""
+    from posebridge.sources.detectors.imported import videopose3d_layout
+
+    return videopose3d_layout(path, metadata, default)
 
 
 def check_array(path, where: str, value, shape: tuple) -> np.ndarray:

@@ -49,7 +49,8 @@ def validate_config(config: dict) -> None:
 
 
 # `convert:` options that only some real sources take (posebridge convert --help)
-CONVERT_OPTION_SOURCES = {"part": ("mpi_inf_3dhp",), "universal": ("mpi_inf_3dhp", "mupots")}
+CONVERT_OPTION_SOURCES = {"part": ("mpi_inf_3dhp",), "universal": ("mpi_inf_3dhp", "mupots"),
+                          "strict": ("h36m_cdf", "mpi_inf_3dhp", "3dpw", "mupots")}
 # real footage (real_footage.smk): sources whose datasets are real cameras without 3D ground truth,
 # and those of them with calibrated, synchronised views (triangulated)
 REAL_FOOTAGE_SOURCES = ("pose2sim", "videos")
@@ -72,8 +73,6 @@ def check_datasets(config: dict) -> None:
             if key in options and entry["source"] not in sources:
                 fail(f"datasets.{name}.convert.{key}", f"only for source {' or '.join(sources)}, "
                      f"not {entry['source']!r}")
-        if entry["source"] == "mupots" and "fps" not in options:
-            fail(f"datasets.{name}.convert", "source mupots needs `fps` (MuPoTS does not state its frame rate)")
         if entry["source"] in REAL_FOOTAGE_SOURCES and entry["role"] != "test":
             fail(f"datasets.{name}.role", f"source {entry['source']} is real footage without 3D: role test "
                  "(measured by every model, never trained on)")
@@ -161,6 +160,8 @@ def convert_args(name: str) -> str:
         args += ["--universal"]
     if "fps" in options:
         args += ["--fps", str(options["fps"])]
+    if options.get("strict"):
+        args += ["--strict"]
     return " ".join(shlex.quote(a) for a in args)
 
 

@@ -9,6 +9,7 @@ cameras, index rows without the ``role`` column, optional 2D keypoints per row);
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -206,7 +207,8 @@ def available_parts(dataset: str, source: Path, present: dict[str, bool], strict
         require_source(dataset, source)
     found = [name for name, ok in present.items() if ok]
     missing = [name for name, ok in present.items() if not ok]
-    builder.parts = {"converted": found, "missing": missing}
+    for key, names in (("converted", found), ("missing", missing)):  # parts of several checks add up
+        builder.parts[key] = builder.parts.get(key, []) + names
     if missing:
         builder.notes.append(f"partial download: {len(missing)} of {len(present)} missing ({', '.join(missing)}), "
                              f"converted {', '.join(found)} (strict: true refuses instead)")
@@ -315,6 +317,12 @@ def estimate_up(joints: np.ndarray, skeleton: str) -> tuple[np.ndarray, str]:
         if spread[1] / np.sqrt(len(points)) > FEET_SPREAD_MM and tilt < FEET_PLANE_MAX_TILT_DEG:
             return normal, "plane"
     return body, "body"
+
+
+def rotate_world(camera: Camera, rotation: np.ndarray) -> Camera:
+    """The camera seeing the world rotated by ``rotation`` (X' = rotation @ X) as ``camera`` sees
+    the original: ``R' = R rotation^T``, ``t`` unchanged."""
+    return dataclasses.replace(camera, R=camera.R @ np.asarray(rotation).T)
 
 
 def level_camera_frame(joints_cam: np.ndarray, skeleton: str, up_cam=None) -> tuple[np.ndarray, str]:

@@ -302,7 +302,7 @@ def estimate_up(joints: np.ndarray, skeleton: str) -> tuple[np.ndarray, str]:
     if not feet or not head:
         raise ValueError(f"{skeleton}: no feet or head joints to tell up from")
     joints = np.asarray(joints, dtype=np.float64).reshape(-1, s.num_joints, 3)
-    axis = joints[:, head[0]] - np.nanmean(joints[:, [s.index("lankle"), s.index("rankle")]], axis=1)
+    axis = joints[:, head[0]] - joints[:, [s.index("lankle"), s.index("rankle")]].mean(axis=1)
     axis = axis[np.isfinite(axis).all(axis=1)]
     if not len(axis):
         raise ValueError(f"{skeleton}: no pose shows both the head and the ankles")

@@ -171,6 +171,10 @@ DATASET_EDITS = {
     "role_unknown": _set_attr("role", "pretraining"),
     "format_version": _set_attr("format_version", 99),
     "no_joints": lambda f: f.__delitem__("joints_3d"),
+    "distortion_model_unknown": _set_values("cameras/distortion_model", "fisheye", np.s_[0]),
+    "annotation_unknown": lambda f: f.create_dataset("annotations/pose_score", data=np.zeros(len(f["joints_3d"]))),
+    "annotation_frames": lambda f: f.create_dataset("annotations/activity", data=np.zeros(3, np.int16)),
+    "parts_not_json": _set_attr("parts_missing", "S1, S5"),
 }
 
 DETECTION_EDITS = {

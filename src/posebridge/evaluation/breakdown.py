@@ -79,6 +79,13 @@ def breakdown_records(base: dict, native: str, predicted: dict, truth: dict, lab
     return records
 
 
+def breakdown_table(records: list[dict]):
+    """The records as a DataFrame with ``BREAKDOWN_COLUMNS`` (empty without labelled frames)."""
+    import pandas as pd
+
+    return pd.DataFrame.from_records(records, columns=list(BREAKDOWN_COLUMNS))
+
+
 def summary_lines(table) -> list[str]:
     """One line per model x format x breakdown: frame- (activity) or joint-weighted (occlusion)
     MPJPE per group over the test rows (``table``: rows of ``BREAKDOWN_COLUMNS``)."""

@@ -256,9 +256,8 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
     table["native"] = table["native"].astype(bool)
     examples = _examples(picked, sources, model.name, dataset.name,
                          getattr(detections, "keypoint_format", "coco_17"))
-    from posebridge.evaluation.breakdown import BREAKDOWN_COLUMNS
-
-    return Evaluation(table, examples, pd.DataFrame.from_records(breakdown, columns=list(BREAKDOWN_COLUMNS)))
+    from posebridge.evaluation.breakdown import breakdown_table
+    return Evaluation(table, examples, breakdown_table(breakdown))
 
 
 def _row_breakdown(model: Lifter, dataset, row, frames: int, predicted: dict, truth: dict,

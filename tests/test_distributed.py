@@ -96,6 +96,17 @@ def _run_with_objectives(config):
             "log": log}
 
 
+def _run_diverging():
+    """A run whose third epoch is thrown off (test_divergence's Sabotage): the guard rolls it back."""
+    from test_divergence import RUN, Sabotage, sets
+
+    data, val = sets()
+    config = TrainConfig(**{**RUN, "epochs": 4}, processes=PROCESSES)
+    model, log = train(config, data, val, seed=0, progress=False, log=lambda m: None,
+                       objectives=[Sabotage({2: 10.0})])
+    return {"state": {k: v.clone() for k, v in model.state_dict().items()}, "log": log}
+
+
 def _worker(rank: int, init_file: str, out_dir: str) -> None:
     """One of the processes: a recorded run, then an uninterrupted run, a killed one and its
     resumption (each process's results saved for the test to compare)."""
@@ -114,6 +125,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
     results["checkpoint_written"] = (out / "b.pt").is_file()
     results["resumed"] = _run(config, out / "b.pt")
     results["objectives"] = _run_with_objectives(config)
+    results["diverged"] = _run_diverging()
     torch.save(results, out / f"rank{rank}.pt")
     dist.destroy_process_group()
 
@@ -201,6 +213,13 @@ def test_objectives_train_data_parallel_with_identical_weights_in_every_process(
     assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
     assert all(torch.equal(a["modules"][k], b["modules"][k]) for k in a["modules"])
     assert (a["log"]["loss_semi_proj"].iloc[1:] > 0).all() and (a["log"]["loss_multiview_triplet"] > 0).any()
+
+
+def test_the_divergence_guard_rolls_every_process_back_alike(ranks):
+    a, b = ranks[0]["diverged"], ranks[1]["diverged"]
+    assert a["log"]["rolled_back_to"].tolist() == [0, 0, 2, 0]
+    pd.testing.assert_frame_equal(a["log"].drop(columns="seconds"), b["log"].drop(columns="seconds"))
+    assert all(torch.equal(a["state"][k], b["state"][k]) for k in a["state"])
 
 
 def test_objectives_share_out_their_extra_windows_like_the_labeled_ones():

@@ -20,10 +20,10 @@ What each process does (``training.loop``):
 - BatchNorm is per process (not ``SyncBatchNorm``): each process normalises with the statistics
   of its own ``batch_size / N`` windows (the fused BatchNorm of ``models.temporal`` has no
   synchronised variant, and torch's ``SyncBatchNorm`` runs on GPUs only); the running statistics
-  are rank 0's and are recomputed after training over whole global batches
-  (``training.loop.recalibrate``), identically in every process, so the model written has the
-  statistics a one-process run computes. The weights therefore differ slightly from those of
-  a one-process run (tests/test_distributed.py measures by how much);
+  are rank 0's (shared after every epoch, ``share_buffers``) and, with
+  ``bn_recalibration_batches`` > 0 (the default), recomputed after training over whole global
+  batches (``training.loop.recalibrate``) identically in every process. The weights therefore
+  differ slightly from those of a one-process run (tests/test_distributed.py measures by how much);
 - dropout: each process draws its own masks (rank 0 those of a one-process run);
 - the epoch's logged losses are averaged over the processes; validation, the divergence guard's
   judgement, logging and the progress bar run on rank 0, which broadcasts the epoch's log row and
@@ -44,8 +44,8 @@ from posebridge.data.windows import Shard
 from posebridge.device import resolve_device
 from posebridge.errors import ConfigError
 
-__all__ = ["launched_shard", "start", "stop", "current_shard", "wrap", "mean_across", "from_main",
-           "process_seed"]
+__all__ = ["launched_shard", "start", "stop", "current_shard", "wrap", "mean_across", "share_buffers",
+           "from_main", "process_seed"]
 
 
 def launched_shard() -> Shard:
@@ -110,6 +110,14 @@ def mean_across(values: torch.Tensor, shard: Shard) -> torch.Tensor:
         dist.all_reduce(values, op=dist.ReduceOp.SUM)
         values /= shard.processes
     return values
+
+
+def share_buffers(module: torch.nn.Module, shard: Shard) -> None:
+    """Rank 0's buffers (BatchNorm running statistics) in every process: each process's last
+    forward pass updated its own, and DistributedDataParallel shares them only before the next."""
+    if shard.processes > 1:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def from_main(value, shard: Shard):

@@ -595,6 +595,7 @@ def _train_epoch(run: _Run, epoch: int, progress: bool, on_batch) -> dict:
                              *(terms.get(k, zero).detach() for k in run.term_names)]).double()
         if on_batch is not None:
             on_batch(epoch, b)
+    distributed.share_buffers(run.forward, run.shard)  # rank 0's BatchNorm statistics for validation, checkpoint
     means = (distributed.mean_across(sums, run.shard) / run.sampler.num_batches).tolist()
     row = {"epoch": epoch + 1, "loss": means[0], **{f"loss_{k}": v for k, v in zip(run.term_names, means[1:])}}
     if run.val_batch is not None:

@@ -369,6 +369,9 @@ SPECS = {
     "zero_epochs_channels": ('{"channels": 0}', "channels"),
     "unknown_keypoint_format": ('{"keypoint_format": "coco_99"}', "coco_99"),
     "not_object": ("[1, 2]", "JSON object"),
+    "zero_processes": ('{"processes": 0}', "processes"),
+    "batch_not_shared_by_processes": ('{"processes": 3}', "multiple of processes"),
+    "processes_not_launched": ('{"processes": 2}', "torchrun --nproc-per-node 2"),
 }
 
 

@@ -352,7 +352,7 @@ def shell_command(body: str) -> str | None:
 
 def subcommand_words(command: str) -> list[str]:
     """The words naming the posebridge subcommand in a shell command ("synth generate")."""
-    words = command.split()
+    words = command.replace("{params.launcher}", "").split()  # (training rules: torchrun for N processes)
     assert "posebridge" in words, command
     rest = words[words.index("posebridge") + 1:]
     end = next((i for i, word in enumerate(rest) if word[0] in "-{>[<("), len(rest))
@@ -530,9 +530,33 @@ def test_slurm_profile_asks_gpus_for_gpu_rules_only(tmp_path):
     assert (tmp_path / "results" / "datasets" / "synth_3dpw.h5").exists()
 
 
+def test_slurm_training_job_of_n_processes_asks_n_gpus_and_launches_n_processes(tmp_path):
+    # train.processes = 2: the training job asks SLURM for 2 GPUs and its step runs torchrun,
+    # which starts the (stand-in) `posebridge train` twice, as ranks 0 and 1 of 2
+    labeled = tiny_labeled_datasets()
+    snakemake(tmp_path, *[f"results/detections/{n}/simulated.h5" for n in labeled],
+              "--cores", 2, "--configfile", TINY, env=stub_env())
+    two = write_yaml(tmp_path / "two.yaml", {"train": {"processes": 2}})
+    state = tmp_path / "slurm"
+    snakemake(tmp_path, "results/models/initial/model.pt",
+              "--workflow-profile", REPO / "profiles" / "slurm", "--configfile", TINY, two,
+              "--slurm-init-seconds-before-status-checks", 1, "--seconds-between-status-checks", 1,
+              env=stub_env(slurm_state=state))
+
+    calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+    train = next(c["argv"] for c in calls if c["command"] == "sbatch")
+    assert "--gpus=2" in train and "--cpus-per-task=8" in train
+    step = next(c["argv"] for c in calls if c["command"] == "srun")
+    assert "--gpus=2" in step  # the job step inside the allocation holds both GPUs
+    processes = [c for c in calls if c["command"] == "posebridge" and c["argv"][0] == "train"]
+    assert sorted((c["rank"], c["world_size"]) for c in processes) == [(0, 2), (1, 2)]
+    assert all('"processes":2' in c["argv"][c["argv"].index("--spec") + 1] for c in processes)
+    assert (tmp_path / "results" / "models" / "initial" / "model.pt").exists()
+
+
 def test_slurm_profile_puts_every_gpu_rule_on_the_gpu_partition():
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    gpu_rules = {name for name, (_, body) in rule_blocks().items() if re.search(r"^\s*gpu=1,", body, flags=re.M)}
+    gpu_rules = {name for name, (_, body) in rule_blocks().items() if re.search(r"^\s*gpu=", body, flags=re.M)}
     assert "train_initial" in gpu_rules and "finetune" in gpu_rules
     partitions = {name: settings.get("slurm_partition") for name, settings in profile["set-resources"].items()}
     assert {name for name, partition in partitions.items() if partition == "EDIT_ME_GPU_PARTITION"} == gpu_rules

@@ -86,6 +86,10 @@ def check_datasets(config: dict) -> None:
         for name in config["train"].get(key, {}):
             if name not in labeled:
                 fail(f"train.{key}.{name}", f"not an enabled labeled dataset ({', '.join(labeled)})")
+    processes, batch = config["train"].get("processes", 1), config["train"].get("batch_size")
+    if batch is not None and batch % processes:
+        fail("train.batch_size", f"{batch} is not a multiple of train.processes ({processes}): each "
+             "data-parallel process takes an equal part of every batch")
 
 
 validate_config(config)
@@ -339,6 +343,25 @@ def train_spec(base: dict, **sections) -> str:
     sections that are given (``semi_supervised``, ``multiview``, ``finetune``): every training
     option is a key of this one spec (posebridge.training.settings.TrainConfig)."""
     return as_json({**base, **{name: section for name, section in sections.items() if section}})
+
+
+def train_processes(spec: str) -> int:
+    """Data-parallel processes of a training job: its spec's `processes` (TrainConfig, default 1),
+    one GPU each: the job's `gpu` resource, which the SLURM profile turns into `--gpus`."""
+    return int(json.loads(spec).get("processes", 1))
+
+
+def train_launcher(spec: str) -> str:
+    """What a training rule's shell command puts before `posebridge`: nothing for one process;
+    for N, torchrun starting N processes on this machine or in the SLURM job's allocation
+    (posebridge.training.distributed; --standalone: a rendezvous of its own on a free port)."""
+    processes = train_processes(spec)
+    return "" if processes == 1 else f"torchrun --standalone --nproc-per-node {processes} --no-python "
+
+
+def process_threads(spec: str, threads: int) -> int:
+    """Torch threads of each of a training job's processes: the job's threads shared among them."""
+    return max(1, threads // train_processes(spec))
 
 
 # the initial lifter's spec: `train` plus the sections of the objectives the config enables

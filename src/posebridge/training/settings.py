@@ -263,6 +263,10 @@ class TrainConfig:
     """The lifter's input keypoint format (x, y, confidence): that of every dataset's detections
     (coco_17 from the simulated / MediaPipe detectors, h36m_17 from VideoPose3D's CPN files);
     None = the detections' own (``training.data.load_training_sets`` resolves it; they must agree)."""
+    processes: int = 1
+    """Data-parallel training processes (one per GPU; ``training.distributed``): the run must be
+    launched as that many (``torchrun --nproc-per-node``, which the workflow does for more than
+    one), each step's ``batch_size`` windows split evenly among them (so it must divide it)."""
     semi_supervised: SemiSupervisedSettings = field(default_factory=SemiSupervisedSettings)
     multiview: MultiviewSettings = field(default_factory=MultiviewSettings)
     finetune: FinetuneSettings = field(default_factory=FinetuneSettings)
@@ -296,9 +300,11 @@ class TrainConfig:
             _fail("train", key, what, getattr(self, key))
 
         self.filter_widths = check_filter_widths(self.filter_widths, "train: ")
-        for key in ("channels", "epochs", "batch_size"):
+        for key in ("channels", "epochs", "batch_size", "processes"):
             if not _is_int(getattr(self, key)) or getattr(self, key) < 1:
                 fail(key, "a positive integer")
+        if self.batch_size % self.processes:
+            fail("batch_size", f"a multiple of processes ({self.processes}: each process takes an equal part)")
         for key in ("val_windows", "bn_recalibration_batches"):
             if not _is_int(getattr(self, key)) or getattr(self, key) < 0:
                 fail(key, "a non-negative integer")

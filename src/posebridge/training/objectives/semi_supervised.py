@@ -51,6 +51,7 @@ from posebridge.data.frames import FrameTable, FrameTableBuilder
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
 from posebridge.training.data import MirroredFrames, select_subjects
+from posebridge.training.distributed import process_seed
 from posebridge.training.loop import Objective, ObjectiveContext, StepOutputs, epoch_seed
 from posebridge.training.settings import PLACEMENTS, SEMI_TERMS, SemiSupervisedSettings
 
@@ -244,7 +245,8 @@ class SemiSupervised(Objective):
     def start_epoch(self, epoch: int, seed: int) -> None:
         self.rng = np.random.default_rng(epoch_seed(seed, epoch, _SAMPLE_STREAM))
         device = next(self.trajectory.parameters()).device
-        self.trajectory.dropout_generator = torch.Generator(device).manual_seed(epoch_seed(seed, epoch, _DROPOUT_STREAM))
+        self.trajectory.dropout_generator = torch.Generator(device).manual_seed(
+            process_seed(epoch_seed(seed, epoch, _DROPOUT_STREAM), self.shard))
         self.trajectory.set_bn_momentum(self.config.bn_momentum_at(epoch))
 
     def active(self, epoch: int) -> bool:
@@ -254,8 +256,11 @@ class SemiSupervised(Objective):
     def sample(self, epoch: int, step: int):
         if not self.active(epoch):  # warm-up: labeled windows only (and no unlabeled BN statistics)
             return None
-        rows, local = self.data.locate(self.rng.integers(0, self.data.num_frames, self.batch_size))
-        flip = (self.rng.random(self.batch_size) < 0.5) if self.config.flip_augment else np.zeros(self.batch_size, bool)
+        # every process draws all processes' windows (the stream of one process) and keeps its part
+        part = self.shard.part(self.batch_size)
+        rows, local = self.data.locate(self.rng.integers(0, self.data.num_frames, self.batch_size)[part])
+        flip = ((self.rng.random(self.batch_size) < 0.5) if self.config.flip_augment
+                else np.zeros(self.batch_size, bool))[part]
         index = self.data.window_index(rows, local, self.before, self.after, flip)
         self._rows = self.frames.camera_rows(rows, flip)
         self._centres = torch.from_numpy(index[:, self.before]).to(self.device)

@@ -12,7 +12,9 @@ bone lengths), per-frame joint rotations fitted to the predicted joints and the 
 trajectory. Axes and units for Blender's importer with its defaults (Forward -Z, Up Y): Y up, X to
 the camera's right, Z towards the camera; metres (--unit cm for tools that expect centimetres).
 Channels: root Xposition Yposition Zposition Zrotation Xrotation Yrotation, other joints
-Zrotation Xrotation Yrotation (degrees). Frames without a pose repeat the nearest pose.
+Zrotation Xrotation Yrotation (degrees); with --joint-positions every joint has position channels
+too and the file reproduces the predicted joints exactly. Frames without a pose repeat the
+nearest pose.
 
 CSV: a row per frame: frame, time_s, then <joint>_x, <joint>_y, <joint>_z in millimetres, camera
 frame (x right, y down, z forward), absolute when the file has a trajectory; empty cells on frames
@@ -32,6 +34,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--fps", type=float, metavar="HZ",
                         help="frames per second (default: the file's 'fps', else 30)")
     parser.add_argument("--unit", default="m", choices=("m", "cm", "mm"), help="BVH length unit")
+    parser.add_argument("--joint-positions", action="store_true",
+                        help="BVH: position channels on every joint, so the file reproduces the predicted joints "
+                             "exactly (bone lengths vary); default: a rigid skeleton, joints fitted by rotations")
     parser.add_argument("--in-place", action="store_true",
                         help="ignore the root trajectory: the root stays at the origin")
 
@@ -70,7 +75,8 @@ def main(args) -> int:
         poses = prediction.poses[fmt]
         try:
             if args.format == "bvh":
-                write_bvh(path, poses, fmt, fps=fps, root_trajectory=trajectory, unit=args.unit)
+                write_bvh(path, poses, fmt, fps=fps, root_trajectory=trajectory, unit=args.unit,
+                          joint_positions=args.joint_positions)
             else:
                 write_csv(path, poses, fmt, fps=fps, root_trajectory=trajectory)
         except ValueError as err:

@@ -16,7 +16,8 @@ the export fits a rigid motion to them (``fit_motion``):
 - Rotations: each joint's world rotation aligns its rest-pose child offsets with the observed
   child offsets. With two or more children that are not collinear it is the least-squares
   rotation (Wahba's problem, solved by SVD as in Kabsch's algorithm; the observed and rest offsets
-  weigh by their lengths). With one child (or collinear children) the direction to the child fixes
+  weigh by their lengths, and each child by the joints of its subtree, which a misplaced child
+  moves along with it: a hip's fit favours the torso over the one knee). With one child (or collinear children) the direction to the child fixes
   only two degrees of freedom; the twist about the bone is defined as none relative to the parent:
   the joint's rotation is the parent's followed by the shortest-arc rotation taking the parent-
   rotated rest bone onto the observed bone. A joint without children keeps its parent's rotation.
@@ -63,7 +64,8 @@ class RigidMotion:
 
     ``skeleton``: the format; ``offsets`` (J, 3) each joint's rest offset from its parent (the
     root's is zero); ``rotations`` (T, J, 3, 3) each joint's world rotation (rest -> frame);
-    ``root`` (T, 3) the root's position; ``rest_frame``: the frame the rest directions come from.
+    ``root`` (T, 3) the root's position; ``rest_frame``: the frame the rest directions come from;
+    ``observed`` (T, J, 3) the joints it was fitted to (missing frames filled).
     """
 
     skeleton: skeletons.Skeleton
@@ -71,6 +73,17 @@ class RigidMotion:
     rotations: np.ndarray
     root: np.ndarray
     rest_frame: int
+    observed: np.ndarray
+
+    def observed_offsets(self) -> np.ndarray:
+        """(T, J, 3) each observed joint's offset from its parent in the parent's rotated frame:
+        the per-frame offsets that make forward kinematics reproduce ``observed`` exactly."""
+        out = np.zeros_like(self.observed)
+        for j, p in enumerate(self.skeleton.parents):
+            if p >= 0:
+                delta = self.observed[:, j] - self.observed[:, p]
+                out[:, j] = np.einsum("tji,tj->ti", self.rotations[:, p], delta)
+        return out
 
     def local_rotations(self) -> np.ndarray:
         """(T, J, 3, 3) each joint's rotation relative to its parent's (the root's: world)."""
@@ -106,6 +119,15 @@ def _children(skeleton: skeletons.Skeleton) -> list[list[int]]:
         if p >= 0:
             children[p].append(j)
     return children
+
+
+def _subtree_sizes(skeleton: skeletons.Skeleton) -> np.ndarray:
+    """(J,) joints in each joint's subtree, itself included."""
+    sizes = np.ones(skeleton.num_joints)
+    for j in reversed(depth_first(skeleton)):
+        if skeleton.parents[j] >= 0:
+            sizes[skeleton.parents[j]] += sizes[j]
+    return sizes
 
 
 def fill_missing_frames(joints: np.ndarray) -> np.ndarray:
@@ -168,10 +190,11 @@ def _axis_angle(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
     return np.eye(3) + s * K + (1 - c) * (K @ K)
 
 
-def _wahba(rest: np.ndarray, observed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Least-squares rotations R (T, 3, 3) with R @ rest_c ~ observed_c for children c: rest
-    (C, 3), observed (T, C, 3). Also returns whether the children fix R (not collinear)."""
-    B = np.einsum("tci,cj->tij", observed, rest)
+def _wahba(rest: np.ndarray, observed: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least-squares rotations R (T, 3, 3) with R @ rest_c ~ observed_c for children c:
+    rest (C, 3), observed (T, C, 3), weights (C,). Also returns whether the children fix R (not
+    collinear)."""
+    B = np.einsum("c,tci,cj->tij", weights, observed, rest)
     U, S, Vt = np.linalg.svd(B)
     d = np.sign(np.linalg.det(U @ Vt))
     D = np.ones(S.shape)
@@ -201,6 +224,7 @@ def fit_motion(joints: np.ndarray, fmt, root_trajectory: np.ndarray | None = Non
     T, J = joints.shape[:2]
     rotations = np.empty((T, J, 3, 3))
     children = _children(skeleton)
+    sizes = _subtree_sizes(skeleton)
     for j in depth_first(skeleton):
         p = skeleton.parents[j]
         parent = np.broadcast_to(np.eye(3), (T, 3, 3)) if p < 0 else rotations[:, p]
@@ -214,9 +238,9 @@ def fit_motion(joints: np.ndarray, fmt, root_trajectory: np.ndarray | None = Non
         swing = _shortest_arc(parent @ offsets[main], joints[:, main] - joints[:, j])
         rotations[:, j] = swing @ parent
         if len(kids) > 1:
-            R, determined = _wahba(offsets[kids], observed)
+            R, determined = _wahba(offsets[kids], observed, sizes[kids])
             rotations[determined, j] = R[determined]
-    return RigidMotion(skeleton, offsets, rotations, joints[:, skeleton.root].copy(), rest)
+    return RigidMotion(skeleton, offsets, rotations, joints[:, skeleton.root].copy(), rest, joints)
 
 
 def camera_to_bvh(points: np.ndarray, unit: str = "m") -> np.ndarray:
@@ -259,8 +283,13 @@ def _unwrap_euler(angles: np.ndarray) -> np.ndarray:
     return out
 
 
-def bvh_text(motion: RigidMotion, fps: float, unit: str = "m") -> str:
-    """The BVH file of ``motion`` (module docstring: axes, units, channels) at ``fps``."""
+def bvh_text(motion: RigidMotion, fps: float, unit: str = "m", joint_positions: bool = False) -> str:
+    """The BVH file of ``motion`` (module docstring: axes, units, channels) at ``fps``.
+
+    ``joint_positions``: every joint also gets position channels (``Xposition Yposition
+    Zposition`` before its rotation, the per-frame offset from its parent, which replaces the
+    rest ``OFFSET`` as in Blender's and bvhio's reading): the file then reproduces the observed
+    joints exactly, bone lengths varying as they do; rotations stay the fitted ones."""
     skeleton, children = motion.skeleton, _children(motion.skeleton)
     # the axis change (a rotation, flip of y and z) conjugates every rotation
     flip = np.diag([1.0, -1.0, -1.0])
@@ -274,8 +303,8 @@ def bvh_text(motion: RigidMotion, fps: float, unit: str = "m") -> str:
         lines.append(f"{pad}{'ROOT' if is_root else 'JOINT'} {skeleton.joint_names[j]}")
         lines.append(f"{pad}{{")
         lines.append(f"{pad}  OFFSET {_numbers(offsets[j])}")
-        lines.append(f"{pad}  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation" if is_root
-                     else f"{pad}  CHANNELS 3 Zrotation Xrotation Yrotation")
+        lines.append(f"{pad}  CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"
+                     if is_root or joint_positions else f"{pad}  CHANNELS 3 Zrotation Xrotation Yrotation")
         for c in children[j]:
             joint(c, depth + 1)
         if not children[j]:
@@ -286,8 +315,11 @@ def bvh_text(motion: RigidMotion, fps: float, unit: str = "m") -> str:
     joint(skeleton.root, 0)
     order = depth_first(skeleton)
     angles = _unwrap_euler(euler_zxy(local[:, order]))  # (T, J, 3) in file order
-    root = camera_to_bvh(motion.root, unit)
-    values = np.concatenate([root, angles.reshape(len(angles), -1)], axis=1)
+    positions = camera_to_bvh(motion.observed_offsets()[:, order], unit)
+    positions[:, 0] = camera_to_bvh(motion.root, unit)
+    # each joint's channels in file order: position (the root's; every joint's with joint_positions), rotation
+    values = np.concatenate([np.concatenate([positions[:, k], angles[:, k]], axis=1) if k == 0 or joint_positions
+                             else angles[:, k] for k in range(len(order))], axis=1)
     lines += ["MOTION", f"Frames: {len(values)}", f"Frame Time: {1.0 / fps:.8f}"]
     lines += [_numbers(row) for row in values]
     return "\n".join(lines) + "\n"
@@ -299,14 +331,14 @@ def _numbers(values) -> str:
 
 
 def write_bvh(path: str | os.PathLike, joints: np.ndarray, fmt, *, fps: float,
-              root_trajectory: np.ndarray | None = None, unit: str = "m") -> RigidMotion:
+              root_trajectory: np.ndarray | None = None, unit: str = "m", joint_positions: bool = False) -> RigidMotion:
     """Fit (``fit_motion``) and write ``joints`` (T, J, 3) camera-space mm of format ``fmt`` as a
-    BVH file at ``path`` (atomically); returns the fitted motion (its ``joints()`` are what the
-    file describes, in camera mm)."""
+    BVH file at ``path`` (atomically); returns the fitted motion (the file describes its
+    ``joints()``, or its ``observed`` joints with ``joint_positions``: see ``bvh_text``), camera mm."""
     if unit not in UNITS:
         raise ValueError(f"BVH unit must be one of {', '.join(UNITS)}, got {unit!r}")
     if not fps > 0:
         raise ValueError(f"frames per second must be positive, got {fps}")
     motion = fit_motion(joints, fmt, root_trajectory)
-    write_text(path, bvh_text(motion, fps, unit))
+    write_text(path, bvh_text(motion, fps, unit, joint_positions))
     return motion

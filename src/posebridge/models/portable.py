@@ -46,7 +46,9 @@ class PortableLifter(nn.Module):
     def __init__(self, lifter: SeparateHeadLifter, flip: bool = True):
         super().__init__()
         temporal = lifter.variant(strided=False).temporal
-        self.temporal = temporal
+        # the layer structure only (its weights are the folded copies below): not a submodule, so
+        # an export holds one set of weights
+        object.__setattr__(self, "temporal", temporal)
         self.flip = bool(flip)
         self.before, self.after = temporal.window()
         with torch.no_grad():

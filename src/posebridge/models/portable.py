@@ -76,13 +76,13 @@ class PortableLifter(nn.Module):
 
     def forward(self, network_input: torch.Tensor) -> torch.Tensor:
         x = self._pad(network_input)
-        if self.flip:
-            x = torch.cat([x, x[:, :, self.input_mirror] * self.in_sign], dim=0)
         folded = list(zip(self.weights, self.biases))
-        out = self.temporal.folded_layers(x, folded)  # (B or 2B, T, J, 3) metres
+        out = self.temporal.folded_layers(x, folded)  # (B, T, J, 3) metres
         if self.flip:
-            plain, mirrored = out.chunk(2, dim=0)
-            out = (plain + mirrored[:, :, self.output_mirror] * self.out_sign) / 2
+            # the mirrored pass on its own, not stacked in the batch: splitting a batch again would
+            # tie the exported graph to one batch size
+            mirrored = self.temporal.folded_layers(x[:, :, self.input_mirror] * self.in_sign, folded)
+            out = (out + mirrored[:, :, self.output_mirror] * self.out_sign) / 2
         return (out - out[:, :, self.roots]) * MM_PER_UNIT
 
 
@@ -111,7 +111,7 @@ def export_lifter(lifter: SeparateHeadLifter, path: str | os.PathLike, fmt: str,
     sidecar ``path + '.json'`` (``describe``); returns the sidecar."""
     module = PortableLifter(lifter.cpu().eval(), flip=flip).eval()
     K = skeletons.get(lifter.keypoint_format).num_joints
-    example = torch.zeros(1, example_frames, K, lifter.in_features)
+    example = torch.zeros(2, example_frames, K, lifter.in_features)  # a size of 1 would be specialised
     with atomic_path(path) as tmp, torch.no_grad():
         if fmt == "onnx":
             frames = torch.export.Dim("frames", min=1)

@@ -18,7 +18,7 @@ FORMATS = ("onnx", "torchscript")  # models.portable.EXPORT_FORMATS' keys (this 
 
 def add_arguments(parser) -> None:
     parser.add_argument("model_dir", metavar="MODEL_DIR", help="trained model directory (holding model.pt)")
-    parser.add_argument("--format", required=True, choices=FORMATS, help="what to write")
+    parser.add_argument("--format", required=True, metavar="|".join(FORMATS), help="what to write")
     parser.add_argument("--output", metavar="FILE",
                         help="file to write (default: MODEL_DIR/lifter.onnx or MODEL_DIR/lifter.torchscript.pt)")
     parser.add_argument("--no-flip", action="store_true", help="leave test-time flip averaging out of the graph")
@@ -29,9 +29,12 @@ def main(args) -> int:
     import warnings
     from pathlib import Path
 
+    from posebridge.errors import ConfigError
     from posebridge.inference.lift import load_model
     from posebridge.models.portable import EXPORT_FORMATS, export_lifter
 
+    if args.format not in FORMATS:  # checked here, not by argparse: one line naming the format
+        raise ConfigError(f"unknown --format {args.format!r}; one of {', '.join(FORMATS)}")
     model = load_model(args.model_dir, device="cpu")
     output = Path(args.output) if args.output else model.path.parent / f"lifter{EXPORT_FORMATS[args.format]}"
     # the ONNX exporter logs every torchvision operator it cannot register and warns about internals

@@ -46,6 +46,7 @@ import numpy as np
 
 from posebridge.atomic import write_text
 from posebridge.geometry import skeletons
+from posebridge.interop.motion_csv import absolute_joints
 
 __all__ = ["UNITS", "RigidMotion", "fit_motion", "camera_to_bvh", "write_bvh", "bvh_text", "euler_zxy",
            "rotation_zxy", "fill_missing_frames"]
@@ -216,10 +217,7 @@ def fit_motion(joints: np.ndarray, fmt, root_trajectory: np.ndarray | None = Non
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (skeleton.num_joints, 3) or len(joints) == 0:
         raise ValueError(f"{skeleton.name} joints must be (T > 0, {skeleton.num_joints}, 3), got {joints.shape}")
-    if root_trajectory is not None:
-        trajectory = np.asarray(root_trajectory, dtype=np.float64)
-        joints = joints - joints[:, skeleton.root:skeleton.root + 1] + trajectory[:, None]
-    joints = fill_missing_frames(joints)
+    joints = fill_missing_frames(absolute_joints(joints, skeleton, root_trajectory))
     offsets, rest = _rest_offsets(joints, skeleton)
     T, J = joints.shape[:2]
     rotations = np.empty((T, J, 3, 3))
@@ -290,6 +288,10 @@ def bvh_text(motion: RigidMotion, fps: float, unit: str = "m", joint_positions: 
     Zposition`` before its rotation, the per-frame offset from its parent, which replaces the
     rest ``OFFSET`` as in Blender's and bvhio's reading): the file then reproduces the observed
     joints exactly, bone lengths varying as they do; rotations stay the fitted ones."""
+    if unit not in UNITS:
+        raise ValueError(f"BVH unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    if not fps > 0:
+        raise ValueError(f"frames per second must be positive, got {fps}")
     skeleton, children = motion.skeleton, _children(motion.skeleton)
     # the axis change (a rotation, flip of y and z) conjugates every rotation
     flip = np.diag([1.0, -1.0, -1.0])
@@ -335,10 +337,6 @@ def write_bvh(path: str | os.PathLike, joints: np.ndarray, fmt, *, fps: float,
     """Fit (``fit_motion``) and write ``joints`` (T, J, 3) camera-space mm of format ``fmt`` as a
     BVH file at ``path`` (atomically); returns the fitted motion (the file describes its
     ``joints()``, or its ``observed`` joints with ``joint_positions``: see ``bvh_text``), camera mm."""
-    if unit not in UNITS:
-        raise ValueError(f"BVH unit must be one of {', '.join(UNITS)}, got {unit!r}")
-    if not fps > 0:
-        raise ValueError(f"frames per second must be positive, got {fps}")
     motion = fit_motion(joints, fmt, root_trajectory)
     write_text(path, bvh_text(motion, fps, unit, joint_positions))
     return motion

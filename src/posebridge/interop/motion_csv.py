@@ -17,11 +17,13 @@ import numpy as np
 from posebridge.atomic import write_text
 from posebridge.geometry import skeletons
 
-__all__ = ["csv_text", "write_csv"]
+__all__ = ["csv_text", "write_csv", "absolute_joints"]
 
 
 def csv_text(joints: np.ndarray, fmt, fps: float) -> str:
     """The CSV table (module docstring) of ``joints`` (T, J, 3) mm of format ``fmt``."""
+    if not fps > 0:
+        raise ValueError(f"frames per second must be positive, got {fps}")
     skeleton = skeletons.get(fmt)
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (skeleton.num_joints, 3):
@@ -35,14 +37,18 @@ def csv_text(joints: np.ndarray, fmt, fps: float) -> str:
     return out.getvalue()
 
 
+def absolute_joints(joints: np.ndarray, fmt, root_trajectory: np.ndarray | None) -> np.ndarray:
+    """(T, J, 3) root-relative joints of format ``fmt`` placed on ``root_trajectory`` (T, 3) (the
+    root moved there); unchanged when it is None."""
+    joints = np.asarray(joints, dtype=np.float64)
+    if root_trajectory is None:
+        return joints
+    root = skeletons.get(fmt).root
+    return joints - joints[:, root:root + 1] + np.asarray(root_trajectory, dtype=np.float64)[:, None]
+
+
 def write_csv(path: str | os.PathLike, joints: np.ndarray, fmt, *, fps: float,
               root_trajectory: np.ndarray | None = None) -> None:
     """Write ``joints`` (T, J, 3) camera-space mm of format ``fmt`` (root-relative when
     ``root_trajectory`` (T, 3) mm is given, which is then added) as CSV at ``path`` (atomically)."""
-    if not fps > 0:
-        raise ValueError(f"frames per second must be positive, got {fps}")
-    joints = np.asarray(joints, dtype=np.float64)
-    if root_trajectory is not None:
-        root = skeletons.get(fmt).root
-        joints = joints - joints[:, root:root + 1] + np.asarray(root_trajectory, dtype=np.float64)[:, None]
-    write_text(path, csv_text(joints, fmt, fps))
+    write_text(path, csv_text(absolute_joints(joints, fmt, root_trajectory), fmt, fps))

@@ -41,7 +41,7 @@ class _Ring:
 
     def taps(self, width: int, dilation: int) -> torch.Tensor:
         """(S, C, width): the columns ``(width - 1 - k) x dilation`` frames back, oldest first."""
-        index = (self.pos - dilation * torch.arange(width - 1, -1, -1)) % self.length
+        index = (self.pos - dilation * torch.arange(width - 1, -1, -1, device=self.data.device)) % self.length
         return self.data[:, :, index]
 
 

@@ -69,7 +69,7 @@ def make_base(root: Path) -> dict[str, Path]:
     b = {name: root / rel for name, rel in {
         "dataset": "d.h5", "index": "d.parquet", "detections": "det.h5", "model_dir": "model",
         "pseudo_gt": "pgt.npz", "acae": "acae.pt", "keypoints": "kp.npz", "checkpoint": "vp3d.bin",
-        "spec": "spec.json"}.items()}
+        "spec": "spec.json", "prediction": "poses.npz"}.items()}
     _run(["synth", "generate", "--name", "d", "--role", "labeled", "--spec", json.dumps(TINY_SPEC),
           "--output", b["dataset"], "--no-progress"])
     _run(["detect-2d", "--dataset", b["dataset"], "--detector", "simulated", "--output", b["detections"],
@@ -84,6 +84,8 @@ def make_base(root: Path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     keypoints = np.concatenate([rng.uniform(300, 700, (20, 17, 2)), np.ones((20, 17, 1))], -1)
     np.savez(b["keypoints"], keypoints=keypoints.astype(np.float32), width=1000, height=1000)
+    _run(["predict", "--model", b["model_dir"], "--keypoints", b["keypoints"], "--output", b["prediction"],
+          "--device", "cpu"])
     model = TemporalModel(17, 2, 17, filter_widths=[3, 3], channels=16)
     torch.save({"model_pos": model.state_dict(), "epoch": 1}, b["checkpoint"])
     b["spec"].write_text(json.dumps({"flip_test": True}))
@@ -286,12 +288,17 @@ def _commands(b: dict[str, Path], root: Path):
         "train", "--spec", spec, "--dataset", dataset, "--detections", det, "--out-dir", out / "model",
         "--checkpoint", out / "ck.pt", "--device", "cpu", "--no-progress"]
     imp = lambda ckpt=b["checkpoint"]: ["import-videopose3d", ckpt, "--out-dir", out / "imported"]
+    export = lambda model=b["model_dir"], fmt="onnx": [
+        "export", model, "--format", fmt, "--output", out / "lifter.onnx"]
+    motion = lambda pred=b["prediction"], fmt="bvh", *extra: [
+        "export-motion", pred, "--format", fmt, "--skeleton", "all", "--output-dir", out / "motion", *extra]
     outputs = {"evaluate": [out / "eval.parquet"], "predict": [out / "poses.npz"], "pseudo": [out / "pgt.npz"],
                "fit": [out / "acae.pt", out / "m.parquet"], "consistency": [out / "c.parquet"],
                "detect": [out / "det.h5"], "train": [out / "model" / "model.pt"],
-               "import": [out / "imported" / "model.pt"]}
+               "import": [out / "imported" / "model.pt"],
+               "export": [out / "lifter.onnx", out / "lifter.onnx.json"], "motion": [out / "motion"]}
     return dict(evaluate=evaluate, predict=predict, pseudo=pseudo, fit=fit, consistency=consistency,
-                detect=detect, train=train, imp=imp), outputs
+                detect=detect, train=train, imp=imp, export=export, motion=motion), outputs
 
 
 def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
@@ -345,6 +352,13 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
     for name, path in _model_variants(b["model_dir"], root, marker).items():
         add(f"model:{name}:predict", cmd["predict"](model=path), path, outs["predict"])
         add(f"model:{name}:evaluate", cmd["evaluate"](model=path), path, outs["evaluate"])
+        add(f"model:{name}:export", cmd["export"](model=path), path, outs["export"])
+    add("export:unknown_format", cmd["export"](fmt="tflite"), "tflite", outs["export"])
+    for name, path in _prediction_variants(b["prediction"], root, marker).items():
+        add(f"prediction:{name}:export-motion", cmd["motion"](pred=path), path, outs["motion"])
+    add("export-motion:unknown_format", cmd["motion"](b["prediction"], "fbx"), "fbx", outs["motion"])
+    add("export-motion:unknown_skeleton", cmd["motion"](b["prediction"], "bvh", "--skeleton", "h99"), "h99",
+        outs["motion"])
     for name, path in _npz_variants(b["pseudo_gt"], root, marker, "pseudo_gt", ["points", "joint_names"]).items():
         add(f"pseudo_gt:{name}:fit-acae", cmd["fit"](pgt=path), path, outs["fit"])
     for name, path in _checkpoint_variants(b["checkpoint"], root, marker).items():
@@ -359,6 +373,30 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
                                         '{"template": "h99"}', "--output", root / "out" / "x.h5"],
         "h99", [root / "out" / "x.h5"])
     return cases
+
+
+def _prediction_variants(src: Path, root: Path, marker: Path) -> dict[str, Path]:
+    """Broken prediction files (``posebridge predict``'s output) for ``export-motion``."""
+    from posebridge.geometry import skeletons
+
+    with np.load(src) as data:
+        good = {k: data[k] for k in data.files}
+    fmt = next(k for k in good if k in skeletons.names())  # the tiny model's format
+    variants = {
+        "no_poses": {k: v for k, v in good.items() if k not in skeletons.names()},
+        "all_nan": dict(good, **{fmt: np.full_like(good[fmt], np.nan)}),
+        "wrong_joints": dict(good, **{fmt: good[fmt][:, :5]}),
+        "short_trajectory": dict(good, trajectory=good["trajectory"][:3]),
+        "payload": dict(good, **{fmt: np.array(Payload(marker), dtype=object)}),
+    }
+    out = {"missing": root / "predictions" / "missing.npz"}
+    for name, arrays in variants.items():
+        out[name] = root / "predictions" / f"{name}.npz"
+        out[name].parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out[name], **arrays)
+    out["garbage"] = root / "predictions" / "garbage.npz"
+    _garbage(src, out["garbage"])
+    return out
 
 
 SPECS = {

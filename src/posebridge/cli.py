@@ -36,6 +36,8 @@ COMMANDS = {
     "report": "report",
     "report-real": "report_real",
     "infer": "infer",
+    "export-motion": "export_motion",
+    "export": "export",
     "import-videopose3d": "import_videopose3d",
     "videopose3d-experiments": "videopose3d_experiments",
 }

@@ -23,16 +23,32 @@ def add_arguments(parser) -> None:
     parser.add_argument("--output", required=True, metavar="NPZ", help="3D poses to write")
     parser.add_argument("--no-flip", action="store_true",
                         help="skip test-time flip averaging (faster, slightly less accurate)")
+    parser.add_argument("--stream", action="store_true",
+                        help="lift frame by frame as a live caller would (inference.stream; causal models "
+                             "only; the same poses as offline) and print the frames/s")
     add_device(parser, threads=False)
 
 
 def main(args) -> int:
+    import time
+
     from posebridge.inference.predict import predict, read_keypoints, write_prediction
 
     inputs = read_keypoints(args.keypoints)
     model = load_model_from(args)
-    out = predict(model, inputs, flip=not args.no_flip)
+    lift = None
+    if args.stream:
+        from posebridge.inference.stream import StreamingLifter, stream_lift
+
+        StreamingLifter(model)  # refuses a model that is not causal before any work
+        lift = stream_lift
+    start = time.perf_counter()
+    out = predict(model, inputs, flip=not args.no_flip, lift=lift)
+    elapsed = time.perf_counter() - start
     write_prediction(args.output, out)
+    if args.stream:
+        print(f"streamed {len(inputs.keypoints)} frames one by one: {len(inputs.keypoints) / elapsed:.1f} frames/s "
+              f"({1000 * elapsed / len(inputs.keypoints):.2f} ms per frame, lifting and trajectory)")
     fx, fy, cx, cy = inputs.intrinsics
     assumed = " (assumed: 55 deg horizontal field of view)" if inputs.intrinsics_assumed else ""
     print(f"{len(inputs.keypoints)} frames -> {', '.join(model.formats)}; camera fx={fx:.1f} fy={fy:.1f} "

@@ -203,3 +203,51 @@ def write_prediction(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> 
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+@dataclass
+class Prediction:
+    """A prediction file (``write_prediction``'s or ``posebridge infer``'s ``_3d.npz``) as read back."""
+
+    poses: dict[str, np.ndarray]  # format -> (T, J, 3) float64 mm, root-relative camera space, NaN = no pose
+    trajectory: np.ndarray | None  # (T, 3) float64 mm camera-space root, or None
+    fps: float | None  # frames per second when the file records it (infer's files do)
+
+
+def read_prediction(path: str | os.PathLike) -> Prediction:
+    """Read a prediction ``.npz``: every key named after a skeleton format whose array is
+    (T, J_format, 3), the optional ``trajectory`` and ``fps``; bad input raises ``DataError``."""
+    from posebridge.geometry import skeletons
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            data = {k: loaded[k] for k in loaded.files}
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (OSError, ValueError, AttributeError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(path, f"not a readable prediction .npz file ({err})") from None
+    poses = {}
+    for name in skeletons.names():
+        if name not in data:
+            continue
+        pose = np.asarray(data[name])
+        J = skeletons.get(name).num_joints
+        if pose.ndim != 3 or pose.shape[1:] != (J, 3) or not np.issubdtype(pose.dtype, np.floating):
+            raise DataError(path, f"'{name}' must be a float (T, {J}, 3) array, got {pose.dtype} {pose.shape}")
+        poses[name] = pose.astype(np.float64)
+    if not poses:
+        raise DataError(path, f"no skeleton format's poses in it (keys: {', '.join(sorted(data)) or 'none'}; "
+                              f"formats: {', '.join(skeletons.names())})")
+    lengths = {len(p) for p in poses.values()}
+    if len(lengths) != 1:
+        raise DataError(path, f"the formats' poses have different frame counts {sorted(lengths)}")
+    T = lengths.pop()
+    trajectory = None
+    if "trajectory" in data:
+        trajectory = np.asarray(data["trajectory"])
+        if trajectory.shape != (T, 3) or not np.issubdtype(trajectory.dtype, np.floating):
+            raise DataError(path, f"'trajectory' must be a float ({T}, 3) array, got {trajectory.dtype} {trajectory.shape}")
+        trajectory = trajectory.astype(np.float64)
+    fps = _scalar(path, data, "fps")
+    return Prediction(poses, trajectory, fps)

@@ -347,6 +347,10 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
         add(f"checkpoint:{name}:import", cmd["imp"](ckpt=path), path, outs["import"])
     for name, (spec, key) in SPECS.items():
         add(f"spec:{name}:train", cmd["train"](spec=spec), key, outs["train"])
+    for name, extra, named in (("even_window", ["--smooth", "3d", "--smooth-window", "8"], "--smooth-window"),
+                               ("order_above_window", ["--smooth", "2d", "--smooth-window", "5",
+                                                       "--smooth-order", "5"], "--smooth-order")):
+        add(f"smoothing:{name}:predict", cmd["predict"]() + extra, named, outs["predict"])
     add("spec:evaluate_unknown_key", cmd["evaluate"](spec='{"flip": true}'), "flip", outs["evaluate"])
     add("spec:synth_missing_file", ["synth", "generate", "--name", "x", "--role", "labeled", "--spec",
                                     root / "no_such_spec.json", "--output", root / "out" / "x.h5"],

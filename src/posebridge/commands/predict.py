@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from posebridge.commands.options import add_device, add_model, load_model_from
+from posebridge.commands.options import add_device, add_model, add_smoothing, load_model_from, smoothing_from
 
 HELP = "lift 2D keypoints (.npz, COCO-17 pixels) to 3D in every skeleton format of a model"
 DESCRIPTION = """\
@@ -12,7 +12,9 @@ have a 55 degree horizontal field of view (fx = fy = width / 2 / tan(27.5 deg) ~
 its principal point at the image centre. Output .npz: one (T, J, 3) array per skeleton format, keyed
 by the format's name, root-relative camera-space millimetres (x right, y down, z forward);
 'joint_names_<format>'; 'intrinsics' (the fx, fy, cx, cy used); 'trajectory' (T, 3): the root's
-camera-space position (mm) recovered from the pose and the 2D.
+camera-space position (mm) recovered from the pose and the 2D. --smooth filters the 2D before
+lifting and/or the 3D after (Savitzky-Golay, off by default); with 2D smoothing the output also
+holds 'keypoints_2d_smoothed'.
 """
 
 
@@ -23,6 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--output", required=True, metavar="NPZ", help="3D poses to write")
     parser.add_argument("--no-flip", action="store_true",
                         help="skip test-time flip averaging (faster, slightly less accurate)")
+    add_smoothing(parser)
     add_device(parser, threads=False)
 
 
@@ -30,8 +33,9 @@ def main(args) -> int:
     from posebridge.inference.predict import predict, read_keypoints, write_prediction
 
     inputs = read_keypoints(args.keypoints)
+    smoothing = smoothing_from(args)
     model = load_model_from(args)
-    out = predict(model, inputs, flip=not args.no_flip)
+    out = predict(model, inputs, flip=not args.no_flip, smoothing=smoothing)
     write_prediction(args.output, out)
     fx, fy, cx, cy = inputs.intrinsics
     assumed = " (assumed: 55 deg horizontal field of view)" if inputs.intrinsics_assumed else ""

@@ -35,6 +35,7 @@ COMMANDS = {
     "predict": "predict",
     "report": "report",
     "report-real": "report_real",
+    "viewer": "viewer",
     "infer": "infer",
     "import-videopose3d": "import_videopose3d",
     "videopose3d-experiments": "videopose3d_experiments",

@@ -491,11 +491,11 @@ def _skeleton_panels(by_dataset: dict[str, list[dict]], frames_per_dataset: int,
 def _draw_input_panel(ax, dataset: str, ref: dict[str, np.ndarray], i: int, where: tuple[str, str, int]) -> None:
     """The 2D detections of example ``i`` on its image frame, titled by test set, sequence, camera, frame."""
     from posebridge.geometry import skeletons
-    from posebridge.reporting.viz import draw_keypoints_2d, frame_keypoints_2d
+    from posebridge.reporting.viz import camera_label, draw_keypoints_2d, frame_keypoints_2d
 
     draw_keypoints_2d(ax, ref["keypoints"][i], skeletons.get(str(ref["keypoint_format"])))
     frame_keypoints_2d(ax, ref["keypoints"][i], tuple(int(v) for v in ref["image_size"][i]))
-    camera = where[1][len(where[0]):].lstrip("_") if where[1].startswith(where[0]) else where[1]
+    camera = camera_label(where[0], where[1])
     ax.set_title(f"{dataset}\n{where[0]}\ncamera {camera}, frame {where[2]}: 2D input", fontsize=8)
 
 

@@ -33,6 +33,11 @@ def edge_sides(skeleton) -> list[str]:
     return sides
 
 
+def camera_label(sequence: str, camera: str) -> str:
+    """A row's camera name without its sequence's name in front (synthetic rows repeat it)."""
+    return (camera[len(sequence):].lstrip("_") or camera) if camera.startswith(sequence) else camera
+
+
 def camera_to_plot(joints: np.ndarray) -> np.ndarray:
     """(..., 3) camera coordinates (x right, y down, z forward) -> plot axes (x, z, -y)."""
     joints = np.asarray(joints, dtype=np.float64)

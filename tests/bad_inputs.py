@@ -282,12 +282,15 @@ def _commands(b: dict[str, Path], root: Path):
         "train", "--spec", spec, "--dataset", dataset, "--detections", det, "--out-dir", out / "model",
         "--checkpoint", out / "ck.pt", "--device", "cpu", "--no-progress"]
     imp = lambda ckpt=b["checkpoint"]: ["import-videopose3d", ckpt, "--out-dir", out / "imported"]
+    viewer = lambda model=b["model_dir"], dataset=b["dataset"], det=b["detections"], extra=(): [
+        "viewer", "--model", model, "--dataset", dataset, "--detections", det, "--output", out / "viewer.html",
+        "--device", "cpu", *extra]
     outputs = {"evaluate": [out / "eval.parquet"], "predict": [out / "poses.npz"], "pseudo": [out / "pgt.npz"],
                "fit": [out / "acae.pt", out / "m.parquet"], "consistency": [out / "c.parquet"],
                "detect": [out / "det.h5"], "train": [out / "model" / "model.pt"],
-               "import": [out / "imported" / "model.pt"]}
+               "import": [out / "imported" / "model.pt"], "viewer": [out / "viewer.html"]}
     return dict(evaluate=evaluate, predict=predict, pseudo=pseudo, fit=fit, consistency=consistency,
-                detect=detect, train=train, imp=imp), outputs
+                detect=detect, train=train, imp=imp, viewer=viewer), outputs
 
 
 def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
@@ -311,6 +314,7 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
         add(f"detections:{kind}:evaluate", cmd["evaluate"](det=det), det, outs["evaluate"])
         add(f"detections:{kind}:train", cmd["train"](det=det), det, outs["train"])
         add(f"detections:{kind}:pseudo-gt", cmd["pseudo"](det=det), det, outs["pseudo"])
+        add(f"detections:{kind}:viewer", cmd["viewer"](det=det), det, outs["viewer"])
         index = root / "indexes" / kind / "d.h5"
         _copy(b["dataset"], index)
         make(b["index"], index.with_suffix(".parquet"))
@@ -341,6 +345,7 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
     for name, path in _model_variants(b["model_dir"], root, marker).items():
         add(f"model:{name}:predict", cmd["predict"](model=path), path, outs["predict"])
         add(f"model:{name}:evaluate", cmd["evaluate"](model=path), path, outs["evaluate"])
+        add(f"model:{name}:viewer", cmd["viewer"](model=path), path, outs["viewer"])
     for name, path in _npz_variants(b["pseudo_gt"], root, marker, "pseudo_gt", ["points", "joint_names"]).items():
         add(f"pseudo_gt:{name}:fit-acae", cmd["fit"](pgt=path), path, outs["fit"])
     for name, path in _checkpoint_variants(b["checkpoint"], root, marker).items():
@@ -351,6 +356,10 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
                                ("order_above_window", ["--smooth", "2d", "--smooth-window", "5",
                                                        "--smooth-order", "5"], "--smooth-order")):
         add(f"smoothing:{name}:predict", cmd["predict"]() + extra, named, outs["predict"])
+    for name, extra, named in (("unknown_sequence", ["--sequence", "no_such_take"], "no_such_take"),
+                               ("unknown_format", ["--format", "smpl_99"], "smpl_99"),
+                               ("zero_stride", ["--stride", "0"], "--stride")):
+        add(f"viewer:{name}", cmd["viewer"](extra=extra), named, outs["viewer"])
     add("spec:evaluate_unknown_key", cmd["evaluate"](spec='{"flip": true}'), "flip", outs["evaluate"])
     add("spec:synth_missing_file", ["synth", "generate", "--name", "x", "--role", "labeled", "--spec",
                                     root / "no_such_spec.json", "--output", root / "out" / "x.h5"],

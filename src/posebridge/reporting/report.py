@@ -355,6 +355,9 @@ def _style_curve_axes(ax_loss, ax_val, set_axes: list, sets: list[str]) -> None:
     lines = ax_loss.get_lines()
     if lines and all((np.asarray(ln.get_ydata()) > 0).all() for ln in lines):
         ax_loss.set_yscale("log")
+    marks = [ln for ln in ax_val.get_lines() if ln.get_label().endswith("diverged (rolled back)")]
+    if marks:  # the models' colours are in the figure's legend; the crosses need their own
+        ax_val.legend(handles=marks, fontsize=8, loc="best")
 
 
 def _curve_legends(fig, models: list[str], style: dict) -> None:

@@ -3,6 +3,8 @@ use by predict (2D before lifting, 3D after) and the predict command's options."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -123,3 +125,22 @@ def test_predict_command_options(tmp_path, capsys):
         assert saved["keypoints_2d_smoothed"].shape == (40, 17, 3)
     assert cli.main(args + ["--output", str(tmp_path / "x.npz"), "--smooth", "3d", "--smooth-window", "6"]) == 1
     assert "--smooth-window" in capsys.readouterr().err and not (tmp_path / "x.npz").exists()
+
+
+def test_infer_lifts_and_writes_the_smoothed_keypoints_of_the_main_track():
+    from posebridge.data.video import VideoInfo
+    from posebridge.inference.infer import lift_detections
+
+    model = make_model()
+    raw = _toy_inputs(60).keypoints.copy()
+    raw[:5, :, 2] = 0.0  # the person appears at frame 5
+    info = VideoInfo(640, 480, 30.0, 60)
+    plain = lift_detections(Path("v.mp4"), info, raw, "test", model, max_gap=0, flip=False)
+    smooth = lift_detections(Path("v.mp4"), info, raw, "test", model, max_gap=0, flip=False,
+                             smoothing=Smoothing("both", 7))
+    assert np.array_equal(smooth.valid, plain.valid) and not smooth.valid[:5].any()
+    span = slice(5, 60)
+    assert np.array_equal(smooth.keypoints[span], smooth_keypoints(plain.keypoints[span], Smoothing("2d", 7)))
+    assert np.isnan(smooth.poses["h36m_17"][:5]).all()
+    seen = slice(5, 30)  # _toy_inputs misses the person in frames 30-33: NaN there
+    assert _jitter(smooth.poses["h36m_17"][seen]) < 0.7 * _jitter(plain.poses["h36m_17"][seen])

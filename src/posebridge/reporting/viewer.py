@@ -86,8 +86,8 @@ def viewer_sequence(models, dataset, detections, *, sequence: str | None = None,
     root = skeletons.get(fmt).root
     label = f"{dataset.name}, {row['sequence']}, camera {camera_label(row['sequence'], row['camera'])}, {fmt}"
     data = ViewerData(label, fmt, shown, truth[shown])
+    width, height = (int(v) for v in cam.image_size)
     for model in models:
-        width, height = (int(v) for v in cam.image_size)
         predicted = lift(model, keypoints, width, height, flip=flip,
                          intrinsics=np.asarray(cam.intrinsics, np.float64),
                          distortion=np.asarray(cam.distortion, np.float64))
@@ -141,7 +141,7 @@ def viewer_figure(data: ViewerData):
     from posebridge.reporting.viz import GT_COLOR, PRED_COLORS
 
     edges = np.asarray(skeletons.get(data.skeleton).edges).reshape(-1, 2)
-    lines = {"": _bone_lines(data.ground_truth, edges)}
+    lines = {"": _bone_lines(data.ground_truth, edges)}  # key "": the ground truth; the others: model names
     lines.update({name: _bone_lines(pred, edges) for name, pred in data.predictions.items()})
     errors = _frame_errors(data)
     colors = {"": GT_COLOR, **{n: PRED_COLORS[k % len(PRED_COLORS)] for k, n in enumerate(data.predictions)}}

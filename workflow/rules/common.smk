@@ -413,7 +413,7 @@ REPORT_FILES = {
     "acae_weights": f"{REPORT_DIR}/acae_weights.png",
     "acae_latents": f"{REPORT_DIR}/acae_latents.png",
 }
-# the interactive 3D viewer (rule viewer): every model on the first test row of the first test set
+# the interactive 3D viewer (report.smk): every model on the first test row of the first test set
 VIEWER_DATASET = next(iter(test_datasets()), None)
 if VIEWER_DATASET is not None:
     REPORT_FILES["viewer"] = f"{REPORT_DIR}/viewer.html"

@@ -280,7 +280,7 @@ def _mark_divergence(ax, epoch: np.ndarray, log: pd.DataFrame, prefix: str) -> N
                 label=f"{prefix}diverged (rolled back)")
 
 
-LOSS_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2)))
+LOSS_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (12, 3)), (0, (3, 1, 1, 1)))
 
 
 def _read_curves(model_dirs: Sequence[str | os.PathLike]) -> list[tuple[str, np.ndarray, pd.DataFrame, dict, dict]]:

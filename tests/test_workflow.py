@@ -391,7 +391,7 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
     listed = set(snakemake(tmp_path, "--list-rules").stdout.split())
     assert set(rules) <= listed and set(rules) >= {"all", "experiments"}
     steps = {name: shell_command(body) for name, (_, body) in rules.items() if name not in ("all", "experiments")}
-    assert len(steps) == 21
+    assert len(steps) == 22
     for name, command in steps.items():
         assert command, f"rule {name} runs no shell command"
         words = subcommand_words(command)

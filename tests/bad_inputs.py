@@ -292,13 +292,17 @@ def _commands(b: dict[str, Path], root: Path):
         "export", model, "--format", fmt, "--output", out / "lifter.onnx"]
     motion = lambda pred=b["prediction"], fmt="bvh", *extra: [
         "export-motion", pred, "--format", fmt, "--skeleton", "all", "--output-dir", out / "motion", *extra]
+    viewer = lambda model=b["model_dir"], dataset=b["dataset"], det=b["detections"], extra=(): [
+        "viewer", "--model", model, "--dataset", dataset, "--detections", det, "--output", out / "viewer.html",
+        "--device", "cpu", *extra]
     outputs = {"evaluate": [out / "eval.parquet"], "predict": [out / "poses.npz"], "pseudo": [out / "pgt.npz"],
                "fit": [out / "acae.pt", out / "m.parquet"], "consistency": [out / "c.parquet"],
                "detect": [out / "det.h5"], "train": [out / "model" / "model.pt"],
                "import": [out / "imported" / "model.pt"],
-               "export": [out / "lifter.onnx", out / "lifter.onnx.json"], "motion": [out / "motion"]}
+               "export": [out / "lifter.onnx", out / "lifter.onnx.json"], "motion": [out / "motion"],
+               "viewer": [out / "viewer.html"]}
     return dict(evaluate=evaluate, predict=predict, pseudo=pseudo, fit=fit, consistency=consistency,
-                detect=detect, train=train, imp=imp, export=export, motion=motion), outputs
+                detect=detect, train=train, imp=imp, export=export, motion=motion, viewer=viewer), outputs
 
 
 def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
@@ -322,6 +326,7 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
         add(f"detections:{kind}:evaluate", cmd["evaluate"](det=det), det, outs["evaluate"])
         add(f"detections:{kind}:train", cmd["train"](det=det), det, outs["train"])
         add(f"detections:{kind}:pseudo-gt", cmd["pseudo"](det=det), det, outs["pseudo"])
+        add(f"detections:{kind}:viewer", cmd["viewer"](det=det), det, outs["viewer"])
         index = root / "indexes" / kind / "d.h5"
         _copy(b["dataset"], index)
         make(b["index"], index.with_suffix(".parquet"))
@@ -353,6 +358,7 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
         add(f"model:{name}:predict", cmd["predict"](model=path), path, outs["predict"])
         add(f"model:{name}:evaluate", cmd["evaluate"](model=path), path, outs["evaluate"])
         add(f"model:{name}:export", cmd["export"](model=path), path, outs["export"])
+        add(f"model:{name}:viewer", cmd["viewer"](model=path), path, outs["viewer"])
     add("export:unknown_format", cmd["export"](fmt="tflite"), "tflite", outs["export"])
     for name, path in _prediction_variants(b["prediction"], root, marker).items():
         add(f"prediction:{name}:export-motion", cmd["motion"](pred=path), path, outs["motion"])
@@ -365,6 +371,14 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
         add(f"checkpoint:{name}:import", cmd["imp"](ckpt=path), path, outs["import"])
     for name, (spec, key) in SPECS.items():
         add(f"spec:{name}:train", cmd["train"](spec=spec), key, outs["train"])
+    for name, extra, named in (("even_window", ["--smooth", "3d", "--smooth-window", "8"], "--smooth-window"),
+                               ("order_above_window", ["--smooth", "2d", "--smooth-window", "5",
+                                                       "--smooth-order", "5"], "--smooth-order")):
+        add(f"smoothing:{name}:predict", cmd["predict"]() + extra, named, outs["predict"])
+    for name, extra, named in (("unknown_sequence", ["--sequence", "no_such_take"], "no_such_take"),
+                               ("unknown_format", ["--format", "smpl_99"], "smpl_99"),
+                               ("zero_stride", ["--stride", "0"], "--stride")):
+        add(f"viewer:{name}", cmd["viewer"](extra=extra), named, outs["viewer"])
     add("spec:evaluate_unknown_key", cmd["evaluate"](spec='{"flip": true}'), "flip", outs["evaluate"])
     add("spec:synth_missing_file", ["synth", "generate", "--name", "x", "--role", "labeled", "--spec",
                                     root / "no_such_spec.json", "--output", root / "out" / "x.h5"],

@@ -34,7 +34,7 @@ FAKE_SLURM = REPO / "tests" / "fake_slurm"
 STUB_STEPS = FAKE_SLURM / "steps"
 REPORT_FILES = ["metrics.html", "baseline.html", "summary.csv", "training_curves.png", "skeletons.png",
                 "acae_comparison.html", "acae_comparison.csv", "acae_reconstruction.html", "acae_weights.png",
-                "acae_latents.png", "real_footage.html", "real_footage_frames.png"]
+                "acae_latents.png", "real_footage.html", "real_footage_frames.png", "viewer.html"]
 
 
 def snakemake(workdir: Path, *args, env: dict | None = None, check: bool = True,
@@ -118,7 +118,7 @@ def test_default_config_plans_every_test_set_with_derived_seeds(tmp_path):
                       "finetune_merged": 1, "pseudo_gt": 1, "fit_acae": 1, "finetune": len(variants),
                       "consistency": models, "evaluate": len(tests) * models, "report": 1, "report_acae": 1,
                       "convert": len(real), "triangulate": len(multiview), "evaluate_real": len(real) * models,
-                      "report_real": 1, "all": 1}
+                      "report_real": 1, "viewer": 1, "all": 1}
 
     # every job its own seed, derived from the master seed and the job's wildcards
     seeds = seeds_by_command(result)
@@ -391,7 +391,7 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
     listed = set(snakemake(tmp_path, "--list-rules").stdout.split())
     assert set(rules) <= listed and set(rules) >= {"all", "experiments"}
     steps = {name: shell_command(body) for name, (_, body) in rules.items() if name not in ("all", "experiments")}
-    assert len(steps) == 21
+    assert len(steps) == 22
     for name, command in steps.items():
         assert command, f"rule {name} runs no shell command"
         words = subcommand_words(command)
@@ -475,13 +475,14 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
     changed_acae = write_yaml(tmp_path / "acae.yaml", {"acae": {"fit": {"n_latent_center": 6}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_acae, env=env))
     assert counts == {"fit_acae": 1, "finetune": 1, "consistency": 4, "evaluate": 3, "report": 1,
-                      "report_acae": 1, "evaluate_real": 1, "report_real": 1, "all": 1}
+                      "report_acae": 1, "evaluate_real": 1, "report_real": 1, "viewer": 1, "all": 1}
     # tiny: hybrid depends on it, continued does not
 
     changed_detector = write_yaml(tmp_path / "det.yaml", {"detect": {"simulated": {"error_scale": 2.0}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_detector, env=env))
     assert set(counts) == {"detect_2d", "train_initial", "finetune_merged", "pseudo_gt", "fit_acae", "finetune",
-                           "consistency", "evaluate", "report", "report_acae", "evaluate_real", "report_real", "all"}
+                           "consistency", "evaluate", "report", "report_acae", "evaluate_real", "report_real",
+                           "viewer", "all"}
     assert "convert" not in counts and "triangulate" not in counts  # the real footage's 2D is MediaPipe's
 
     # the triangulation's settings rerun it and what reads it, nothing else

@@ -35,6 +35,7 @@ COMMANDS = {
     "predict": "predict",
     "report": "report",
     "report-real": "report_real",
+    "viewer": "viewer",
     "infer": "infer",
     "export-motion": "export_motion",
     "export": "export",

@@ -437,6 +437,10 @@ REPORT_FILES = {
     "acae_weights": f"{REPORT_DIR}/acae_weights.png",
     "acae_latents": f"{REPORT_DIR}/acae_latents.png",
 }
+# the interactive 3D viewer (report.smk): every model on the first test row of the first test set
+VIEWER_DATASET = next(iter(test_datasets()), None)
+if VIEWER_DATASET is not None:
+    REPORT_FILES["viewer"] = f"{REPORT_DIR}/viewer.html"
 REAL_FOOTAGE_REPORT = {"real_footage": f"{REPORT_DIR}/real_footage.html",
                        "real_footage_frames": f"{REPORT_DIR}/real_footage_frames.png"}
 if real_footage_datasets():  # written by the report_real rule

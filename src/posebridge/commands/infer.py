@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from posebridge.commands.options import add_device, add_model, add_no_progress, load_model_from
+from posebridge.commands.options import (add_device, add_model, add_no_progress, add_smoothing, load_model_from,
+                                         smoothing_from)
 
 HELP = "3D poses from a video: MediaPipe 2D on every frame, main person, lift with a trained model"
 DESCRIPTION = """\
@@ -43,6 +44,7 @@ def add_arguments(parser) -> None:
                         help="detect afresh in every frame instead of tracking (unrelated images)")
     parser.add_argument("--limit", type=int, metavar="FRAMES", help="process only the first FRAMES frames")
     parser.add_argument("--no-flip", action="store_true", help="skip test-time flip averaging")
+    add_smoothing(parser)
     add_device(parser, threads=False)
     add_no_progress(parser)
 
@@ -69,13 +71,14 @@ def main(args) -> int:
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
     frames = _frame_list(args.render_frames)
+    smoothing = smoothing_from(args)
     start = time.perf_counter()
     model = load_model_from(args)
     if args.render is not None:
         render_format(model.formats, args.render_format)  # fail before the slow part
     result = infer_video(args.video, model, max_gap=args.max_gap, flip=not args.no_flip, limit=args.limit,
                          detections=args.detections, focal_length=args.focal_length,
-                         progress=not args.no_progress,
+                         progress=not args.no_progress, smoothing=smoothing,
                          detector_settings={"static_image_mode": True} if args.static_image_mode else None)
     paths = write_outputs(result, args.output_dir)
     if args.render is not None:

@@ -83,10 +83,10 @@ def detect(video_path: Path, *, detections: str | os.PathLike | None = None, lim
 def infer_video(video_path: str | os.PathLike, model, *, max_gap: int = 5, flip: bool = True,
                 limit: int | None = None, detections: str | os.PathLike | None = None,
                 focal_length: float | None = None, progress: bool = True, lift=None,
-                detector_settings: dict | None = None) -> InferResult:
+                detector_settings: dict | None = None, smoothing=None) -> InferResult:
     """Detect, clean and lift one video (module docstring). ``model``: an
     ``inference.lift.LiftingModel`` (or anything with ``formats`` that ``lift`` accepts); ``lift``
-    defaults to ``inference.lift.lift``."""
+    defaults to ``inference.lift.lift``; ``smoothing``: an ``inference.smoothing.Smoothing`` or None."""
     from posebridge.data import video
 
     video_path = Path(video_path)
@@ -100,15 +100,16 @@ def infer_video(video_path: str | os.PathLike, model, *, max_gap: int = 5, flip:
     if len(raw) == 0:
         raise DataError(video_path, "no frames")
     result = lift_detections(video_path, info, raw, detector, model, max_gap=max_gap, flip=flip,
-                             focal_length=focal_length, lift=lift)
+                             focal_length=focal_length, lift=lift, smoothing=smoothing)
     result.timings = {"detect": detect_seconds, **result.timings}
     return result
 
 
 def lift_detections(video_path: Path, info, raw: np.ndarray, detector: str, model, *, max_gap: int = 5,
-                    flip: bool = True, focal_length: float | None = None, lift=None) -> InferResult:
+                    flip: bool = True, focal_length: float | None = None, lift=None,
+                    smoothing=None) -> InferResult:
     """Steps 2 and 3 of ``infer_video`` on a video's raw detections (T, 17, 3); ``info`` is its
-    ``video.VideoInfo``."""
+    ``video.VideoInfo``; ``smoothing`` (``inference.smoothing.Smoothing``) goes to ``predict``."""
     from posebridge.sources.detectors import clean_track
     from posebridge.inference.predict import KeypointInput, default_intrinsics, predict
 
@@ -129,7 +130,9 @@ def lift_detections(video_path: Path, info, raw: np.ndarray, detector: str, mode
         first, last = np.flatnonzero(valid)[[0, -1]]
         span = slice(first, last + 1)
         inputs = KeypointInput(keypoints[span], info.width, info.height, intrinsics, focal_length is None)
-        out = predict(model, inputs, flip=flip, lift=lift)
+        out = predict(model, inputs, flip=flip, lift=lift, smoothing=smoothing)
+        if "keypoints_2d_smoothed" in out:  # the keypoints the model saw
+            keypoints[span] = out["keypoints_2d_smoothed"]
         inside = valid[span]
         for fmt in model.formats:
             poses[fmt][span] = np.where(inside[:, None, None], out[fmt], np.nan)

@@ -15,7 +15,9 @@ given: the other equals it.
 Output (``.npz``): one (T, J_format, 3) float32 array per format, keyed by the format name, in
 millimetres, root-relative (root joint at the origin) in the camera frame (x right, y down, z
 forward); ``joint_names_<format>`` (J_format,) str; ``intrinsics`` (4,) fx, fy, cx, cy used; and
-``trajectory`` (T, 3) mm, the camera-space position of the root (see ``recover_trajectory``).
+``trajectory`` (T, 3) mm, the camera-space position of the root (see ``recover_trajectory``);
+with 2D smoothing (``inference.smoothing``) also ``keypoints_2d_smoothed`` (T, 17, 3), the
+keypoints the model was given.
 """
 
 from __future__ import annotations
@@ -162,12 +164,15 @@ def recover_trajectory(poses: dict[str, np.ndarray], keypoints: np.ndarray,
 
 
 def predict(model, inputs: KeypointInput, *, flip: bool = True, lift=None,
-            trajectory: bool = True) -> dict[str, np.ndarray]:
+            trajectory: bool = True, smoothing=None) -> dict[str, np.ndarray]:
     """Lift ``inputs`` with ``model`` (``inference.lift.LiftingModel``); returns the output arrays.
 
     Keys: every format of ``model.formats`` -> (T, J, 3) float32 mm root-relative camera space,
     ``joint_names_<format>``, ``intrinsics`` and (when recoverable) ``trajectory`` (T, 3) mm.
-    ``lift`` defaults to ``inference.lift.lift`` (injectable for tests).
+    ``lift`` defaults to ``inference.lift.lift`` (injectable for tests). ``smoothing``: an
+    ``inference.smoothing.Smoothing`` (None: off) applied to the 2D before lifting (then also
+    ``keypoints_2d_smoothed``) and/or to the poses and trajectory after, over the frames with a
+    detected keypoint.
     """
     from posebridge.geometry import skeletons
     from posebridge.errors import ConfigError
@@ -178,22 +183,30 @@ def predict(model, inputs: KeypointInput, *, flip: bool = True, lift=None,
                           f"{KEYPOINT_FORMAT} keypoint files")
     if lift is None:
         from posebridge.inference.lift import lift
-    predicted = lift(model, inputs.keypoints, inputs.width, inputs.height, flip=flip,
-                     intrinsics=inputs.intrinsics)
+    from posebridge.inference import smoothing as smoothing_
+
+    keypoints = inputs.keypoints
     out: dict[str, np.ndarray] = {}
+    if smoothing is not None and smoothing.before:
+        keypoints = out["keypoints_2d_smoothed"] = smoothing_.smooth_keypoints(keypoints, smoothing)
+    predicted = lift(model, keypoints, inputs.width, inputs.height, flip=flip, intrinsics=inputs.intrinsics)
+    seen = (keypoints[..., 2] > 0).any(axis=1)  # frames with the person: 3D smoothing stays inside them
     poses = {}
     for fmt in model.formats:
         skeleton = skeletons.get(fmt)
         pose = np.asarray(predicted[fmt], dtype=np.float64)
         pose = pose - pose[:, skeleton.root:skeleton.root + 1]
+        if smoothing is not None and smoothing.after:
+            pose = smoothing_.smooth_poses(pose, seen, smoothing)
         poses[fmt] = pose
         out[fmt] = pose.astype(np.float32)
         out[f"joint_names_{fmt}"] = np.array(skeleton.joint_names, dtype=str)
     out["intrinsics"] = inputs.intrinsics.astype(np.float64)
     if trajectory:
-        root = recover_trajectory(poses, inputs.keypoints, inputs.intrinsics)
+        root = recover_trajectory(poses, keypoints, inputs.intrinsics)
         if root is not None:
-            out["trajectory"] = root
+            out["trajectory"] = (smoothing_.smooth_poses(root, seen, smoothing)
+                                 if smoothing is not None and smoothing.after else root)
     return out
 
 

@@ -66,11 +66,17 @@ def main_track(keypoints: np.ndarray, max_gap: int = 5, min_iou: float = 0.3) ->
     ids = track_ids(keypoints, max_gap, min_iou)
     if (ids < 0).all():
         return np.zeros(len(keypoints), dtype=bool)
+    score = np.bincount(ids[ids >= 0], weights=evidence(keypoints)[ids >= 0])
+    return ids == int(np.argmax(score))
+
+
+def evidence(keypoints: np.ndarray) -> np.ndarray:
+    """(T,) how clearly each frame shows its person: box diagonal (px) times mean keypoint
+    confidence, 0 without a detection. Summed over a track's frames it ranks tracks."""
     box = boxes(keypoints)
     diagonal = np.hypot(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
-    evidence = np.where(ids >= 0, np.nan_to_num(diagonal) * keypoints[..., 2].mean(axis=1), 0.0)
-    score = np.bincount(ids[ids >= 0], weights=evidence[ids >= 0])
-    return ids == int(np.argmax(score))
+    detected = (keypoints[..., 2] > 0).any(axis=1)
+    return np.where(detected, np.nan_to_num(diagonal) * keypoints[..., 2].mean(axis=1), 0.0)
 
 
 def keep_frames(keypoints: np.ndarray, keep: np.ndarray) -> np.ndarray:

@@ -1,0 +1,110 @@
+"""Identities over time: link each frame's people into tracks, one per person.
+
+Input is what ``sources.detectors.people.PeopleDetector.detect`` gives: ``(T, P, K, 3)`` x px,
+y px, confidence per frame and person slot, slots in no particular order, all-zero rows for
+empty slots. Frame by frame, every live track (seen within the last ``max_gap + 1`` frames) is
+predicted forward at its constant velocity (the mean of its joints moving as it did between its
+last two sightings) and matched to the frame's people by the Hungarian algorithm
+(``scipy.optimize.linear_sum_assignment``; Kuhn, "The Hungarian method for the assignment
+problem", 1955) on keypoint distance: the mean over joints seen in both of the pixel distance,
+divided by the track's box diagonal so near and far people are judged alike. Pairs costing more
+than ``max_distance`` are not matched; a person left unmatched starts a new track. Velocity
+keeps two people apart where their paths cross; the size normalisation keeps a near person from
+taking over a far one's track.
+
+Tracks seen on fewer than ``min_frames`` frames are dropped (a hallucinated person on a few
+frames), the rest ordered by evidence (``detectors.tracks.evidence``: seen long, large and
+clearly first), and misses of up to ``max_gap`` frames inside each are interpolated
+(``detectors.tracks.fill_gaps``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from posebridge.sources.detectors.tracks import MIN_BOX_CONFIDENCE, boxes, evidence, fill_gaps
+
+MAX_DISTANCE = 0.5  # a match moves its joints by at most half the person's box diagonal (prediction error)
+MIN_FRAMES = 5
+UNMATCHED = 1e6
+
+
+def _centre(keypoints: np.ndarray) -> np.ndarray:
+    """(2,) mean x, y px of one person's confident keypoints (K, 3)."""
+    use = keypoints[:, 2] >= MIN_BOX_CONFIDENCE
+    use = use if use.any() else keypoints[:, 2] > 0
+    return keypoints[use, :2].mean(axis=0)
+
+
+class _Track:
+    """One person's sightings so far: frame -> (K, 3) keypoints."""
+
+    def __init__(self, t: int, keypoints: np.ndarray):
+        self.frames, self.keypoints = [t], [keypoints]
+
+    def add(self, t: int, keypoints: np.ndarray) -> None:
+        self.frames.append(t)
+        self.keypoints.append(keypoints)
+
+    def predict(self, t: int) -> np.ndarray:
+        """(K, 3) the last sighting moved on to frame ``t`` at the track's last velocity."""
+        last = self.keypoints[-1].copy()
+        if len(self.frames) > 1:
+            step = (_centre(last) - _centre(self.keypoints[-2])) / (self.frames[-1] - self.frames[-2])
+            last[:, :2] += step * (t - self.frames[-1])
+        return last
+
+
+def distance(track: np.ndarray, person: np.ndarray) -> float:
+    """Keypoint distance of two (K, 3) people: mean px distance over joints seen in both, over
+    ``track``'s box diagonal; ``UNMATCHED`` when they share no seen joint."""
+    both = (track[:, 2] > 0) & (person[:, 2] > 0)
+    if not both.any():
+        return UNMATCHED
+    x0, y0, x1, y1 = boxes(track[None])[0]
+    diagonal = max(float(np.hypot(x1 - x0, y1 - y0)), 1.0)
+    return float(np.linalg.norm(track[both, :2] - person[both, :2], axis=1).mean() / diagonal)
+
+
+def _match(live: list[_Track], people: list[np.ndarray], t: int, max_distance: float) -> dict[int, int]:
+    """person index -> index into ``live`` of its track (Hungarian on ``distance``)."""
+    from scipy.optimize import linear_sum_assignment
+
+    if not live or not people:
+        return {}
+    cost = np.array([[distance(track.predict(t), person) for person in people] for track in live])
+    cost = np.where(cost <= max_distance, cost, UNMATCHED)
+    rows, cols = linear_sum_assignment(cost)
+    return {int(c): int(r) for r, c in zip(rows, cols) if cost[r, c] < UNMATCHED}
+
+
+def link(people: np.ndarray, max_gap: int = 5, max_distance: float = MAX_DISTANCE) -> list[_Track]:
+    """Every track of ``people`` (T, P, K, 3), in order of first sighting (module docstring)."""
+    tracks: list[_Track] = []
+    for t, frame in enumerate(people):
+        found = [person for person in frame if (person[:, 2] > 0).any()]
+        live = [track for track in tracks if t - track.frames[-1] - 1 <= max_gap]
+        matched = _match(live, found, t, max_distance)
+        for i, person in enumerate(found):
+            if i in matched:
+                live[matched[i]].add(t, person)
+            else:
+                tracks.append(_Track(t, person))
+    return tracks
+
+
+def track_people(people: np.ndarray, *, max_gap: int = 5, max_distance: float = MAX_DISTANCE,
+                 min_frames: int = MIN_FRAMES, max_tracks: int | None = None) -> np.ndarray:
+    """``(N, T, K, 3)`` one keypoint sequence per person of ``people`` (T, P, K, 3): tracks seen on
+    at least ``min_frames`` frames, most evidence first, at most ``max_tracks`` of them, misses of
+    up to ``max_gap`` frames interpolated, zeros (confidence 0) where a person is not seen."""
+    T, _, K, _ = people.shape
+    out = []
+    for track in link(people, max_gap, max_distance):
+        if len(track.frames) >= min_frames:
+            sequence = np.zeros((T, K, 3), np.float32)
+            sequence[track.frames] = np.stack(track.keypoints)
+            out.append(sequence)
+    out.sort(key=lambda sequence: -evidence(sequence).sum())
+    out = [fill_gaps(sequence, max_gap) for sequence in out[:max_tracks]]
+    return np.stack(out) if out else np.zeros((0, T, K, 3), np.float32)

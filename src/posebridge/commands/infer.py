@@ -68,13 +68,8 @@ def _frame_list(text: str | None) -> list[int] | None:
 
 def _infer(args, model) -> list:
     """The results of the run ``args`` asks for: one person (``infer_video``), or every person."""
-    from posebridge.errors import ConfigError
     from posebridge.inference.infer import infer_people, infer_video
 
-    if args.max_people is not None and args.max_people < 1:
-        raise ConfigError(f"--max-people must be >= 1, got {args.max_people}")
-    if args.detections is not None and args.max_people not in (None, 1):
-        raise ConfigError("--detections reads one person per frame; use it without --max-people or with 1")
     common = dict(max_gap=args.max_gap, flip=not args.no_flip, limit=args.limit, focal_length=args.focal_length,
                   progress=not args.no_progress)
     if args.max_people == 1 or args.detections is not None:
@@ -93,6 +88,10 @@ def main(args) -> int:
         raise ConfigError(f"--max-gap must be >= 0, got {args.max_gap}")
     if args.limit is not None and args.limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {args.limit}")
+    if args.max_people is not None and args.max_people < 1:
+        raise ConfigError(f"--max-people must be >= 1, got {args.max_people}")
+    if args.detections is not None and args.max_people not in (None, 1):
+        raise ConfigError("--detections reads one person per frame; use it without --max-people or with 1")
     frames = _frame_list(args.render_frames)
     start = time.perf_counter()
     model = load_model_from(args)

@@ -59,7 +59,7 @@ def test_without_velocity_a_crossing_would_be_ambiguous():
     assert distance(right[25], left[26]) < distance(right[25], right[26])
 
 
-def test_a_short_gap_is_one_track_filled_and_a_long_gap_two():
+def test_a_short_gap_is_filled_a_longer_one_keeps_the_identity_a_long_one_does_not():
     T = 30
     person = walker(T, (100, 200), (4, 1))
     short = person.copy()
@@ -67,10 +67,14 @@ def test_a_short_gap_is_one_track_filled_and_a_long_gap_two():
     tracks = track_people(short[:, None], max_gap=5)
     assert len(tracks) == 1 and (tracks[0][..., 2] > 0).all()
     assert np.allclose(tracks[0][11, :, :2], person[11, :, :2], atol=1e-3)  # linear motion: exact
-    long = person.copy()
-    long[10:18] = 0  # 8 missed frames > max_gap
-    tracks = track_people(long[:, None], max_gap=5)
-    assert len(tracks) == 2 and not (tracks[..., 2] > 0).any(axis=2).all(axis=0)[10:18].any()
+    hidden = person.copy()
+    hidden[10:18] = 0  # 8 missed frames > max_gap: the same person, not filled in
+    tracks = track_people(hidden[:, None], max_gap=5, link_gap=10)
+    assert len(tracks) == 1 and np.array_equal((tracks[0][..., 2] > 0).all(axis=1), hidden[:, 0, 2] > 0)
+    gone = walker(40, (100, 200), (4, 1))
+    gone[10:22] = 0  # 12 missed frames > link_gap: another track
+    tracks = track_people(gone[:, None], max_gap=5, link_gap=10)
+    assert len(tracks) == 2 and {int(np.flatnonzero(t[:, 0, 2] > 0)[0]) for t in tracks} == {0, 22}
 
 
 def test_brief_detections_are_dropped_and_tracks_ordered_by_evidence():

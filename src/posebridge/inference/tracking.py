@@ -2,12 +2,13 @@
 
 Input is what ``sources.detectors.people.PeopleDetector.detect`` gives: ``(T, P, K, 3)`` x px,
 y px, confidence per frame and person slot, slots in no particular order, all-zero rows for
-empty slots. Frame by frame, every live track (seen within the last ``max_gap + 1`` frames) is
-predicted forward at its constant velocity (the mean of its joints moving as it did between its
-last two sightings) and matched to the frame's people by the Hungarian algorithm
-(``scipy.optimize.linear_sum_assignment``; Kuhn, "The Hungarian method for the assignment
-problem", 1955) on keypoint distance: the mean over joints seen in both of the pixel distance,
-divided by the track's box diagonal so near and far people are judged alike. Pairs costing more
+empty slots. Frame by frame, every live track (seen within the last ``link_gap + 1`` frames) is
+predicted forward at its constant velocity (its confident joints moving as they did between its
+last two sightings, for at most ``MAX_EXTRAPOLATION`` frames) and matched to the frame's people
+by the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``; Kuhn, "The Hungarian method
+for the assignment problem", 1955) on keypoint distance: the mean over joints confident in both
+of the pixel distance, divided by the track's box diagonal so near and far people are judged
+alike. Pairs costing more
 than ``max_distance`` are not matched; a person left unmatched starts a new track. Velocity
 keeps two people apart where their paths cross; the size normalisation keeps a near person from
 taking over a far one's track.
@@ -15,7 +16,8 @@ taking over a far one's track.
 Tracks seen on fewer than ``min_frames`` frames are dropped (a hallucinated person on a few
 frames), the rest ordered by evidence (``detectors.tracks.evidence``: seen long, large and
 clearly first), and misses of up to ``max_gap`` frames inside each are interpolated
-(``detectors.tracks.fill_gaps``).
+(``detectors.tracks.fill_gaps``); a person lost for longer (up to ``link_gap`` frames, hidden
+behind another) keeps the identity but not an invented pose.
 """
 
 from __future__ import annotations
@@ -26,14 +28,15 @@ from posebridge.sources.detectors.tracks import MIN_BOX_CONFIDENCE, boxes, evide
 
 MAX_DISTANCE = 0.5  # a match moves its joints by at most half the person's box diagonal (prediction error)
 MIN_FRAMES = 5
+LINK_GAP = 15  # frames a lost person keeps its track (occlusions are longer than detector misses)
+MAX_EXTRAPOLATION = 5  # frames a lost person is predicted to keep moving
 UNMATCHED = 1e6
 
 
-def _centre(keypoints: np.ndarray) -> np.ndarray:
-    """(2,) mean x, y px of one person's confident keypoints (K, 3)."""
-    use = keypoints[:, 2] >= MIN_BOX_CONFIDENCE
-    use = use if use.any() else keypoints[:, 2] > 0
-    return keypoints[use, :2].mean(axis=0)
+def _shared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(K,) bool: joints confident in both (K, 3) people, else those detected in both."""
+    use = (a[:, 2] >= MIN_BOX_CONFIDENCE) & (b[:, 2] >= MIN_BOX_CONFIDENCE)
+    return use if use.any() else (a[:, 2] > 0) & (b[:, 2] > 0)
 
 
 class _Track:
@@ -50,15 +53,17 @@ class _Track:
         """(K, 3) the last sighting moved on to frame ``t`` at the track's last velocity."""
         last = self.keypoints[-1].copy()
         if len(self.frames) > 1:
-            step = (_centre(last) - _centre(self.keypoints[-2])) / (self.frames[-1] - self.frames[-2])
-            last[:, :2] += step * (t - self.frames[-1])
+            before = self.keypoints[-2]
+            shared = _shared(last, before)
+            step = (last[shared, :2] - before[shared, :2]).mean(axis=0) / (self.frames[-1] - self.frames[-2])
+            last[:, :2] += step * min(t - self.frames[-1], MAX_EXTRAPOLATION)
         return last
 
 
 def distance(track: np.ndarray, person: np.ndarray) -> float:
-    """Keypoint distance of two (K, 3) people: mean px distance over joints seen in both, over
-    ``track``'s box diagonal; ``UNMATCHED`` when they share no seen joint."""
-    both = (track[:, 2] > 0) & (person[:, 2] > 0)
+    """Keypoint distance of two (K, 3) people: mean px distance over joints confident in both (else
+    seen in both), over ``track``'s box diagonal; ``UNMATCHED`` when they share no seen joint."""
+    both = _shared(track, person)
     if not both.any():
         return UNMATCHED
     x0, y0, x1, y1 = boxes(track[None])[0]
@@ -78,12 +83,12 @@ def _match(live: list[_Track], people: list[np.ndarray], t: int, max_distance: f
     return {int(c): int(r) for r, c in zip(rows, cols) if cost[r, c] < UNMATCHED}
 
 
-def link(people: np.ndarray, max_gap: int = 5, max_distance: float = MAX_DISTANCE) -> list[_Track]:
+def link(people: np.ndarray, link_gap: int = LINK_GAP, max_distance: float = MAX_DISTANCE) -> list[_Track]:
     """Every track of ``people`` (T, P, K, 3), in order of first sighting (module docstring)."""
     tracks: list[_Track] = []
     for t, frame in enumerate(people):
         found = [person for person in frame if (person[:, 2] > 0).any()]
-        live = [track for track in tracks if t - track.frames[-1] - 1 <= max_gap]
+        live = [track for track in tracks if t - track.frames[-1] - 1 <= link_gap]
         matched = _match(live, found, t, max_distance)
         for i, person in enumerate(found):
             if i in matched:
@@ -93,14 +98,16 @@ def link(people: np.ndarray, max_gap: int = 5, max_distance: float = MAX_DISTANC
     return tracks
 
 
-def track_people(people: np.ndarray, *, max_gap: int = 5, max_distance: float = MAX_DISTANCE,
-                 min_frames: int = MIN_FRAMES, max_tracks: int | None = None) -> np.ndarray:
+def track_people(people: np.ndarray, *, max_gap: int = 5, link_gap: int = LINK_GAP,
+                 max_distance: float = MAX_DISTANCE, min_frames: int = MIN_FRAMES,
+                 max_tracks: int | None = None) -> np.ndarray:
     """``(N, T, K, 3)`` one keypoint sequence per person of ``people`` (T, P, K, 3): tracks seen on
     at least ``min_frames`` frames, most evidence first, at most ``max_tracks`` of them, misses of
-    up to ``max_gap`` frames interpolated, zeros (confidence 0) where a person is not seen."""
+    up to ``max_gap`` frames interpolated, zeros (confidence 0) where a person is not seen; a
+    person unseen for up to ``link_gap`` frames keeps its track."""
     T, _, K, _ = people.shape
     out = []
-    for track in link(people, max_gap, max_distance):
+    for track in link(people, max(link_gap, max_gap), max_distance):
         if len(track.frames) >= min_frames:
             sequence = np.zeros((T, K, 3), np.float32)
             sequence[track.frames] = np.stack(track.keypoints)

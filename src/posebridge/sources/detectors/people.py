@@ -6,7 +6,10 @@ crop around one person it finds that person. So each frame is searched in three 
 offline (nothing downloaded):
 
 1. **Follow**: a crop around every person of the previous frame (their keypoints' box, grown by
-   ``CROP_MARGIN``), which keeps people whose posture no person detector knows (crouching).
+   ``CROP_MARGIN``), which keeps people whose posture no person detector knows (crouching). When
+   the crop gives back someone already found (a person passing in front), it is run again with
+   the people found so far painted over (``paint_over``: their limbs and torso, not their box,
+   so the visible parts of the person behind stay).
 2. **Discover**: OpenCV's built-in HOG people detector (Dalal & Triggs, "Histograms of Oriented
    Gradients for Human Detection", CVPR 2005; ``cv2.HOGDescriptor_getDefaultPeopleDetector``)
    proposes upright people, every ``discover_every`` frames, on a frame scaled by ``hog_scale``;
@@ -37,6 +40,28 @@ CROP_MARGIN = 0.3  # a crop is the person's box grown by this fraction of its si
 DUPLICATE_IOU = 0.4  # a candidate overlapping a kept person this much is that person again
 MASK_GREY = 127
 MAX_RERUNS = 4  # mask-and-re-run rounds per frame (each finds at most one person)
+MIN_PAINT_CONFIDENCE = 0.5  # keypoints painted over when looking behind a person
+
+
+def paint_over(frame: np.ndarray, people: list[np.ndarray], skeleton) -> np.ndarray:
+    """A copy of an RGB frame with each person's (K, 3) body painted grey: thick bones along the
+    skeleton's ``edges`` and the polygon of its confident keypoints' convex hull."""
+    import cv2
+
+    out = frame.copy()
+    for person in people:
+        seen = person[:, 2] >= MIN_PAINT_CONFIDENCE
+        if seen.sum() < 3:
+            continue
+        x0, y0, x1, y1 = boxes(person[None])[0]
+        width = max(3, int(0.12 * max(x1 - x0, y1 - y0)))
+        points = person[seen, :2].astype(np.int32)
+        cv2.fillConvexPoly(out, cv2.convexHull(points), (MASK_GREY,) * 3)
+        for a, b in skeleton.edges:
+            if seen[a] and seen[b]:
+                cv2.line(out, tuple(int(v) for v in person[a, :2]), tuple(int(v) for v in person[b, :2]),
+                         (MASK_GREY,) * 3, width)
+    return out
 
 
 def grow(box: np.ndarray, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
@@ -84,6 +109,7 @@ class PeopleDetector:
         self._hog = cv2.HOGDescriptor()
         self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
         self._to_coco = skeletons.mapping(LANDMARK_FORMAT, KEYPOINT_FORMAT)
+        self._skeleton = skeletons.get(KEYPOINT_FORMAT)
 
     def proposals(self, frame: np.ndarray) -> np.ndarray:
         """(N, 4) x0, y0, x1, y1 px boxes of upright people HOG proposes in one RGB frame."""
@@ -110,28 +136,44 @@ class PeopleDetector:
         coco[:, 1] += y0
         return coco if coco[:, 2].mean() >= self.min_visibility else None
 
+    def _full(self, kept: list[np.ndarray]) -> bool:
+        return self.max_people is not None and len(kept) >= self.max_people
+
+    @staticmethod
+    def _duplicate(kept: list[np.ndarray], box: np.ndarray) -> bool:
+        return any(box_iou(box, boxes(k[None])[0]) >= DUPLICATE_IOU for k in kept)
+
     def _accept(self, kept: list[np.ndarray], candidate: np.ndarray | None) -> bool:
-        if candidate is None or (self.max_people is not None and len(kept) >= self.max_people):
+        if candidate is None or self._full(kept):
             return False
         box = boxes(candidate[None])[0]
-        if not np.isfinite(box).all() or any(box_iou(box, boxes(k[None])[0]) >= DUPLICATE_IOU for k in kept):
+        if not np.isfinite(box).all() or self._duplicate(kept, box):
             return False
         kept.append(candidate)
         return True
+
+    def _follow(self, frame: np.ndarray, kept: list[np.ndarray], person: np.ndarray) -> None:
+        """Look for the previous frame's ``person`` again, behind the people ``kept`` if need be."""
+        height, width = frame.shape[:2]
+        crop = grow(boxes(person[None])[0], CROP_MARGIN, width, height)
+        candidate = self.pose_in(frame, crop)
+        if self._accept(kept, candidate) or candidate is None or self._full(kept):
+            return
+        self._accept(kept, self.pose_in(paint_over(frame, kept, self._skeleton), crop))
 
     def people(self, frame: np.ndarray, previous: list[np.ndarray], discover: bool = True) -> list[np.ndarray]:
         """The people (each (17, 3)) in one RGB frame, given the previous frame's ``previous``."""
         height, width = frame.shape[:2]
         kept: list[np.ndarray] = []
         for person in previous:  # 1. follow
-            self._accept(kept, self.pose_in(frame, grow(boxes(person[None])[0], CROP_MARGIN, width, height)))
+            self._follow(frame, kept, person)
         if discover:  # 2. HOG proposals
             for box in self.proposals(frame):
-                if not any(box_iou(box, boxes(k[None])[0]) >= DUPLICATE_IOU for k in kept):
+                if not self._duplicate(kept, box):
                     self._accept(kept, self.pose_in(frame, grow(box, 0.1, width, height)))
         masked = None
         for _ in range(MAX_RERUNS):  # 3. mask everyone found, look again
-            if self.max_people is not None and len(kept) >= self.max_people:
+            if self._full(kept):
                 break
             masked = frame.copy() if masked is None else masked
             for person in kept:

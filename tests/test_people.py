@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from posebridge.inference.tracking import distance, link, track_people
+from posebridge.inference.tracking import link, track_people
+from posebridge.sources.detectors.tracks import keypoint_distance as distance
 
 from test_detectors import needs_mediapipe
 from test_infer import StubModel, _blank_video, _random_model_dir

@@ -6,10 +6,9 @@ empty slots. Frame by frame, every live track (seen within the last ``link_gap +
 predicted forward at its constant velocity (its confident joints moving as they did between its
 last two sightings, for at most ``MAX_EXTRAPOLATION`` frames) and matched to the frame's people
 by the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``; Kuhn, "The Hungarian method
-for the assignment problem", 1955) on keypoint distance: the mean over joints confident in both
-of the pixel distance, divided by the track's box diagonal so near and far people are judged
-alike. Pairs costing more
-than ``max_distance`` are not matched; a person left unmatched starts a new track. Velocity
+for the assignment problem", 1955) on keypoint distance (``detectors.tracks.keypoint_distance``:
+the mean pixel distance of joints confident in both over the track's box diagonal, so near and
+far people are judged alike). Pairs costing more than ``max_distance`` are not matched; a person left unmatched starts a new track. Velocity
 keeps two people apart where their paths cross; the size normalisation keeps a near person from
 taking over a far one's track.
 
@@ -24,19 +23,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from posebridge.sources.detectors.tracks import MIN_BOX_CONFIDENCE, boxes, evidence, fill_gaps
+from posebridge.sources.detectors.tracks import evidence, fill_gaps, keypoint_distance, shared_joints
 
 MAX_DISTANCE = 0.5  # a match moves its joints by at most half the person's box diagonal (prediction error)
 MIN_FRAMES = 5
 LINK_GAP = 15  # frames a lost person keeps its track (occlusions are longer than detector misses)
 MAX_EXTRAPOLATION = 5  # frames a lost person is predicted to keep moving
-UNMATCHED = 1e6
-
-
-def _shared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(K,) bool: joints confident in both (K, 3) people, else those detected in both."""
-    use = (a[:, 2] >= MIN_BOX_CONFIDENCE) & (b[:, 2] >= MIN_BOX_CONFIDENCE)
-    return use if use.any() else (a[:, 2] > 0) & (b[:, 2] > 0)
+UNMATCHED = 1e6  # the cost of a pair that must not be matched
 
 
 class _Track:
@@ -54,30 +47,19 @@ class _Track:
         last = self.keypoints[-1].copy()
         if len(self.frames) > 1:
             before = self.keypoints[-2]
-            shared = _shared(last, before)
+            shared = shared_joints(last, before)
             step = (last[shared, :2] - before[shared, :2]).mean(axis=0) / (self.frames[-1] - self.frames[-2])
             last[:, :2] += step * min(t - self.frames[-1], MAX_EXTRAPOLATION)
         return last
 
 
-def distance(track: np.ndarray, person: np.ndarray) -> float:
-    """Keypoint distance of two (K, 3) people: mean px distance over joints confident in both (else
-    seen in both), over ``track``'s box diagonal; ``UNMATCHED`` when they share no seen joint."""
-    both = _shared(track, person)
-    if not both.any():
-        return UNMATCHED
-    x0, y0, x1, y1 = boxes(track[None])[0]
-    diagonal = max(float(np.hypot(x1 - x0, y1 - y0)), 1.0)
-    return float(np.linalg.norm(track[both, :2] - person[both, :2], axis=1).mean() / diagonal)
-
-
 def _match(live: list[_Track], people: list[np.ndarray], t: int, max_distance: float) -> dict[int, int]:
-    """person index -> index into ``live`` of its track (Hungarian on ``distance``)."""
+    """person index -> index into ``live`` of its track (Hungarian on ``keypoint_distance``)."""
     from scipy.optimize import linear_sum_assignment
 
     if not live or not people:
         return {}
-    cost = np.array([[distance(track.predict(t), person) for person in people] for track in live])
+    cost = np.array([[keypoint_distance(track.predict(t), person) for person in people] for track in live])
     cost = np.where(cost <= max_distance, cost, UNMATCHED)
     rows, cols = linear_sum_assignment(cost)
     return {int(c): int(r) for r, c in zip(rows, cols) if cost[r, c] < UNMATCHED}

@@ -18,9 +18,12 @@ offline (nothing downloaded):
 3. **Mask and re-run**: the frame with everyone found so far painted grey goes through MediaPipe
    again, until it finds nobody new: this finds the large people HOG misses.
 
-A candidate is kept when its mean COCO-17 visibility reaches ``min_visibility`` and its box does
-not overlap an already kept person's (IoU < ``DUPLICATE_IOU``; a crop around two people returns
-one of them, a duplicate). ``detect`` returns ``(T, P, 17, 3)`` x px, y px, confidence with
+A candidate is kept when its mean COCO-17 visibility reaches ``min_visibility``, its confident
+keypoints span at least ``MIN_CROP_FRACTION`` of a crop's height or width (MediaPipe squeezes a
+"person" into a head or a hand when the crop holds none), and it is not a person already kept: a
+box overlapping theirs (IoU >= ``DUPLICATE_IOU``; a crop around two people returns one of them)
+or keypoints on theirs (``tracks.keypoint_distance`` < ``DUPLICATE_DISTANCE``; the upper body
+of someone found whole). ``detect`` returns ``(T, P, 17, 3)`` x px, y px, confidence with
 people in no particular order (identities over time are ``posebridge.inference.tracking``'s job)
 and all-zero rows where a frame has fewer than ``P`` people.
 """
@@ -34,10 +37,12 @@ import numpy as np
 from posebridge.errors import ConfigError
 from posebridge.geometry import skeletons
 from posebridge.sources.detectors.mediapipe_pose import KEYPOINT_FORMAT, LANDMARK_FORMAT, MediaPipePose
-from posebridge.sources.detectors.tracks import box_iou, boxes
+from posebridge.sources.detectors.tracks import MIN_BOX_CONFIDENCE, box_iou, boxes, keypoint_distance
 
 CROP_MARGIN = 0.3  # a crop is the person's box grown by this fraction of its size on every side
 DUPLICATE_IOU = 0.4  # a candidate overlapping a kept person this much is that person again
+DUPLICATE_DISTANCE = 0.1  # ... and so is one whose joints lie this close to theirs (x body size)
+MIN_CROP_FRACTION = 0.25
 MASK_GREY = 127
 MAX_RERUNS = 4  # mask-and-re-run rounds per frame (each finds at most one person)
 MIN_PAINT_CONFIDENCE = 0.5  # keypoints painted over when looking behind a person
@@ -134,20 +139,29 @@ class PeopleDetector:
         coco = values[self._to_coco]
         coco[:, 0] += x0
         coco[:, 1] += y0
-        return coco if coco[:, 2].mean() >= self.min_visibility else None
+        if coco[:, 2].mean() < self.min_visibility:
+            return None
+        if box is not None:
+            confident = coco[coco[:, 2] >= MIN_BOX_CONFIDENCE, :2]
+            span = np.ptp(confident, axis=0) if len(confident) else np.zeros(2)
+            if np.max(span / [x1 - x0, y1 - y0]) < MIN_CROP_FRACTION:
+                return None
+        return coco
 
     def _full(self, kept: list[np.ndarray]) -> bool:
         return self.max_people is not None and len(kept) >= self.max_people
 
     @staticmethod
-    def _duplicate(kept: list[np.ndarray], box: np.ndarray) -> bool:
-        return any(box_iou(box, boxes(k[None])[0]) >= DUPLICATE_IOU for k in kept)
+    def _duplicate(kept: list[np.ndarray], box: np.ndarray, person: np.ndarray | None = None) -> bool:
+        """True when ``box`` (or the (K, 3) ``person`` in it) is someone in ``kept`` again."""
+        return any(box_iou(box, boxes(k[None])[0]) >= DUPLICATE_IOU
+                   or (person is not None and keypoint_distance(k, person) < DUPLICATE_DISTANCE) for k in kept)
 
     def _accept(self, kept: list[np.ndarray], candidate: np.ndarray | None) -> bool:
         if candidate is None or self._full(kept):
             return False
         box = boxes(candidate[None])[0]
-        if not np.isfinite(box).all() or self._duplicate(kept, box):
+        if not np.isfinite(box).all() or self._duplicate(kept, box, candidate):
             return False
         kept.append(candidate)
         return True

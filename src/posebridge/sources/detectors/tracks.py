@@ -7,6 +7,9 @@ one person throughout; the frames it does not cover become misses (confidence 0)
 inside the track are then interpolated; long ones stay misses, which the lifter was trained to
 read as "not seen" (keypoint dropout).
 
+``keypoint_distance`` compares two people's keypoints (tracking several people, telling a
+person found twice from two people).
+
 Keypoints are ``(T, K, 3)``: x px, y px, confidence in [0, 1]; confidence 0 means not detected.
 """
 
@@ -105,3 +108,21 @@ def fill_gaps(keypoints: np.ndarray, max_gap: int) -> np.ndarray:
     joint = np.arange(keypoints.shape[1])[None, :]
     interpolated = (1 - weight) * keypoints[lo, joint] + weight * keypoints[hi, joint]
     return np.where(fill[..., None], interpolated, keypoints).astype(keypoints.dtype)
+
+
+def shared_joints(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(K,) bool: joints confident in both (K, 3) people, else those detected in both."""
+    use = (a[:, 2] >= MIN_BOX_CONFIDENCE) & (b[:, 2] >= MIN_BOX_CONFIDENCE)
+    return use if use.any() else (a[:, 2] > 0) & (b[:, 2] > 0)
+
+
+def keypoint_distance(reference: np.ndarray, person: np.ndarray) -> float:
+    """How far (K, 3) ``person`` is from (K, 3) ``reference``: the mean px distance over joints
+    confident in both (else seen in both), over ``reference``'s box diagonal; inf when they share
+    no seen joint. 0 is the same pose in the same place; 1 a whole body-size away."""
+    both = shared_joints(reference, person)
+    if not both.any():
+        return np.inf
+    x0, y0, x1, y1 = boxes(reference[None])[0]
+    diagonal = max(float(np.hypot(x1 - x0, y1 - y0)), 1.0)
+    return float(np.linalg.norm(reference[both, :2] - person[both, :2], axis=1).mean() / diagonal)

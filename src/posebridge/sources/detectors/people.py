@@ -70,8 +70,8 @@ def paint_over(frame: np.ndarray, people: list[np.ndarray], skeleton) -> np.ndar
 
 
 def grow(box: np.ndarray, margin: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """An x0, y0, x1, y1 px box grown by ``margin`` times its width / height on each side, made
-    at least as tall as wide * 0.5 and clipped to the frame: integer pixel bounds."""
+    """An x0, y0, x1, y1 px box with each side made at least half the longer one, grown by
+    ``margin`` times its width / height on each side and clipped to the frame: int px bounds."""
     x0, y0, x1, y1 = (float(v) for v in box)
     w, h = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
     side = max(w, h)  # crouching or lying people are wide: keep the crop square-ish

@@ -13,7 +13,7 @@ into one track per person (Hungarian assignment on keypoint distance), interpola
 and write OUTPUT_DIR/<video>_person<k>_3d.npz and .json per person (k = 1 for the person seen
 longest, largest and most clearly): per format (T, J, 3) root-relative camera-space millimetres
 (x right, y down, z forward; NaN / null on frames without the person), the joint names, the root's
-camera-space trajectory and the 2D keypoints. --max-people 1 keeps today's single-person run
+camera-space trajectory and the 2D keypoints. --max-people 1 is the single-person run
 (MediaPipe's own tracking on the full frame, the main person only) and writes <video>_3d.npz and
 .json; so does --detections. The camera is assumed to have a 55 degree horizontal field of view
 unless --focal-length is given. --render writes the video with the 2D keypoints beside the 3D
@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("video", metavar="VIDEO", help="video file (.mp4, .avi, ...) or folder of frame images")
     add_model(parser)
     parser.add_argument("--output-dir", required=True, metavar="DIR",
-                        help="where <video>_3d.npz and <video>_3d.json are written")
+                        help="where <video>_person<k>_3d.npz and .json (one person: <video>_3d.*) are written")
     parser.add_argument("--render", metavar="FILE",
                         help="also write a rendering: .mp4 (H.264), .gif, or .png (one image per frame, "
                              "FILE_<frame>.png; with --render-frames only those)")

@@ -25,7 +25,7 @@ import numpy as np
 
 from posebridge.sources.detectors.tracks import evidence, fill_gaps, keypoint_distance, shared_joints
 
-MAX_DISTANCE = 0.5  # a match moves its joints by at most half the person's box diagonal (prediction error)
+MAX_DISTANCE = 0.75  # a match moves its joints by at most 3/4 of the person's box diagonal (after prediction)
 MIN_FRAMES = 5
 LINK_GAP = 15  # frames a lost person keeps its track (occlusions are longer than detector misses)
 MAX_EXTRAPOLATION = 5  # frames a lost person is predicted to keep moving

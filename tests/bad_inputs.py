@@ -379,6 +379,10 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
                                ("unknown_format", ["--format", "smpl_99"], "smpl_99"),
                                ("zero_stride", ["--stride", "0"], "--stride")):
         add(f"viewer:{name}", cmd["viewer"](extra=extra), named, outs["viewer"])
+    for name, (options, named) in INFER_OPTIONS.items():
+        add(f"option:infer_{name}", ["infer", _three_frame_video(root / "videos" / "v.mp4"), "--model",
+                                     b["model_dir"], "--output-dir", root / "out" / "infer", *options],
+            named, [root / "out" / "infer"])
     add("spec:evaluate_unknown_key", cmd["evaluate"](spec='{"flip": true}'), "flip", outs["evaluate"])
     add("spec:synth_missing_file", ["synth", "generate", "--name", "x", "--role", "labeled", "--spec",
                                     root / "no_such_spec.json", "--output", root / "out" / "x.h5"],
@@ -411,6 +415,23 @@ def _prediction_variants(src: Path, root: Path, marker: Path) -> dict[str, Path]
     out["garbage"] = root / "predictions" / "garbage.npz"
     _garbage(src, out["garbage"])
     return out
+
+
+INFER_OPTIONS = {  # `posebridge infer` options that must be refused before any work
+    "max_people_zero": (["--max-people", "0"], "--max-people"),
+    "detections_several_people": (["--detections", "det.npz", "--max-people", "2"], "--detections"),
+}
+
+
+def _three_frame_video(path: Path) -> Path:
+    from posebridge.data.video import VideoWriter
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with VideoWriter(path, fps=25) as writer:
+            for _ in range(3):
+                writer.write(np.full((48, 64, 3), 90, np.uint8))
+    return path
 
 
 SPECS = {

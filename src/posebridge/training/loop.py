@@ -266,7 +266,7 @@ def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=
         return SeparateHeadLifter(formats, keypoint_format=keypoint_format, codec=config.input_codec(),
                                   filter_widths=config.filter_widths, causal=config.causal,
                                   dropout=config.dropout, channels=config.channels, strided=True,
-                                  output_map=output_map)
+                                  output_map=output_map, placement=config.output_placement)
 
 
 def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer, batch: Batch,
@@ -286,7 +286,7 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
         extras = [objective.sample(epoch, step) for objective in objectives]
         inputs = torch.cat([tb.inputs, *(x for x in extras if x is not None)])
         features = lifter.temporal.features(inputs)[:, 0]
-        pred = lifter.temporal.head(features).view(len(inputs), lifter.num_joints_out, 3)
+        pred = lifter.place(lifter.temporal.head(features).view(len(inputs), 1, lifter.num_joints_out, 3), inputs)[:, 0]
         terms = compute_losses(pred[:B], tb, config)
         start = B
         for objective, x in zip(objectives, extras):

@@ -259,6 +259,11 @@ class TrainConfig:
     confidence, ``visible`` 1 where it found the joint, else 0, ``none`` no third feature. Raw
     simulated confidence is a depth cue no real detector gives (measured: 96 mm PA-MPJPE from
     exact 2D against 71 mm from simulated detections; 71 against 72 with ``visible``)."""
+    output_placement: str = "free"
+    """How the lifter places its output joints (``data.keypoints.PLACEMENTS``, ``models.rays``):
+    ``free`` (the network's x, y, z) or ``rays`` (each joint with an input keypoint on that
+    keypoint's camera ray, at the depth the network predicts; needs ``input_normalisation``
+    camera)."""
     keypoint_format: str | None = None
     """The lifter's input keypoint format (x, y, confidence): that of every dataset's detections
     (coco_17 from the simulated / MediaPipe detectors, h36m_17 from VideoPose3D's CPN files);
@@ -338,7 +343,9 @@ class TrainConfig:
         if not isinstance(self.dataset_weights, dict) or not all(
                 _is_number(v) and v >= 0 for v in self.dataset_weights.values()):
             fail("dataset_weights", "a mapping of dataset name -> non-negative number")
-        self.input_codec()  # ConfigError naming the valid choices
+        from posebridge.data.keypoints import check_placement
+
+        check_placement(self.output_placement, self.input_codec())  # ConfigError naming the valid choices
         if self.keypoint_format is not None:
             from posebridge.geometry import skeletons
 

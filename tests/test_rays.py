@@ -147,3 +147,15 @@ def test_a_ray_placed_lifter_trains_and_its_output_stays_on_the_rays():
     assert lifter.placement == "rays"
     assert log["loss"].iloc[-1] < 0.6 * log["loss"].iloc[0]
     assert log["val_mpjpe"].iloc[-1] < log["val_mpjpe"].iloc[0]
+
+
+def test_fine_tuning_refuses_a_model_placed_otherwise(tmp_path):
+    from posebridge.bridge.finetune import prepare_run
+
+    (tmp_path / "init").mkdir()
+    write_torch_file(tmp_path / "init" / "model.pt", ray_lifter(placement="free").file_dict())
+    settings = {"input_normalisation": "camera", "input_confidence": "visible", "finetune": {"variant": "continued"}}
+    with pytest.raises(DataError, match="places its output 'free'"):
+        prepare_run(TrainConfig.from_dict({**settings, "output_placement": "rays"}), ["h36m_17"], init=tmp_path / "init")
+    same = TrainConfig.from_dict({**settings, "output_placement": "free"})
+    assert "init_state" in prepare_run(same, ["h36m_17"], init=tmp_path / "init").train_kwargs

@@ -221,14 +221,15 @@ class SeparateHeadLifter(nn.Module):
         """(frames before, frames after) the predicted frame that its input window covers."""
         return self.temporal.window()
 
-    def variant(self, strided: bool) -> "SeparateHeadLifter":
-        """This lifter as the strided (training) or dilated (inference) model, sharing weights."""
-        if strided == self.strided:
+    def variant(self, strided: bool, placement: str | None = None) -> "SeparateHeadLifter":
+        """This lifter as the strided (training) or dilated (inference) model, sharing weights;
+        ``placement``: its output placement (``models.rays``; None: this lifter's)."""
+        placement = placement or self.placement
+        if strided == self.strided and placement == self.placement:
             return self
-        cls = _temporal_class(strided, self.mapped)
+        temporal = self.temporal if strided == self.strided else _temporal_class(strided, self.mapped).sharing(self.temporal)
         return SeparateHeadLifter(self.formats, keypoint_format=self.keypoint_format, codec=self.codec,
-                                  temporal=cls.sharing(self.temporal),
-                                  placement=self.placement).to(self.input_mirror.device)
+                                  temporal=temporal, placement=placement).to(self.input_mirror.device)
 
     # ------------------------------------------------------------------ forward and outputs
 

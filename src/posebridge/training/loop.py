@@ -266,7 +266,8 @@ def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=
         return SeparateHeadLifter(formats, keypoint_format=keypoint_format, codec=config.input_codec(),
                                   filter_widths=config.filter_widths, causal=config.causal,
                                   dropout=config.dropout, channels=config.channels, strided=True,
-                                  output_map=output_map, placement=config.output_placement)
+                                  output_map=output_map,
+                                  placement=config.output_placement if config.placement_in_training else "free")
 
 
 def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer, batch: Batch,
@@ -329,7 +330,8 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
           on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print,
           objectives: list[Objective] = (), init_state: dict | None = None, output_map=None
           ) -> tuple[SeparateHeadLifter, pd.DataFrame]:
-    """Train (or resume training) a lifter; returns it (dilated, eval mode) and the epoch log.
+    """Train (or resume training) a lifter; returns it (dilated, eval mode, placing its output as
+    ``config.output_placement`` says) and the epoch log.
 
     ``checkpoint``: path of the resumable checkpoint, written after every epoch and read at the
     start when it matches this run (config, seed, data, objectives); ``on_batch(epoch, batch)`` is
@@ -362,7 +364,7 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
             after = validate(run.lifter, run.val_assembler, run.val_batch, config.batch_size)["val_mpjpe"]
             log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
                 f"validation MPJPE {_final_val(run, rows):.4g} -> {after:.4g} mm")
-    dilated = run.lifter.variant(strided=False).eval()
+    dilated = run.lifter.variant(strided=False, placement=config.output_placement).eval()
     return dilated, pd.DataFrame(rows)
 
 

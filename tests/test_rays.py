@@ -165,6 +165,7 @@ def test_fine_tuning_refuses_a_model_placed_otherwise(tmp_path):
     write_torch_file(tmp_path / "init" / "model.pt", ray_lifter(placement="free").file_dict())
     settings = {"input_normalisation": "camera", "input_confidence": "visible", "finetune": {"variant": "continued"}}
     with pytest.raises(DataError, match="places its output 'free'"):
-        prepare_run(TrainConfig.from_dict({**settings, "output_placement": "rays"}), ["h36m_17"], init=tmp_path / "init")
+        prepare_run(TrainConfig.from_dict({**settings, "output_placement": "rays"}), ["h36m_17"],
+                    init=tmp_path / "init")
     same = TrainConfig.from_dict({**settings, "output_placement": "free"})
     assert "init_state" in prepare_run(same, ["h36m_17"], init=tmp_path / "init").train_kwargs

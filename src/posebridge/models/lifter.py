@@ -227,7 +227,8 @@ class SeparateHeadLifter(nn.Module):
         placement = placement or self.placement
         if strided == self.strided and placement == self.placement:
             return self
-        temporal = self.temporal if strided == self.strided else _temporal_class(strided, self.mapped).sharing(self.temporal)
+        temporal = (self.temporal if strided == self.strided
+                    else _temporal_class(strided, self.mapped).sharing(self.temporal))
         return SeparateHeadLifter(self.formats, keypoint_format=self.keypoint_format, codec=self.codec,
                                   temporal=temporal, placement=placement).to(self.input_mirror.device)
 

@@ -287,7 +287,8 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
         extras = [objective.sample(epoch, step) for objective in objectives]
         inputs = torch.cat([tb.inputs, *(x for x in extras if x is not None)])
         features = lifter.temporal.features(inputs)[:, 0]
-        pred = lifter.place(lifter.temporal.head(features).view(len(inputs), 1, lifter.num_joints_out, 3), inputs)[:, 0]
+        raw = lifter.temporal.head(features).view(len(inputs), 1, lifter.num_joints_out, 3)
+        pred = lifter.place(raw, inputs)[:, 0]
         terms = compute_losses(pred[:B], tb, config)
         start = B
         for objective, x in zip(objectives, extras):

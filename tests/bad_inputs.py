@@ -238,6 +238,7 @@ def _model_variants(model_dir: Path, root: Path, marker: Path) -> dict[str, Path
     write("wider", dict(payload, architecture={**payload["architecture"],
                                                "channels": payload["architecture"]["channels"] * 2}))
     write("no_state", {k: v for k, v in payload.items() if k != "state_dict"})
+    write("bad_placement", dict(payload, output_placement="sideways"))
     write("not_a_dict", [1, 2, 3])
     write("pickle_payload", {"state_dict": Payload(marker), "architecture": {}, "formats": [], "input": {}})
     write("garbage", np.random.default_rng(2).bytes(2048), raw=True)

@@ -39,7 +39,8 @@ from posebridge.geometry.cameras import (
     undistort_points,
 )
 
-__all__ = ["KEYPOINT_FORMAT", "NORMALISATIONS", "CONFIDENCES", "CAMERA_SCALE", "InputCodec", "keypoints_to_input"]
+__all__ = ["KEYPOINT_FORMAT", "NORMALISATIONS", "CONFIDENCES", "CAMERA_SCALE", "PLACEMENTS", "InputCodec",
+           "check_placement", "keypoints_to_input"]
 
 KEYPOINT_FORMAT = "coco_17"
 """The keypoint format the detectors write and the lifter reads unless told otherwise."""
@@ -52,6 +53,19 @@ CAMERA_SCALE = 2.0
 VideoPose3D's screen coordinates of a centred camera whose focal length is the image width (a 53
 degree field of view, near predict's 55 degree default and Human3.6M's 47)."""
 _LEGACY_NORMALISATION = {"videopose3d_screen": "screen"}  # what model files before the codec wrote
+PLACEMENTS = ("free", "rays")
+"""How a lifter places its output joints (``models.rays``): ``free`` (the network's three
+coordinates) or ``rays`` (joints with a keypoint on its ray, at their predicted depth: needs the
+camera normalisation, whose x, y are the rays). Here, torch-free, beside the codec it depends on."""
+
+
+def check_placement(placement: str, codec: "InputCodec") -> str:
+    """``placement`` when it is one of ``PLACEMENTS`` that ``codec`` allows; ConfigError otherwise."""
+    if placement not in PLACEMENTS:
+        raise ConfigError(f"output placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    if placement == "rays" and codec.normalisation != "camera":
+        raise ConfigError("output placement rays needs camera-normalised input (input normalisation camera)")
+    return placement
 
 
 @dataclass(frozen=True)

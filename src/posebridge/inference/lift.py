@@ -143,7 +143,8 @@ def lift_network_input(model: LiftingModel, inputs: np.ndarray | torch.Tensor, f
     step = chunk_length(T, batch.shape[0], lifter.temporal.channels, chunk_frames)
     for s in range(0, T, step):
         e = min(T, s + step)
-        out[:, s:e] = lifter.temporal.folded_forward(batch[:, s:e + rf - 1], folded)
+        window = batch[:, s:e + rf - 1]
+        out[:, s:e] = lifter.place(lifter.temporal.folded_forward(window, folded), window)
     if flip:
         return (out[0] + lifter.flip_output(out[1])) / 2
     return out[0]

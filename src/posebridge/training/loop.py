@@ -275,7 +275,8 @@ def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=
         return SeparateHeadLifter(formats, keypoint_format=keypoint_format, codec=config.input_codec(),
                                   filter_widths=config.filter_widths, causal=config.causal,
                                   dropout=config.dropout, channels=config.channels, strided=True,
-                                  output_map=output_map)
+                                  output_map=output_map,
+                                  placement=config.output_placement if config.placement_in_training else "free")
 
 
 class StepForward(torch.nn.Module):
@@ -297,7 +298,8 @@ class StepForward(torch.nn.Module):
             return compute_losses(lifter(tb.inputs)[:, 0], tb, config)
         inputs = torch.cat([tb.inputs, *(x for x in extras if x is not None)])
         features = lifter.temporal.features(inputs)[:, 0]
-        pred = lifter.temporal.head(features).view(len(inputs), lifter.num_joints_out, 3)
+        raw = lifter.temporal.head(features).view(len(inputs), 1, lifter.num_joints_out, 3)
+        pred = lifter.place(raw, inputs)[:, 0]
         terms = compute_losses(pred[:B], tb, config)
         start = B
         for objective, x in zip(self.objectives, extras):
@@ -366,7 +368,8 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
           on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print,
           objectives: list[Objective] = (), init_state: dict | None = None, output_map=None
           ) -> tuple[SeparateHeadLifter, pd.DataFrame]:
-    """Train (or resume training) a lifter; returns it (dilated, eval mode) and the epoch log.
+    """Train (or resume training) a lifter; returns it (dilated, eval mode, placing its output as
+    ``config.output_placement`` says) and the epoch log.
 
     ``checkpoint``: path of the resumable checkpoint, written after every epoch and read at the
     start when it matches this run (config, seed, data, objectives); ``on_batch(epoch, batch)`` is
@@ -409,7 +412,7 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
             after = validate(run.lifter, run.val_assembler, run.val_batch, config.batch_size)["val_mpjpe"]
             log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
                 f"validation MPJPE {_final_val(run, rows):.4g} -> {after:.4g} mm")
-    dilated = run.lifter.variant(strided=False).eval()
+    dilated = run.lifter.variant(strided=False, placement=config.output_placement).eval()
     return dilated, pd.DataFrame(rows)
 
 

@@ -11,6 +11,7 @@ import torch
 
 from posebridge import cli
 from posebridge.errors import ConfigError
+from posebridge.data.keypoints import InputCodec
 from posebridge.geometry import skeletons
 from posebridge.inference.lift import LiftingModel, lift, lift_network_input
 from posebridge.inference.stream import StreamingLifter, stream_lift
@@ -34,6 +35,11 @@ def _lifter(causal, widths=(3, 3, 3), channels=128, seed=0, **kwargs):
     return lifter.eval()
 
 
+def _placed_lifter(causal, **kwargs):
+    """A lifter reading camera rays whose output joints are placed on them (models.rays, the default)."""
+    return _lifter(causal, codec=InputCodec("camera", "visible"), placement="rays", **kwargs)
+
+
 def _inputs(frames=FRAMES, seed=1):
     """(T, 17, 3) network input: screen coordinates in [-1, 1] moving smoothly, confidences."""
     rng = np.random.default_rng(seed)
@@ -49,9 +55,10 @@ def _reference(lifter, x, flip):
     return torch.cat(parts, dim=1).numpy() * MM_PER_UNIT
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["centred", "causal"])
+@pytest.fixture(scope="module", params=["centred", "causal", "causal_rays"])
 def exported(request, tmp_path_factory):
-    lifter = _lifter(request.param)
+    causal = request.param != "centred"
+    lifter = _placed_lifter(causal) if request.param.endswith("rays") else _lifter(causal)
     folder = tmp_path_factory.mktemp("export")
     for fmt, name in (("onnx", "lifter.onnx"), ("torchscript", "lifter.pt")):
         export_lifter(lifter, folder / name, fmt)
@@ -105,8 +112,9 @@ def test_portable_module_without_flip_and_with_an_output_map(flip):
 
 @pytest.mark.parametrize("widths", [(3, 3, 3), (1, 5, 3), (3, 3, 3, 3)])
 @pytest.mark.parametrize("flip", [True, False])
-def test_streaming_equals_offline_causal_output(widths, flip):
-    lifter = _lifter(True, widths=widths, channels=64)
+@pytest.mark.parametrize("placement", ["free", "rays"])
+def test_streaming_equals_offline_causal_output(widths, flip, placement):
+    lifter = (_placed_lifter if placement == "rays" else _lifter)(True, widths=widths, channels=64)
     model = LiftingModel.from_lifter(lifter)
     x = _inputs(300)
     streamer = StreamingLifter(model, flip=flip)

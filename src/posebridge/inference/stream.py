@@ -100,7 +100,10 @@ class StreamingLifter:
         """One frame of network input (K, F) -> (J_union, 3) network output (metres, as
         ``inference.lift.lift_network_input``) for that frame."""
         x = torch.as_tensor(network_input, dtype=torch.float32, device=self.model.device)
-        out = self._layers(self._batch(x)).unflatten(-1, (-1, 3))
+        batch = self._batch(x)
+        out = self._layers(batch).unflatten(-1, (-1, 3))
+        if self.model.lifter.rays is not None:  # ray placement (models.rays) on the frame's own input
+            out = self.model.lifter.rays(out, batch.unflatten(-1, x.shape))
         if self.flip:
             return (out[0] + self.model.lifter.flip_output(out[1])) / 2
         return out[0]

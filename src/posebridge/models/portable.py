@@ -19,6 +19,8 @@ module without Python control flow on data or shapes:
 
 from __future__ import annotations
 
+import copy
+
 import json
 import os
 from pathlib import Path
@@ -65,6 +67,12 @@ class PortableLifter(nn.Module):
         roots = np.concatenate([np.full(s.stop - s.start, s.start + skeletons.get(f).root)
                                 for f, s in lifter.slices.items()])
         self.register_buffer("roots", torch.as_tensor(roots, dtype=torch.long))
+        # the lifter's output placement (models.rays): a parameter-free layer, inside the graph
+        self.rays = copy.deepcopy(lifter.rays).cpu() if lifter.rays is not None else None
+
+    def _place(self, out: torch.Tensor, network_input: torch.Tensor) -> torch.Tensor:
+        """Ray placement of the (B, T, J, 3) output on its own (unpadded) input frames."""
+        return out if self.rays is None else self.rays(out, network_input)
 
     def _pad(self, x: torch.Tensor) -> torch.Tensor:
         parts = [x]
@@ -77,11 +85,13 @@ class PortableLifter(nn.Module):
     def forward(self, network_input: torch.Tensor) -> torch.Tensor:
         x = self._pad(network_input)
         folded = list(zip(self.weights, self.biases))
-        out = self.temporal.folded_layers(x, folded)  # (B, T, J, 3) metres
+        out = self._place(self.temporal.folded_layers(x, folded), network_input)  # (B, T, J, 3) metres
         if self.flip:
             # the mirrored pass on its own, not stacked in the batch: splitting a batch again would
             # tie the exported graph to one batch size
-            mirrored = self.temporal.folded_layers(x[:, :, self.input_mirror] * self.in_sign, folded)
+            mirror_input = network_input[:, :, self.input_mirror] * self.in_sign
+            mirrored = self._place(self.temporal.folded_layers(x[:, :, self.input_mirror] * self.in_sign, folded),
+                                   mirror_input)
             out = (out + mirrored[:, :, self.output_mirror] * self.out_sign) / 2
         return (out - out[:, :, self.roots]) * MM_PER_UNIT
 

@@ -38,6 +38,7 @@ COMMANDS = {
     "infer": "infer",
     "import-videopose3d": "import_videopose3d",
     "videopose3d-experiments": "videopose3d_experiments",
+    "check-config": "check_config",
 }
 
 

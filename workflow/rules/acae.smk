@@ -19,7 +19,7 @@ rule pseudo_gt:
         "logs/pseudo_gt.log",
     benchmark:
         "benchmarks/pseudo_gt.tsv"
-    threads: config["threads"]["pseudo_gt"]
+    threads: rule_threads("pseudo_gt")
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -76,7 +76,7 @@ rule finetune:
         "logs/finetune/{variant}.log",
     benchmark:
         "benchmarks/finetune/{variant}.tsv"
-    threads: config["threads"]["finetune"]
+    threads: rule_threads("finetune")
     resources:
         gpu=1,
     conda:
@@ -109,7 +109,7 @@ rule finetune_merged:
         "logs/finetune_merged.log",
     benchmark:
         "benchmarks/finetune_merged.tsv"
-    threads: config["threads"]["finetune_merged"]
+    threads: rule_threads("finetune_merged")
     resources:
         gpu=1,
     conda:
@@ -139,7 +139,7 @@ rule consistency:
         "logs/consistency/{model}.log",
     benchmark:
         "benchmarks/consistency/{model}.tsv"
-    threads: config["threads"]["consistency"]
+    threads: rule_threads("consistency")
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -173,7 +173,7 @@ rule report_acae:
         "logs/report_acae.log",
     benchmark:
         "benchmarks/report_acae.tsv"
-    threads: config["threads"]["report_acae"]
+    threads: rule_threads("report_acae")
     conda:
         "../../envs/posebridge.yaml"
     shell:

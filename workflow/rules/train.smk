@@ -24,7 +24,7 @@ rule train_initial:
         "logs/train_initial.log",
     benchmark:
         "benchmarks/train_initial.tsv"
-    threads: config["threads"]["train_initial"]
+    threads: rule_threads("train_initial")
     resources:
         gpu=1,
     conda:

@@ -274,3 +274,32 @@ def test_command_writes_table_and_examples(tiny, tmp_path, monkeypatch):
     examples = read_examples(out.with_suffix(".examples.npz"))
     assert examples["pred_h36m_17"].shape == (2, 17, 3) and str(examples["model"]) == "stub"
     assert not list(out.parent.glob(".*tmp*"))  # atomic writes leave no temporary files
+
+
+def test_command_scores_several_test_sets_in_one_run_as_separate_runs_would(tiny, tmp_path, monkeypatch):
+    from posebridge import cli
+
+    h5, det, truth = tiny
+    model = StubModel(truth)
+    fake = types.ModuleType("posebridge.inference.lift")
+    fake.load_model = lambda path, device="auto": model
+    fake.lift = model.lift
+    monkeypatch.setitem(sys.modules, "posebridge.inference.lift", fake)
+    spec = '{"example_frames": 2}'
+    alone = tmp_path / "alone.parquet"
+    assert cli.main(["evaluate", "--model", "m", "--dataset", str(h5), "--detections", str(det), "--spec", spec,
+                     "--output", str(alone), "--no-progress"]) == 0
+    outputs = [tmp_path / "eval" / "a.parquet", tmp_path / "eval" / "b.parquet"]
+    examples = [tmp_path / "eval" / "a.npz", tmp_path / "eval" / "b.npz"]
+    argv = ["evaluate", "--model", "m", "--spec", spec, "--no-progress"]
+    for output, example in zip(outputs, examples):
+        argv += ["--dataset", str(h5), "--detections", str(det), "--output", str(output), "--examples", str(example)]
+    assert cli.main(argv) == 0
+    for output, example in zip(outputs, examples):
+        pd.testing.assert_frame_equal(pd.read_parquet(output), pd.read_parquet(alone))
+        assert read_examples(example)["pred_h36m_17"].shape == (2, 17, 3)
+    # options that do not pair up: one line naming them, nothing written
+    unpaired = tmp_path / "unpaired.parquet"
+    code = cli.main(["evaluate", "--model", "m", "--dataset", str(h5), "--detections", str(det), "--dataset", str(h5),
+                     "--detections", str(det), "--output", str(unpaired), "--no-progress"])
+    assert code == 1 and not unpaired.exists()

@@ -205,6 +205,20 @@ def test_bad_config_stops_snakemake_with_a_line_naming_the_key(tmp_path, overlay
         assert name in message, message
 
 
+def test_make_run_names_a_config_file_with_a_yaml_syntax_error(tmp_path):
+    # Snakemake parses --configfile before the workflow and its message names no file: `make run
+    # CONFIG=` checks the files first (-o: never reinstall .venv; BIN: the Python running the tests)
+    bad = tmp_path / "my.yaml"
+    bad.write_text("seed: 1\ntrain: {epochs: 3\n")
+    result = subprocess.run(["make", "-C", str(REPO), "-o", ".venv/.installed", f"BIN={Path(sys.executable).parent}",
+                             "run", f"CONFIG={bad}"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("posebridge")]
+    assert errors == [f"posebridge check-config: error: {bad}: not valid YAML: expected ',' or '}}', "
+                      "but got '<stream end>' at line 3, column 1"]
+    assert "--workflow-profile" not in result.stdout  # stopped before make ran snakemake
+
+
 def merged_default(overlay: dict) -> dict:
     """config.yaml with ``overlay`` merged over it, as Snakemake merges a --configfile."""
     def merge(base, extra):

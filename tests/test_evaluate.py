@@ -255,15 +255,20 @@ def test_config():
         EvalConfig.parse("{flip_test: yes}")
 
 
-def test_command_writes_table_and_examples(tiny, tmp_path, monkeypatch):
-    from posebridge import cli
-
-    h5, det, truth = tiny
+def use_stub_model(monkeypatch, truth):
+    """`posebridge evaluate --model ANY` loads the stub lifter of ``truth``."""
     model = StubModel(truth)
     fake = types.ModuleType("posebridge.inference.lift")
     fake.load_model = lambda path, device="auto": model
     fake.lift = model.lift
     monkeypatch.setitem(sys.modules, "posebridge.inference.lift", fake)
+
+
+def test_command_writes_table_and_examples(tiny, tmp_path, monkeypatch):
+    from posebridge import cli
+
+    h5, det, truth = tiny
+    use_stub_model(monkeypatch, truth)
     out = tmp_path / "eval" / "stub" / "tiny.parquet"
     code = cli.main(["evaluate", "--model", "m", "--dataset", str(h5), "--detections", str(det),
                      "--spec", '{"example_frames": 2, "auc_threshold": 100}', "--output", str(out),
@@ -280,11 +285,7 @@ def test_command_scores_several_test_sets_in_one_run_as_separate_runs_would(tiny
     from posebridge import cli
 
     h5, det, truth = tiny
-    model = StubModel(truth)
-    fake = types.ModuleType("posebridge.inference.lift")
-    fake.load_model = lambda path, device="auto": model
-    fake.lift = model.lift
-    monkeypatch.setitem(sys.modules, "posebridge.inference.lift", fake)
+    use_stub_model(monkeypatch, truth)
     spec = '{"example_frames": 2}'
     alone = tmp_path / "alone.parquet"
     assert cli.main(["evaluate", "--model", "m", "--dataset", str(h5), "--detections", str(det), "--spec", spec,

@@ -19,6 +19,7 @@ rule pseudo_gt:
         "logs/pseudo_gt.log",
     benchmark:
         "benchmarks/pseudo_gt.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     threads: rule_threads("pseudo_gt")
     conda:
         "../../envs/posebridge.yaml"
@@ -42,6 +43,7 @@ rule fit_acae:
         "logs/fit_acae.log",
     benchmark:
         "benchmarks/fit_acae.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     # one thread: the fit is sized for about a minute on one core (config.yaml acae.fit)
     threads: 1
     conda:
@@ -76,6 +78,7 @@ rule finetune:
         "logs/finetune/{variant}.log",
     benchmark:
         "benchmarks/finetune/{variant}.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     threads: rule_threads("finetune")
     resources:
         gpu=1,

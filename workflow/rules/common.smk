@@ -125,6 +125,13 @@ def rule_threads(rule: str) -> int:
     return max(1, min(configured, cores // 2))
 
 
+# Snakemake's priority of the rules on the longest chain of the default DAG (train_initial ->
+# pseudo_gt -> fit_acae -> finetune -> evaluate): when fewer cores are free than jobs are ready,
+# these go first (the default priority is 0), so the evaluations of earlier models fill the gaps
+# instead of delaying the chain.
+CRITICAL_PATH_PRIORITY = 10
+
+
 # --- seeds, JSON and wildcard constraints
 
 def as_json(value) -> str:

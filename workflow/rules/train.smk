@@ -24,6 +24,7 @@ rule train_initial:
         "logs/train_initial.log",
     benchmark:
         "benchmarks/train_initial.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     threads: rule_threads("train_initial")
     resources:
         gpu=1,

@@ -6,11 +6,14 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= all
+# your settings merged over config.yaml: `make run CONFIG=my.yaml` (several: CONFIG="a.yaml b.yaml")
+CONFIG ?=
 
 .PHONY: run test test-all bench lint clean help
 
 help:
 	@echo "make run       create .venv, run the whole workflow on the embedded default (results/report.html)"
+	@echo "               CONFIG=my.yaml: with your settings merged over config.yaml"
 	@echo "make test      create .venv, run the test suite (slow cases excluded)"
 	@echo "make test-all  the test suite including slow cases"
 	@echo "make bench     print speed figures (bench/)"
@@ -30,8 +33,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	# Snakemake parses config files before the workflow and names neither file nor line of a
+	# syntax error: check them first
+	$(if $(CONFIG),$(BIN)/posebridge check-config $(CONFIG))
 	# the Snakefile's onsuccess handler writes results/report.html (snakemake --report)
-	$(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/default
+	$(BIN)/snakemake --cores $(CORES) --workflow-profile profiles/default $(addprefix --configfile ,$(CONFIG))
 	@echo "report: results/report.html"
 
 test: $(STAMP)

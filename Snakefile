@@ -6,6 +6,9 @@
 #   snakemake --cores all                        whole workflow -> results/report.html
 #   snakemake -n                                 what would run, and why
 #   snakemake --configfile my.yaml --cores all   with your settings merged over config.yaml
+#                                                (`make run CONFIG=my.yaml` first names the file
+#                                                and line of a YAML syntax error, which Snakemake
+#                                                does not: `posebridge check-config my.yaml`)
 #   snakemake --workflow-profile profiles/slurm  on a SLURM cluster (edit account/partition)
 
 from snakemake.utils import min_version

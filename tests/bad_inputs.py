@@ -391,6 +391,21 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
     add("spec:synth_unknown_template", ["synth", "generate", "--name", "x", "--role", "labeled", "--spec",
                                         '{"template": "h99"}', "--output", root / "out" / "x.h5"],
         "h99", [root / "out" / "x.h5"])
+    # several test sets in one run: the repeated options must pair up, and nothing is written
+    add("evaluate:unpaired_outputs", cmd["evaluate"]() + ["--dataset", b["dataset"], "--detections", b["detections"]],
+        "--output", outs["evaluate"])
+    broken = _with_index(b["dataset"], root / "datasets" / "second_set" / "d.h5")
+    _truncated(b["dataset"], broken)
+    second = root / "out" / "eval2.parquet"
+    add("evaluate:second_set_broken", cmd["evaluate"]() + ["--dataset", broken, "--detections", b["detections"],
+                                                           "--output", second], broken, outs["evaluate"] + [second])
+    # workflow config files (--configfile), checked before Snakemake reads them (`make run CONFIG=`)
+    for name, text in WORKFLOW_CONFIGS.items():
+        path = root / "configs" / f"{name}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        add(f"configfile:{name}:check-config", ["check-config", path], path, [])
+    add("configfile:missing:check-config", ["check-config", root / "configs" / "no_such.yaml"], "no_such.yaml", [])
     return cases
 
 
@@ -433,6 +448,15 @@ def _three_frame_video(path: Path) -> Path:
             for _ in range(3):
                 writer.write(np.full((48, 64, 3), 90, np.uint8))
     return path
+
+
+# broken workflow config files: Snakemake's own message for these names no file
+WORKFLOW_CONFIGS = {
+    "unclosed_brace": "seed: 1\ntrain: {epochs: 3\n",
+    "tab_indent": "train:\n\tepochs: 3\n",
+    "top_level_list": "- seed\n- 1\n",
+    "empty": "",
+}
 
 
 SPECS = {

@@ -257,15 +257,20 @@ def test_config():
         EvalConfig.parse("{flip_test: yes}")
 
 
-def test_command_writes_table_and_examples(tiny, tmp_path, monkeypatch):
-    from posebridge import cli
-
-    h5, det, truth = tiny
+def use_stub_model(monkeypatch, truth):
+    """`posebridge evaluate --model ANY` loads the stub lifter of ``truth``."""
     model = StubModel(truth)
     fake = types.ModuleType("posebridge.inference.lift")
     fake.load_model = lambda path, device="auto": model
     fake.lift = model.lift
     monkeypatch.setitem(sys.modules, "posebridge.inference.lift", fake)
+
+
+def test_command_writes_table_and_examples(tiny, tmp_path, monkeypatch):
+    from posebridge import cli
+
+    h5, det, truth = tiny
+    use_stub_model(monkeypatch, truth)
     out = tmp_path / "eval" / "stub" / "tiny.parquet"
     code = cli.main(["evaluate", "--model", "m", "--dataset", str(h5), "--detections", str(det),
                      "--spec", '{"example_frames": 2, "auc_threshold": 100}', "--output", str(out),
@@ -322,3 +327,28 @@ def test_breakdown_per_activity_and_occlusion(tmp_path):
     (tmp_path / "plain").mkdir()
     plain = _write_tiny(tmp_path / "plain")
     assert _run(*plain, StubModel(reference_truth(plain[0]))).breakdown.empty
+
+
+def test_command_scores_several_test_sets_in_one_run_as_separate_runs_would(tiny, tmp_path, monkeypatch):
+    from posebridge import cli
+
+    h5, det, truth = tiny
+    use_stub_model(monkeypatch, truth)
+    spec = '{"example_frames": 2}'
+    alone = tmp_path / "alone.parquet"
+    assert cli.main(["evaluate", "--model", "m", "--dataset", str(h5), "--detections", str(det), "--spec", spec,
+                     "--output", str(alone), "--no-progress"]) == 0
+    outputs = [tmp_path / "eval" / "a.parquet", tmp_path / "eval" / "b.parquet"]
+    examples = [tmp_path / "eval" / "a.npz", tmp_path / "eval" / "b.npz"]
+    argv = ["evaluate", "--model", "m", "--spec", spec, "--no-progress"]
+    for output, example in zip(outputs, examples):
+        argv += ["--dataset", str(h5), "--detections", str(det), "--output", str(output), "--examples", str(example)]
+    assert cli.main(argv) == 0
+    for output, example in zip(outputs, examples):
+        pd.testing.assert_frame_equal(pd.read_parquet(output), pd.read_parquet(alone))
+        assert read_examples(example)["pred_h36m_17"].shape == (2, 17, 3)
+    # options that do not pair up: one line naming them, nothing written
+    unpaired = tmp_path / "unpaired.parquet"
+    code = cli.main(["evaluate", "--model", "m", "--dataset", str(h5), "--detections", str(det), "--dataset", str(h5),
+                     "--detections", str(det), "--output", str(unpaired), "--no-progress"])
+    assert code == 1 and not unpaired.exists()

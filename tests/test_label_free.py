@@ -152,6 +152,30 @@ def test_evaluate_real_without_3d_gives_the_label_free_measures(tmp_path):
     assert "pa_mpjpe" not in table.columns
 
 
+def test_evaluate_real_scores_several_datasets_in_one_run_as_separate_runs_would(tmp_path):
+    import pandas as pd
+
+    from posebridge.cli import main
+    from test_triangulation import motion, observe, rig
+
+    cameras, truth = rig(), motion(30)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    sets = [write_rig_take(tmp_path / "a", cameras, truth, observe(cameras, truth)),
+            write_rig_take(tmp_path / "b", cameras[:1], np.full_like(truth, np.nan), observe(cameras[:1], truth))]
+    model = write_model(tmp_path / "model")
+    argv = ["evaluate-real", "--model", str(model)]
+    for i, (dataset, detections) in enumerate(sets):
+        assert main(["evaluate-real", "--model", str(model), "--dataset", str(dataset), "--detections",
+                     str(detections), "--output", str(tmp_path / f"alone{i}.parquet")]) == 0
+        argv += ["--dataset", str(dataset), "--detections", str(detections), "--output", str(tmp_path / f"{i}.parquet")]
+    assert main(argv) == 0
+    for i in range(len(sets)):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / f"{i}.parquet"),
+                                      pd.read_parquet(tmp_path / f"alone{i}.parquet"))
+    assert "pa_mpjpe" in pd.read_parquet(tmp_path / "0.parquet") and "pa_mpjpe" not in pd.read_parquet(tmp_path / "1.parquet")
+
+
 def test_package_videos_become_a_dataset():
     from posebridge.sources.converters import convert
 

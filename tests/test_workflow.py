@@ -116,14 +116,22 @@ def test_default_config_plans_every_test_set_with_derived_seeds(tmp_path):
     assert sorted(real) == ["pose2sim", "real_videos"] and all(d["role"] == "test" for d in real.values())
     assert counts == {"synth_generate": len(used), "detect_2d": len(used) + len(real), "train_initial": 1,
                       "finetune_merged": 1, "pseudo_gt": 1, "fit_acae": 1, "finetune": len(variants),
-                      "consistency": models, "evaluate": len(tests) * models, "report": 1, "report_acae": 1,
-                      "convert": len(real), "triangulate": len(multiview), "evaluate_real": len(real) * models,
+                      "consistency": models, "evaluate": models, "report": 1, "report_acae": 1,
+                      "convert": len(real), "triangulate": len(multiview), "evaluate_real": models,
                       "report_real": 1, "viewer": 1, "all": 1}
 
     # every job its own seed, derived from the master seed and the job's wildcards
     seeds = seeds_by_command(result)
     assert len(set(seeds.values())) == len(seeds) == 2 * len(used) + len(real) + 4 + len(variants)
     commands = shell_commands(result)
+    # one evaluate job per model scores every test set, one evaluate-real job every real dataset
+    for step, names in (("evaluate", tests), ("evaluate-real", list(real))):
+        jobs = [c for c in commands if c.startswith(f"posebridge {step} ")]
+        assert len(jobs) == models
+        for job in jobs:
+            model = re.search(r"--model results/models/(\w+) ", job).group(1)
+            outputs = re.findall(r"--output (\S+)", job)
+            assert [Path(p).stem for p in outputs] == names and all(f"/{model}/" in p for p in outputs)
     train = next(c for c in commands if c.startswith("posebridge train"))
     assert f"--seed {expected_seed(config['seed'], 'train_initial')} " in train
     synth = next(c for c in commands if f"--name {labeled[0]} " in c)
@@ -195,6 +203,20 @@ def test_bad_config_stops_snakemake_with_a_line_naming_the_key(tmp_path, overlay
     message = next(line for line in output if line.startswith("invalid configuration"))
     for name in names:
         assert name in message, message
+
+
+def test_make_run_names_a_config_file_with_a_yaml_syntax_error(tmp_path):
+    # Snakemake parses --configfile before the workflow and its message names no file: `make run
+    # CONFIG=` checks the files first (-o: never reinstall .venv; BIN: the Python running the tests)
+    bad = tmp_path / "my.yaml"
+    bad.write_text("seed: 1\ntrain: {epochs: 3\n")
+    result = subprocess.run(["make", "-C", str(REPO), "-o", ".venv/.installed", f"BIN={Path(sys.executable).parent}",
+                             "run", f"CONFIG={bad}"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("posebridge")]
+    assert errors == [f"posebridge check-config: error: {bad}: not valid YAML: expected ',' or '}}', "
+                      "but got '<stream end>' at line 3, column 1"]
+    assert "--workflow-profile" not in result.stdout  # stopped before make ran snakemake
 
 
 def merged_default(overlay: dict) -> dict:
@@ -406,7 +428,7 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
 
 
 def test_each_rule_has_its_own_threads_key():
-    keys = {name: re.search(r'threads: config\["threads"\]\["(\w+)"\]', body)
+    keys = {name: re.search(r'threads: rule_threads\("(\w+)"\)', body)
             for name, (_, body) in rule_blocks().items()}
     keys = {name: match.group(1) for name, match in keys.items() if match}
     assert all(name == key for name, key in keys.items()), keys
@@ -474,7 +496,7 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
     # the autoencoder's settings rerun it and what depends on it, not the initial model
     changed_acae = write_yaml(tmp_path / "acae.yaml", {"acae": {"fit": {"n_latent_center": 6}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_acae, env=env))
-    assert counts == {"fit_acae": 1, "finetune": 1, "consistency": 4, "evaluate": 3, "report": 1,
+    assert counts == {"fit_acae": 1, "finetune": 1, "consistency": 4, "evaluate": 1, "report": 1,
                       "report_acae": 1, "evaluate_real": 1, "report_real": 1, "viewer": 1, "all": 1}
     # tiny: hybrid depends on it, continued does not
 

@@ -41,6 +41,7 @@ COMMANDS = {
     "export": "export",
     "import-videopose3d": "import_videopose3d",
     "videopose3d-experiments": "videopose3d_experiments",
+    "check-config": "check_config",
 }
 
 

@@ -19,7 +19,8 @@ rule pseudo_gt:
         "logs/pseudo_gt.log",
     benchmark:
         "benchmarks/pseudo_gt.tsv"
-    threads: config["threads"]["pseudo_gt"]
+    priority: CRITICAL_PATH_PRIORITY
+    threads: rule_threads("pseudo_gt")
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -42,6 +43,7 @@ rule fit_acae:
         "logs/fit_acae.log",
     benchmark:
         "benchmarks/fit_acae.tsv"
+    priority: CRITICAL_PATH_PRIORITY
     # one thread: the fit is sized for about a minute on one core (config.yaml acae.fit)
     threads: 1
     conda:
@@ -78,7 +80,8 @@ rule finetune:
         "logs/finetune/{variant}.log",
     benchmark:
         "benchmarks/finetune/{variant}.tsv"
-    threads: config["threads"]["finetune"]
+    priority: CRITICAL_PATH_PRIORITY
+    threads: rule_threads("finetune")
     resources:
         gpu=train_processes(FINETUNE_SPEC),
     conda:
@@ -113,7 +116,7 @@ rule finetune_merged:
         "logs/finetune_merged.log",
     benchmark:
         "benchmarks/finetune_merged.tsv"
-    threads: config["threads"]["finetune_merged"]
+    threads: rule_threads("finetune_merged")
     resources:
         gpu=train_processes(TRAIN_SPEC),
     conda:
@@ -143,7 +146,7 @@ rule consistency:
         "logs/consistency/{model}.log",
     benchmark:
         "benchmarks/consistency/{model}.tsv"
-    threads: config["threads"]["consistency"]
+    threads: rule_threads("consistency")
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -177,7 +180,7 @@ rule report_acae:
         "logs/report_acae.log",
     benchmark:
         "benchmarks/report_acae.tsv"
-    threads: config["threads"]["report_acae"]
+    threads: rule_threads("report_acae")
     conda:
         "../../envs/posebridge.yaml"
     shell:

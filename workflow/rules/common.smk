@@ -108,6 +108,33 @@ if shutil.which("posebridge") is None:
     os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 
+# --- threads
+
+def rule_threads(rule: str) -> int:
+    """Threads of ``rule``'s jobs: `threads.<rule>`, in a local run at most half of --cores (at
+    least 1), so that two jobs always run side by side. Few cores gain more from a second job than
+    from a second torch thread: one training epoch took 19.4 s on 1 thread and 15.6 s on 2 (1.25x),
+    two 1-thread jobs side by side do twice the work; without the cap the two trainings (8 threads
+    each, lowered to the 2 cores) ran one after the other. Cluster runs (SLURM) and the jobs they
+    submit take `threads.<rule>` as configured.
+    """
+    configured = config["threads"][rule]
+    if not (workflow.is_main_process and workflow.local_exec):
+        return configured
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # no --cores given (a dry run, --report): Snakemake's own lowering applies
+        return configured
+    return max(1, min(configured, cores // 2))
+
+
+# Snakemake's priority of the rules on the longest chain of the default DAG (train_initial ->
+# pseudo_gt -> fit_acae -> finetune -> evaluate): when fewer cores are free than jobs are ready,
+# these go first (the default priority is 0), so the evaluations of earlier models fill the gaps
+# instead of delaying the chain.
+CRITICAL_PATH_PRIORITY = 10
+
+
 # --- seeds, JSON and wildcard constraints
 
 def as_json(value) -> str:
@@ -393,12 +420,27 @@ FINETUNE_ARGS = {"continued": "", **{v: f"--acae {ACAE_DIR}/acae.pt" for v in ("
 MODELS = ["initial", *(["merged"] if ACAE["merged"] else []), *(f"finetune_{v}" for v in FINETUNE_VARIANTS)]
 
 
+def eval_table(model: str, dataset: str) -> str:
+    return f"results/eval/{model}/{dataset}.parquet"
+
+
+def eval_example(model: str, dataset: str) -> str:
+    return f"results/eval/{model}/{dataset}.examples.npz"
+
+
 def eval_tables(models=MODELS) -> list[str]:
-    return [f"results/eval/{m}/{d}.parquet" for m in models for d in test_datasets()]
+    return [eval_table(m, d) for m in models for d in test_datasets()]
 
 
 def eval_examples(models=MODELS) -> list[str]:
-    return [f"results/eval/{m}/{d}.examples.npz" for m in models for d in test_datasets()]
+    return [eval_example(m, d) for m in models for d in test_datasets()]
+
+
+def evaluate_args(model: str) -> str:
+    """`posebridge evaluate` options naming each test set's files and the tables and examples it
+    writes for ``model`` (the evaluate rule's outputs, in the same order)."""
+    return " ".join(f"--dataset {dataset_h5(d)} --detections {detections_h5(d)} --output {eval_table(model, d)}"
+                    f" --examples {eval_example(model, d)}" for d in test_datasets())
 
 
 # --- real footage (rules in real_footage.smk): real cameras without 3D ground truth, measured by
@@ -419,8 +461,19 @@ def footage_h5(name: str) -> str:
     return dataset_h5(name)
 
 
+def real_table(model: str, dataset: str) -> str:
+    return f"results/real_footage/{model}/{dataset}.parquet"
+
+
 def real_tables(models=MODELS) -> list[str]:
-    return [f"results/real_footage/{m}/{d}.parquet" for m in models for d in real_footage_datasets()]
+    return [real_table(m, d) for m in models for d in real_footage_datasets()]
+
+
+def evaluate_real_args(model: str) -> str:
+    """`posebridge evaluate-real` options naming each real dataset's files and the table it writes
+    for ``model`` (the evaluate_real rule's outputs, in the same order)."""
+    return " ".join(f"--dataset {footage_h5(d)} --detections {detections_h5(d)} --output {real_table(model, d)}"
+                    for d in real_footage_datasets())
 
 
 REPORT_DIR = "results/report"

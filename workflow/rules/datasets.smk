@@ -19,7 +19,7 @@ rule synth_generate:
         "logs/synth_generate/{dataset}.log",
     benchmark:
         "benchmarks/synth_generate/{dataset}.tsv"
-    threads: config["threads"]["synth_generate"]
+    threads: rule_threads("synth_generate")
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -50,7 +50,7 @@ rule convert:
         "logs/convert/{dataset}.log",
     benchmark:
         "benchmarks/convert/{dataset}.tsv"
-    threads: config["threads"]["convert"]
+    threads: rule_threads("convert")
     resources:
         mem_mb=8000,
     conda:

@@ -20,7 +20,7 @@ rule detect_2d:
         "logs/detect_2d/{dataset}/{detector}.log",
     benchmark:
         "benchmarks/detect_2d/{dataset}/{detector}.tsv"
-    threads: config["threads"]["detect_2d"]
+    threads: rule_threads("detect_2d")
     conda:
         "../../envs/posebridge.yaml"
     shell:

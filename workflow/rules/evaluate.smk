@@ -1,34 +1,32 @@
 # Evaluation: every model in MODELS on every test set (labeled datasets' test split and role
-# `test` datasets), one Parquet table of metrics plus a few example frames for the report.
+# `test` datasets), one Parquet table of metrics plus a few example frames per test set for the
+# report. One job per model scores all its test sets: the model and torch load once, not once
+# per test set (most of a small test set's time).
 
 
 rule evaluate:
-    """Evaluate one model on one test set."""
+    """Evaluate one model on every test set."""
     input:
         model="results/models/{model}/model.pt",
         model_config="results/models/{model}/config.yaml",
-        h5=lambda w: dataset_h5(w.dataset),
-        index=lambda w: dataset_index(w.dataset),
-        detections=lambda w: detections_h5(w.dataset),
+        **dataset_inputs(test_datasets()),
     output:
-        table="results/eval/{model}/{dataset}.parquet",
-        examples="results/eval/{model}/{dataset}.examples.npz",
+        tables=eval_tables(["{model}"]),
+        examples=eval_examples(["{model}"]),
     wildcard_constraints:
         model=names_regex(MODELS),
-        dataset=names_regex(test_datasets()),
     params:
         spec=as_json(config["evaluate"]),
         model_dir=lambda w, input: os.path.dirname(input.model),
+        sets=lambda w: evaluate_args(w.model),
         device=config["device"],
     log:
-        "logs/evaluate/{model}/{dataset}.log",
+        "logs/evaluate/{model}.log",
     benchmark:
-        "benchmarks/evaluate/{model}/{dataset}.tsv"
-    threads: config["threads"]["evaluate"]
+        "benchmarks/evaluate/{model}.tsv"
+    threads: rule_threads("evaluate")
     conda:
         "../../envs/posebridge.yaml"
     shell:
-        "posebridge evaluate --model {params.model_dir}"
-        " --dataset {input.h5} --detections {input.detections} --spec {params.spec:q}"
-        " --output {output.table} --examples {output.examples}"
+        "posebridge evaluate --model {params.model_dir} {params.sets} --spec {params.spec:q}"
         " --device {params.device} --threads {threads} > {log} 2>&1"

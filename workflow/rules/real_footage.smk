@@ -21,7 +21,7 @@ rule triangulate:
         "logs/triangulate/{dataset}/{detector}.log",
     benchmark:
         "benchmarks/triangulate/{dataset}/{detector}.tsv"
-    threads: config["threads"]["triangulate"]
+    threads: rule_threads("triangulate")
     conda:
         "../../envs/posebridge.yaml"
     shell:
@@ -30,28 +30,28 @@ rule triangulate:
 
 
 rule evaluate_real:
-    """One model on one real dataset: against the triangulation, or label-free."""
+    """One model on every real dataset: against the triangulation, or label-free (one job per
+    model, like evaluate: the model and torch load once)."""
     input:
         model="results/models/{model}/model.pt",
-        h5=lambda w: footage_h5(w.dataset),
-        detections=lambda w: detections_h5(w.dataset),
+        datasets=[footage_h5(name) for name in real_footage_datasets()],
+        detections=[detections_h5(name) for name in real_footage_datasets()],
     output:
-        "results/real_footage/{model}/{dataset}.parquet",
+        real_tables(["{model}"]),
     wildcard_constraints:
         model=names_regex(MODELS),
-        dataset=names_regex(real_footage_datasets()),
     params:
         model_dir=lambda w, input: os.path.dirname(input.model),
+        sets=lambda w: evaluate_real_args(w.model),
     log:
-        "logs/evaluate_real/{model}/{dataset}.log",
+        "logs/evaluate_real/{model}.log",
     benchmark:
-        "benchmarks/evaluate_real/{model}/{dataset}.tsv"
-    threads: config["threads"]["evaluate_real"]
+        "benchmarks/evaluate_real/{model}.tsv"
+    threads: rule_threads("evaluate_real")
     conda:
         "../../envs/posebridge.yaml"
     shell:
-        "posebridge evaluate-real --model {params.model_dir} --dataset {input.h5}"
-        " --detections {input.detections} --output {output} --threads {threads} > {log} 2>&1"
+        "posebridge evaluate-real --model {params.model_dir} {params.sets} --threads {threads} > {log} 2>&1"
 
 
 rule report_real:
@@ -82,7 +82,7 @@ rule report_real:
         "logs/report_real.log",
     benchmark:
         "benchmarks/report_real.tsv"
-    threads: config["threads"]["report_real"]
+    threads: rule_threads("report_real")
     conda:
         "../../envs/posebridge.yaml"
     shell:

@@ -46,7 +46,7 @@ rule report:
         "logs/report.log",
     benchmark:
         "benchmarks/report.tsv"
-    threads: config["threads"]["report"]
+    threads: rule_threads("report")
     conda:
         "../../envs/posebridge.yaml"
     shell:

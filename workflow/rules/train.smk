@@ -26,7 +26,8 @@ rule train_initial:
         "logs/train_initial.log",
     benchmark:
         "benchmarks/train_initial.tsv"
-    threads: config["threads"]["train_initial"]
+    priority: CRITICAL_PATH_PRIORITY
+    threads: rule_threads("train_initial")
     resources:
         gpu=train_processes(TRAIN_SPEC),
     conda:

@@ -1,6 +1,8 @@
-"""`posebridge evaluate-real`: one model on one real dataset, with or without triangulated 3D."""
+"""`posebridge evaluate-real`: one model on real datasets, with or without triangulated 3D."""
 
 from __future__ import annotations
+
+from posebridge.commands.options import add_datasets_with_detections, add_device, add_model, load_model_from, paired
 
 HELP = "score a model on real footage: views lifted alone vs triangulation, or label-free measures"
 DESCRIPTION = (
@@ -10,18 +12,18 @@ DESCRIPTION = (
     "2D + mean-pose-depth baselines, the root depth against the triangulated distance and the "
     "cross-view consistency. On any dataset: the reprojection error of the lifted pose placed on "
     "its recovered trajectory, and the bone-length stability (posebridge.evaluation.label_free). "
-    "Writes one Parquet row per sequence x camera x skeleton format."
+    "Writes one Parquet row per sequence x camera x skeleton format. Repeat --dataset/--detections/"
+    "--output to score several datasets in one run (one table each, the model loaded once)."
 )
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--model", required=True, metavar="DIR", help="trained model directory (model.pt)")
-    parser.add_argument("--dataset", required=True, metavar="H5",
-                        help="real dataset: triangulated (posebridge triangulate) or without 3D")
-    parser.add_argument("--detections", required=True, metavar="H5", help="the dataset's 2D detections")
-    parser.add_argument("--output", required=True, metavar="PARQUET", help="table to write")
-    parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"], help="where the model runs")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    add_model(parser)
+    add_datasets_with_detections(parser, "real dataset: triangulated (posebridge triangulate) or without 3D; "
+                                 "repeat for several")
+    parser.add_argument("--output", action="append", required=True, metavar="PARQUET",
+                        help="table of the dataset at the same position")
+    add_device(parser, default="cpu", help="where the model runs")
 
 
 def main(args) -> int:
@@ -31,23 +33,24 @@ def main(args) -> int:
     from posebridge.data.detections import read_detections
     from posebridge.data.store import open_dataset
     from posebridge.evaluation.real_footage import evaluate_real
-    from posebridge.inference.lift import load_model
 
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
+    sets = paired("evaluate-real", dataset=args.dataset, detections=args.detections, output=args.output)
     t0 = time.perf_counter()
-    model = load_model(args.model, device=args.device)
-    with open_dataset(args.dataset) as dataset, read_detections(args.detections) as detections:
-        table = evaluate_real(model, dataset, detections)
-        table.insert(0, "detector", detections.detector)
-        table.insert(0, "dataset", dataset.name)
-    table.insert(0, "model", model.name)
-    write_parquet(args.output, table)
-    columns = [c for c in ("pa_mpjpe", "n_mpjpe", "reprojection_px", "bone_std_mm") if c in table.columns]
-    summary = table.groupby("format")[columns].median().round(1)
-    print(f"{model.name} on {table['dataset'].iloc[0]} ({len(table)} rows, medians over views):")
-    print(summary.to_string())
-    print(f"{time.perf_counter() - t0:.1f} s -> {args.output}")
+    model = load_model_from(args)
+    tables = []  # every dataset scored before any file is written
+    for h5, det, _ in sets:
+        with open_dataset(h5) as dataset, read_detections(det) as detections:
+            table = evaluate_real(model, dataset, detections)
+            table.insert(0, "detector", detections.detector)
+            table.insert(0, "dataset", dataset.name)
+        table.insert(0, "model", model.name)
+        tables.append(table)
+    for output, table in zip(args.output, tables):
+        write_parquet(output, table)
+        columns = [c for c in ("pa_mpjpe", "n_mpjpe", "reprojection_px", "bone_std_mm") if c in table.columns]
+        summary = table.groupby("format")[columns].median().round(1)
+        print(f"{model.name} on {table['dataset'].iloc[0]} ({len(table)} rows, medians over views):")
+        print(summary.to_string())
+        print(f"-> {output}")
+    print(f"{time.perf_counter() - t0:.1f} s")
     return 0

@@ -23,6 +23,18 @@ def add_datasets_with_detections(parser, dataset_help: str) -> None:
                         help="the 2D detections of the dataset at the same position")
 
 
+def paired(command: str, **options: list) -> list[tuple]:
+    """The values of repeated options (``--name`` -> list), paired by position; a one-line
+    ConfigError naming each option's count when they do not pair up."""
+    from posebridge.errors import ConfigError
+
+    counts = {f"--{name.replace('_', '-')}": len(values) for name, values in options.items()}
+    if len(set(counts.values())) != 1:
+        raise ConfigError(f"{command}: give the options {', '.join(counts)} once per dataset each, in the same "
+                          f"order; got {', '.join(f'{n} {name}' for name, n in counts.items())}")
+    return list(zip(*options.values()))
+
+
 def add_device(parser, default: str = "auto", help: str = MODEL_DEVICE_HELP, threads: bool = True) -> None:
     """``--device`` (resolved by ``posebridge.device.resolve_device``) and, with ``threads``,
     ``--threads N`` (torch's CPU threads; see :func:`set_threads`)."""

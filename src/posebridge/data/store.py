@@ -366,11 +366,17 @@ class Dataset(LazyHDF5):
 
     def sequence_3d(self, sequence: str) -> np.ndarray:
         """(T, J, 3) float32 world joints (mm) of one sequence; reads only that slice."""
-        self._require_3d()
+        self.require_3d()
         start, frames = self.span(sequence)
         return self._read("joints_3d", start, start + frames)
 
-    def _require_3d(self) -> None:
+    def frames_3d(self, start: int, stop: int) -> np.ndarray:
+        """(stop - start, J, 3) float32 world joints (mm) of frames [start, stop) of
+        ``joints_3d`` (one contiguous read: the file is chunked by time)."""
+        self.require_3d()
+        return self._read("joints_3d", start, stop)
+
+    def require_3d(self) -> None:
         if not self.has_3d:
             raise DataError(self.path, f"dataset {self.name!r} has no 3D joints (footage without ground "
                                        f"truth: posebridge triangulate gives multi-view footage 3D)")
@@ -385,7 +391,7 @@ class Dataset(LazyHDF5):
 
     def joints_3d_all(self) -> np.ndarray:
         """(N, J, 3) float32: every frame of the dataset; DataError when every joint is missing."""
-        self._require_3d()
+        self.require_3d()
         joints = self._read("joints_3d")
         if np.isnan(joints).all():
             raise DataError(self.path, "joints_3d is entirely missing (every value is NaN)")

@@ -277,7 +277,7 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
     terms, backward, update. Returns the loss terms (objective terms as ``<name>_<term>``)."""
     B = len(batch)
     flip = augment.random(B) < 0.5 if config.flip_augment else None
-    keep = (augment.random((B, lifter.receptive_field(), assembler.data.inputs.shape[1]), dtype=np.float32)
+    keep = (augment.random((B, lifter.receptive_field(), assembler.data.num_keypoints), dtype=np.float32)
             >= config.keypoint_dropout if config.keypoint_dropout > 0 else None)
     tb = assembler.assemble(batch, flip, keep)
     if not objectives:

@@ -148,9 +148,8 @@ def load_labeled(sources, split: str, keypoint_format: str | None = None, subjec
                         for row, camera in _add_rows(table, dataset, rows, share)]
     if cache_mb is None:
         return LabeledSet(**table.columns(), formats=formats, targets=targets)
-    if on_disk:  # the check an in-memory load makes when it reads the 3D
-        for dataset in {id(d): d for d, _, _, _ in on_disk}.values():
-            dataset.require_3d()
+    for dataset in {id(d): d for d, _, _, _ in on_disk}.values():  # as a load into memory checks
+        dataset.check_3d_present()
     joints = max([skeletons.get(f).num_joints for f in formats], default=0)
     row_targets = RowTargets(on_disk, np.asarray(table.rows["start"], np.int64),
                              np.asarray(table.rows["frames"], np.int64), joints)

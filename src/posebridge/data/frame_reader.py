@@ -21,10 +21,17 @@ import numpy as np
 
 from posebridge.errors import ConfigError
 
-__all__ = ["BLOCK_FRAMES", "FrameReader", "Field", "row_segments"]
+__all__ = ["BLOCK_FRAMES", "FrameReader", "Field", "block_frames_for", "row_segments"]
 
-BLOCK_FRAMES = 1024  # frames per cached block: one HDF5 chunk of the store and detection files
+BLOCK_FRAMES = 1024  # frames per cached block by default: one HDF5 chunk of the store and detection files
 MIB = 2**20
+
+
+def block_frames_for(receptive_field: int) -> int:
+    """Frames per block for windows of ``receptive_field`` frames: the power of two at or above
+    it, at least 64. A random window then touches one or two blocks, and a cache the data
+    outgrows reads (and encodes) a few frames per frame used, not a whole file chunk's 1024."""
+    return max(64, 1 << (int(receptive_field) - 1).bit_length())
 
 Field = tuple  # (per-frame shape, dtype, fill value of frames a block does not reach)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from posebridge.data.frame_reader import FrameReader, row_segments
+from posebridge.data.frame_reader import BLOCK_FRAMES, FrameReader, row_segments
 from posebridge.data.keypoints import InputCodec
 from posebridge.data.windows import window_index
 from posebridge.errors import DataError
@@ -239,13 +239,16 @@ class FrameTableBuilder:
     returns its camera (for what a caller keeps besides, e.g. 3D targets), ``columns`` gives the
     ``FrameTable`` fields. ``codec`` encodes the keypoints (default: screen + raw confidence).
     ``cache_mb``: None reads every row's 2D now (a table in memory); a size in MiB records where
-    each row's 2D lies and gives a table read on demand through a cache of that size.
+    each row's 2D lies and gives a table read on demand through a cache of that size, in blocks
+    of ``block_frames``.
     """
 
-    def __init__(self, keypoint_format: str, codec: InputCodec | None = None, cache_mb: float | None = None):
+    def __init__(self, keypoint_format: str, codec: InputCodec | None = None, cache_mb: float | None = None,
+                 block_frames: int = BLOCK_FRAMES):
         self.keypoint_format = skeletons.get(keypoint_format).name
         self.codec = codec or InputCodec()
         self.cache_mb = cache_mb
+        self.block_frames = block_frames
         self.names: list[str] = []
         self.group_start: list[int] = []
         self.inputs: list[np.ndarray] = []
@@ -322,6 +325,6 @@ class FrameTableBuilder:
             return {**out, "inputs": inputs(start, stop)} if "inputs" in names else out
 
         fields = {"inputs": ((K, self.codec.in_features), np.float32, 0.0), **(fields or {})}
-        columns["reader"] = FrameReader(self.offset, fields, load_all, self.cache_mb)
+        columns["reader"] = FrameReader(self.offset, fields, load_all, self.cache_mb, self.block_frames)
         columns["inputs"] = None
         return columns

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from posebridge.data.frame_reader import row_segments
+from posebridge.data.frame_reader import BLOCK_FRAMES, block_frames_for, row_segments
 from posebridge.data.frames import FrameTable, FrameTableBuilder, mirror_points, open_sources
 from posebridge.data.keypoints import KEYPOINT_FORMAT
 from posebridge.data.windows import Batch
@@ -113,10 +113,12 @@ def _trained_format(dataset, fmt: str | None) -> str:
 
 
 def load_labeled(sources, split: str, keypoint_format: str | None = None, subjects: dict | None = None,
-                 fraction: dict | None = None, codec=None, cache_mb: float | None = None) -> LabeledSet:
+                 fraction: dict | None = None, codec=None, cache_mb: float | None = None,
+                 block_frames: int = BLOCK_FRAMES) -> LabeledSet:
     """Read the ``split`` rows of labeled datasets, the 2D encoded by ``codec``
     (``data.keypoints.InputCodec``; default screen + raw confidence); with ``cache_mb`` (MiB)
-    only their index, the set read on demand through a cache of that size.
+    only their index, the set read on demand through a cache of that size (blocks of
+    ``block_frames``).
 
     keypoint_format: the lifter's input format every detection file must hold; None = that of the
     first source's detections (``KEYPOINT_FORMAT`` when there are no sources).
@@ -130,7 +132,7 @@ def load_labeled(sources, split: str, keypoint_format: str | None = None, subjec
     """
     if keypoint_format is None:
         keypoint_format = sources[0][1].keypoint_format if sources else KEYPOINT_FORMAT
-    table = FrameTableBuilder(keypoint_format, codec, cache_mb)
+    table = FrameTableBuilder(keypoint_format, codec, cache_mb, block_frames)
     formats, targets, on_disk = [], [], []
     for dataset, detections, fmt in sources:
         if dataset.role != "labeled":
@@ -251,10 +253,11 @@ def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
                                              f"give every dataset a detector in that format")
     config.keypoint_format = wanted
     codec = config.input_codec()
-    cache_mb = config.data_cache_mb or None  # 0: every array in memory
+    on_demand = {"cache_mb": config.data_cache_mb or None,  # 0: every array in memory
+                 "block_frames": block_frames_for(math.prod(config.filter_widths))}
     train_set = load_labeled(sources, "train", wanted, subjects=config.labeled_subjects,
-                             fraction=config.labeled_fraction, codec=codec, cache_mb=cache_mb)
-    return train_set, load_labeled(sources, "test", wanted, codec=codec, cache_mb=cache_mb)
+                             fraction=config.labeled_fraction, codec=codec, **on_demand)
+    return train_set, load_labeled(sources, "test", wanted, codec=codec, **on_demand)
 
 
 def flip_cameras(intrinsics: torch.Tensor, distortion: torch.Tensor, width: torch.Tensor):

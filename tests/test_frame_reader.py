@@ -121,3 +121,31 @@ def test_training_on_demand_gives_the_weights_of_training_in_memory(two_datasets
     (a, log_a), (b, log_b) = runs
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     np.testing.assert_array_equal(log_a["val_mpjpe"], log_b["val_mpjpe"])
+
+
+def test_memory_read_on_demand_stays_within_the_cache_as_datasets_are_added(tmp_path):
+    """1, 2 and 4 datasets through the same cache: the frames grow, the cache's slots do not, and
+    every batch's targets still come out right."""
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset
+
+    codec = TrainConfig().input_codec()
+    files = [write_toy_dataset(tmp_path, f"toy{i}", seed=i) for i in range(4)]
+    cache_mb = 0.05
+    frames, held = [], []
+    for count in (1, 2, 4):
+        opened = [(open_dataset(a), read_detections(b), None) for a, b in files[:count]]
+        lazy = load_labeled(opened, "train", codec=codec, cache_mb=cache_mb, block_frames=64)
+        memory = load_labeled(opened, "train", codec=codec)
+        sampler = ChunkSampler(lazy.frames_per_group(), 64, seed=count)
+        for batch in sampler.batches(0):
+            index = lazy.window_index(batch.row, batch.frame, 4, 4)
+            np.testing.assert_array_equal(lazy.gather(index), memory.inputs[index])
+            assert lazy.reader.cached_blocks <= lazy.reader.capacity
+        assert lazy.reader.cached_bytes <= cache_mb * 2**20
+        frames.append(lazy.num_frames)
+        held.append(lazy.reader.cached_bytes)
+        for dataset, detections, _ in opened:
+            dataset.close(), detections.close()
+    assert frames[0] < frames[1] < frames[2]
+    assert held[1] == held[2]  # capped by the cache, not by the data

@@ -64,6 +64,8 @@ class FrameReader:
         self.capacity = max(1, min(fit, self.num_blocks))
         self.slabs = {k: np.empty((self.capacity, self.block_frames, *shape), dtype)
                       for k, (shape, dtype, _) in self.fields.items()}
+        # each slab as one row per cached frame: a read is one np.take of whole rows
+        self.frame_rows = {k: slab.reshape(self.capacity * self.block_frames, -1) for k, slab in self.slabs.items()}
         self.slot_of_block = np.full(self.num_blocks, -1, np.int64)
         self.block_in_slot = np.full(self.capacity, -1, np.int64)
         self.last_used = np.zeros(self.capacity, np.int64)
@@ -86,16 +88,16 @@ class FrameReader:
         flat = np.asarray(flat, np.int64)
         if flat.size and (flat.min() < 0 or flat.max() >= self.num_frames):
             raise IndexError(f"frame indices must lie in [0, {self.num_frames})")
-        out = {k: np.empty((flat.size, *self.fields[k][0]), self.fields[k][1]) for k in names}
+        out = {k: np.empty((flat.size, self.frame_rows[k].shape[1]), self.fields[k][1]) for k in names}
         ravel = flat.reshape(-1)
         # a piece of `capacity` frames touches at most `capacity` blocks: every piece fits
-        piece = ravel.size if self._blocks_needed(ravel) <= self.capacity else self.capacity
+        fits = self.capacity == self.num_blocks or self._blocks_needed(ravel) <= self.capacity
+        piece = ravel.size if fits else self.capacity
         for s in range(0, ravel.size, max(1, piece)):
-            part = ravel[s:s + piece]
-            block, offset = np.divmod(part, self.block_frames)
-            slots = self._ensure(block)
+            block, offset = np.divmod(ravel[s:s + piece], self.block_frames)
+            at = self._ensure(block) * self.block_frames + offset
             for k in names:
-                out[k][s:s + piece] = self.slabs[k][slots, offset]
+                np.take(self.frame_rows[k], at, axis=0, out=out[k][s:s + piece])
         return {k: v.reshape(*flat.shape, *self.fields[k][0]) for k, v in out.items()}
 
     def _blocks_needed(self, flat: np.ndarray) -> int:
@@ -104,16 +106,17 @@ class FrameReader:
     def _ensure(self, block: np.ndarray) -> np.ndarray:
         """Slots of ``block`` (B,) block ids, loading the missing ones (at most ``capacity``
         distinct ids)."""
-        ids, inverse = np.unique(block, return_inverse=True)
         self.clock += 1
-        held = self.slot_of_block[ids]
-        self.last_used[held[held >= 0]] = self.clock  # keeps them from eviction below
-        missing = ids[held < 0]
-        if len(missing):
-            for b, slot in zip(missing, self._free_slots(len(missing))):
+        slots = self.slot_of_block[block]
+        missing = slots < 0
+        if missing.any():  # (when every block is held, a read is this lookup and the gather)
+            self.last_used[slots[~missing]] = self.clock  # keeps them from eviction below
+            ids = np.unique(block[missing])
+            for b, slot in zip(ids, self._free_slots(len(ids))):
                 self._fill(int(b), int(slot))
-            held = self.slot_of_block[ids]
-        return held[inverse]
+            slots = self.slot_of_block[block]
+        self.last_used[slots] = self.clock
+        return slots
 
     def _free_slots(self, count: int) -> np.ndarray:
         """``count`` slots to load into: empty ones first, then the least recently used among
@@ -139,12 +142,21 @@ class FrameReader:
         self.blocks_read += 1
 
     def blocks(self, names=None):
-        """(first flat frame, name -> (n, *shape)) of every block in flat order, read through the
-        loader without touching the cache: one pass over the data in bounded memory (digests,
-        means)."""
+        """(first flat frame, name -> (n, *shape)) of every block in flat order: one pass over the
+        data in bounded memory (digests, means). Blocks the cache holds come from it; the others
+        are loaded whole and kept while the cache has empty slots (so a run's first pass, its
+        digest, leaves data that fits the cache all cached), never evicting one."""
         names = list(names or self.fields)
-        for start in range(0, self.num_frames, self.block_frames):
-            yield start, self.load(start, min(start + self.block_frames, self.num_frames), names)
+        for block in range(self.num_blocks):
+            start = block * self.block_frames
+            n = min(self.block_frames, self.num_frames - start)
+            if self.slot_of_block[block] < 0 and (self.block_in_slot >= 0).all():
+                yield start, self.load(start, start + n, names)
+                continue
+            if self.slot_of_block[block] < 0:
+                self._fill(block, int(np.flatnonzero(self.block_in_slot < 0)[0]))
+            slot = self.slot_of_block[block]
+            yield start, {k: self.slabs[k][slot, :n].copy() for k in names}
 
 
 def row_segments(row_start: np.ndarray, row_frames: np.ndarray, start: int, stop: int):

@@ -317,9 +317,25 @@ class MirroredFrames:
     def gather(self, index: np.ndarray) -> torch.Tensor:
         """(B, W) indices of ``FrameTable.window_index`` (with flips) -> (B, W, K, F) windows."""
         if self.inputs is None:
-            return torch.from_numpy(self.table.gather(index)).to(self.device)
+            return self._read(index)
         x = self.inputs.index_select(0, torch.from_numpy(index.reshape(-1)).to(self.device))
         return x.view(*index.shape, self.table.num_keypoints, -1)
+
+    def _read(self, index: np.ndarray) -> torch.Tensor:
+        """``gather`` of a table read on demand: the frames read as they are, then the mirrored
+        ones permuted and negated in place (``frames.mirror_points``, in torch: exact, and
+        cheaper than numpy's fancy indexing)."""
+        table = self.table
+        flip = index >= table.num_frames
+        x = torch.from_numpy(table.gather(index - table.num_frames * flip))
+        if flip.any():
+            frames = x.view(-1, *x.shape[-2:])
+            where = torch.from_numpy(np.flatnonzero(flip))
+            mirror = torch.as_tensor(skeletons.get(table.keypoint_format).mirror)
+            mirrored = frames.index_select(0, where).index_select(1, mirror)
+            mirrored[..., 0].neg_()
+            frames.index_copy_(0, where, mirrored)
+        return x.to(self.device)
 
     def camera_rows(self, rows: np.ndarray, flip: np.ndarray) -> torch.Tensor:
         """(B,) indices into the cameras of ``rows`` (B,), mirrored where ``flip`` (B,) is True."""
@@ -381,16 +397,17 @@ class BatchAssembler:
         return project_points(np.nan_to_num(target, nan=1.0), data.row_intrinsics[rows],
                               data.row_distortion[rows]).astype(np.float32)
 
-    def _group_targets(self, g: int, rows: np.ndarray, frames: np.ndarray, flip: np.ndarray):
+    def _group_targets(self, g: int, rows: np.ndarray, frames: np.ndarray, flip: np.ndarray, read=None):
         """Targets (n, J_g, 3) and their pixels (n, J_g, 2) on the device of the centre
-        ``frames`` (n,) of ``rows`` (n,) of group ``g``, mirrored where ``flip`` (n,)."""
+        ``frames`` (n,) of ``rows`` (n,) of group ``g``, mirrored where ``flip`` (n,); a set read
+        on demand passes their targets ``read`` (n, J_max, 3)."""
         data, dev = self.data, self.device
-        flat = data.row_start[rows] + frames
         if self.targets is not None:
-            index = torch.from_numpy(flat - data.group_start[g] + len(data.targets[g]) * flip).to(dev)
+            flat = data.row_start[rows] + frames - data.group_start[g]
+            index = torch.from_numpy(flat + len(data.targets[g]) * flip).to(dev)
             return self.targets[g].index_select(0, index), self.targets_px[g].index_select(0, index)
         fmt = data.formats[g]
-        target = data.reader.read(flat, ["target"])["target"][:, :skeletons.get(fmt).num_joints]
+        target = np.ascontiguousarray(read[:, :skeletons.get(fmt).num_joints])
         px = self._pixels(target, rows)
         if flip.any():
             mirror = skeletons.get(fmt).mirror
@@ -410,9 +427,11 @@ class BatchAssembler:
             x.mul_(torch.from_numpy(keypoint_keep).to(dev, torch.float32)[..., None])
         target = torch.full((B, self.num_joints, 3), float("nan"), device=dev)
         target_px = torch.zeros((B, self.num_joints, 2), device=dev)
+        read = None if data.in_memory else data.reader.read(data.row_start[batch.row] + batch.frame, ["target"])
         for g in np.unique(batch.group):
             sel = np.flatnonzero(batch.group == g)
-            group_target, group_px = self._group_targets(g, batch.row[sel], batch.frame[sel], flip[sel])
+            group_target, group_px = self._group_targets(g, batch.row[sel], batch.frame[sel], flip[sel],
+                                                         None if read is None else read["target"][sel])
             sel = torch.from_numpy(sel).to(dev)
             target[sel, self.slices[g]] = group_target
             target_px[sel, self.slices[g]] = group_px

@@ -69,7 +69,7 @@ def make_base(root: Path) -> dict[str, Path]:
     b = {name: root / rel for name, rel in {
         "dataset": "d.h5", "index": "d.parquet", "detections": "det.h5", "model_dir": "model",
         "pseudo_gt": "pgt.npz", "acae": "acae.pt", "keypoints": "kp.npz", "checkpoint": "vp3d.bin",
-        "spec": "spec.json"}.items()}
+        "spec": "spec.json", "prediction": "poses.npz"}.items()}
     _run(["synth", "generate", "--name", "d", "--role", "labeled", "--spec", json.dumps(TINY_SPEC),
           "--output", b["dataset"], "--no-progress"])
     _run(["detect-2d", "--dataset", b["dataset"], "--detector", "simulated", "--output", b["detections"],
@@ -84,6 +84,8 @@ def make_base(root: Path) -> dict[str, Path]:
     rng = np.random.default_rng(0)
     keypoints = np.concatenate([rng.uniform(300, 700, (20, 17, 2)), np.ones((20, 17, 1))], -1)
     np.savez(b["keypoints"], keypoints=keypoints.astype(np.float32), width=1000, height=1000)
+    _run(["predict", "--model", b["model_dir"], "--keypoints", b["keypoints"], "--output", b["prediction"],
+          "--device", "cpu"])
     model = TemporalModel(17, 2, 17, filter_widths=[3, 3], channels=16)
     torch.save({"model_pos": model.state_dict(), "epoch": 1}, b["checkpoint"])
     b["spec"].write_text(json.dumps({"flip_test": True}))
@@ -171,6 +173,10 @@ DATASET_EDITS = {
     "role_unknown": _set_attr("role", "pretraining"),
     "format_version": _set_attr("format_version", 99),
     "no_joints": lambda f: f.__delitem__("joints_3d"),
+    "distortion_model_unknown": _set_values("cameras/distortion_model", "fisheye", np.s_[0]),
+    "annotation_unknown": lambda f: f.create_dataset("annotations/pose_score", data=np.zeros(len(f["joints_3d"]))),
+    "annotation_frames": lambda f: f.create_dataset("annotations/activity", data=np.zeros(3, np.int16)),
+    "parts_not_json": _set_attr("parts_missing", "S1, S5"),
 }
 
 DETECTION_EDITS = {
@@ -232,6 +238,7 @@ def _model_variants(model_dir: Path, root: Path, marker: Path) -> dict[str, Path
     write("wider", dict(payload, architecture={**payload["architecture"],
                                                "channels": payload["architecture"]["channels"] * 2}))
     write("no_state", {k: v for k, v in payload.items() if k != "state_dict"})
+    write("bad_placement", dict(payload, output_placement="sideways"))
     write("not_a_dict", [1, 2, 3])
     write("pickle_payload", {"state_dict": Payload(marker), "architecture": {}, "formats": [], "input": {}})
     write("garbage", np.random.default_rng(2).bytes(2048), raw=True)
@@ -282,12 +289,21 @@ def _commands(b: dict[str, Path], root: Path):
         "train", "--spec", spec, "--dataset", dataset, "--detections", det, "--out-dir", out / "model",
         "--checkpoint", out / "ck.pt", "--device", "cpu", "--no-progress"]
     imp = lambda ckpt=b["checkpoint"]: ["import-videopose3d", ckpt, "--out-dir", out / "imported"]
+    export = lambda model=b["model_dir"], fmt="onnx": [
+        "export", model, "--format", fmt, "--output", out / "lifter.onnx"]
+    motion = lambda pred=b["prediction"], fmt="bvh", *extra: [
+        "export-motion", pred, "--format", fmt, "--skeleton", "all", "--output-dir", out / "motion", *extra]
+    viewer = lambda model=b["model_dir"], dataset=b["dataset"], det=b["detections"], extra=(): [
+        "viewer", "--model", model, "--dataset", dataset, "--detections", det, "--output", out / "viewer.html",
+        "--device", "cpu", *extra]
     outputs = {"evaluate": [out / "eval.parquet"], "predict": [out / "poses.npz"], "pseudo": [out / "pgt.npz"],
                "fit": [out / "acae.pt", out / "m.parquet"], "consistency": [out / "c.parquet"],
                "detect": [out / "det.h5"], "train": [out / "model" / "model.pt"],
-               "import": [out / "imported" / "model.pt"]}
+               "import": [out / "imported" / "model.pt"],
+               "export": [out / "lifter.onnx", out / "lifter.onnx.json"], "motion": [out / "motion"],
+               "viewer": [out / "viewer.html"]}
     return dict(evaluate=evaluate, predict=predict, pseudo=pseudo, fit=fit, consistency=consistency,
-                detect=detect, train=train, imp=imp), outputs
+                detect=detect, train=train, imp=imp, export=export, motion=motion, viewer=viewer), outputs
 
 
 def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
@@ -311,6 +327,7 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
         add(f"detections:{kind}:evaluate", cmd["evaluate"](det=det), det, outs["evaluate"])
         add(f"detections:{kind}:train", cmd["train"](det=det), det, outs["train"])
         add(f"detections:{kind}:pseudo-gt", cmd["pseudo"](det=det), det, outs["pseudo"])
+        add(f"detections:{kind}:viewer", cmd["viewer"](det=det), det, outs["viewer"])
         index = root / "indexes" / kind / "d.h5"
         _copy(b["dataset"], index)
         make(b["index"], index.with_suffix(".parquet"))
@@ -341,12 +358,32 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
     for name, path in _model_variants(b["model_dir"], root, marker).items():
         add(f"model:{name}:predict", cmd["predict"](model=path), path, outs["predict"])
         add(f"model:{name}:evaluate", cmd["evaluate"](model=path), path, outs["evaluate"])
+        add(f"model:{name}:export", cmd["export"](model=path), path, outs["export"])
+        add(f"model:{name}:viewer", cmd["viewer"](model=path), path, outs["viewer"])
+    add("export:unknown_format", cmd["export"](fmt="tflite"), "tflite", outs["export"])
+    for name, path in _prediction_variants(b["prediction"], root, marker).items():
+        add(f"prediction:{name}:export-motion", cmd["motion"](pred=path), path, outs["motion"])
+    add("export-motion:unknown_format", cmd["motion"](b["prediction"], "fbx"), "fbx", outs["motion"])
+    add("export-motion:unknown_skeleton", cmd["motion"](b["prediction"], "bvh", "--skeleton", "h99"), "h99",
+        outs["motion"])
     for name, path in _npz_variants(b["pseudo_gt"], root, marker, "pseudo_gt", ["points", "joint_names"]).items():
         add(f"pseudo_gt:{name}:fit-acae", cmd["fit"](pgt=path), path, outs["fit"])
     for name, path in _checkpoint_variants(b["checkpoint"], root, marker).items():
         add(f"checkpoint:{name}:import", cmd["imp"](ckpt=path), path, outs["import"])
     for name, (spec, key) in SPECS.items():
         add(f"spec:{name}:train", cmd["train"](spec=spec), key, outs["train"])
+    for name, extra, named in (("even_window", ["--smooth", "3d", "--smooth-window", "8"], "--smooth-window"),
+                               ("order_above_window", ["--smooth", "2d", "--smooth-window", "5",
+                                                       "--smooth-order", "5"], "--smooth-order")):
+        add(f"smoothing:{name}:predict", cmd["predict"]() + extra, named, outs["predict"])
+    for name, extra, named in (("unknown_sequence", ["--sequence", "no_such_take"], "no_such_take"),
+                               ("unknown_format", ["--format", "smpl_99"], "smpl_99"),
+                               ("zero_stride", ["--stride", "0"], "--stride")):
+        add(f"viewer:{name}", cmd["viewer"](extra=extra), named, outs["viewer"])
+    for name, (options, named) in INFER_OPTIONS.items():
+        add(f"option:infer_{name}", ["infer", _three_frame_video(root / "videos" / "v.mp4"), "--model",
+                                     b["model_dir"], "--output-dir", root / "out" / "infer", *options],
+            named, [root / "out" / "infer"])
     add("spec:evaluate_unknown_key", cmd["evaluate"](spec='{"flip": true}'), "flip", outs["evaluate"])
     add("spec:synth_missing_file", ["synth", "generate", "--name", "x", "--role", "labeled", "--spec",
                                     root / "no_such_spec.json", "--output", root / "out" / "x.h5"],
@@ -357,6 +394,47 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
     return cases
 
 
+def _prediction_variants(src: Path, root: Path, marker: Path) -> dict[str, Path]:
+    """Broken prediction files (``posebridge predict``'s output) for ``export-motion``."""
+    from posebridge.geometry import skeletons
+
+    with np.load(src) as data:
+        good = {k: data[k] for k in data.files}
+    fmt = next(k for k in good if k in skeletons.names())  # the tiny model's format
+    variants = {
+        "no_poses": {k: v for k, v in good.items() if k not in skeletons.names()},
+        "all_nan": dict(good, **{fmt: np.full_like(good[fmt], np.nan)}),
+        "wrong_joints": dict(good, **{fmt: good[fmt][:, :5]}),
+        "short_trajectory": dict(good, trajectory=good["trajectory"][:3]),
+        "payload": dict(good, **{fmt: np.array(Payload(marker), dtype=object)}),
+    }
+    out = {"missing": root / "predictions" / "missing.npz"}
+    for name, arrays in variants.items():
+        out[name] = root / "predictions" / f"{name}.npz"
+        out[name].parent.mkdir(parents=True, exist_ok=True)
+        np.savez(out[name], **arrays)
+    out["garbage"] = root / "predictions" / "garbage.npz"
+    _garbage(src, out["garbage"])
+    return out
+
+
+INFER_OPTIONS = {  # `posebridge infer` options that must be refused before any work
+    "max_people_zero": (["--max-people", "0"], "--max-people"),
+    "detections_several_people": (["--detections", "det.npz", "--max-people", "2"], "--detections"),
+}
+
+
+def _three_frame_video(path: Path) -> Path:
+    from posebridge.data.video import VideoWriter
+
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with VideoWriter(path, fps=25) as writer:
+            for _ in range(3):
+                writer.write(np.full((48, 64, 3), 90, np.uint8))
+    return path
+
+
 SPECS = {
     "unknown_key": ('{"epochz": 3}', "epochz"),
     "not_json": ("{epochs: 3", "not valid JSON"),
@@ -365,6 +443,9 @@ SPECS = {
     "zero_epochs_channels": ('{"channels": 0}', "channels"),
     "unknown_keypoint_format": ('{"keypoint_format": "coco_99"}', "coco_99"),
     "not_object": ("[1, 2]", "JSON object"),
+    "zero_processes": ('{"processes": 0}', "processes"),
+    "batch_not_shared_by_processes": ('{"processes": 3}', "multiple of processes"),
+    "processes_not_launched": ('{"processes": 2}', "torchrun --nproc-per-node 2"),
 }
 
 

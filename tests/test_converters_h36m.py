@@ -175,6 +175,21 @@ def test_cdf_files_convert_to_the_same_dataset_as_the_npz(h36m_folder, tmp_path)
     assert len(from_cdf.index) == len(from_npz.index) + 4 * 4
     assert {c.name: c for c in from_cdf.cameras}["S1/54138969"] == {c.name: c for c in from_npz.cameras}["S1/54138969"]
 
+    # a partial download (the poses of some subjects): those convert, the others are named
+    assert from_cdf.parts == {
+        "converted": ["S1", "S5", "S6", "S7", "S8", "S9", "S11"], "missing": []}
+    import shutil
+
+    for s in ("S5", "S6", "S7", "S8", "S11"):
+        shutil.rmtree(cdf_root / s)
+    partial = convert("h36m_cdf", cdf_root)
+    assert sorted(partial.index["subject"].unique()) == ["S1", "S9"]
+    assert partial.parts == {"converted": ["S1", "S9"], "missing": ["S5", "S6", "S7", "S8", "S11"]}
+    assert "partial download: 5 of 7 missing (S5, S6, S7, S8, S11), converted S1, S9 (strict: true refuses instead)" \
+        in partial.notes
+    with pytest.raises(DataError, match="S5's D3 Positions"):
+        convert("h36m_cdf", cdf_root, strict=True)
+
     broken = cdf_root / "S1" / "MyPoseFeatures" / "D3_Positions" / "Directions 1.cdf"
     broken.write_bytes(broken.read_bytes()[:200])
     with pytest.raises(DataError, match="Directions 1.cdf: cannot read CDF file"):

@@ -6,10 +6,15 @@ import numpy as np
 import pytest
 import scipy.io
 
+from posebridge.data.store import open_dataset
 from posebridge.geometry import skeletons
 from posebridge.geometry.cameras import Camera
-from posebridge.sources.converters import convert, mpi_inf_3dhp
+from posebridge.sources.converters import convert, mpi_inf_3dhp, write_converted
+from posebridge.sources.converters.common import Y_UP_TO_Z_UP
 from posebridge.errors import DataError
+from real_bodies import body_up_degrees, walking
+
+ACTIVITY = np.array([1, 2, 2, 5, 7, 3])  # per test frame (frame 1 is invalid)
 
 T_TRAIN, CAMERAS = 4, 14
 TEST_K = {"TS1": (1497.9, 1498.4, 1024.3, 1050.7), "TS5": (1683.5, 1671.2, 939.9, 560.1)}
@@ -57,8 +62,8 @@ def _write_train(root):
     truth = {}
     for s in range(1, 9):
         for q in (1, 2):
-            rng = np.random.default_rng(10 * s + q)
-            world = rng.normal(size=(T_TRAIN, 28, 3)) * [150, 400, 150] + [0, 900, 0]
+            # people walking in the studio's y-up world (the Z-up walk turned back)
+            world = walking("mpi_inf_3dhp_28", T_TRAIN, seed=10 * s + q, radius=600.0) @ Y_UP_TO_Z_UP
             cams = _rig(10 * s + q)
             in_camera = [c.world_to_camera(world) for c in cams]
             # the universal skeleton: the same pose with rescaled bones, the pelvis (4) kept in place
@@ -87,9 +92,9 @@ def _write_v73(path, variables):
 
 
 def _test_sequence(name, frames=6):
-    rng = np.random.default_rng(int(name[2:]))
-    in_camera = rng.normal(size=(frames, 17, 3)) * [300, 500, 200] + [0, 0, 4500]
     fx, fy, cx, cy = TEST_K.get(name, (1500.0, 1500.0, 1024.0, 1024.0))
+    view = Camera.look_at(name, (500.0, -4500.0, 2200.0), (0.0, 0.0, 900.0), (fx, fy, cx, cy), None, (2048, 2048))
+    in_camera = view.world_to_camera(walking("mpi_inf_3dhp_17", frames, seed=int(name[2:])))
     pixels = in_camera[..., :2] / in_camera[..., 2:] * [fx, fy] + [cx, cy]
     valid = np.ones(frames)
     valid[1] = 0
@@ -98,7 +103,7 @@ def _test_sequence(name, frames=6):
         "annot2": pixels.transpose(2, 1, 0)[:, :, None, :],
         "annot3": in_camera.transpose(2, 1, 0)[:, :, None, :],
         "univ_annot3": 0.9 * in_camera.transpose(2, 1, 0)[:, :, None, :],
-        "valid_frame": valid[None], "activity_annotation": np.ones((1, frames))}
+        "valid_frame": valid[None], "activity_annotation": ACTIVITY[None, :frames]}
 
 
 def _write_test(root, v73=True):
@@ -132,12 +137,16 @@ def test_training_set_world_joints_cameras_and_2d(train_root):
         rows = out.index[out.index["sequence"] == f"{subject}/{seq}"]
         row = rows.iloc[0]
         assert (row["split"], row["fps"], row["frames"]) == ("train", mpi_inf_3dhp.TRAIN_FPS[(subject, seq)], T_TRAIN)
-        # world joints recovered from the cameras (calibration written with 7 digits, like the real file)
-        np.testing.assert_allclose(out.joints_3d[row["start"]:row["start"] + T_TRAIN], world, atol=0.5)
+        # world joints recovered from the cameras (calibration written with 7 digits, like the real
+        # file), turned from the studio's y-up world to Z-up with the cameras
+        block = out.joints_3d[row["start"]:row["start"] + T_TRAIN]
+        np.testing.assert_allclose(block, world @ Y_UP_TO_Z_UP.T, atol=0.5)
+        assert body_up_degrees(block, "mpi_inf_3dhp_28") < 5.0
         cam = cameras[f"{subject}/{seq}/5"]
         np.testing.assert_allclose(cam.intrinsics, cams[5].intrinsics, rtol=1e-6)
-        np.testing.assert_allclose(cam.R, cams[5].R, atol=1e-6)
+        np.testing.assert_allclose(cam.R, cams[5].R @ Y_UP_TO_Z_UP.T, atol=1e-6)
         np.testing.assert_allclose(cam.t, cams[5].t, atol=1e-3)
+        np.testing.assert_allclose(cam.project(block), pixels[5], atol=1e-2)
         assert cam.image_size == (2048, 2048) and not cam.distortion.any()
     first = 0
     for _, row in out.index.iterrows():  # 2D keypoints in index-row order: camera k's annot2
@@ -152,8 +161,8 @@ def test_universal_annotations_are_selected(train_root):
     root, truth = train_root
     out = convert("mpi_inf_3dhp", root, universal=True)
     world = truth[("S1", "Seq1")][0]
-    np.testing.assert_allclose(out.joints_3d[:T_TRAIN], _universal(world), atol=0.5)
-    assert not np.allclose(out.joints_3d[:T_TRAIN], world, atol=1)
+    np.testing.assert_allclose(out.joints_3d[:T_TRAIN], _universal(world) @ Y_UP_TO_Z_UP.T, atol=0.5)
+    assert not np.allclose(out.joints_3d[:T_TRAIN], world @ Y_UP_TO_Z_UP.T, atol=1)
 
 
 def test_test_set_v73_fits_intrinsics_and_masks_invalid_frames(tmp_path):
@@ -166,13 +175,21 @@ def test_test_set_v73_fits_intrinsics_and_masks_invalid_frames(tmp_path):
         assert row["split"] == "test" and row["fps"] == mpi_inf_3dhp.TEST_FPS[name]
         block = out.joints_3d[row["start"]:row["start"] + row["frames"]]
         assert np.isnan(block[1]).all()
-        np.testing.assert_allclose(block[valid == 1], in_camera[valid == 1], rtol=1e-6)
         cam = cameras[name]
+        # levelled: Z up, and the camera sees exactly the annotated camera-frame joints
+        assert body_up_degrees(block, "mpi_inf_3dhp_17") < 5.0
+        np.testing.assert_allclose(cam.world_to_camera(block[valid == 1].astype(np.float64)), in_camera[valid == 1],
+                                   rtol=1e-6, atol=1e-3)
         np.testing.assert_allclose(cam.intrinsics, TEST_K.get(name, (1500.0, 1500.0, 1024.0, 1024.0)), atol=1e-6)
-        np.testing.assert_array_equal(cam.R, np.eye(3))
+        np.testing.assert_array_equal(cam.t, np.zeros(3))
         assert cam.image_size == ((1920, 1080) if name in ("TS5", "TS6") else (2048, 2048))
     assert (out.keypoints[1, :, 2] == 0).all() and (out.keypoints[0, :, 2] == 1).all()
-    assert any("TS5: intrinsics fitted" in note for note in out.notes)
+    assert any("TS5: intrinsics fitted" in note and "up from the plane" in note for note in out.notes)
+    # the activity labels are stored per frame (-1 on invalid frames)
+    write_converted(out, tmp_path / "test.h5", name="3dhp", role="test")
+    with open_dataset(tmp_path / "test.h5") as ds:
+        assert ds.annotations == ["activity"]
+        np.testing.assert_array_equal(ds.sequence_annotation("activity", "TS2"), np.where(valid == 1, ACTIVITY, -1))
 
 
 def test_test_set_v5_matches_v73(tmp_path):
@@ -193,8 +210,9 @@ def test_all_parts_in_17_joints(train_root, tmp_path):
     assert out.skeleton == "mpi_inf_3dhp_17" and out.keypoint_format == "mpi_inf_3dhp_17"
     assert set(out.index["split"]) == {"train", "test"}
     select = skeletons.mapping("mpi_inf_3dhp_28", "mpi_inf_3dhp_17")
-    np.testing.assert_allclose(out.joints_3d[:T_TRAIN], truth[("S1", "Seq1")][0][:, select], atol=0.5)
-    assert out.joints_3d[:T_TRAIN, 14, 1] == pytest.approx(truth[("S1", "Seq1")][0][:, 4, 1], abs=0.5)  # pelvis
+    np.testing.assert_allclose(out.joints_3d[:T_TRAIN], truth[("S1", "Seq1")][0][:, select] @ Y_UP_TO_Z_UP.T,
+                               atol=0.5)
+    assert out.joints_3d[:T_TRAIN, 14, 2] == pytest.approx(truth[("S1", "Seq1")][0][:, 4, 1], abs=0.5)  # pelvis height
 
 
 def test_missing_and_broken_files(train_root, tmp_path):
@@ -232,3 +250,25 @@ def test_broken_training_files(train_root, tmp_path):
     annot.write_bytes(annot.read_bytes()[:-100])
     with pytest.raises(DataError, match="S4/Seq2/annot.mat: cannot read MATLAB file"):
         convert("mpi_inf_3dhp", copy)
+
+
+def test_partial_download_converts_what_is_there(train_root, tmp_path):
+    import shutil
+
+    root, truth = train_root
+    partial = tmp_path / "partial"
+    for take in ("S2/Seq1", "S2/Seq2", "S7/Seq2"):
+        shutil.copytree(root / take, partial / take)
+    out = convert("mpi_inf_3dhp", partial)
+    assert out.index["sequence"].unique().tolist() == ["S2/Seq1", "S2/Seq2", "S7/Seq2"]
+    assert out.parts["converted"] == ["S2/Seq1", "S2/Seq2", "S7/Seq2"] and len(out.parts["missing"]) == 13
+    assert any(n.startswith("partial download: 13 of 16 missing (S1/Seq1, S1/Seq2, S3/Seq1") for n in out.notes)
+    with pytest.raises(DataError, match="place S1/Seq1/annot.mat"):
+        convert("mpi_inf_3dhp", partial, strict=True)
+    _write_test(tmp_path / "test")
+    for name in ("TS1", "TS2", "TS5"):
+        shutil.rmtree(tmp_path / "test" / "mpi_inf_3dhp_test_set" / name)
+    out = convert("mpi_inf_3dhp", tmp_path / "test", part="test")
+    assert out.parts == {"converted": ["TS3", "TS4", "TS6"], "missing": ["TS1", "TS2", "TS5"]}
+    with pytest.raises(DataError, match="place TS1/annot_data.mat, TS2/annot_data.mat, TS5/annot_data.mat under"):
+        convert("mpi_inf_3dhp", tmp_path / "test", part="test", strict=True)

@@ -10,7 +10,9 @@ import pytest
 
 from posebridge.geometry.cameras import Camera
 from posebridge.sources.converters import convert
+from posebridge.sources.converters.common import Y_DOWN_TO_Z_UP
 from posebridge.errors import DataError
+from real_bodies import body_up_degrees, walking
 
 FIRST, FRAMES = 100, 5
 
@@ -34,13 +36,16 @@ def _calibration(seed):
 def _frames(seed):
     """frame -> list of bodies (id, (19, 4) x, y, z cm, confidence)."""
     rng = np.random.default_rng(seed)
+    # people walking on the dome's floor, in Panoptic's y-down world (cm)
+    walks = {b: walking("coco_19", FRAMES, seed=seed + b, centre=(600.0 * b - 900, 0.0)) @ Y_DOWN_TO_Z_UP / 10
+             for b in (0, 3)}
     out = {}
     for f in range(FIRST, FIRST + FRAMES):
         bodies = []
         for body_id in (0, 3):
             if body_id == 3 and f == FIRST + 2:
                 continue  # body 3 lost for one frame
-            joints = np.concatenate([rng.normal(size=(19, 3)) * 30 + [0, -100, 0], rng.uniform(0.2, 1, (19, 1))], 1)
+            joints = np.concatenate([walks[body_id][f - FIRST], rng.uniform(0.2, 1, (19, 1))], 1)
             if body_id == 0 and f == FIRST + 1:
                 joints[5, 3] = 0.05
             if body_id == 0 and f == FIRST + 3:
@@ -96,7 +101,9 @@ def test_bodies_become_takes_in_mm_with_low_confidence_as_nan(panoptic):
         block = out.joints_3d[start:start + FRAMES]
         expected = np.stack([dict(frames[f])[0] for f in range(FIRST, FIRST + FRAMES)])
         keep = expected[..., 3] >= 0.1
-        np.testing.assert_allclose(block[keep], expected[..., :3][keep] * 10, rtol=1e-5)
+        np.testing.assert_allclose(block[keep], (expected[..., :3] * 10 @ Y_DOWN_TO_Z_UP.T)[keep], rtol=1e-5,
+                                   atol=1e-3)
+        assert body_up_degrees(block, "coco_19") < 5.0  # Z up, not Panoptic's y down
         assert np.isnan(block[1, 5]).all() and np.isnan(block[3, 7]).all() and (~keep).sum() == 2
         start = takes.loc[f"{sequence}/3", "start"]
         assert np.isnan(out.joints_3d[start + 2]).all() and not np.isnan(out.joints_3d[start + 3]).any()
@@ -119,7 +126,7 @@ def test_cameras_project_like_the_panoptic_toolbox(panoptic):
     xd = x * radial + 2 * Kd[2] * x * y + Kd[3] * (r + 2 * x * x)
     yd = y * radial + 2 * Kd[3] * x * y + Kd[2] * (r + 2 * y * y)
     expected = np.stack([K[0, 0] * xd + K[0, 2], K[1, 1] * yd + K[1, 2]], -1)
-    np.testing.assert_allclose(cam.project(X_cm * 10), expected, atol=1e-6)
+    np.testing.assert_allclose(cam.project(X_cm * 10 @ Y_DOWN_TO_Z_UP.T), expected, atol=1e-6)
 
 
 def test_single_sequence_folder_and_broken_files(panoptic):

@@ -36,15 +36,21 @@ def h36m(tmp_path):
 
 
 def _reference_projection(world_mm, camera):
-    """Brown-Conrady projection written out as in OpenCV's camera model documentation
-    (docs.opencv.org, calib3d module), independent of cameras.py."""
+    """The camera's distortion model written out independently of cameras.py: Brown-Conrady as
+    in OpenCV's camera model documentation (docs.opencv.org, calib3d module), or, for the H36M
+    cameras, VideoPose3D's project_to_2d (common/camera.py: tan = p . (x, y), XX (radial + tan)
+    + p r2), with which its ground-truth 2D of Human3.6M was made."""
     X = world_mm @ camera.R.T + camera.t
     x, y = X[..., 0] / X[..., 2], X[..., 1] / X[..., 2]
     k1, k2, k3, p1, p2 = camera.distortion
     r2 = x * x + y * y
     radial = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3
-    xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
-    yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
+    if camera.distortion_model == "h36m_videopose3d":
+        tan = p1 * x + p2 * y
+        xd, yd = x * (radial + tan) + p1 * r2, y * (radial + tan) + p2 * r2
+    else:
+        xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
+        yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
     fx, fy, cx, cy = camera.intrinsics
     return np.stack([fx * xd + cx, fy * yd + cy], axis=-1)
 
@@ -58,6 +64,7 @@ def test_gt2d_projects_the_mapped_joints_through_each_camera(h36m):
         frames = int(row["frames"])
         world = dataset.sequence_3d(row["sequence"]).astype(np.float64)
         h36m_17 = world[:, [0, 1, 2, 3, 6, 7, 8, 12, 13, 14, 15, 17, 18, 19, 25, 26, 27]]  # VideoPose3D's 17 of the 32
+        assert dataset.camera_for(row).distortion_model == "h36m_videopose3d"
         expected = _reference_projection(h36m_17, dataset.camera_for(row))
         np.testing.assert_allclose(keypoints[offset:offset + frames, :, :2], expected, atol=1e-2)
         assert (keypoints[offset:offset + frames, :, 2] == 1).all()
@@ -198,3 +205,28 @@ def test_missing_public_detection_file_says_where_to_get_it(h36m, tmp_path):
     with pytest.raises(DataError, match=r"no such detection file; get it from "
                                         r"https://dl.fbaipublicfiles.com/video-pose-3d/data_2d_h36m_cpn_ft_h36m_dbb.npz"):
         detect_dataset("cpn", dataset, {"kind": "imported", "file": str(missing)}, progress=False)
+
+
+def test_videopose3d_ground_truth_2d_file_is_accepted_by_detect_and_convert(h36m):
+    """data_2d_h36m_gt.npz as VideoPose3D's prepare_data_h36m.py writes it: metadata without
+    layout_name, symmetry lists of numpy int64. Both `detect-2d` kind imported and `convert
+    --detections gt` read it as h36m_17 (the joint count, the symmetry and the dataset tell)."""
+    dataset, folder = h36m
+    symmetry = [[np.int64(i) for i in side] for side in H36M_SYMMETRY]
+    assert type(symmetry[0][0]) is np.int64
+    _write_2d(folder, _poses_mm(), "gt", {"num_joints": 17, "keypoints_symmetry": symmetry}, extra_frames=0)
+    spec = {"kind": "imported", "file": str(folder / "data_2d_h36m_gt.npz")}
+    keypoints, fmt = detect_dataset("gt", dataset, spec, progress=False)
+    assert fmt == "h36m_17" and len(keypoints) == int(dataset.index["frames"].sum())
+    assert convert("h36m", folder, detections="gt").keypoint_format == "h36m_17"
+    # symmetry alone tells COCO's 17 joints from H36M's; a file neither fits is refused in one line
+    from posebridge.sources.detectors.imported import videopose3d_layout
+
+    coco = skeletons.get("coco_17")
+    assert videopose3d_layout(folder, {"num_joints": 17, "keypoints_symmetry": [list(coco.left), list(coco.right)]},
+                              "h36m_17") == "coco_17"
+    assert videopose3d_layout(folder, {"num_joints": 17}, "h36m_17") == "h36m_17"
+    with pytest.raises(DataError, match="fit coco_17 and h36m_17"):
+        videopose3d_layout(folder, {"num_joints": 17})
+    with pytest.raises(DataError, match="fit none"):
+        videopose3d_layout(folder, {"num_joints": 16})

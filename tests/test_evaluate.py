@@ -100,8 +100,10 @@ class StubModel:
         self.mean_pose = {f: np.zeros((skeletons.get(f).num_joints, 3)) for f in MODEL_FORMATS}
         self.calls = []
 
-    def lift(self, model, keypoints, width, height, flip=True, intrinsics=None, distortion=None):
+    def lift(self, model, keypoints, width, height, flip=True, intrinsics=None, distortion=None,
+             distortion_model=None):
         assert model is self and keypoints.shape[1:] == (17, 3)
+        assert distortion_model == "opencv"  # the dataset's cameras' model reaches the model
         self.calls.append(dict(frames=len(keypoints), width=width, height=height, flip=flip,
                                intrinsics=np.asarray(intrinsics)))
         t = keypoints[:, 0, 0].astype(int)
@@ -274,3 +276,49 @@ def test_command_writes_table_and_examples(tiny, tmp_path, monkeypatch):
     examples = read_examples(out.with_suffix(".examples.npz"))
     assert examples["pred_h36m_17"].shape == (2, 17, 3) and str(examples["model"]) == "stub"
     assert not list(out.parent.glob(".*tmp*"))  # atomic writes leave no temporary files
+
+
+def test_breakdown_per_activity_and_occlusion(tmp_path):
+    """Frames labelled with 3DHP activities and joints with MuPoTS-style occlusion flags give the
+    per-activity and occluded / visible scores (the stub's error is 50 mm on every non-root joint)."""
+    from posebridge.evaluation.breakdown import BREAKDOWN_COLUMNS, summary_lines
+
+    h5, det = _write_tiny(tmp_path)
+    with open_dataset(h5) as ds:
+        body, index, cameras = ds.joints_3d_all(), ds.index, ds.cameras
+        extra = {f: ds.sequence_extra(f, s)[:0] for f in ds.extra_formats for s in ds.sequences[:1]}
+        extra = {f: np.concatenate([ds.sequence_extra(f, s) for s in ds.sequences]) for f in extra}
+    frames = len(body)
+    activity = np.full(frames, -1, np.int16)
+    occluded = np.zeros((frames, 32), np.int8)
+    occluded[:, 1::2] = 1  # every odd h36m_32 joint occluded (the root, joint 0, is visible)
+    for seq, _, _, _, n in TAKES:
+        start = int(index.loc[index["sequence"] == seq, "start"].iloc[0])
+        if seq != "s9_sit":  # s9_sit is unlabelled
+            activity[start:start + n // 2], activity[start + n // 2:start + n] = 1, 4
+    write_dataset(h5, name="tiny_labeled", skeleton="h36m_32", role="labeled", joints_3d=body,
+                  cameras=cameras, index=index, extra=extra, annotations={"activity": activity, "occluded": occluded})
+    result = _run(h5, det, StubModel(reference_truth(h5)))
+    table = result.breakdown
+    assert list(table.columns) == list(BREAKDOWN_COLUMNS)
+    stub = table[(table["model"] == "stub") & (table["format"] == "h36m_17")].set_index(
+        ["sequence", "camera", "breakdown", "group"])
+    assert {k[3] for k in stub.index if k[:3] == ("s11_walk", "c0", "activity")} == {"Stand/Walk", "Reach/Crouch"}
+    assert ("s9_sit", "c0", "activity", "Stand/Walk") not in stub.index
+    r = stub.loc[("s11_walk", "c0", "activity", "Stand/Walk")]
+    assert r["frames"] == 15 and r["mpjpe"] == pytest.approx(50.0 * 16 / 17)
+    visible = ~occluded[0, skeletons.mapping("h36m_32", "h36m_17")].astype(bool)
+    r = stub.loc[("s11_walk", "c1", "occlusion", "occluded")]
+    assert r["joints"] == 30 * (~visible).sum() and r["mpjpe"] == pytest.approx(50.0)
+    r = stub.loc[("s11_walk", "c1", "occlusion", "visible")]
+    assert r["mpjpe"] == pytest.approx(50.0 * (visible.sum() - 1) / visible.sum())
+    assert r["pck"] == pytest.approx(100.0) and r["pa_mpjpe"] <= r["mpjpe"] + 1e-9
+    # the baseline is broken down alike; a line per model and breakdown sums it up
+    assert set(table["model"]) == {"stub", BASELINE_MODEL}
+    lines = summary_lines(table[table["format"] == "h36m_17"])
+    assert lines[0].startswith("stub h36m_17 MPJPE by activity (mm): Stand/Walk ") and "Reach/Crouch" in lines[0]
+    assert any(line.startswith("stub h36m_17 MPJPE by occlusion (mm): occluded 50.0, visible") for line in lines)
+    # without labels there is no breakdown
+    (tmp_path / "plain").mkdir()
+    plain = _write_tiny(tmp_path / "plain")
+    assert _run(*plain, StubModel(reference_truth(plain[0]))).breakdown.empty

@@ -240,7 +240,7 @@ def test_infer_command_on_a_real_clip(tmp_path, cyclist_clip):
     model = _random_model_dir(tmp_path / "model")
     out = tmp_path / "out"
     rc = main(["infer", str(cyclist_clip), "--model", str(model), "--output-dir", str(out),
-               "--render", str(out / "cyclist_render.mp4"), "--no-progress", "--device", "cpu"])
+               "--render", str(out / "cyclist_render.mp4"), "--max-people", "1", "--no-progress", "--device", "cpu"])
     assert rc == 0
     data = np.load(out / "cyclist_3d.npz")
     assert data["valid"].mean() > 0.8  # the cyclist is in (nearly) every frame
@@ -278,7 +278,8 @@ def test_infer_whole_bikes_video(tmp_path):
     model = _random_model_dir(tmp_path / "model")
     out = tmp_path / "out"
     assert main(["infer", str(bikes_path()), "--model", str(model), "--output-dir", str(out),
-                 "--render", str(out / "bikes.gif"), "--render-height", "136", "--no-progress"]) == 0
+                 "--render", str(out / "bikes.gif"), "--render-height", "136", "--max-people", "1",
+                 "--no-progress"]) == 0
     data = np.load(out / "bikes_3d.npz")
     valid = np.flatnonzero(data["valid"])
     # the main person is the cyclist (frames ~103-136), not the false detections on the car roof

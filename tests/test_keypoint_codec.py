@@ -209,6 +209,6 @@ def test_fine_tuning_refuses_a_model_trained_with_another_codec(tmp_path):
                                     "finetune": {"variant": "continued"}})
     with pytest.raises(DataError, match="encoded by"):
         prepare_run(config, ["h36m_17"], init=tmp_path / "init")
-    same = TrainConfig.from_dict({"input_normalisation": "screen", "input_confidence": "raw",
+    same = TrainConfig.from_dict({"input_normalisation": "screen", "input_confidence": "raw", "output_placement": "free",
                                   "finetune": {"variant": "continued"}})
     assert "init_state" in prepare_run(same, ["h36m_17"], init=tmp_path / "init").train_kwargs

@@ -241,6 +241,7 @@ def _edit(path, fn):
     (lambda f: f["cameras/t"].__setitem__((1, 2), np.nan), "NaN"),
     (lambda f: (f.__delitem__("cameras/t"), f.create_dataset("cameras/t", data=np.zeros((3, 3)))), "cameras/t"),
     (lambda f: f["cameras/R"].__setitem__(0, np.diag([1.0, 1.0, -1.0])), "rotation"),
+    (lambda f: f["cameras/distortion_model"].__setitem__(1, "fisheye"), "distortion_model 'fisheye'"),
 ])
 def test_corrupt_fields(written, edit, problem):
     path, _ = written
@@ -302,3 +303,15 @@ def test_footage_without_3d_is_written_when_declared_and_its_joints_cannot_be_re
     store.write_dataset(tmp_path / "labelled.h5", **_sample())
     with store.open_dataset(tmp_path / "labelled.h5") as ds:
         assert ds.has_3d
+
+
+def test_distortion_model_round_trip_and_older_stores_read_as_opencv(tmp_path):
+    sample = _sample()
+    sample["cameras"][0] = Camera(**{**vars(sample["cameras"][0]), "distortion_model": "h36m_videopose3d"})
+    path = tmp_path / "models.h5"
+    store.write_dataset(path, **sample)
+    with store.open_dataset(path) as ds:
+        assert [c.distortion_model for c in ds.cameras] == ["h36m_videopose3d", "opencv"]
+    _edit(path, lambda f: f.__delitem__("cameras/distortion_model"))  # a store written before models
+    with store.open_dataset(path) as ds:
+        assert [c.distortion_model for c in ds.cameras] == ["opencv", "opencv"]

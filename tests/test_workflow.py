@@ -34,7 +34,7 @@ FAKE_SLURM = REPO / "tests" / "fake_slurm"
 STUB_STEPS = FAKE_SLURM / "steps"
 REPORT_FILES = ["metrics.html", "baseline.html", "summary.csv", "training_curves.png", "skeletons.png",
                 "acae_comparison.html", "acae_comparison.csv", "acae_reconstruction.html", "acae_weights.png",
-                "acae_latents.png", "real_footage.html", "real_footage_frames.png"]
+                "acae_latents.png", "real_footage.html", "real_footage_frames.png", "viewer.html"]
 
 
 def snakemake(workdir: Path, *args, env: dict | None = None, check: bool = True,
@@ -118,7 +118,7 @@ def test_default_config_plans_every_test_set_with_derived_seeds(tmp_path):
                       "finetune_merged": 1, "pseudo_gt": 1, "fit_acae": 1, "finetune": len(variants),
                       "consistency": models, "evaluate": len(tests) * models, "report": 1, "report_acae": 1,
                       "convert": len(real), "triangulate": len(multiview), "evaluate_real": len(real) * models,
-                      "report_real": 1, "all": 1}
+                      "report_real": 1, "viewer": 1, "all": 1}
 
     # every job its own seed, derived from the master seed and the job's wildcards
     seeds = seeds_by_command(result)
@@ -352,7 +352,7 @@ def shell_command(body: str) -> str | None:
 
 def subcommand_words(command: str) -> list[str]:
     """The words naming the posebridge subcommand in a shell command ("synth generate")."""
-    words = command.split()
+    words = command.replace("{params.launcher}", "").split()  # (training rules: torchrun for N processes)
     assert "posebridge" in words, command
     rest = words[words.index("posebridge") + 1:]
     end = next((i for i, word in enumerate(rest) if word[0] in "-{>[<("), len(rest))
@@ -391,7 +391,7 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
     listed = set(snakemake(tmp_path, "--list-rules").stdout.split())
     assert set(rules) <= listed and set(rules) >= {"all", "experiments"}
     steps = {name: shell_command(body) for name, (_, body) in rules.items() if name not in ("all", "experiments")}
-    assert len(steps) == 21
+    assert len(steps) == 22
     for name, command in steps.items():
         assert command, f"rule {name} runs no shell command"
         words = subcommand_words(command)
@@ -475,13 +475,14 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
     changed_acae = write_yaml(tmp_path / "acae.yaml", {"acae": {"fit": {"n_latent_center": 6}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_acae, env=env))
     assert counts == {"fit_acae": 1, "finetune": 1, "consistency": 4, "evaluate": 3, "report": 1,
-                      "report_acae": 1, "evaluate_real": 1, "report_real": 1, "all": 1}
+                      "report_acae": 1, "evaluate_real": 1, "report_real": 1, "viewer": 1, "all": 1}
     # tiny: hybrid depends on it, continued does not
 
     changed_detector = write_yaml(tmp_path / "det.yaml", {"detect": {"simulated": {"error_scale": 2.0}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_detector, env=env))
     assert set(counts) == {"detect_2d", "train_initial", "finetune_merged", "pseudo_gt", "fit_acae", "finetune",
-                           "consistency", "evaluate", "report", "report_acae", "evaluate_real", "report_real", "all"}
+                           "consistency", "evaluate", "report", "report_acae", "evaluate_real", "report_real",
+                           "viewer", "all"}
     assert "convert" not in counts and "triangulate" not in counts  # the real footage's 2D is MediaPipe's
 
     # the triangulation's settings rerun it and what reads it, nothing else
@@ -530,9 +531,33 @@ def test_slurm_profile_asks_gpus_for_gpu_rules_only(tmp_path):
     assert (tmp_path / "results" / "datasets" / "synth_3dpw.h5").exists()
 
 
+def test_slurm_training_job_of_n_processes_asks_n_gpus_and_launches_n_processes(tmp_path):
+    # train.processes = 2: the training job asks SLURM for 2 GPUs and its step runs torchrun,
+    # which starts the (stand-in) `posebridge train` twice, as ranks 0 and 1 of 2
+    labeled = tiny_labeled_datasets()
+    snakemake(tmp_path, *[f"results/detections/{n}/simulated.h5" for n in labeled],
+              "--cores", 2, "--configfile", TINY, env=stub_env())
+    two = write_yaml(tmp_path / "two.yaml", {"train": {"processes": 2}})
+    state = tmp_path / "slurm"
+    snakemake(tmp_path, "results/models/initial/model.pt",
+              "--workflow-profile", REPO / "profiles" / "slurm", "--configfile", TINY, two,
+              "--slurm-init-seconds-before-status-checks", 1, "--seconds-between-status-checks", 1,
+              env=stub_env(slurm_state=state))
+
+    calls = [json.loads(line) for line in (state / "calls.jsonl").read_text().splitlines()]
+    train = next(c["argv"] for c in calls if c["command"] == "sbatch")
+    assert "--gpus=2" in train and "--cpus-per-task=8" in train
+    step = next(c["argv"] for c in calls if c["command"] == "srun")
+    assert "--gpus=2" in step  # the job step inside the allocation holds both GPUs
+    processes = [c for c in calls if c["command"] == "posebridge" and c["argv"][0] == "train"]
+    assert sorted((c["rank"], c["world_size"]) for c in processes) == [(0, 2), (1, 2)]
+    assert all('"processes":2' in c["argv"][c["argv"].index("--spec") + 1] for c in processes)
+    assert (tmp_path / "results" / "models" / "initial" / "model.pt").exists()
+
+
 def test_slurm_profile_puts_every_gpu_rule_on_the_gpu_partition():
     profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
-    gpu_rules = {name for name, (_, body) in rule_blocks().items() if re.search(r"^\s*gpu=1,", body, flags=re.M)}
+    gpu_rules = {name for name, (_, body) in rule_blocks().items() if re.search(r"^\s*gpu=", body, flags=re.M)}
     assert "train_initial" in gpu_rules and "finetune" in gpu_rules
     partitions = {name: settings.get("slurm_partition") for name, settings in profile["set-resources"].items()}
     assert {name for name, partition in partitions.items() if partition == "EDIT_ME_GPU_PARTITION"} == gpu_rules

@@ -35,7 +35,10 @@ COMMANDS = {
     "predict": "predict",
     "report": "report",
     "report-real": "report_real",
+    "viewer": "viewer",
     "infer": "infer",
+    "export-motion": "export_motion",
+    "export": "export",
     "import-videopose3d": "import_videopose3d",
     "videopose3d-experiments": "videopose3d_experiments",
 }

@@ -19,8 +19,8 @@ def state_dir() -> Path:
     return path
 
 
-def record_call(command: str, argv: list[str]) -> None:
-    line = json.dumps({"command": command, "argv": argv}) + "\n"
+def record_call(command: str, argv: list[str], **extra) -> None:
+    line = json.dumps({"command": command, "argv": argv, **extra}) + "\n"
     with open(state_dir() / "calls.jsonl", "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         f.write(line)

@@ -66,6 +66,8 @@ rule finetune:
         variant=names_regex(FINETUNE_VARIANTS),
     params:
         spec=FINETUNE_SPEC,
+        launcher=train_launcher(FINETUNE_SPEC),
+        process_threads=lambda w, threads: process_threads(FINETUNE_SPEC, threads),
         data=train_data_args(labeled_datasets()),
         variant=lambda w: FINETUNE_ARGS[w.variant],
         out_dir=lambda w, output: os.path.dirname(output.model),
@@ -78,13 +80,13 @@ rule finetune:
         "benchmarks/finetune/{variant}.tsv"
     threads: config["threads"]["finetune"]
     resources:
-        gpu=1,
+        gpu=train_processes(FINETUNE_SPEC),
     conda:
         "../../envs/posebridge.yaml"
     shell:
-        "posebridge finetune --variant {wildcards.variant} --init results/models/initial {params.variant} --spec {params.spec:q} {params.data}"
+        "{params.launcher}posebridge finetune --variant {wildcards.variant} --init results/models/initial {params.variant} --spec {params.spec:q} {params.data}"
         " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
-        " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        " --seed {params.seed} --device {params.device} --threads {params.process_threads} > {log} 2>&1"
 
 
 rule finetune_merged:
@@ -99,6 +101,8 @@ rule finetune_merged:
         train_log="results/models/merged/train_log.parquet",
     params:
         spec=TRAIN_SPEC,
+        launcher=train_launcher(TRAIN_SPEC),
+        process_threads=lambda w, threads: process_threads(TRAIN_SPEC, threads),
         data=train_data_args(labeled_datasets()),
         objectives=objective_args,
         out_dir=lambda w, output: os.path.dirname(output.model),
@@ -111,13 +115,13 @@ rule finetune_merged:
         "benchmarks/finetune_merged.tsv"
     threads: config["threads"]["finetune_merged"]
     resources:
-        gpu=1,
+        gpu=train_processes(TRAIN_SPEC),
     conda:
         "../../envs/posebridge.yaml"
     shell:
-        "posebridge finetune --variant merged --spec {params.spec:q} {params.data} {params.objectives}"
+        "{params.launcher}posebridge finetune --variant merged --spec {params.spec:q} {params.data} {params.objectives}"
         " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
-        " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        " --seed {params.seed} --device {params.device} --threads {params.process_threads} > {log} 2>&1"
 
 
 rule consistency:

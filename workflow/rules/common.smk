@@ -49,7 +49,8 @@ def validate_config(config: dict) -> None:
 
 
 # `convert:` options that only some real sources take (posebridge convert --help)
-CONVERT_OPTION_SOURCES = {"part": ("mpi_inf_3dhp",), "universal": ("mpi_inf_3dhp", "mupots")}
+CONVERT_OPTION_SOURCES = {"part": ("mpi_inf_3dhp",), "universal": ("mpi_inf_3dhp", "mupots"),
+                          "strict": ("h36m_cdf", "mpi_inf_3dhp", "3dpw", "mupots")}
 # real footage (real_footage.smk): sources whose datasets are real cameras without 3D ground truth,
 # and those of them with calibrated, synchronised views (triangulated)
 REAL_FOOTAGE_SOURCES = ("pose2sim", "videos")
@@ -72,8 +73,6 @@ def check_datasets(config: dict) -> None:
             if key in options and entry["source"] not in sources:
                 fail(f"datasets.{name}.convert.{key}", f"only for source {' or '.join(sources)}, "
                      f"not {entry['source']!r}")
-        if entry["source"] == "mupots" and "fps" not in options:
-            fail(f"datasets.{name}.convert", "source mupots needs `fps` (MuPoTS does not state its frame rate)")
         if entry["source"] in REAL_FOOTAGE_SOURCES and entry["role"] != "test":
             fail(f"datasets.{name}.role", f"source {entry['source']} is real footage without 3D: role test "
                  "(measured by every model, never trained on)")
@@ -87,6 +86,10 @@ def check_datasets(config: dict) -> None:
         for name in config["train"].get(key, {}):
             if name not in labeled:
                 fail(f"train.{key}.{name}", f"not an enabled labeled dataset ({', '.join(labeled)})")
+    processes, batch = config["train"].get("processes", 1), config["train"].get("batch_size")
+    if batch is not None and batch % processes:
+        fail("train.batch_size", f"{batch} is not a multiple of train.processes ({processes}): each "
+             "data-parallel process takes an equal part of every batch")
 
 
 validate_config(config)
@@ -161,6 +164,8 @@ def convert_args(name: str) -> str:
         args += ["--universal"]
     if "fps" in options:
         args += ["--fps", str(options["fps"])]
+    if options.get("strict"):
+        args += ["--strict"]
     return " ".join(shlex.quote(a) for a in args)
 
 
@@ -340,6 +345,25 @@ def train_spec(base: dict, **sections) -> str:
     return as_json({**base, **{name: section for name, section in sections.items() if section}})
 
 
+def train_processes(spec: str) -> int:
+    """Data-parallel processes of a training job: its spec's `processes` (TrainConfig, default 1),
+    one GPU each: the job's `gpu` resource, which the SLURM profile turns into `--gpus`."""
+    return int(json.loads(spec).get("processes", 1))
+
+
+def train_launcher(spec: str) -> str:
+    """What a training rule's shell command puts before `posebridge`: nothing for one process;
+    for N, torchrun starting N processes on this machine or in the SLURM job's allocation
+    (posebridge.training.distributed; --standalone: a rendezvous of its own on a free port)."""
+    processes = train_processes(spec)
+    return "" if processes == 1 else f"torchrun --standalone --nproc-per-node {processes} --no-python "
+
+
+def process_threads(spec: str, threads: int) -> int:
+    """Torch threads of each of a training job's processes: the job's threads shared among them."""
+    return max(1, threads // train_processes(spec))
+
+
 # the initial lifter's spec: `train` plus the sections of the objectives the config enables
 TRAIN_SPEC = train_spec(
     config["train"],
@@ -413,6 +437,10 @@ REPORT_FILES = {
     "acae_weights": f"{REPORT_DIR}/acae_weights.png",
     "acae_latents": f"{REPORT_DIR}/acae_latents.png",
 }
+# the interactive 3D viewer (report.smk): every model on the first test row of the first test set
+VIEWER_DATASET = next(iter(test_datasets()), None)
+if VIEWER_DATASET is not None:
+    REPORT_FILES["viewer"] = f"{REPORT_DIR}/viewer.html"
 REAL_FOOTAGE_REPORT = {"real_footage": f"{REPORT_DIR}/real_footage.html",
                        "real_footage_frames": f"{REPORT_DIR}/real_footage_frames.png"}
 if real_footage_datasets():  # written by the report_real rule

@@ -22,6 +22,8 @@ if mcss_enabled():
             labels=names_regex(MCSS_LABELS),
         params:
             spec=lambda w: mcss_spec(w.labels, w.variant),
+            launcher=lambda w: train_launcher(mcss_spec(w.labels, w.variant)),
+            process_threads=lambda w, threads: process_threads(mcss_spec(w.labels, w.variant), threads),
             data=train_data_args([MCSS["dataset"]]),
             objective=lambda w: mcss_objective_args(w.variant),
             out_dir=lambda w, output: os.path.dirname(output.model),
@@ -35,13 +37,13 @@ if mcss_enabled():
             "benchmarks/train_mcss/{variant}_{labels}.tsv"
         threads: MCSS["threads"]
         resources:
-            gpu=1,
+            gpu=lambda w: train_processes(mcss_spec(w.labels, w.variant)),
         conda:
             "../../envs/posebridge.yaml"
         shell:
-            "posebridge train --spec {params.spec:q} {params.data} {params.objective}"
+            "{params.launcher}posebridge train --spec {params.spec:q} {params.data} {params.objective}"
             " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
-            " --seed {params.seed} --device {params.device} --threads {threads} --no-progress > {log} 2>&1"
+            " --seed {params.seed} --device {params.device} --threads {params.process_threads} --no-progress > {log} 2>&1"
 
     rule mcss_eval:
         """Canonical N-MPJPE, cross-view retrieval and distance matrices of the MCSS models."""

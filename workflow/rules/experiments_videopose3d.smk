@@ -17,6 +17,8 @@ rule train_vp3d:
         run=names_regex(VP3D_RUNS),
     params:
         spec=vp3d_spec,
+        launcher=lambda w: train_launcher(vp3d_spec(w)),
+        process_threads=lambda w, threads: process_threads(vp3d_spec(w), threads),
         data=vp3d_data_args,
         semi=vp3d_semi_args,
         out_dir=lambda w, output: os.path.dirname(output.model),
@@ -31,13 +33,13 @@ rule train_vp3d:
         "benchmarks/train_vp3d/{run}.tsv"
     threads: VP3D_SETTINGS["threads"]
     resources:
-        gpu=1,
+        gpu=lambda w: train_processes(vp3d_spec(w)),
     conda:
         "../../envs/posebridge.yaml"
     shell:
-        "posebridge train --spec {params.spec:q} {params.data} {params.semi}"
+        "{params.launcher}posebridge train --spec {params.spec:q} {params.data} {params.semi}"
         " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
-        " --seed {params.seed} --device {params.device} --threads {threads} --no-progress > {log} 2>&1"
+        " --seed {params.seed} --device {params.device} --threads {params.process_threads} --no-progress > {log} 2>&1"
 
 
 rule evaluate_vp3d:

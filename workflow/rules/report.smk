@@ -1,5 +1,5 @@
-# The report: metric tables, the baseline comparison, training curves and skeleton renderings,
-# each flagged for `snakemake --report` with a caption from workflow/report/.
+# The report: metric tables, the baseline comparison, training curves, skeleton renderings and the
+# interactive 3D viewer, each flagged for `snakemake --report` with a caption from workflow/report/.
 
 
 rule report:
@@ -52,3 +52,32 @@ rule report:
     shell:
         "OMP_NUM_THREADS={threads} posebridge report --eval {input.tables}"
         " --model-dir {params.model_dirs} --output-dir {params.out_dir} > {log} 2>&1"
+
+
+rule viewer:
+    """An interactive 3D viewer (offline HTML) of every model's predictions against ground truth."""
+    input:
+        models=expand("results/models/{model}/model.pt", model=MODELS),
+        h5=lambda w: dataset_h5(VIEWER_DATASET),
+        index=lambda w: dataset_index(VIEWER_DATASET),
+        detections=lambda w: detections_h5(VIEWER_DATASET),
+    output:
+        viewer=report(
+            REPORT_FILES.get("viewer", f"{REPORT_DIR}/viewer.html"),
+            caption="../report/viewer.rst",
+            category="Predictions",
+            labels={"figure": "interactive 3D viewer (prediction vs ground truth)"},
+        ),
+    params:
+        model_dirs=lambda w, input: [os.path.dirname(p) for p in input.models],
+        device=config["device"],
+    log:
+        "logs/viewer.log",
+    benchmark:
+        "benchmarks/viewer.tsv"
+    threads: config["threads"]["viewer"]
+    conda:
+        "../../envs/posebridge.yaml"
+    shell:
+        "posebridge viewer --model {params.model_dirs} --dataset {input.h5} --detections {input.detections}"
+        " --output {output.viewer} --device {params.device} --threads {threads} > {log} 2>&1"

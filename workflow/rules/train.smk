@@ -14,6 +14,8 @@ rule train_initial:
         train_log="results/models/initial/train_log.parquet",
     params:
         spec=TRAIN_SPEC,
+        launcher=train_launcher(TRAIN_SPEC),
+        process_threads=lambda w, threads: process_threads(TRAIN_SPEC, threads),
         data=train_data_args(labeled_datasets()),
         objectives=objective_args,
         out_dir=lambda w, output: os.path.dirname(output.model),
@@ -26,10 +28,10 @@ rule train_initial:
         "benchmarks/train_initial.tsv"
     threads: config["threads"]["train_initial"]
     resources:
-        gpu=1,
+        gpu=train_processes(TRAIN_SPEC),
     conda:
         "../../envs/posebridge.yaml"
     shell:
-        "posebridge train --spec {params.spec:q} {params.data} {params.objectives}"
+        "{params.launcher}posebridge train --spec {params.spec:q} {params.data} {params.objectives}"
         " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
-        " --seed {params.seed} --device {params.device} --threads {threads} > {log} 2>&1"
+        " --seed {params.seed} --device {params.device} --threads {params.process_threads} > {log} 2>&1"

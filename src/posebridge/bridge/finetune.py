@@ -151,7 +151,7 @@ def prepare_run(config, formats, init=None, acae_path=None) -> FinetuneRun:
     run = FinetuneRun(train_kwargs={"output_map": mapping})
     if init is not None:
         run.train_kwargs["init_state"] = _initial_state(init, entry.name, formats, acae, mapping,
-                                                        config.input_codec())
+                                                        config.input_codec(), config.output_placement)
     if entry.acae_term:
         run.objectives.append(AcaeObjective(entry.name, acae, config, settings.acae_weight(),
                                             settings.warmup_epochs, digest))
@@ -163,9 +163,10 @@ def prepare_run(config, formats, init=None, acae_path=None) -> FinetuneRun:
     return run
 
 
-def _initial_state(init, variant: str, formats, acae, mapping, codec) -> dict:
+def _initial_state(init, variant: str, formats, acae, mapping, codec, placement: str) -> dict:
     """The state dict the variant starts from: the separate-head model in directory ``init``,
-    adapted to the head (``init_state``); the model must read input encoded by ``codec``."""
+    adapted to the head (``init_state``); the model must read input encoded by ``codec`` and
+    place its output as ``placement`` says (``models.rays``)."""
     from posebridge.data.keypoints import InputCodec
     from posebridge.errors import DataError
     from posebridge.models.files import read_model_file
@@ -180,4 +181,8 @@ def _initial_state(init, variant: str, formats, acae, mapping, codec) -> dict:
     if trained_codec != codec:
         raise DataError(path, f"the model reads input encoded by {trained_codec}; the fine-tuning run "
                               f"encodes {codec} (train.input_normalisation / input_confidence)")
+    trained_placement = payload.get("output_placement", "free")
+    if trained_placement != placement:
+        raise DataError(path, f"the model places its output {trained_placement!r}; the fine-tuning run "
+                              f"{placement!r} (train.output_placement)")
     return init_state(variant, payload["state_dict"], acae, mapping)

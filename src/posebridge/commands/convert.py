@@ -46,8 +46,11 @@ def add_arguments(parser) -> None:
                         help="mpi_inf_3dhp / mupots: use univ_annot3 (scaled to the universal skeleton, "
                              "as the official evaluation does) instead of the metric annot3")
     parser.add_argument("--fps", type=float, default=None,
-                        help="frame rate to record for every sequence; required for mupots (which does "
-                             "not state one), otherwise the dataset's own")
+                        help="frame rate to record for every sequence instead of the dataset's own "
+                             "(mupots: 30 fps for TS1-TS5, 60 for TS6-TS20)")
+    parser.add_argument("--strict", action="store_true",
+                        help="h36m_cdf, mpi_inf_3dhp, 3dpw, mupots: refuse a folder that lacks any subject or "
+                             "sequence (default: convert those there and say in one line which are missing)")
 
 
 def main(args) -> int:
@@ -68,7 +71,7 @@ def main(args) -> int:
             else "has none"))
     t0 = time.perf_counter()
     converted = convert(args.dataset, args.source, detections=args.detections, part=args.part,
-                        universal=args.universal, fps=args.fps)
+                        universal=args.universal, fps=args.fps, strict=args.strict)
     write_converted(converted, args.output, name=args.name, role=args.role,
                     detections_output=args.detections_output)
     index = converted.index

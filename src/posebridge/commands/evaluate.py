@@ -13,7 +13,9 @@ skeleton and, for the synthetic benchmark, its extra formats), and write one Par
 format x sequence x camera with MPJPE, PA-MPJPE, N-MPJPE, MPJVE, PCK, AUC and CPS (thresholds in the
 pck_threshold/auc_threshold/cps_threshold columns). Rows with model 'mean_pose' score the trivial
 baseline (the model's mean training pose for every frame). Also writes a few example frames (.npz)
-for the report's renderings.
+for the report's renderings, and, for datasets whose frames carry labels, the breakdown table
+(OUTPUT with the suffix .breakdown.parquet): MPI-INF-3DHP's test set per activity, MuPoTS's occluded
+vs visible joints.
 """
 
 
@@ -55,6 +57,13 @@ def main(args) -> int:
     examples = args.examples or Path(args.output).with_suffix(".examples.npz")
     write_parquet(args.output, result.table)
     write_examples(examples, result.examples)
+    if len(result.breakdown):
+        from posebridge.evaluation.breakdown import summary_lines
+
+        write_parquet(Path(args.output).with_suffix(".breakdown.parquet"), result.breakdown)
+        native = result.breakdown[result.breakdown["format"].isin(result.table.loc[result.table["native"], "format"])]
+        for line in summary_lines(native):
+            print(line)
     native = result.table[result.table["native"]]
     for model_name, group in native.groupby("model", sort=False):
         print(f"{model_name} on {group['dataset'].iloc[0]}: MPJPE "

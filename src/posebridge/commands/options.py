@@ -51,3 +51,24 @@ def load_model_from(args):
 
     set_threads(args)
     return load_model(args.model, device=args.device)
+
+
+def add_smoothing(parser) -> None:
+    """``--smooth STAGE``, ``--smooth-window FRAMES``, ``--smooth-order N``: temporal smoothing
+    (``inference.smoothing``), off by default."""
+    from posebridge.inference.smoothing import DEFAULT_ORDER, DEFAULT_WINDOW, STAGES
+
+    parser.add_argument("--smooth", choices=("none",) + STAGES, default="none", metavar="STAGE",
+                        help="Savitzky-Golay smoothing over time: 2d (keypoints before lifting), 3d (poses "
+                             "and trajectory after), both, or none (default)")
+    parser.add_argument("--smooth-window", type=int, default=DEFAULT_WINDOW, metavar="FRAMES",
+                        help=f"smoothing window, an odd number of frames (default {DEFAULT_WINDOW})")
+    parser.add_argument("--smooth-order", type=int, default=DEFAULT_ORDER, metavar="N",
+                        help=f"degree of the polynomial fitted in each window (default {DEFAULT_ORDER})")
+
+
+def smoothing_from(args):
+    """The ``inference.smoothing.Smoothing`` of ``--smooth*`` (None when off)."""
+    from posebridge.inference.smoothing import Smoothing
+
+    return Smoothing.parse(args.smooth, args.smooth_window, args.smooth_order)

@@ -14,7 +14,10 @@ DESCRIPTION = (
     "semi_supervised and multiview; an objective joins the training when its data is given "
     "(--unlabeled-video, --multiview). The lifter's input keypoint format is the spec's "
     "keypoint_format, by default the detections' own (coco_17 from the simulated and MediaPipe "
-    "detectors, h36m_17 from VideoPose3D's CPN files); every dataset's detections must share it."
+    "detectors, h36m_17 from VideoPose3D's CPN files); every dataset's detections must share it. "
+    "Data-parallel on N processes (one per GPU): set the spec's processes to N and launch with "
+    "`torchrun --standalone --nproc-per-node N --no-python posebridge train ...`; each process "
+    "trains on its part of every batch, rank 0 logs and writes the files."
 )
 
 # The objectives that join the labeled losses: spec section -> (the flag of its datasets, the flag
@@ -137,8 +140,8 @@ def prepare(args, config):
     import torch
 
     from posebridge.data.frames import open_sources
-    from posebridge.device import resolve_device
     from posebridge.errors import ConfigError
+    from posebridge.training import distributed
     from posebridge.training.data import load_training_sets
     from posebridge.training.loop import ObjectiveContext
 
@@ -150,11 +153,13 @@ def prepare(args, config):
     formats = [None if f in (None, "", "native") else f for f in formats]
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    shard, device = distributed.start(args.device, config.processes)  # the process group of a torchrun launch
     with open_sources(dataset_paths, detection_paths) as sources:
         train_set, val_set = load_training_sets(config, [(d, det, f) for (d, det), f in zip(sources, formats)])
-    print(f"training on {train_set.num_frames} frames of {', '.join(train_set.names)} "
-          f"(formats {', '.join(dict.fromkeys(train_set.formats))}) on {device}", flush=True)
+    if shard.is_main:
+        processes = f" in {shard.processes} processes" if shard.processes > 1 else ""
+        print(f"training on {train_set.num_frames} frames of {', '.join(train_set.names)} "
+              f"(formats {', '.join(dict.fromkeys(train_set.formats))}) on {device}{processes}", flush=True)
     context = ObjectiveContext(config, train_set, list(dict.fromkeys(train_set.formats)), device, args.seed)
     objectives = []
     for data_flag, detections_flag, module in OBJECTIVES.values():
@@ -167,16 +172,22 @@ def prepare(args, config):
 
 def run(args, config, train_set, val_set, context, objectives, train_kwargs=None, file_entries=None) -> int:
     """Train with ``objectives`` and write the model directory (``file_entries``: extra
-    ``model.pt`` entries besides the objectives')."""
+    ``model.pt`` entries besides the objectives'). Data-parallel: every process trains, rank 0
+    writes."""
     from pathlib import Path
 
+    from posebridge.training import distributed
     from posebridge.training.loop import train, write_model_dir
 
-    for objective in objectives:
+    main = distributed.current_shard().is_main
+    for objective in objectives if main else ():
         print(f"objective {objective.name}: {objective.fingerprint()}", flush=True)
     lifter, log = train(config, train_set, val_set, seed=args.seed, device=context.device,
                         checkpoint=args.checkpoint, progress=not args.no_progress,
                         log=lambda m: print(m, flush=True), objectives=objectives, **(train_kwargs or {}))
+    distributed.stop()
+    if not main:
+        return 0
     resolved = {
         **config.to_dict(),
         "seed": args.seed,

@@ -27,6 +27,7 @@ from posebridge.data.keypoints import InputCodec
 from posebridge.data.windows import window_index
 from posebridge.errors import DataError
 from posebridge.geometry import skeletons
+from posebridge.geometry.cameras import distortion_model_code
 
 __all__ = ["FrameTable", "FrameTableBuilder", "check_detections", "mirror_points", "open_sources"]
 
@@ -77,7 +78,8 @@ class FrameTable:
         group_start: (G,) first flat frame of each source in ``inputs``.
         row_group, row_start, row_frames: (R,) per row: source, first flat frame, frame count.
         row_intrinsics (R, 4) px, row_distortion (R, 5), row_size (R, 2) width, height px: each
-            row's camera.
+            row's camera; row_distortion_model (R,) int64 its distortion model's code
+            (``geometry.cameras.DISTORTION_MODELS``), None = all opencv (hand-built tables).
         row_sequence, row_camera: (R,) names, for messages.
         row_up: (R, 3) the world's up direction in each row's camera frame (``R @ (0, 0, 1)``);
             None when unknown (hand-built tables).
@@ -101,6 +103,7 @@ class FrameTable:
     row_sequence: np.ndarray
     row_camera: np.ndarray
     row_up: np.ndarray | None = None
+    row_distortion_model: np.ndarray | None = None
     codec: InputCodec = field(default_factory=InputCodec)
     confidence: np.ndarray | None = None
     reader: FrameReader | None = None
@@ -122,6 +125,12 @@ class FrameTable:
     @property
     def num_rows(self) -> int:
         return len(self.row_frames)
+
+    def distortion_codes(self) -> np.ndarray:
+        """(R,) int64 every row's distortion model code (0 = opencv where the table has none)."""
+        if self.row_distortion_model is None:
+            return np.zeros(self.num_rows, dtype=np.int64)
+        return np.asarray(self.row_distortion_model, dtype=np.int64)
 
     def frames_per_group(self) -> list[np.ndarray]:
         """Per source, the frame counts of its rows."""
@@ -196,8 +205,10 @@ class FrameTable:
         bytes, so the same digest as in memory)."""
         digest = hashlib.sha256()
         inputs = [self.inputs] if self.in_memory else (b["inputs"] for _, b in self.reader.blocks(["inputs"]))
+        # the model codes count only where some lens is not opencv (older digests stay valid)
+        models = (self.distortion_codes(),) if self.distortion_codes().any() else ()
         for part in (inputs, self.row_start, self.row_frames, self.row_intrinsics, self.row_distortion,
-                     self.row_size, *extra):
+                     *models, self.row_size, *extra):
             for array in ([part] if isinstance(part, np.ndarray) else part):
                 digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
@@ -229,7 +240,7 @@ class RowInputs:
 def _encode(codec: InputCodec, keypoints: np.ndarray, camera) -> np.ndarray:
     """(T, K, F) network input of one row's (T, K, 3) keypoints seen by ``camera``."""
     width, height = camera.image_size
-    return codec.encode(keypoints, width, height, camera.intrinsics, camera.distortion)
+    return codec.encode(keypoints, width, height, camera.intrinsics, camera.distortion, camera.distortion_model)
 
 
 class FrameTableBuilder:
@@ -254,7 +265,7 @@ class FrameTableBuilder:
         self.inputs: list[np.ndarray] = []
         self.confidence: list[np.ndarray] = []
         self.on_disk: list[tuple] = []  # per row of a table read on demand: (detections, offset, camera)
-        self.rows = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "size",
+        self.rows = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "model", "size",
                                      "sequence", "camera", "up")}
         self.offset = 0
         self.detections = None
@@ -287,7 +298,8 @@ class FrameTableBuilder:
             self.on_disk.append((self.detections, offset, camera))
         width, height = camera.image_size
         values = {"group": len(self.names) - 1, "start": self.offset, "frames": count,
-                  "intrinsics": camera.intrinsics, "distortion": camera.distortion, "size": (width, height),
+                  "intrinsics": camera.intrinsics, "distortion": camera.distortion,
+                  "model": distortion_model_code(camera.distortion_model), "size": (width, height),
                   "sequence": str(row["sequence"]), "camera": str(row["camera"]),
                   "up": camera.R @ np.array([0.0, 0.0, 1.0])}  # the world is Z-up
         for key, value in values.items():
@@ -309,6 +321,7 @@ class FrameTableBuilder:
             row_frames=np.asarray(rows["frames"], dtype=np.int64),
             row_intrinsics=np.asarray(rows["intrinsics"], dtype=np.float64).reshape(-1, 4),
             row_distortion=np.asarray(rows["distortion"], dtype=np.float64).reshape(-1, 5),
+            row_distortion_model=np.asarray(rows["model"], dtype=np.int64),
             row_size=np.asarray(rows["size"], dtype=np.float64).reshape(-1, 2),
             row_sequence=np.asarray(rows["sequence"], dtype=object),
             row_camera=np.asarray(rows["camera"], dtype=object),

@@ -39,7 +39,8 @@ from posebridge.geometry.cameras import (
     undistort_points,
 )
 
-__all__ = ["KEYPOINT_FORMAT", "NORMALISATIONS", "CONFIDENCES", "CAMERA_SCALE", "InputCodec", "keypoints_to_input"]
+__all__ = ["KEYPOINT_FORMAT", "NORMALISATIONS", "CONFIDENCES", "CAMERA_SCALE", "PLACEMENTS", "InputCodec",
+           "check_placement", "keypoints_to_input"]
 
 KEYPOINT_FORMAT = "coco_17"
 """The keypoint format the detectors write and the lifter reads unless told otherwise."""
@@ -52,6 +53,19 @@ CAMERA_SCALE = 2.0
 VideoPose3D's screen coordinates of a centred camera whose focal length is the image width (a 53
 degree field of view, near predict's 55 degree default and Human3.6M's 47)."""
 _LEGACY_NORMALISATION = {"videopose3d_screen": "screen"}  # what model files before the codec wrote
+PLACEMENTS = ("free", "rays")
+"""How a lifter places its output joints (``models.rays``): ``free`` (the network's three
+coordinates) or ``rays`` (joints with a keypoint on its ray, at their predicted depth: needs the
+camera normalisation, whose x, y are the rays). Here, torch-free, beside the codec it depends on."""
+
+
+def check_placement(placement: str, codec: "InputCodec") -> str:
+    """``placement`` when it is one of ``PLACEMENTS`` that ``codec`` allows; ConfigError otherwise."""
+    if placement not in PLACEMENTS:
+        raise ConfigError(f"output placement must be one of {', '.join(PLACEMENTS)}, got {placement!r}")
+    if placement == "rays" and codec.normalisation != "camera":
+        raise ConfigError("output placement rays needs camera-normalised input (input normalisation camera)")
+    return placement
 
 
 @dataclass(frozen=True)
@@ -105,19 +119,21 @@ class InputCodec:
                                   f"(features {codec.features}, camera_scale {CAMERA_SCALE})")
         return codec
 
-    def encode(self, keypoints, width, height, intrinsics=None, distortion=None):
+    def encode(self, keypoints, width, height, intrinsics=None, distortion=None, distortion_model=None):
         """Pixels + confidence (..., K, 3) (or (..., K, 2): all seen) -> network input (..., K, F)
         float32.
 
         ``width`` / ``height`` (screen) broadcast against ``keypoints[..., 0, 0]`` (a scalar or one
         value per frame); ``intrinsics`` (4,) or (..., 4) fx, fy, cx, cy px and ``distortion``
-        (5,) / (..., 5) or None (camera), aligned with the leading dimensions. numpy in, numpy
-        out; torch in, torch out (computed in numpy: the input is data, not a graph).
+        (5,) / (..., 5) or None (camera), aligned with the leading dimensions, applied with
+        ``distortion_model`` (a name or per-camera codes, ``geometry.cameras``; None = opencv).
+        numpy in, numpy out; torch in, torch out (computed in numpy: the input is data, not a graph).
         """
         if type(keypoints).__module__.startswith("torch"):
             import torch
 
-            out = self.encode(keypoints.detach().cpu().numpy(), width, height, intrinsics, distortion)
+            out = self.encode(keypoints.detach().cpu().numpy(), width, height, intrinsics, distortion,
+                              distortion_model)
             return torch.from_numpy(out).to(keypoints.device)
         keypoints = np.asarray(keypoints)
         keypoints = keypoints.astype(np.result_type(keypoints, np.float32), copy=False)
@@ -129,13 +145,13 @@ class InputCodec:
             h = np.asarray(height)[..., None] if np.ndim(height) else height
             xy = normalize_screen(keypoints[..., :2], w, h)
         else:
-            xy = self._camera_xy(keypoints[..., :2], intrinsics, distortion)
+            xy = self._camera_xy(keypoints[..., :2], intrinsics, distortion, distortion_model)
         xy = np.where(conf > 0, xy, 0.0).astype(keypoints.dtype, copy=False)
         third = {"raw": [conf], "visible": [(conf > 0).astype(keypoints.dtype)], "none": []}[self.confidence]
         return np.concatenate([xy, *third], -1).astype(np.float32)
 
     @staticmethod
-    def _camera_xy(pixels: np.ndarray, intrinsics, distortion) -> np.ndarray:
+    def _camera_xy(pixels: np.ndarray, intrinsics, distortion, model=None) -> np.ndarray:
         """(..., K, 2) pixels -> CAMERA_SCALE x undistorted rays (X/Z, Y/Z)."""
         if intrinsics is None:
             raise ConfigError("camera input normalisation needs the camera intrinsics (fx, fy, cx, cy)")
@@ -144,31 +160,40 @@ class InputCodec:
             K = K[..., None, :] if K.ndim > 1 else K
             return (pixels - K[..., 2:4]) / K[..., 0:2] * CAMERA_SCALE
         with np.errstate(all="ignore"):  # missed joints may sit anywhere; they are zeroed after
-            rays = undistort_points(pixels, K, np.asarray(distortion, np.float64), normalised=True)
+            rays = undistort_points(pixels, K, np.asarray(distortion, np.float64), normalised=True,
+                                    model=_per_point(model))
         return rays * CAMERA_SCALE
 
-    def project_torch(self, points_cam, intrinsics, distortion, width, height):
+    def project_torch(self, points_cam, intrinsics, distortion, width, height, distortion_model=None):
         """Camera-space points (B, J, 3) -> their encoded x, y (B, J, 2) as the camera (B, 4),
-        (B, 5), width, height (B,) sees them: what ``encode`` gives for their exact projection."""
+        (B, 5), width, height (B,), distortion model (B,) codes or a name, sees them: what
+        ``encode`` gives for their exact projection."""
         if self.normalisation == "screen":
-            px = project_points_torch(points_cam, intrinsics, distortion)
+            px = project_points_torch(points_cam, intrinsics, distortion, distortion_model)
             return normalize_screen(px, width[:, None], height[:, None])
         scale = points_cam.new_tensor([CAMERA_SCALE, CAMERA_SCALE, 0.0, 0.0])
         return project_points_torch(points_cam, scale)
 
-    def rays(self, xy: np.ndarray, intrinsics, distortion, width, height) -> np.ndarray:
+    def rays(self, xy: np.ndarray, intrinsics, distortion, width, height, distortion_model=None) -> np.ndarray:
         """Encoded x, y (..., K, 2) -> undistorted rays (X/Z, Y/Z) (..., K, 2), float64; camera
-        parameters (..., 4), (..., 5), width, height (...,) aligned with the leading dimensions."""
+        parameters (..., 4), (..., 5), width, height (...,), distortion model (...,) codes or a
+        name, aligned with the leading dimensions."""
         if self.normalisation == "camera":
             return np.asarray(xy, np.float64) / CAMERA_SCALE
         px = image_coordinates(np.asarray(xy, np.float64), np.asarray(width)[..., None],
                                np.asarray(height)[..., None])
         return undistort_points(px, np.asarray(intrinsics)[..., None, :], np.asarray(distortion)[..., None, :],
-                                normalised=True)
+                                normalised=True, model=_per_point(distortion_model))
+
+
+def _per_point(model):
+    """Per-camera distortion model codes (...,) as (..., 1), aligned like (..., 4) intrinsics with
+    the keypoint axis; a name (or None) as it is."""
+    return model if model is None or isinstance(model, str) else np.asarray(model)[..., None]
 
 
 def keypoints_to_input(keypoints, width, height, codec: InputCodec | None = None, *, intrinsics=None,
-                       distortion=None):
+                       distortion=None, distortion_model=None):
     """Pixels + confidence (..., K, 3) -> network input (..., K, F) with ``codec`` (default: screen +
     raw confidence); see ``InputCodec.encode``."""
-    return (codec or InputCodec()).encode(keypoints, width, height, intrinsics, distortion)
+    return (codec or InputCodec()).encode(keypoints, width, height, intrinsics, distortion, distortion_model)

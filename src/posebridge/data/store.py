@@ -2,8 +2,12 @@
 
 Layout (docs/internals.md, "Converted dataset"): attrs ``format_version``, ``name``, ``skeleton``,
 ``role``, ``has_3d`` (false: real footage without 3D, ``joints_3d`` all NaN; absent = true); ``joints_3d`` (N, J, 3) float32 world millimetres, every sequence concatenated in time,
-NaN = missing; ``cameras/{name,intrinsics,distortion,R,t,image_size}``; optional
-``extra/<format>`` (N, J_f, 3) float32. A sequence is one take: all its camera rows share one
+NaN = missing; ``cameras/{name,intrinsics,distortion,R,t,image_size}`` and
+``cameras/distortion_model`` (names; absent in stores written before it: all ``opencv``); optional
+``extra/<format>`` (N, J_f, 3) float32; optional ``annotations/<name>`` (N, ...) per-frame labels a
+source carries (:data:`ANNOTATIONS`: per-joint occlusion, activity, a moving camera's per-frame
+pose); optional attributes ``parts_converted`` / ``parts_missing`` (JSON lists: which parts of a
+partly downloaded dataset the file holds). A sequence is one take: all its camera rows share one
 block ``joints_3d[start:start + frames]``.
 
 Everything is validated when written and again when opened, so a broken file fails at once with
@@ -12,6 +16,7 @@ a one-line ``DataError`` naming the file, not deep inside training.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 import numpy as np
@@ -40,6 +45,19 @@ CAMERA_FIELDS = {  # field -> (shape after C, dtype kind)
     "intrinsics": ((4,), "f"), "distortion": ((5,), "f"), "R": ((3, 3), "f"), "t": ((3,), "f"),
     "image_size": ((2,), "i"),
 }
+
+
+# per-frame annotations (name -> (shape after N with J for the joint count, dtype kind, meaning));
+# a frame a take does not annotate holds the fill value (-1, NaN)
+ANNOTATIONS = {
+    "occluded": (("J",), "i", "per joint: 1 occluded, 0 visible, -1 unknown (MuPoTS occlusion labels)"),
+    "activity": ((), "i", "activity code, -1 unknown (MPI-INF-3DHP test set: 1-7, see ACTIVITY_NAMES)"),
+    "camera_R": ((3, 3), "f", "world -> camera rotation of a moving camera in this frame (3DPW)"),
+    "camera_t": ((3,), "f", "world -> camera translation (mm) of a moving camera in this frame"),
+}
+# MPI-INF-3DHP's test-set activity labels (its evaluation's order)
+ACTIVITY_NAMES = {1: "Stand/Walk", 2: "Exercise", 3: "Sit on Chair", 4: "Reach/Crouch", 5: "On Floor",
+                  6: "Sports", 7: "Misc."}
 
 
 def default_index_path(h5_path: str | os.PathLike) -> Path:
@@ -85,6 +103,7 @@ def _camera_arrays(cams: list) -> dict[str, np.ndarray]:
         "R": np.array([np.asarray(c.R, dtype=np.float64) for c in cams]).reshape(-1, 3, 3),
         "t": np.array([np.asarray(c.t, dtype=np.float64) for c in cams]).reshape(-1, 3),
         "image_size": np.array([np.asarray(c.image_size) for c in cams]).reshape(-1, 2),
+        "distortion_model": np.array([str(getattr(c, "distortion_model", "opencv")) for c in cams], dtype=object),
     }
 
 
@@ -108,6 +127,13 @@ def _check_camera_arrays(arrays: dict[str, np.ndarray]) -> None:
         raise _Invalid("cameras/image_size must be positive")
     if len(set(names)) != count:
         raise _Invalid("camera names are not unique")
+    models = arrays["distortion_model"]
+    if models.shape != (count,):
+        raise _Invalid(f"cameras/distortion_model has shape {models.shape}, expected {(count,)}")
+    unknown = sorted(set(models) - set(cameras_mod.DISTORTION_MODELS))
+    if unknown:
+        raise _Invalid(f"cameras/distortion_model {unknown[0]!r} is not one of "
+                       f"{', '.join(cameras_mod.DISTORTION_MODELS)}")
 
 
 def _normalise_index(index: pd.DataFrame) -> pd.DataFrame:
@@ -193,7 +219,8 @@ def _check_index(index: pd.DataFrame, num_frames: int, camera_names: np.ndarray)
 def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
                   joints_3d: np.ndarray, cameras: list, index: pd.DataFrame,
                   extra: dict[str, np.ndarray] | None = None,
-                  index_path: str | os.PathLike | None = None, has_3d: bool = True) -> None:
+                  index_path: str | os.PathLike | None = None, has_3d: bool = True,
+                  annotations: dict[str, np.ndarray] | None = None, parts: dict[str, list] | None = None) -> None:
     """Validate and write a converted dataset: ``h5_path`` and its Parquet index, each atomically.
 
     joints_3d: (N, J, 3) world millimetres (NaN = missing), J = the skeleton's joint count.
@@ -201,6 +228,10 @@ def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
     extra columns are kept); extra: format name -> (N, J_f, 3) arrays of the same frames.
     has_3d: False for footage without any 3D (``joints_3d`` all NaN, e.g. videos to triangulate);
     otherwise a joints_3d that is entirely NaN is refused.
+    annotations: name -> (N, ...) per-frame labels (:data:`ANNOTATIONS`); a moving camera's
+    ``camera_R`` / ``camera_t`` are the true world -> camera pose per frame of a take seen by that
+    one camera, while ``joints_3d`` and ``cameras`` hold a frame in which that camera is static.
+    parts: {"converted": [...], "missing": [...]} of a partly downloaded dataset.
     Invalid input raises ``DataError(h5_path, ...)`` and writes nothing.
     """
     h5_path = Path(h5_path)
@@ -229,11 +260,49 @@ def write_dataset(h5_path: str | os.PathLike, *, name: str, skeleton, role: str,
             fmt_skeleton = _resolve_skeleton(fmt, f"extra/{fmt}")
             extra_arrays[fmt_skeleton.name] = _float32_points(array, fmt_skeleton.num_joints,
                                                               num_frames, f"extra/{fmt}")
+        annotation_arrays = {k: _check_annotation(k, np.asarray(v), num_frames, skeleton_obj.num_joints)
+                             for k, v in (annotations or {}).items()}
+        _check_motion(annotation_arrays, index)
     except _Invalid as err:
         raise DataError(h5_path, f"cannot write dataset: {err}") from None
     attrs = {"format_version": FORMAT_VERSION, "name": name, "skeleton": skeleton_obj.name, "role": role,
              "has_3d": bool(has_3d)}
-    _write_files(h5_path, index_path, attrs, joints_3d, camera_arrays, index, extra_arrays)
+    for key, values in (parts or {}).items():
+        attrs[f"parts_{key}"] = json.dumps([str(v) for v in values])
+    _write_files(h5_path, index_path, attrs, joints_3d, camera_arrays, index,
+                 {**{f"extra/{k}": v for k, v in extra_arrays.items()},
+                  **{f"annotations/{k}": v for k, v in annotation_arrays.items()}})
+
+
+def _check_annotation(name: str, array: np.ndarray, num_frames: int, num_joints: int) -> np.ndarray:
+    """A per-frame annotation checked against :data:`ANNOTATIONS` (shape, dtype), as stored."""
+    if name not in ANNOTATIONS:
+        raise _Invalid(f"unknown annotation {name!r} (known: {', '.join(ANNOTATIONS)})")
+    shape, kind, _ = ANNOTATIONS[name]
+    expected = (num_frames, *(num_joints if d == "J" else d for d in shape))
+    if array.shape != expected:
+        raise _Invalid(f"annotations/{name} has shape {array.shape}, expected {expected}")
+    if kind == "i" and array.dtype.kind not in "biu" or kind == "f" and array.dtype.kind not in "fiu":
+        raise _Invalid(f"annotations/{name} has dtype {array.dtype}, expected "
+                       f"{'integers' if kind == 'i' else 'numbers'}")
+    if kind == "f" and np.isinf(array).any():
+        raise _Invalid(f"annotations/{name} holds inf")
+    return array.astype(np.int16 if kind == "i" else np.float64)
+
+
+def _check_motion(annotations: dict, index: pd.DataFrame) -> None:
+    """A moving camera's pose comes as camera_R with camera_t, for takes seen by one camera only."""
+    have = {"camera_R", "camera_t"} & set(annotations)
+    if not have:
+        return
+    if len(have) == 1:
+        raise _Invalid(f"annotations/{have.pop()} needs its partner (camera_R and camera_t go together)")
+    moving = np.isfinite(annotations["camera_t"]).all(axis=1)
+    for sequence, rows in index.groupby("sequence", sort=False):
+        start, frames = int(rows["start"].iloc[0]), int(rows["frames"].iloc[0])
+        if moving[start:start + frames].any() and len(rows) > 1:
+            raise _Invalid(f"sequence {sequence!r}: a moving camera's pose needs a take seen by one camera, "
+                           f"it has {len(rows)}")
 
 
 def _float32_points(array, num_joints: int, num_frames: int | None, what: str) -> np.ndarray:
@@ -248,7 +317,7 @@ def _float32_points(array, num_joints: int, num_frames: int | None, what: str) -
 
 
 def _write_files(h5_path: Path, index_path: Path, attrs: dict, joints_3d: np.ndarray,
-                 camera_arrays: dict, index: pd.DataFrame, extra_arrays: dict) -> None:
+                 camera_arrays: dict, index: pd.DataFrame, per_frame: dict) -> None:
     """Write the checked dataset: the index renamed first, then the HDF5 file; if anything fails
     neither target is touched."""
     import h5py
@@ -265,10 +334,10 @@ def _write_files(h5_path: Path, index_path: Path, attrs: dict, joints_3d: np.nda
             group.create_dataset("name", data=camera_arrays["name"], dtype=h5py.string_dtype())
             for field in CAMERA_FIELDS:
                 group.create_dataset(field, data=camera_arrays[field])
-            if extra_arrays:
-                extra_group = f.create_group("extra")
-                for fmt, array in extra_arrays.items():
-                    extra_group.create_dataset(fmt, data=array, **chunked(array))
+            group.create_dataset("distortion_model", data=camera_arrays["distortion_model"],
+                                 dtype=h5py.string_dtype())
+            for key, array in per_frame.items():  # extra/<format>, annotations/<name>
+                f.create_dataset(key, data=array, **chunked(array))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,12 +385,14 @@ class Dataset(LazyHDF5):
 
     Use as a context manager or call ``close()``. Attributes: ``name``, ``skeleton`` (Skeleton),
     ``role``, ``index`` (DataFrame), ``cameras`` (list[Camera]), ``num_frames``, ``extra_formats``,
-    ``has_3d`` (False: footage without 3D, whose joints cannot be read).
+    ``has_3d`` (False: footage without 3D, whose joints cannot be read), ``annotations`` (names of
+    the per-frame annotations it carries), ``parts`` ({"converted": [...], "missing": [...]} of a
+    partly downloaded dataset; empty otherwise).
     """
 
     def __init__(self, path: Path, index_path: Path, *, name: str, skeleton, role: str,
                  index: pd.DataFrame, cameras: list, num_frames: int, extra_formats: list[str],
-                 has_3d: bool = True):
+                 has_3d: bool = True, annotations: list[str] | None = None, parts: dict | None = None):
         self.path = path
         self.index_path = index_path
         self.name = name
@@ -332,6 +403,8 @@ class Dataset(LazyHDF5):
         self.num_frames = num_frames
         self.extra_formats = extra_formats
         self.has_3d = has_3d
+        self.annotations = list(annotations or [])
+        self.parts = dict(parts or {})
         takes = index.drop_duplicates("sequence")
         self._spans = dict(zip(takes["sequence"], zip(takes["start"].tolist(), takes["frames"].tolist())))
 
@@ -388,6 +461,38 @@ class Dataset(LazyHDF5):
                                        f"(it has: {', '.join(self.extra_formats) or 'none'})")
         start, frames = self.span(sequence)
         return self._read(f"extra/{format}", start, start + frames)
+
+    def sequence_annotation(self, name: str, sequence: str) -> np.ndarray | None:
+        """One sequence's frames of per-frame annotation ``name`` (``ANNOTATIONS``), None when the
+        dataset does not carry it."""
+        if name not in self.annotations:
+            return None
+        start, frames = self.span(sequence)
+        try:
+            return np.asarray(self._h5()[f"annotations/{name}"][start:start + frames])
+        except (OSError, KeyError) as err:
+            raise DataError(self.path, f"cannot read annotations/{name}: {_short(err)}") from None
+
+    def sequence_camera_motion(self, sequence: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """A moving camera's true world -> camera pose per frame of ``sequence``: R (T, 3, 3),
+        t (T, 3) mm (NaN where unknown); None when the sequence's camera does not move."""
+        R, t = self.sequence_annotation("camera_R", sequence), self.sequence_annotation("camera_t", sequence)
+        if R is None or not np.isfinite(t).any():
+            return None
+        return R, t
+
+    def sequence_world_3d(self, sequence: str) -> np.ndarray:
+        """(T, J, 3) float64 joints in the true world: ``sequence_3d`` itself for static cameras;
+        for a moving one (``sequence_camera_motion``) each frame taken from the stored frame, where
+        the camera is static, into the camera and back out with that frame's pose."""
+        joints = self.sequence_3d(sequence).astype(np.float64)
+        motion = self.sequence_camera_motion(sequence)
+        if motion is None:
+            return joints
+        R, t = motion
+        row = self.index[self.index["sequence"] == sequence].iloc[0]
+        in_camera = self.camera_for(row).world_to_camera(joints)
+        return np.einsum("tji,tkj->tki", R, in_camera - t[:, None, :])
 
     def joints_3d_all(self) -> np.ndarray:
         """(N, J, 3) float32: every frame of the dataset; DataError when every joint is missing."""
@@ -448,6 +553,16 @@ def _read_field(f, key: str, ndim: int | None = None):
     return node
 
 
+def _read_strings(f, key: str, default: str, count: int) -> np.ndarray:
+    """A 1-D string array of the file, or ``count`` times ``default`` where an older file lacks it."""
+    if key not in f:
+        return np.array([default] * count, dtype=object)
+    node = _read_field(f, key, 1)
+    if node.dtype.kind not in "OSU":
+        raise _Invalid(f"{key} has dtype {node.dtype}, expected strings")
+    return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in node[()]], dtype=object)
+
+
 def _load_arrays(f) -> dict:
     """Validate the HDF5 structure; return the attrs, cameras and array shapes."""
     version = _read_attr(f, "format_version")
@@ -468,6 +583,7 @@ def _load_arrays(f) -> dict:
                                dtype=object)}
     for field in CAMERA_FIELDS:
         arrays[field] = np.asarray(_read_field(f, f"cameras/{field}")[()])
+    arrays["distortion_model"] = _read_strings(f, "cameras/distortion_model", "opencv", len(arrays["name"]))
     _check_camera_arrays(arrays)
 
     extra_formats = []
@@ -480,8 +596,29 @@ def _load_arrays(f) -> dict:
     has_3d = f.attrs.get("has_3d", True)
     if not isinstance(has_3d, (bool, np.bool_)):
         raise _Invalid(f"attribute has_3d must be true or false, got {has_3d!r}")
+    annotations = sorted(f["annotations"].keys()) if "annotations" in f else []
+    for key in annotations:
+        node = _read_field(f, f"annotations/{key}")
+        _check_annotation(key, np.empty((0, *node.shape[1:]), node.dtype), 0, skeleton.num_joints)
+        if node.shape[0] != num_frames:
+            raise _Invalid(f"annotations/{key} has {node.shape[0]} frames, joints_3d has {num_frames}")
     return {"name": name, "skeleton": skeleton, "role": role, "num_frames": num_frames,
-            "camera_arrays": arrays, "extra_formats": extra_formats, "has_3d": bool(has_3d)}
+            "camera_arrays": arrays, "extra_formats": extra_formats, "has_3d": bool(has_3d),
+            "annotations": annotations, "parts": _read_parts(f)}
+
+
+def _read_parts(f) -> dict[str, list[str]]:
+    """The ``parts_*`` attributes (JSON lists of names): which parts of the dataset were converted."""
+    parts = {}
+    for key in ("converted", "missing"):
+        value = f.attrs.get(f"parts_{key}")
+        if value is None:
+            continue
+        try:
+            parts[key] = [str(v) for v in json.loads(value)]
+        except (TypeError, ValueError):
+            raise _Invalid(f"attribute parts_{key} is not a JSON list: {value!r}") from None
+    return parts
 
 
 def _cameras_from_arrays(arrays: dict[str, np.ndarray]) -> list:
@@ -489,7 +626,8 @@ def _cameras_from_arrays(arrays: dict[str, np.ndarray]) -> list:
         cameras_mod.Camera(name=str(arrays["name"][i]), intrinsics=arrays["intrinsics"][i].astype(np.float64),
                            distortion=arrays["distortion"][i].astype(np.float64),
                            R=arrays["R"][i].astype(np.float64), t=arrays["t"][i].astype(np.float64),
-                           image_size=tuple(int(v) for v in arrays["image_size"][i]))
+                           image_size=tuple(int(v) for v in arrays["image_size"][i]),
+                           distortion_model=str(arrays["distortion_model"][i]))
         for i in range(len(arrays["name"]))
     ]
 
@@ -528,5 +666,6 @@ def open_dataset(h5_path: str | os.PathLike, index_path: str | os.PathLike | Non
 
     return Dataset(path, index_path, name=info["name"], skeleton=info["skeleton"], role=info["role"],
                    index=index, cameras=cameras,
-                   num_frames=info["num_frames"], extra_formats=info["extra_formats"], has_3d=info["has_3d"])
+                   num_frames=info["num_frames"], extra_formats=info["extra_formats"], has_3d=info["has_3d"],
+                   annotations=info["annotations"], parts=info["parts"])
 

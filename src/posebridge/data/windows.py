@@ -16,6 +16,10 @@ are taken in a fresh random permutation (each frame once before any repeats). An
 fixed number of full batches covering ``samples_per_epoch`` samples (default: one pass over all
 frames), rounded up to whole batches. Everything is derived from ``(seed, epoch)``, so any epoch
 can be replayed exactly without the ones before it (resuming a killed run).
+
+Data-parallel training (``training.distributed``): every process draws the same seeded epoch and
+takes its ``Shard`` of each batch, a contiguous slice, so the processes together see exactly the
+batches one process would (the global batch), each window once per step.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 from posebridge.errors import ConfigError
 
-__all__ = ["window_index", "gather_windows", "Batch", "ChunkSampler"]
+__all__ = ["window_index", "gather_windows", "Batch", "Shard", "ChunkSampler"]
 
 
 def window_index(starts: np.ndarray, frames: np.ndarray, rows: np.ndarray, centres: np.ndarray,
@@ -70,6 +74,33 @@ class Batch:
 
     def __len__(self) -> int:
         return len(self.row)
+
+    def part(self, where: slice) -> "Batch":
+        """The samples ``where`` of this batch."""
+        return Batch(self.group[where], self.row[where], self.frame[where])
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Process ``rank`` of ``processes`` in data-parallel training: which part of each global
+    batch (and of an objective's extra windows) it takes. ``Shard()`` is the single process."""
+
+    rank: int = 0
+    processes: int = 1
+
+    def __post_init__(self):
+        if not 0 <= self.rank < self.processes:
+            raise ConfigError(f"process rank {self.rank} is not in 0..{self.processes - 1}")
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that logs and writes files."""
+        return self.rank == 0
+
+    def part(self, n: int) -> slice:
+        """This process's contiguous slice of ``n`` items: items ``n * rank // processes`` up to
+        ``n * (rank + 1) // processes`` (equal parts when ``processes`` divides ``n``)."""
+        return slice(n * self.rank // self.processes, n * (self.rank + 1) // self.processes)
 
 
 class ChunkSampler:
@@ -136,9 +167,10 @@ class ChunkSampler:
             frame[where] = flat - self._cum[g][local_row]
         return Batch(group.astype(np.int64), row, frame)
 
-    def batches(self, epoch: int, start: int = 0) -> Iterator[Batch]:
-        """The epoch's batches, from batch ``start`` on."""
+    def batches(self, epoch: int, start: int = 0, shard: Shard = Shard()) -> Iterator[Batch]:
+        """The epoch's batches, from batch ``start`` on: ``shard``'s part of each (default: all)."""
         samples = self.epoch_samples(epoch)
+        part = shard.part(self.batch_size)
         for b in range(int(start), self.num_batches):
-            s = slice(b * self.batch_size, (b + 1) * self.batch_size)
-            yield Batch(samples.group[s], samples.row[s], samples.frame[s])
+            first = b * self.batch_size
+            yield samples.part(slice(first + part.start, first + part.stop))

@@ -20,6 +20,9 @@ mean pose these are; equals ``model`` for lifter rows), ``dataset``, ``format``,
 ``pck_threshold, auc_threshold, cps_threshold`` (mm). Threshold-free column names keep tables from
 runs with different thresholds concatenable; the report prints e.g. "PCK@150" from the threshold
 columns.
+
+Datasets whose frames carry labels also get a breakdown table (``evaluation.breakdown``): 3DHP's
+test set per activity, MuPoTS's occluded vs visible joints.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ class Lifter(Protocol):
     mean_pose: dict[str, np.ndarray]  # format -> (J, 3) mm, root-relative camera space
 
 
-# lift(model, keypoints (T,17,3) px+conf, width, height, flip=..., intrinsics=(4,), distortion=(5,))
+# lift(model, keypoints (T,17,3) px+conf, width, height, flip=..., intrinsics=(4,), distortion=(5,),
+#      distortion_model=name)
 #   -> {format: (T,J,3) mm}
 LiftFn = Callable[..., dict]
 
@@ -191,6 +195,7 @@ class Evaluation:
 
     table: pd.DataFrame  # columns COLUMNS
     examples: dict[str, np.ndarray]  # arrays for the report's renderings (see ``evaluate``)
+    breakdown: pd.DataFrame | None = None  # columns breakdown.BREAKDOWN_COLUMNS; empty without labels
 
 
 def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: LiftFn | None = None,
@@ -220,7 +225,7 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
         wanted.setdefault(r, []).append(f)
     picked: list[dict] = []
 
-    records = []
+    records, breakdown = [], []
     for r, row in tqdm(rows.iterrows(), total=len(rows), desc=f"evaluate {model.name} on {dataset.name}",
                        unit="row", disable=not progress):
         frames = frames_per_row[r]
@@ -233,11 +238,13 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
         width, height = (int(v) for v in camera.image_size)
         predicted = lift(model, keypoints, width, height, flip=config.flip_test,
                          intrinsics=np.asarray(camera.intrinsics, dtype=np.float64),
-                         distortion=np.asarray(camera.distortion, dtype=np.float64))
+                         distortion=np.asarray(camera.distortion, dtype=np.float64),
+                         distortion_model=camera.distortion_model)
         truth = ground_truth(dataset, row, sources, frames)
         predicted = {s.format: root_relative(np.asarray(predicted[s.format], dtype=np.float64),
                                              _root(s.format)) for s in sources}
         records += _row_records(model, dataset.name, row, frames, sources, predicted, truth, config)
+        breakdown += _row_breakdown(model, dataset, row, frames, predicted, truth, config)
         for f in wanted.get(r, []):
             picked.append({"sequence": str(row["sequence"]), "camera": str(row["camera"]), "frame": f,
                            "keypoints": keypoints[f], "image_size": (width, height),
@@ -249,7 +256,24 @@ def evaluate(model: Lifter, dataset, detections, config: EvalConfig, *, lift: Li
     table["native"] = table["native"].astype(bool)
     examples = _examples(picked, sources, model.name, dataset.name,
                          getattr(detections, "keypoint_format", "coco_17"))
-    return Evaluation(table, examples)
+    from posebridge.evaluation.breakdown import breakdown_table
+    return Evaluation(table, examples, breakdown_table(breakdown))
+
+
+def _row_breakdown(model: Lifter, dataset, row, frames: int, predicted: dict, truth: dict,
+                   config: EvalConfig) -> list[dict]:
+    """The per-activity / occlusion records of one test row, model and mean-pose baseline."""
+    from posebridge.evaluation.breakdown import breakdown_records, row_labels
+
+    labels = row_labels(dataset, row["sequence"], frames)
+    if not labels:
+        return []
+    base = {"dataset": dataset.name, "sequence": str(row["sequence"]), "camera": str(row["camera"]),
+            "source_model": model.name}
+    mean = {f: np.broadcast_to(root_relative(np.asarray(model.mean_pose[f], np.float64), _root(f)), gt.shape)
+            for f, gt in truth.items()}
+    return [*breakdown_records({**base, "model": model.name}, dataset.skeleton.name, predicted, truth, labels, config),
+            *breakdown_records({**base, "model": BASELINE_MODEL}, dataset.skeleton.name, mean, truth, labels, config)]
 
 
 def _checked_inputs(model: Lifter, dataset, detections, dataset_path, detections_path):

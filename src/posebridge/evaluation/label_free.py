@@ -132,7 +132,8 @@ def mean_depth_baseline(keypoints: np.ndarray, camera, mean_limbs: np.ndarray) -
     """
     from posebridge.geometry.cameras import undistort_points
 
-    rays = undistort_points(keypoints[..., :2], camera.intrinsics, camera.distortion, normalised=True)
+    rays = undistort_points(keypoints[..., :2], camera.intrinsics, camera.distortion, normalised=True,
+                            model=camera.distortion_model)
     rays = np.concatenate([rays, np.ones(rays.shape[:-1] + (1,))], axis=-1)  # (T, 12, 3), z = 1
     offsets = hip_centred(mean_limbs)[:, 2]
     bones = [(LIMB_JOINTS.index(a), LIMB_JOINTS.index(b)) for a, b in LIMB_BONES]

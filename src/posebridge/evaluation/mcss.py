@@ -56,7 +56,8 @@ class TestViews:
 
     Per row: keypoints (T, K, 3) px + confidence, image_size (w, h), up (3,) the world's up in the
     camera frame, take (int), camera (int), gt (T, J, 3) world ground truth in ``fmt`` (mm),
-    lens ((4,) intrinsics px, (5,) distortion: what a model's input codec may need);
+    lens ((4,) intrinsics px, (5,) distortion, distortion model name: what a model's input codec
+    may need);
     per take: canonical (T, J, 3) ground truth (the same for every camera).
     """
 
@@ -68,7 +69,7 @@ class TestViews:
     camera: np.ndarray
     action: list[str]
     canonical: list[np.ndarray]  # per take
-    lens: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    lens: list[tuple[np.ndarray, np.ndarray, str]] = field(default_factory=list)
 
     def gt(self, row: int) -> np.ndarray:
         return self.canonical[self.take[row]][: len(self.keypoints[row])]
@@ -93,7 +94,7 @@ def load_test_views(dataset, detections, fmt: str) -> TestViews:
         out.camera[i] = cameras.setdefault(row["camera"], len(cameras))
         out.keypoints.append(detections.get(row["sequence"], row["camera"]))
         out.image_size.append(tuple(camera.image_size))
-        out.lens.append((camera.intrinsics, camera.distortion))
+        out.lens.append((camera.intrinsics, camera.distortion, camera.distortion_model))
         out.up.append(camera.R @ np.array([0.0, 0.0, 1.0]))
         out.action.append(str(row["action"]))
     if len(cameras) < 2:
@@ -185,9 +186,9 @@ def evaluate_models(model_dirs, views: TestViews, dataset_name: str, train_subje
             e = multiview.embed(model.lifter, head, x)
             embeddings.append(e.double().cpu().numpy())
             regressed.append(multiview.canonical_pose(regressor, e, slices, views.fmt))
-            intrinsics, distortion = views.lens[r]
+            intrinsics, distortion, distortion_model = views.lens[r]
             camera_pose = lift(model, views.keypoints[r], w, h, flip=True, intrinsics=intrinsics,
-                               distortion=distortion)[views.fmt].astype(np.float64)
+                               distortion=distortion, distortion_model=distortion_model)[views.fmt].astype(np.float64)
             lifted.append(canonical.canonicalize(camera_pose, views.fmt, up_axis=views.up[r]))
         regressed, lifted = np.concatenate(regressed), np.concatenate(lifted)
         nmpjpe_rows.append({"model": model.name, **info, "frames": len(gt),

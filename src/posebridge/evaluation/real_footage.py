@@ -29,7 +29,7 @@ def lift_sequence(model, keypoints: np.ndarray, camera) -> dict[str, tuple]:
     from posebridge.inference.predict import recover_trajectory
 
     poses = lift(model, keypoints, camera.width, camera.height, intrinsics=camera.intrinsics,
-                 distortion=camera.distortion)
+                 distortion=camera.distortion, distortion_model=camera.distortion_model)
     out = {}
     for fmt, pose in poses.items():
         trajectory = recover_trajectory({fmt: np.asarray(pose, np.float64)}, keypoints, camera.intrinsics)

@@ -4,14 +4,25 @@ Conventions (see docs/internals.md):
 
 - World frame Z up, millimetres. Camera frame OpenCV: x right, y down, z forward.
   ``X_cam = R @ X_world + t`` (``R`` world -> camera rotation, ``t`` in mm).
-- Intrinsics ``(fx, fy, cx, cy)`` in pixels; distortion ``(k1, k2, k3, p1, p2)`` with OpenCV's
-  model, for normalised coordinates ``x = X/Z, y = Y/Z``::
+- Intrinsics ``(fx, fy, cx, cy)`` in pixels; distortion ``(k1, k2, k3, p1, p2)`` under one of
+  two *distortion models* (:data:`DISTORTION_MODELS`), for normalised coordinates
+  ``x = X/Z, y = Y/Z``::
 
       r2     = x^2 + y^2
       radial = 1 + k1 r2 + k2 r2^2 + k3 r2^3
-      x_d    = x radial + 2 p1 x y + p2 (r2 + 2 x^2)
-      y_d    = y radial + p1 (r2 + 2 y^2) + 2 p2 x y
+      opencv:            x_d = x radial + 2 p1 x y + p2 (r2 + 2 x^2)
+                         y_d = y radial + p1 (r2 + 2 y^2) + 2 p2 x y
+      h36m_videopose3d:  tan = p1 x + p2 y
+                         x_d = x (radial + tan) + p1 r2
+                         y_d = y (radial + tan) + p2 r2
       pixel  = (fx x_d + cx, fy y_d + cy)
+
+  ``opencv`` is OpenCV's Brown-Conrady model (Panoptic, Pose2Sim, synthetic rigs);
+  ``h36m_videopose3d`` is the tangential formula of the Human3.6M MATLAB code as VideoPose3D
+  re-implements it (``project_to_2d`` in its ``common/camera.py``, Pavllo et al., CVPR 2019), with
+  which VideoPose3D's ground-truth 2D of Human3.6M was computed. The two differ by up to ~0.6 px on
+  the H36M cameras. Functions taking arrays of cameras take ``model`` as one name or as an array of
+  codes (index into :data:`DISTORTION_MODELS`) aligned like the other camera parameters.
 
 - Depth clamp: before dividing, ``Z`` is replaced by
   ``max(Z, MIN_DEPTH_RATIO * (|X| + |Y|), MIN_DEPTH)``. This leaves every point within ~89.4
@@ -49,7 +60,13 @@ __all__ = [
     "H36M_CAMERAS",
     "H36M_CAMERA_IDS",
     "H36M_FPS",
+    "DISTORTION_MODELS",
+    "distortion_model_code",
+    "flip_distortion",
 ]
+
+DISTORTION_MODELS = ("opencv", "h36m_videopose3d")
+"""Known lens distortion models (module docstring); a model's code is its position here."""
 
 MIN_DEPTH_RATIO = 1e-2
 """Depth is clamped to at least this fraction of ``|X| + |Y|`` before the perspective division."""
@@ -75,16 +92,99 @@ def _check_last(x, n: int, what: str):
         raise ValueError(f"{what} must have shape (..., {n}), got {tuple(x.shape)}")
 
 
-def _brown_conrady(x, y, k1, k2, k3, p1, p2):
-    """OpenCV's distortion of normalised coordinates (module docstring), numpy or torch alike.
+def distortion_model_code(model) -> int:
+    """The code of a distortion model name (its index in :data:`DISTORTION_MODELS`); ConfigError
+    for an unknown name."""
+    if model is None:
+        return 0
+    if isinstance(model, (int, np.integer)) and 0 <= int(model) < len(DISTORTION_MODELS):
+        return int(model)
+    if model not in DISTORTION_MODELS:
+        raise ConfigError(f"unknown distortion model {model!r} (known: {', '.join(DISTORTION_MODELS)})")
+    return DISTORTION_MODELS.index(model)
 
+
+def _videopose3d_mask(model, ndim: int, like):
+    """Where the h36m_videopose3d formula applies, for points with ``ndim`` - 1 coordinate axes:
+    a Python bool for one model (None = opencv), else a bool array of the per-camera codes
+    aligned with the leading dimensions (numpy or torch like ``like``)."""
+    if model is None or isinstance(model, (str, int, np.integer)):
+        return distortion_model_code(model) == 1
+    if _is_torch(model):
+        codes = model.to(like.device) if _is_torch(like) else model.cpu().numpy()
+    else:
+        codes = np.asarray([distortion_model_code(m) for m in np.ravel(model)]).reshape(np.shape(model))
+        if _is_torch(like):
+            import torch
+
+            codes = torch.as_tensor(codes, device=like.device)
+    return _align(codes.reshape(*codes.shape, 1), ndim)[..., 0] == 1
+
+
+def _lens(x, y, k1, k2, k3, p1, p2, videopose3d=False):
+    """Distortion of normalised coordinates (module docstring), numpy or torch alike.
+
+    ``videopose3d``: False (opencv), True (h36m_videopose3d) or a bool array choosing per point.
     Returns x_d, y_d and the terms r2 and radial (Newton's method in :func:`undistort` reuses them).
     """
     r2 = x * x + y * y
     radial = 1 + r2 * (k1 + r2 * (k2 + r2 * k3))
+    if videopose3d is True:
+        tan = p1 * x + p2 * y
+        return x * (radial + tan) + p1 * r2, y * (radial + tan) + p2 * r2, r2, radial
     xd = x * radial + 2 * p1 * x * y + p2 * (r2 + 2 * x * x)
     yd = y * radial + p1 * (r2 + 2 * y * y) + 2 * p2 * x * y
-    return xd, yd, r2, radial
+    if videopose3d is False:
+        return xd, yd, r2, radial
+    vx, vy, _, _ = _lens(x, y, k1, k2, k3, p1, p2, True)
+    where = _where_fn(videopose3d)
+    return where(videopose3d, vx, xd), where(videopose3d, vy, yd), r2, radial
+
+
+def _where_fn(mask):
+    if _is_torch(mask):
+        import torch
+
+        return torch.where
+    return np.where
+
+
+def _lens_jacobian(x, y, k1, k2, k3, p1, p2, r2, radial, videopose3d):
+    """d(x_d, y_d) / d(x, y) of :func:`_lens` as (jxx, jxy, jyx, jyy) (numpy)."""
+    dradial = k1 + r2 * (2 * k2 + 3 * k3 * r2)  # d radial / d r2
+    # opencv: the cross terms are equal
+    cross = 2 * x * y * dradial + 2 * p1 * x + 2 * p2 * y
+    cv = (radial + 2 * x * x * dradial + 2 * p1 * y + 6 * p2 * x, cross, cross,
+          radial + 2 * y * y * dradial + 6 * p1 * y + 2 * p2 * x)
+    tan = p1 * x + p2 * y
+    vp = (radial + tan + 2 * x * x * dradial + 3 * p1 * x, 2 * x * y * dradial + p2 * x + 2 * p1 * y,
+          2 * x * y * dradial + p1 * y + 2 * p2 * x, radial + tan + 2 * y * y * dradial + 3 * p2 * y)
+    return tuple(np.where(videopose3d, v, c) for v, c in zip(vp, cv))
+
+
+def flip_distortion(distortion, model=None):
+    """Coefficients (..., 5) of the horizontally mirrored lens (numpy or torch, a copy).
+
+    Mirroring the image (``u' = width - u``, so ``x' = -x``) keeps ``x_d`` odd in x only if the
+    tangential coefficient paired with x changes sign: p2 for opencv (its ``p2 (r2 + 2 x^2)`` term
+    in x_d), p1 for h36m_videopose3d (its ``p1 x`` in ``tan`` and ``p1 r2`` in x_d). Everything
+    else is unchanged, so flipping twice gives back the original. ``model``: one name or codes
+    aligned with the leading dimensions of ``distortion``.
+    """
+    if _is_torch(distortion):
+        out = distortion.clone()
+    else:
+        out = np.array(distortion, dtype=np.float64, copy=True)
+    videopose3d = _videopose3d_mask(model, out.ndim, out)
+    if isinstance(videopose3d, bool):
+        column = 3 if videopose3d else 4
+        out[..., column] = -out[..., column]
+        return out
+    where = _where_fn(videopose3d)
+    p1, p2 = out[..., 3].clone() if _is_torch(out) else out[..., 3].copy(), out[..., 4] * 1
+    out[..., 3] = where(videopose3d, -p1, p1)
+    out[..., 4] = where(videopose3d, p2, -p2)
+    return out
 
 
 # ---------------------------------------------------------------------- numpy projection
@@ -95,24 +195,26 @@ def _clamped_depth_np(X):
     return np.maximum(np.maximum(X[..., 2], lim), MIN_DEPTH)
 
 
-def distort(xy, distortion):
-    """Apply OpenCV distortion to normalised coordinates ``xy`` (..., 2); ``distortion`` (..., 5)
-    = (k1, k2, k3, p1, p2), aligned with the leading dimensions of ``xy``."""
+def distort(xy, distortion, model=None):
+    """Apply lens distortion to normalised coordinates ``xy`` (..., 2); ``distortion`` (..., 5)
+    = (k1, k2, k3, p1, p2), aligned with the leading dimensions of ``xy``; ``model`` a name of
+    :data:`DISTORTION_MODELS` (None = opencv) or per-camera codes aligned the same way."""
     xy = np.asarray(xy)
     xy = xy.astype(np.result_type(xy, np.float32), copy=False)
     d = np.asarray(distortion, dtype=xy.dtype)
     _check_last(xy, 2, "xy")
     _check_last(d, 5, "distortion")
     d = _align(d, xy.ndim)
-    xd, yd, _, _ = _brown_conrady(xy[..., 0], xy[..., 1], *(d[..., i] for i in range(5)))
+    videopose3d = _videopose3d_mask(model, xy.ndim, xy)
+    xd, yd, _, _ = _lens(xy[..., 0], xy[..., 1], *(d[..., i] for i in range(5)), videopose3d)
     return np.stack([xd, yd], axis=-1)
 
 
-def project_points(X_cam, intrinsics, distortion=None):
+def project_points(X_cam, intrinsics, distortion=None, model=None):
     """Project camera-frame points (..., 3) to pixels (..., 2).
 
     ``intrinsics`` (..., 4) fx, fy, cx, cy; ``distortion`` (..., 5) k1, k2, k3, p1, p2 or None for
-    a pinhole camera. Parameters align with the leading dimensions of ``X_cam`` (module docstring);
+    a pinhole camera; ``model`` its distortion model (name or codes, None = opencv). Parameters align with the leading dimensions of ``X_cam`` (module docstring);
     depth is clamped as described there.
     """
     X = np.asarray(X_cam)
@@ -125,48 +227,48 @@ def project_points(X_cam, intrinsics, distortion=None):
     if distortion is not None:
         d = np.asarray(distortion, dtype=X.dtype)
         _check_last(d, 5, "distortion")
-        xy = distort(xy, _align(d, X.ndim))
+        xy = distort(xy, _align(d, X.ndim), model)
     return xy * K[..., 0:2] + K[..., 2:4]
 
 
-def undistort(xy_distorted, distortion, iterations: int = 10):
-    """Invert :func:`distort` by Newton's method (analytic 2x2 Jacobian), starting from the
-    distorted coordinates. Normalised coordinates (..., 2) in and out, float64 inside."""
+def undistort(xy_distorted, distortion, iterations: int = 10, model=None):
+    """Invert :func:`distort` by Newton's method (analytic 2x2 Jacobian of either model), starting
+    from the distorted coordinates. Normalised coordinates (..., 2) in and out, float64 inside."""
     xd = np.asarray(xy_distorted, dtype=np.float64)
     d = np.asarray(distortion, dtype=np.float64)
     _check_last(xd, 2, "xy_distorted")
     _check_last(d, 5, "distortion")
     d = _align(d, xd.ndim)
     k1, k2, k3, p1, p2 = (d[..., i] for i in range(5))
+    videopose3d = _videopose3d_mask(model, xd.ndim, xd)
     x, y = xd[..., 0].copy(), xd[..., 1].copy()
     for _ in range(int(iterations)):
-        x_now, y_now, r2, radial = _brown_conrady(x, y, k1, k2, k3, p1, p2)
-        dradial = k1 + r2 * (2 * k2 + 3 * k3 * r2)  # d radial / d r2
+        x_now, y_now, r2, radial = _lens(x, y, k1, k2, k3, p1, p2, videopose3d)
+        jxx, jxy, jyx, jyy = _lens_jacobian(x, y, k1, k2, k3, p1, p2, r2, radial, videopose3d)
         fx = x_now - xd[..., 0]
         fy = y_now - xd[..., 1]
-        jxx = radial + 2 * x * x * dradial + 2 * p1 * y + 6 * p2 * x
-        jyy = radial + 2 * y * y * dradial + 6 * p1 * y + 2 * p2 * x
-        jxy = 2 * x * y * dradial + 2 * p1 * x + 2 * p2 * y
-        det = jxx * jyy - jxy * jxy
+        det = jxx * jyy - jxy * jyx
         det = np.where(np.abs(det) < 1e-12, 1e-12, det)
         x = x - (jyy * fx - jxy * fy) / det
-        y = y - (jxx * fy - jxy * fx) / det
+        y = y - (jxx * fy - jyx * fx) / det
     return np.stack([x, y], axis=-1)
 
 
-def undistort_points(uv, intrinsics, distortion, iterations: int = 10, normalised: bool = False):
+def undistort_points(uv, intrinsics, distortion, iterations: int = 10, normalised: bool = False,
+                     model=None):
     """Remove lens distortion from pixel coordinates (..., 2).
 
     Returns the pixels an ideal pinhole camera with the same intrinsics would see (or, with
     ``normalised=True``, the normalised ray coordinates ``(X/Z, Y/Z)``). Newton iterations; for
     H36M-like lenses 10 iterations are accurate far below 1e-3 px anywhere in the image.
+    ``model``: the distortion model (name or per-camera codes; None = opencv).
     """
     uv = np.asarray(uv, dtype=np.float64)
     _check_last(uv, 2, "uv")
     K = _align(np.asarray(intrinsics, dtype=np.float64), uv.ndim)
     _check_last(K, 4, "intrinsics")
     xd = (uv - K[..., 2:4]) / K[..., 0:2]
-    xy = undistort(xd, distortion, iterations)
+    xy = undistort(xd, distortion, iterations, model)
     return xy if normalised else xy * K[..., 0:2] + K[..., 2:4]
 
 
@@ -176,26 +278,30 @@ def undistort_points(uv, intrinsics, distortion, iterations: int = 10, normalise
 def _param_torch(p, like):
     import torch
 
+    if isinstance(p, np.ndarray) and not p.flags.writeable:  # shared read-only constants
+        p = p.copy()
     return torch.as_tensor(p, dtype=like.dtype, device=like.device)
 
 
-def distort_torch(xy, distortion):
+def distort_torch(xy, distortion, model=None):
     """Torch version of :func:`distort` (differentiable)."""
     import torch
 
     d = _align(_param_torch(distortion, xy), xy.ndim)
     _check_last(xy, 2, "xy")
     _check_last(d, 5, "distortion")
-    xd, yd, _, _ = _brown_conrady(xy[..., 0], xy[..., 1], *d.unbind(-1))
+    videopose3d = _videopose3d_mask(model, xy.ndim, xy)
+    xd, yd, _, _ = _lens(xy[..., 0], xy[..., 1], *d.unbind(-1), videopose3d)
     return torch.stack([xd, yd], dim=-1)
 
 
-def project_points_torch(X_cam, intrinsics, distortion=None):
+def project_points_torch(X_cam, intrinsics, distortion=None, model=None):
     """Differentiable torch version of :func:`project_points`, same formula and depth clamp.
 
     ``X_cam`` (B, ..., 3); ``intrinsics`` (B, 4) / ``distortion`` (B, 5) (one camera per batch
     element), (4,) / (5,), or any shapes that broadcast after aligning with the leading
     dimensions. Parameters may be numpy arrays; they are converted to ``X_cam``'s dtype/device.
+    ``model``: the distortion model, a name or per-camera codes (None = opencv).
     """
     import torch
 
@@ -206,7 +312,7 @@ def project_points_torch(X_cam, intrinsics, distortion=None):
     z = torch.clamp(torch.maximum(X_cam[..., 2], lim), min=MIN_DEPTH)
     xy = X_cam[..., :2] / z.unsqueeze(-1)
     if distortion is not None:
-        xy = distort_torch(xy, _align(_param_torch(distortion, X_cam), X_cam.ndim))
+        xy = distort_torch(xy, _align(_param_torch(distortion, X_cam), X_cam.ndim), model)
     return xy * K[..., 0:2] + K[..., 2:4]
 
 
@@ -276,7 +382,8 @@ def _replace_xy(X, x, y):
 def videopose3d_intrinsics(camera: "Camera") -> np.ndarray:
     """The camera as VideoPose3D's 9-vector ``[fx, fy, cx, cy, k1, k2, k3, p1, p2]`` in its
     normalised screen frame: ``f * 2 / w``, ``c`` normalised like a point (:func:`normalize_screen`).
-    Distortion coefficients are copied unchanged (float64)."""
+    Distortion coefficients are copied unchanged (float64); VideoPose3D's ``project_to_2d`` applies
+    them with the ``h36m_videopose3d`` model, so only such a camera projects there as here."""
     w, h = camera.image_size
     fx, fy, cx, cy = camera.intrinsics
     c = normalize_screen(np.array([cx, cy], dtype=np.float64), w, h)
@@ -305,10 +412,12 @@ class Camera:
     Attributes:
         name: identifier (e.g. ``"54138969"``).
         intrinsics: (4,) fx, fy, cx, cy in pixels.
-        distortion: (5,) k1, k2, k3, p1, p2 (OpenCV model); zeros for a pinhole camera.
+        distortion: (5,) k1, k2, k3, p1, p2; zeros for a pinhole camera.
         R: (3, 3) world -> camera rotation (proper rotation, checked to 1e-3).
         t: (3,) world -> camera translation, mm: ``X_cam = R @ X_world + t``.
         image_size: (width, height) in pixels.
+        distortion_model: how ``distortion`` applies, one of :data:`DISTORTION_MODELS`
+            (``opencv`` unless the calibration says otherwise: Human3.6M's is ``h36m_videopose3d``).
 
     Arrays are stored as float64 copies. Equality compares names, sizes and values exactly.
     """
@@ -319,9 +428,11 @@ class Camera:
     R: np.ndarray
     t: np.ndarray
     image_size: tuple[int, int]
+    distortion_model: str = "opencv"
 
     def __post_init__(self):
         self.name = str(self.name)
+        self.distortion_model = DISTORTION_MODELS[distortion_model_code(self.distortion_model)]
         self.intrinsics = _vec(self.intrinsics, 4, "intrinsics", self.name)
         self.distortion = (
             np.zeros(5) if self.distortion is None
@@ -349,6 +460,7 @@ class Camera:
         return (
             self.name == other.name
             and self.image_size == other.image_size
+            and self.distortion_model == other.distortion_model
             and all(
                 np.array_equal(getattr(self, k), getattr(other, k))
                 for k in ("intrinsics", "distortion", "R", "t")
@@ -401,8 +513,14 @@ class Camera:
     def project_camera(self, X_cam):
         """Camera-frame points (..., 3) -> pixels (..., 2), with distortion (numpy or torch)."""
         if _is_torch(X_cam):
-            return project_points_torch(X_cam, self.intrinsics, self.distortion)
-        return project_points(X_cam, self.intrinsics, self.distortion)
+            return project_points_torch(X_cam, self.intrinsics, self.distortion, self.distortion_model)
+        return project_points(X_cam, self.intrinsics, self.distortion, self.distortion_model)
+
+    def undistort_pixels(self, uv, normalised: bool = False):
+        """Pixels (..., 2) -> those of the ideal pinhole camera (or normalised rays), see
+        :func:`undistort_points`; this camera's distortion model applies."""
+        return undistort_points(uv, self.intrinsics, self.distortion, normalised=normalised,
+                                model=self.distortion_model)
 
     def project(self, X_world):
         """World points (..., 3) -> pixels (..., 2), with distortion (numpy or torch)."""
@@ -414,24 +532,24 @@ class Camera:
         With ``F = diag(-1, 1, 1)`` (camera x) and ``M`` negating world axis ``world_axis`` (x by
         default, as :meth:`Skeleton.flip` does), the new camera has ``R' = F R M`` (still a proper
         rotation: two reflections) and ``t' = F t``, so ``X'_cam = F X_cam`` for the mirrored world
-        point ``M X``. In the image, ``u' = width - u`` needs ``x'_d = -x_d``: the OpenCV model is
-        odd in x except for the p2 term (``p2 (r2 + 2 x^2)`` in x_d, ``2 p2 x y`` in y_d), so
-        ``cx -> width - cx`` and ``p2 -> -p2``; k1, k2, k3, p1, fx, fy and cy are unchanged.
-        (VideoPose3D negates its ``p[0]`` instead because its tangential formula pairs that
-        coefficient with x.) Flipping twice gives back the original camera.
+        point ``M X``. In the image, ``u' = width - u`` needs ``x'_d = -x_d``: ``cx -> width - cx``
+        and the tangential coefficient paired with x changes sign (:func:`flip_distortion`: p2 for
+        opencv, p1 for h36m_videopose3d, as VideoPose3D's flip augmentation negates its ``p[0]``);
+        k1, k2, k3, the other p, fx, fy and cy are unchanged. Flipping twice gives back the
+        original camera.
         """
         F = np.diag([-1.0, 1.0, 1.0])
         M = np.eye(3)
         M[world_axis, world_axis] = -1.0
         fx, fy, cx, cy = self.intrinsics
-        k1, k2, k3, p1, p2 = self.distortion
         return Camera(
             name=self.name,
             intrinsics=np.array([fx, fy, self.width - cx, cy]),
-            distortion=np.array([k1, k2, k3, p1, -p2]),
+            distortion=flip_distortion(self.distortion, self.distortion_model),
             R=F @ self.R @ M,
             t=F @ self.t,
             image_size=self.image_size,
+            distortion_model=self.distortion_model,
         )
 
     @classmethod
@@ -444,6 +562,7 @@ class Camera:
         distortion: Sequence[float] | None,
         image_size: tuple[int, int],
         up: Sequence[float] = (0.0, 0.0, 1.0),
+        distortion_model: str = "opencv",
     ) -> "Camera":
         """A camera at ``position`` (world, mm) whose optical axis passes through ``target``, with
         image "up" (-y) along the projection of ``up`` (world Z by default)."""
@@ -460,7 +579,7 @@ class Camera:
         x = right / n
         y = np.cross(z, x)  # image down
         R = np.stack([x, y, z])
-        return cls(name, intrinsics, distortion, R, -R @ position, image_size)
+        return cls(name, intrinsics, distortion, R, -R @ position, image_size, distortion_model)
 
     # ------------------------------------------------------------------ storage
 
@@ -473,11 +592,13 @@ class Camera:
             "R": [[float(v) for v in row] for row in self.R],
             "t": [float(v) for v in self.t],
             "image_size": [int(v) for v in self.image_size],
+            "distortion_model": self.distortion_model,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> "Camera":
-        """Inverse of :meth:`to_dict`; ``distortion`` may be missing (pinhole)."""
+        """Inverse of :meth:`to_dict`; ``distortion`` may be missing (pinhole), ``distortion_model``
+        too (opencv: descriptions written before models were recorded)."""
         missing = [k for k in ("name", "intrinsics", "R", "t", "image_size") if k not in d]
         if missing:
             raise ConfigError(f"camera description lacks {', '.join(missing)}")
@@ -488,6 +609,7 @@ class Camera:
             R=d["R"],
             t=d["t"],
             image_size=tuple(d["image_size"]),
+            distortion_model=d.get("distortion_model", "opencv"),
         )
 
 
@@ -509,8 +631,9 @@ class _CameraIds(dict):
 
 H36M_FPS = 50
 
-# Published Human3.6M calibration (distortion in k1, k2, k3, p1, p2 order). Extrinsics differ per
-# subject and are left as identity here.
+# Published Human3.6M calibration as VideoPose3D's common/h36m_dataset.py lists it (distortion in
+# k1, k2, k3, p1, p2 order, applied with the h36m_videopose3d model). Extrinsics differ per subject
+# and are left as identity here.
 _H36M = [
     ("54138969", (1145.0494384765625, 1143.7811279296875), (512.54150390625, 515.4514770507812),
      (-0.20709891617298126, 0.24777518212795258, -0.0030751503072679043),
@@ -522,7 +645,7 @@ _H36M = [
      (-0.2083381861448288, 0.25548800826072693, -0.0024604974314570427),
      (0.0014843869721516967, -0.0007599993259645998), (1000, 1000)),
     ("60457274", (1145.5113525390625, 1144.77392578125), (514.9682006835938, 501.88201904296875),
-     (-0.198384091258049, 0.21832367777824402, -0.008947796560823917),
+     (-0.198384091258049, 0.21832367777824402, -0.008947807364165783),
      (-0.0005872055771760643, -0.0018133620033040643), (1000, 1002)),
 ]
 
@@ -530,7 +653,7 @@ _H36M = [
 def _h36m_cameras() -> _CameraIds:
     cams = _CameraIds()
     for cid, f, c, k, p, size in _H36M:
-        cam = Camera(cid, (*f, *c), (*k, *p), np.eye(3), np.zeros(3), size)
+        cam = Camera(cid, (*f, *c), (*k, *p), np.eye(3), np.zeros(3), size, "h36m_videopose3d")
         for a in (cam.intrinsics, cam.distortion, cam.R, cam.t):
             a.setflags(write=False)  # shared constants; use dataclasses.replace() to derive
         cams[cid] = cam

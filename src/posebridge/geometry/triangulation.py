@@ -146,7 +146,8 @@ def reprojection_errors(joints: np.ndarray, keypoints: np.ndarray, cameras) -> n
 
 
 def _rays(keypoints: np.ndarray, cameras) -> np.ndarray:
-    return np.stack([undistort_points(keypoints[v][..., :2], c.intrinsics, c.distortion, normalised=True)
+    return np.stack([undistort_points(keypoints[v][..., :2], c.intrinsics, c.distortion, normalised=True,
+                                      model=c.distortion_model)
                      for v, c in enumerate(cameras)])
 
 

@@ -66,9 +66,9 @@ class LiftingModel:
     def in_features(self) -> int:
         return self.lifter.in_features
 
-    def encode(self, keypoints, width, height, intrinsics=None, distortion=None) -> np.ndarray:
+    def encode(self, keypoints, width, height, intrinsics=None, distortion=None, distortion_model=None) -> np.ndarray:
         """Pixels + confidence (T, K, 3) -> this model's network input (``InputCodec.encode``)."""
-        return self.codec.encode(keypoints, width, height, intrinsics, distortion)
+        return self.codec.encode(keypoints, width, height, intrinsics, distortion, distortion_model)
 
     def receptive_field(self) -> int:
         return self.lifter.receptive_field()
@@ -143,7 +143,8 @@ def lift_network_input(model: LiftingModel, inputs: np.ndarray | torch.Tensor, f
     step = chunk_length(T, batch.shape[0], lifter.temporal.channels, chunk_frames)
     for s in range(0, T, step):
         e = min(T, s + step)
-        out[:, s:e] = lifter.temporal.folded_forward(batch[:, s:e + rf - 1], folded)
+        window = batch[:, s:e + rf - 1]
+        out[:, s:e] = lifter.place(lifter.temporal.folded_forward(window, folded), window)
     if flip:
         return (out[0] + lifter.flip_output(out[1])) / 2
     return out[0]
@@ -151,12 +152,13 @@ def lift_network_input(model: LiftingModel, inputs: np.ndarray | torch.Tensor, f
 
 def lift(model: LiftingModel, keypoints: np.ndarray, width: float, height: float, flip: bool = True,
          intrinsics: np.ndarray | None = None, chunk_frames: int | None = None,
-         distortion: np.ndarray | None = None) -> dict[str, np.ndarray]:
+         distortion: np.ndarray | None = None, distortion_model: str | None = None) -> dict[str, np.ndarray]:
     """2D keypoints of one sequence -> {format: (T, J, 3) float32 mm, root-relative camera space}.
 
     keypoints: (T, K, 3) pixels + confidence (or (T, K, 2): all confident) in the model's keypoint
     format; width, height: image size in pixels; ``intrinsics`` (4,) fx, fy, cx, cy px and
-    ``distortion`` (5,) or None: the camera, which a model with camera normalisation needs (the
+    ``distortion`` (5,) or None with its ``distortion_model`` (None = opencv): the camera, which a
+    model with camera normalisation needs (the
     model's ``codec`` encodes the input as it was trained); flip: test-time flip averaging;
     chunk_frames: output frames per piece (default: ``chunk_length``'s activation budget).
     """
@@ -166,7 +168,7 @@ def lift(model: LiftingModel, keypoints: np.ndarray, width: float, height: float
         raise ValueError(f"keypoints must be (T, {K}, 2 or 3) {model.keypoint_format}, got {keypoints.shape}")
     if len(keypoints) == 0:
         return {f: np.zeros((0, skeletons.get(f).num_joints, 3), np.float32) for f in model.formats}
-    inputs = model.encode(keypoints, float(width), float(height), intrinsics, distortion)
+    inputs = model.encode(keypoints, float(width), float(height), intrinsics, distortion, distortion_model)
     out = lift_network_input(model, inputs, flip=flip, chunk_frames=chunk_frames)
     result = {}
     for fmt, pose in model.lifter.split(out).items():

@@ -15,7 +15,9 @@ given: the other equals it.
 Output (``.npz``): one (T, J_format, 3) float32 array per format, keyed by the format name, in
 millimetres, root-relative (root joint at the origin) in the camera frame (x right, y down, z
 forward); ``joint_names_<format>`` (J_format,) str; ``intrinsics`` (4,) fx, fy, cx, cy used; and
-``trajectory`` (T, 3) mm, the camera-space position of the root (see ``recover_trajectory``).
+``trajectory`` (T, 3) mm, the camera-space position of the root (see ``recover_trajectory``);
+with 2D smoothing (``inference.smoothing``) also ``keypoints_2d_smoothed`` (T, 17, 3), the
+keypoints the model was given.
 """
 
 from __future__ import annotations
@@ -162,12 +164,15 @@ def recover_trajectory(poses: dict[str, np.ndarray], keypoints: np.ndarray,
 
 
 def predict(model, inputs: KeypointInput, *, flip: bool = True, lift=None,
-            trajectory: bool = True) -> dict[str, np.ndarray]:
+            trajectory: bool = True, smoothing=None) -> dict[str, np.ndarray]:
     """Lift ``inputs`` with ``model`` (``inference.lift.LiftingModel``); returns the output arrays.
 
     Keys: every format of ``model.formats`` -> (T, J, 3) float32 mm root-relative camera space,
     ``joint_names_<format>``, ``intrinsics`` and (when recoverable) ``trajectory`` (T, 3) mm.
-    ``lift`` defaults to ``inference.lift.lift`` (injectable for tests).
+    ``lift`` defaults to ``inference.lift.lift`` (injectable for tests). ``smoothing``: an
+    ``inference.smoothing.Smoothing`` (None: off) applied to the 2D before lifting (then also
+    ``keypoints_2d_smoothed``) and/or to the poses and trajectory after, over the frames with a
+    detected keypoint.
     """
     from posebridge.geometry import skeletons
     from posebridge.errors import ConfigError
@@ -178,22 +183,30 @@ def predict(model, inputs: KeypointInput, *, flip: bool = True, lift=None,
                           f"{KEYPOINT_FORMAT} keypoint files")
     if lift is None:
         from posebridge.inference.lift import lift
-    predicted = lift(model, inputs.keypoints, inputs.width, inputs.height, flip=flip,
-                     intrinsics=inputs.intrinsics)
+    from posebridge.inference import smoothing as smoothing_
+
+    keypoints = inputs.keypoints
     out: dict[str, np.ndarray] = {}
+    if smoothing is not None and smoothing.before:
+        keypoints = out["keypoints_2d_smoothed"] = smoothing_.smooth_keypoints(keypoints, smoothing)
+    predicted = lift(model, keypoints, inputs.width, inputs.height, flip=flip, intrinsics=inputs.intrinsics)
+    seen = (keypoints[..., 2] > 0).any(axis=1)  # frames with the person: 3D smoothing stays inside them
     poses = {}
     for fmt in model.formats:
         skeleton = skeletons.get(fmt)
         pose = np.asarray(predicted[fmt], dtype=np.float64)
         pose = pose - pose[:, skeleton.root:skeleton.root + 1]
+        if smoothing is not None and smoothing.after:
+            pose = smoothing_.smooth_poses(pose, seen, smoothing)
         poses[fmt] = pose
         out[fmt] = pose.astype(np.float32)
         out[f"joint_names_{fmt}"] = np.array(skeleton.joint_names, dtype=str)
     out["intrinsics"] = inputs.intrinsics.astype(np.float64)
     if trajectory:
-        root = recover_trajectory(poses, inputs.keypoints, inputs.intrinsics)
+        root = recover_trajectory(poses, keypoints, inputs.intrinsics)
         if root is not None:
-            out["trajectory"] = root
+            out["trajectory"] = (smoothing_.smooth_poses(root, seen, smoothing)
+                                 if smoothing is not None and smoothing.after else root)
     return out
 
 
@@ -203,3 +216,51 @@ def write_prediction(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> 
 
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, **arrays)
+
+
+@dataclass
+class Prediction:
+    """A prediction file (``write_prediction``'s or ``posebridge infer``'s ``_3d.npz``) as read back."""
+
+    poses: dict[str, np.ndarray]  # format -> (T, J, 3) float64 mm, root-relative camera space, NaN = no pose
+    trajectory: np.ndarray | None  # (T, 3) float64 mm camera-space root, or None
+    fps: float | None  # frames per second when the file records it (infer's files do)
+
+
+def read_prediction(path: str | os.PathLike) -> Prediction:
+    """Read a prediction ``.npz``: every key named after a skeleton format whose array is
+    (T, J_format, 3), the optional ``trajectory`` and ``fps``; bad input raises ``DataError``."""
+    from posebridge.geometry import skeletons
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as loaded:
+            data = {k: loaded[k] for k in loaded.files}
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except (OSError, ValueError, AttributeError, zipfile.BadZipFile, EOFError) as err:
+        raise DataError(path, f"not a readable prediction .npz file ({err})") from None
+    poses = {}
+    for name in skeletons.names():
+        if name not in data:
+            continue
+        pose = np.asarray(data[name])
+        J = skeletons.get(name).num_joints
+        if pose.ndim != 3 or pose.shape[1:] != (J, 3) or not np.issubdtype(pose.dtype, np.floating):
+            raise DataError(path, f"'{name}' must be a float (T, {J}, 3) array, got {pose.dtype} {pose.shape}")
+        poses[name] = pose.astype(np.float64)
+    if not poses:
+        raise DataError(path, f"no skeleton format's poses in it (keys: {', '.join(sorted(data)) or 'none'}; "
+                              f"formats: {', '.join(skeletons.names())})")
+    lengths = {len(p) for p in poses.values()}
+    if len(lengths) != 1:
+        raise DataError(path, f"the formats' poses have different frame counts {sorted(lengths)}")
+    T = lengths.pop()
+    trajectory = None
+    if "trajectory" in data:
+        trajectory = np.asarray(data["trajectory"])
+        if trajectory.shape != (T, 3) or not np.issubdtype(trajectory.dtype, np.floating):
+            raise DataError(path, f"'trajectory' must be a float ({T}, 3) array, got {trajectory.dtype} {trajectory.shape}")
+        trajectory = trajectory.astype(np.float64)
+    fps = _scalar(path, data, "fps")
+    return Prediction(poses, trajectory, fps)

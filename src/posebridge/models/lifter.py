@@ -30,8 +30,9 @@ import torch
 import torch.nn as nn
 
 from posebridge.geometry import skeletons
-from posebridge.data.keypoints import KEYPOINT_FORMAT, InputCodec, keypoints_to_input
-from posebridge.errors import ConfigError
+from posebridge.data.keypoints import KEYPOINT_FORMAT, InputCodec, check_placement, keypoints_to_input
+from posebridge.errors import ConfigError, DataError
+from posebridge.models.rays import RayPlacement, centre_inputs
 from posebridge.models.temporal import TemporalModel, TemporalModelOptimized
 
 # keypoints_to_input is the codec of data.keypoints, re-exported for the modules that lift
@@ -147,11 +148,15 @@ class SeparateHeadLifter(nn.Module):
         temporal: use this existing temporal model (its shape must fit) instead of a new one.
         output_map: optional (R, J_union) map from R raw predicted points to the output joints
             (a latent head with the ACAE decoder, merged joints); None: one output per joint.
+        placement: ``free`` (the network's coordinates) or ``rays``: joints with an input
+            keypoint placed on its camera ray at their predicted depth (``models.rays``; needs the
+            camera codec).
     """
 
     def __init__(self, formats, *, keypoint_format: str = KEYPOINT_FORMAT, codec: InputCodec | None = None,
                  in_features: int | None = None, filter_widths=(3, 3, 3), causal: bool = False, dropout: float = 0.25,
-                 channels: int = 1024, strided: bool = False, temporal=None, output_map=None):
+                 channels: int = 1024, strided: bool = False, temporal=None, output_map=None,
+                 placement: str = "free"):
         super().__init__()
         names = [skeletons.get(f).name for f in formats]
         if not names:
@@ -187,6 +192,9 @@ class SeparateHeadLifter(nn.Module):
             raise ConfigError(f"temporal model {temporal.architecture} does not fit formats {names} "
                               f"with {self.in_features} features of {self.keypoint_format}")
         self.temporal = temporal
+        self.placement = check_placement(placement, self.codec)
+        self.rays = (RayPlacement(names, self.slices, self.keypoint_format, self.codec)
+                     if self.placement == "rays" else None)
         # left/right permutations for test-time and training flips
         self.register_buffer("input_mirror", torch.as_tensor(
             skeletons.get(self.keypoint_format).mirror, dtype=torch.long), persistent=False)
@@ -213,19 +221,32 @@ class SeparateHeadLifter(nn.Module):
         """(frames before, frames after) the predicted frame that its input window covers."""
         return self.temporal.window()
 
-    def variant(self, strided: bool) -> "SeparateHeadLifter":
-        """This lifter as the strided (training) or dilated (inference) model, sharing weights."""
-        if strided == self.strided:
+    def variant(self, strided: bool, placement: str | None = None) -> "SeparateHeadLifter":
+        """This lifter as the strided (training) or dilated (inference) model, sharing weights;
+        ``placement``: its output placement (``models.rays``; None: this lifter's)."""
+        placement = placement or self.placement
+        if strided == self.strided and placement == self.placement:
             return self
-        cls = _temporal_class(strided, self.mapped)
+        temporal = (self.temporal if strided == self.strided
+                    else _temporal_class(strided, self.mapped).sharing(self.temporal))
         return SeparateHeadLifter(self.formats, keypoint_format=self.keypoint_format, codec=self.codec,
-                                  temporal=cls.sharing(self.temporal)).to(self.input_mirror.device)
+                                  temporal=temporal, placement=placement).to(self.input_mirror.device)
 
     # ------------------------------------------------------------------ forward and outputs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, K, F) network input -> (B, T', J_union, 3) metres (T' = 1 per window)."""
-        return self.temporal(x)
+        return self.place(self.temporal(x), x)
+
+    def place(self, output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The temporal model's output (B, T', J_union, 3) for input windows x (B, T, K, F) ->
+        the lifter's output: unchanged with ``free`` placement, joints on their input keypoints'
+        rays with ``rays`` (``models.rays``). Whoever runs ``temporal`` itself (its folded or
+        feature path) calls this on its output."""
+        if self.rays is None:
+            return output
+        centre = centre_inputs(x, output.shape[1], self.window()[0], self.receptive_field(), self.strided)
+        return self.rays(output, centre)
 
     def split(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
         """(..., J_union, 3) -> {format: (..., J_format, 3)} (views)."""
@@ -252,8 +273,9 @@ class SeparateHeadLifter(nn.Module):
     def file_dict(self, mean_pose: dict | None = None, **extra) -> dict:
         """The ``model.pt`` payload: ``state_dict`` (the TemporalModel's, VideoPose3D keys),
         ``architecture`` (its constructor kwargs), ``formats`` (name, start, stop of each slice),
-        ``input`` (keypoint format and the codec: ``InputCodec.file_entry``), ``output_unit_mm``, ``mean_pose`` (format ->
-        (J, 3) float64 tensor, mm) and any ``extra`` entries."""
+        ``input`` (keypoint format and the codec: ``InputCodec.file_entry``), ``output_unit_mm``,
+        ``output_placement`` (``models.rays``), ``mean_pose`` (format -> (J, 3) float64 tensor, mm)
+        and any ``extra`` entries."""
         state = {k: v.detach().cpu().clone() for k, v in self.temporal.state_dict().items()}
         return {
             "state_dict": state,
@@ -261,6 +283,7 @@ class SeparateHeadLifter(nn.Module):
             "formats": [{"name": f, "start": s.start, "stop": s.stop} for f, s in self.slices.items()],
             "input": {"keypoint_format": self.keypoint_format, **self.codec.file_entry()},
             "output_unit_mm": MM_PER_UNIT,
+            "output_placement": self.placement,
             "mean_pose": {f: torch.as_tensor(np.asarray(p, dtype=np.float64))
                           for f, p in (mean_pose or {}).items()},
             **extra,
@@ -274,8 +297,14 @@ class SeparateHeadLifter(nn.Module):
         temporal = _temporal_class(strided, "output_joints" in arch)(**arch)
         temporal.load_state_dict(payload["state_dict"])
         formats = [f["name"] for f in payload["formats"]]
-        lifter = cls(formats, keypoint_format=payload["input"]["keypoint_format"],
-                     codec=InputCodec.from_file_entry(payload["input"], path), temporal=temporal)
+        codec = InputCodec.from_file_entry(payload["input"], path)
+        placement = payload.get("output_placement", "free")  # files before the choice: free
+        try:
+            check_placement(placement, codec)
+        except ConfigError as err:
+            raise DataError(path, f"model file's output_placement: {err}") from None
+        lifter = cls(formats, keypoint_format=payload["input"]["keypoint_format"], codec=codec,
+                     temporal=temporal, placement=placement)
         stored = {f["name"]: (f["start"], f["stop"]) for f in payload["formats"]}
         if any(stored[f] != (s.start, s.stop) for f, s in lifter.slices.items()):
             raise ConfigError(f"model file format slices {stored} do not match the formats' joint counts")

@@ -388,22 +388,26 @@ class TemporalModel(TemporalModelBase):
         """Eval-mode forward with BatchNorm folded into the convolutions (no dropout, no
         gradients). ``folded`` = ``folded_weights()`` may be passed to reuse it across calls."""
         self._check_input(x)
-        if folded is None:
-            folded = self.folded_weights()
-        B, T = x.shape[:2]
-        x = x.reshape(B, T, -1).transpose(1, 2)
+        return self.folded_layers(x, self.folded_weights() if folded is None else folded)
+
+    def folded_layers(self, x: torch.Tensor, folded) -> torch.Tensor:
+        """``folded_forward``'s computation (B, T, J_in, F) -> (B, T - RF + 1, J_out, 3), written
+        without shape-dependent Python values so that it traces and exports (ONNX, TorchScript)
+        for any T: a residual is cut by static margins at both ends."""
+        x = x.flatten(2).transpose(1, 2)
         w, b = folded[0]
         x = F.conv1d(x, w, b).relu_()
         for i in range(len(self.pad) - 1):
             pad, shift = self.pad[i + 1], (self.pad[i + 1] if self.causal else 0)
-            res = x[:, :, pad + shift: x.shape[2] - pad + shift]
+            end = pad - shift  # frames cut at the end (0 when causal)
+            res = x[:, :, pad + shift: -end] if end else x[:, :, pad + shift:]
             w, b = folded[1 + 2 * i]
             x = F.conv1d(x, w, b, dilation=self.dilations[i + 1]).relu_()
             w, b = folded[2 + 2 * i]
             x = F.conv1d(x, w, b).relu_().add_(res)
         w, b = folded[-1]
         x = F.conv1d(x, w, b)
-        return x.transpose(1, 2).reshape(B, -1, self.num_joints_out, 3)
+        return x.transpose(1, 2).unflatten(-1, (self.num_joints_out, 3))
 
 
 class TemporalModelOptimized(TemporalModelBase):

@@ -122,24 +122,30 @@ def plot_weights(acae):
     enc = acae.encoder_matrix().detach().cpu().numpy()
     dec = acae.decoder_matrix().detach().cpu().numpy()
     J, L = enc.shape
-    fig, axes = plt.subplots(1, 2, figsize=(6 + L * 0.12, 2 + J * 0.09), gridspec_kw={"width_ratios": [L, J]})
+    # 0.12 inch per joint row and latent column: 6-point labels on every row stay apart
+    fig, axes = plt.subplots(1, 2, figsize=(7 + L * 0.16 + J * 0.05, 2.5 + J * 0.12),
+                             gridspec_kw={"width_ratios": [L, J]})
     for ax, matrix, title in ((axes[0], enc, "encoder W1 (joints x latents)"),
                               (axes[1], dec, "decoder W2 (latents x joints)")):
         limit = max(np.abs(matrix).max(), 1e-6)
         image = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto", interpolation="nearest")
         small = (np.abs(matrix) < 0.01).mean() * 100
-        ax.set_title(f"{title}\n{small:.0f}% of weights below 0.01 in magnitude", fontsize=9)
+        ax.set_title(f"{title}\n{small:.0f}% of weights below 0.01 in magnitude", fontsize=10)
         fig.colorbar(image, ax=ax, fraction=0.04)
     axes[0].set_yticks(range(J))
-    axes[0].set_yticklabels(acae.joint_names, fontsize=4)
+    axes[0].set_yticklabels(acae.joint_names, fontsize=6)
     axes[0].set_xticks(range(L))
-    axes[0].set_xticklabels(acae.latent_names, fontsize=4, rotation=90)
+    axes[0].set_xticklabels(acae.latent_names, fontsize=6, rotation=90)
     axes[1].set_yticks(range(L))
-    axes[1].set_yticklabels(acae.latent_names, fontsize=4)
+    axes[1].set_yticklabels(acae.latent_names, fontsize=6)
     axes[1].set_xticks([])
-    axes[1].set_xlabel("joints (order as on the left)", fontsize=8)
+    axes[1].set_xlabel("joints (order as on the left)", fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# black markers by side: the formats' joints already use the colour cycle
+LATENT_SIDES = {"l": ("left", "<"), "r": ("right", ">"), "c": ("centre", "x")}
 
 
 def plot_latents(acae, pose: np.ndarray, formats: Sequence[str], slices: Sequence[tuple[int, int]]):
@@ -156,23 +162,29 @@ def plot_latents(acae, pose: np.ndarray, formats: Sequence[str], slices: Sequenc
         latents = acae.encode(torch.as_tensor(pose[None], dtype=torch.float32))[0].numpy()
     centre = pose.mean(axis=0)
     pose, latents = pose - centre, latents - centre
-    fig, axes = plt.subplots(1, 2, figsize=(10, 6))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 8.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    # latent names start with their side (l, r, c): marked by it instead of 48 crowded labels
+    sides = np.array([name[:1] if name[:1] in LATENT_SIDES else "c" for name in acae.latent_names])
     for ax, (h, title) in zip(axes, ((0, "front (x, y)"), (2, "side (z, y)"))):
         for k, (fmt, (start, stop)) in enumerate(zip(formats, slices)):
             joints = pose[start:stop]
             for a, b in skeletons.get(fmt).bones:
                 ax.plot(joints[[a, b], h], -joints[[a, b], 1], color=colors[k % len(colors)], lw=1, alpha=0.5)
-            ax.scatter(joints[:, h], -joints[:, 1], s=6, color=colors[k % len(colors)], label=fmt)
-        ax.scatter(latents[:, h], -latents[:, 1], s=40, marker="x", color="black", label="latent points")
-        for name, p in zip(acae.latent_names, latents):
-            ax.annotate(name, (p[h], -p[1]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+            ax.scatter(joints[:, h], -joints[:, 1], s=6, color=colors[k % len(colors)], label=f"joints: {fmt}")
+        for side, (word, marker) in LATENT_SIDES.items():
+            mine = sides == side
+            if mine.any():
+                ax.scatter(latents[mine, h], -latents[mine, 1], s=36, marker=marker, color="black",
+                           label=f"latent points: {word}")
         ax.set_aspect("equal")
         ax.set_title(title)
         ax.set_xlabel("mm")
-    axes[0].legend(fontsize=7, loc="lower left")
+        ax.set_ylabel("mm (up)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.suptitle(f"{acae.num_latents} ACAE latent points on a held-out pseudo-GT pose")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     return fig
 
 

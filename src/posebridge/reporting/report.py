@@ -280,49 +280,101 @@ def _mark_divergence(ax, epoch: np.ndarray, log: pd.DataFrame, prefix: str) -> N
                 label=f"{prefix}diverged (rolled back)")
 
 
-def plot_training_curves(model_dirs: Sequence[str | os.PathLike]):
-    """Figure: training losses (left, log scale) and validation MPJPE (right) per epoch, per model.
+LOSS_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (12, 3)), (0, (3, 1, 1, 1)))
 
-    One model: a colour per logged column. Several: a colour per model, a line style per column.
+
+def _read_curves(model_dirs: Sequence[str | os.PathLike]) -> list[tuple[str, np.ndarray, pd.DataFrame, dict, dict]]:
+    """Per model: (name, epochs, log, loss term -> column, validation set -> column); the total
+    loss is the term 'total', the overall validation MPJPE the set 'all'."""
+    curves = []
+    for model_dir in model_dirs:
+        log = read_train_log(model_dir)
+        epoch = log["epoch"].to_numpy() if "epoch" in log.columns else np.arange(1, len(log) + 1)
+        losses, validation = _curve_columns(log)
+        terms = {(c[len("loss"):].lstrip("_") or "total"): c for c in losses}
+        sets = {(c[len("val_mpjpe"):].lstrip("_") or "all"): c for c in validation}
+        curves.append((Path(model_dir).name, epoch, log, terms, sets))
+    return curves
+
+
+def plot_training_curves(model_dirs: Sequence[str | os.PathLike]):
+    """Figure: training losses (top left, log scale: colour = model, line style = loss term),
+    overall validation MPJPE (top right) and one small panel per validation set (bottom row).
+
+    ``fig.axes[0]`` is the loss axis, ``fig.axes[1]`` the overall validation axis (with the guard's
+    rolled-back epochs marked). Both legends (models, loss terms) sit above the axes.
     """
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
 
     from posebridge.reporting.viz import PRED_COLORS
 
-    fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(12, 4.5))
-    styles = ["-", "--", ":", "-."]
-    palette = plt.get_cmap("tab10").colors
-    several = len(model_dirs) > 1
-    for m, model_dir in enumerate(model_dirs):
-        log = read_train_log(model_dir)
-        name = Path(model_dir).name
-        epoch = log["epoch"].to_numpy() if "epoch" in log.columns else np.arange(1, len(log) + 1)
-        losses, validation = _curve_columns(log)
-        for ax, columns, prefix in ((ax_loss, losses, "loss"), (ax_val, validation, "val_mpjpe")):
-            for k, col in enumerate(columns):
-                short = col[len(prefix):].lstrip("_") or ("total" if prefix == "loss" else "all")
-                main = short in ("total", "all")
-                ax.plot(epoch, log[col], marker=".",
-                        color=PRED_COLORS[m % len(PRED_COLORS)] if several else palette[k % len(palette)],
-                        linestyle=styles[k % len(styles)] if several else "-",
-                        linewidth=2.4 if main else 1.4, label=f"{name}: {short}" if several else short)
+    curves = _read_curves(model_dirs)
+    sets = list(dict.fromkeys(s for *_, model_sets in curves for s in model_sets if s != "all"))
+    terms = list(dict.fromkeys(t for *_, model_terms, _ in curves for t in model_terms if t != "total"))
+    style = {"total": "-", **{t: LOSS_STYLES[k % len(LOSS_STYLES)] for k, t in enumerate(terms)}}
+    columns = max(2, len(sets))
+    fig = plt.figure(figsize=(max(12.0, 2.3 * columns), 8.2 if sets else 5.0))
+    grid = fig.add_gridspec(2 if sets else 1, 2 * columns, height_ratios=[1.6, 1] if sets else None)
+    ax_loss, ax_val = fig.add_subplot(grid[0, :columns]), fig.add_subplot(grid[0, columns:])
+    set_axes = [fig.add_subplot(grid[1, 2 * k:2 * k + 2]) for k in range(len(sets))]
+    several = len(curves) > 1
+    for m, (name, epoch, log, model_terms, model_sets) in enumerate(curves):
+        color = PRED_COLORS[m % len(PRED_COLORS)]
+        for term, col in model_terms.items():
+            ax_loss.plot(epoch, log[col], marker=".", color=color, linestyle=style[term],
+                         linewidth=2.4 if term == "total" else 1.3, label=f"{name}: {term}")
+        if "all" in model_sets:
+            ax_val.plot(epoch, log[model_sets["all"]], marker=".", color=color, linewidth=2.2, label=name)
         _mark_divergence(ax_val, epoch, log, f"{name}: " if several else "")
-    for ax, title, ylabel in ((ax_loss, "Training losses", "loss (total and its terms)"),
-                              (ax_val, "Validation MPJPE per epoch", "MPJPE (mm)")):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        if ax.get_lines():
-            ax.legend(fontsize=8)
-        else:
-            ax.text(0.5, 0.5, "no values logged", ha="center", va="center", transform=ax.transAxes)
-    if ax_loss.get_lines() and all((np.asarray(ln.get_ydata()) > 0).all() for ln in ax_loss.get_lines()):
-        ax_loss.set_yscale("log")
-    fig.tight_layout()
+        for ax, s in zip(set_axes, sets):
+            if s in model_sets:
+                ax.plot(epoch, log[model_sets[s]], marker=".", markersize=3, color=color, linewidth=1.3)
+    _style_curve_axes(ax_loss, ax_val, set_axes, sets)
+    _curve_legends(fig, [c[0] for c in curves], style)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.75 / fig.get_figheight()))
     return fig
+
+
+def _style_curve_axes(ax_loss, ax_val, set_axes: list, sets: list[str]) -> None:
+    """Titles, labels, integer epoch ticks, the loss axis's log scale, 'no values' notes."""
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [(ax_loss, "Training loss (line style: term)", "loss"),
+              (ax_val, "Validation MPJPE, all validation sets", "MPJPE (mm)")]
+    panels += [(ax, f"validation: {s}", "MPJPE (mm)" if k == 0 else None) for k, (ax, s) in enumerate(zip(set_axes, sets))]
+    for ax, title, ylabel in panels:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_title(title, fontsize=10 if ax in (ax_loss, ax_val) else 9)
+        ax.set_xlabel("epoch", fontsize=9)
+        if ylabel:
+            ax.set_ylabel(ylabel, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3)
+        if not ax.get_lines():
+            ax.text(0.5, 0.5, "no values logged", ha="center", va="center", transform=ax.transAxes)
+    lines = ax_loss.get_lines()
+    if lines and all((np.asarray(ln.get_ydata()) > 0).all() for ln in lines):
+        ax_loss.set_yscale("log")
+    marks = [ln for ln in ax_val.get_lines() if ln.get_label().endswith("diverged (rolled back)")]
+    if marks:  # the models' colours are in the figure's legend; the crosses need their own
+        ax_val.legend(handles=marks, fontsize=8, loc="best")
+
+
+def _curve_legends(fig, models: list[str], style: dict) -> None:
+    """Two legend rows above the axes: a colour per model, a line style per loss term."""
+    from matplotlib.lines import Line2D
+
+    from posebridge.reporting.viz import PRED_COLORS
+
+    height = fig.get_figheight()
+    handles = [Line2D([], [], color=PRED_COLORS[m % len(PRED_COLORS)], linewidth=2.4, label=name)
+               for m, name in enumerate(models)]
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 8), fontsize=9, frameon=False,
+               bbox_to_anchor=(0.5, 1.0), title="model", title_fontsize=9, alignment="left")
+    terms = [Line2D([], [], color="#444444", linestyle=ls, linewidth=2.4 if t == "total" else 1.3,
+                    label=f"loss {t}") for t, ls in style.items()]
+    fig.legend(handles=terms, loc="upper center", ncol=len(terms), fontsize=8.5, frameon=False,
+               bbox_to_anchor=(0.5, 1 - 0.45 / height), handlelength=3.2)
 
 
 def examples_path(eval_path: str | os.PathLike) -> Path:
@@ -373,16 +425,56 @@ def plot_skeletons(examples: Sequence[dict[str, np.ndarray]], frames_per_dataset
 
     panels = _skeleton_panels(by_dataset, frames_per_dataset, max_formats)
     columns = 1 + max(len(p[3]) for p in panels)
-    fig = plt.figure(figsize=(3.0 * columns, 3.0 * len(panels) + 0.8))
+    layout = _SkeletonLayout(len(panels), len(models))
+    fig = plt.figure(figsize=(3.0 * columns, layout.height))
+    layout.set_margins(fig)  # before the axes exist: ``place_errors`` reads their final positions
     for r, (dataset, exs, i, formats) in enumerate(panels):
         ref = exs[0]
         where = (str(ref["sequence"][i]), str(ref["camera"][i]), int(ref["frame"][i]))
         _draw_input_panel(fig.add_subplot(len(panels), columns, r * columns + 1), dataset, ref, i, where)
         for c, fmt in enumerate(formats):
             ax = fig.add_subplot(len(panels), columns, r * columns + 2 + c, projection="3d")
-            _draw_format_panel(ax, fmt, exs, i, where, model_color)
-    _frame_skeleton_figure(fig, model_color)
+            errors = _draw_format_panel(ax, fmt, exs, i, where, model_color)
+            layout.place_errors(fig, ax, errors, model_color)
+    _frame_skeleton_figure(fig, model_color, layout)
     return fig
+
+
+@dataclass(frozen=True)
+class _SkeletonLayout:
+    """Heights (inches) of the skeleton figure: each row holds a panel title, the 3D panel and,
+    under each 3D panel, one line per model with its error (one line each, so seven models'
+    errors never share a line)."""
+
+    rows: int
+    models: int
+    title: float = 0.5  # three 8-point lines of the input panel's title
+    panel: float = 2.7
+    line: float = 0.15  # one 7.5-point line of errors
+    top: float = 1.25  # suptitle and the legend
+    bottom: float = 0.3
+
+    @property
+    def errors(self) -> float:
+        return self.line * self.models + 0.25  # + the 2D panel's tick labels
+
+    @property
+    def height(self) -> float:
+        return self.top + self.bottom + self.rows * (self.title + self.panel + self.errors)
+
+    def set_margins(self, fig) -> None:
+        """Fixed margins (tight_layout measures every 3D artist and costs seconds): the gap
+        between rows holds the errors of one row and the titles of the next."""
+        fig.subplots_adjust(left=0.06, right=0.98, bottom=(self.bottom + self.errors) / self.height,
+                            top=1 - (self.top + self.title) / self.height, wspace=0.15,
+                            hspace=(self.title + self.errors) / self.panel)
+
+    def place_errors(self, fig, ax, errors: list[tuple[str, float]], model_color: dict[str, str]) -> None:
+        """Each model's MPJPE of this panel, one coloured line each, just under the panel."""
+        box = ax.get_position()
+        for k, (model, value) in enumerate(errors):
+            fig.text(box.x0 + 0.12 * box.width, box.y0 - (0.05 + k * self.line) / self.height,
+                     f"{model}: {value:.0f} mm", color=model_color[model], fontsize=7.5, va="top")
 
 
 def _skeleton_panels(by_dataset: dict[str, list[dict]], frames_per_dataset: int,
@@ -402,18 +494,18 @@ def _skeleton_panels(by_dataset: dict[str, list[dict]], frames_per_dataset: int,
 def _draw_input_panel(ax, dataset: str, ref: dict[str, np.ndarray], i: int, where: tuple[str, str, int]) -> None:
     """The 2D detections of example ``i`` on its image frame, titled by test set, sequence, camera, frame."""
     from posebridge.geometry import skeletons
-    from posebridge.reporting.viz import draw_keypoints_2d, frame_keypoints_2d
+    from posebridge.reporting.viz import camera_label, draw_keypoints_2d, frame_keypoints_2d
 
     draw_keypoints_2d(ax, ref["keypoints"][i], skeletons.get(str(ref["keypoint_format"])))
     frame_keypoints_2d(ax, ref["keypoints"][i], tuple(int(v) for v in ref["image_size"][i]))
-    camera = where[1][len(where[0]):].lstrip("_") if where[1].startswith(where[0]) else where[1]
+    camera = camera_label(where[0], where[1])
     ax.set_title(f"{dataset}\n{where[0]}\ncamera {camera}, frame {where[2]}: 2D input", fontsize=8)
 
 
 def _draw_format_panel(ax, fmt: str, exs: list[dict], i: int, where: tuple[str, str, int],
-                       model_color: dict[str, str]) -> None:
+                       model_color: dict[str, str]) -> list[tuple[str, float]]:
     """Ground truth of example ``i`` in format ``fmt`` and every model's prediction of that frame,
-    titled with each prediction's MPJPE."""
+    titled with the format; returns (model, MPJPE mm) per prediction drawn."""
     from posebridge.evaluation.metrics import mpjpe
     from posebridge.geometry import skeletons
     from posebridge.reporting.viz import (
@@ -436,14 +528,15 @@ def _draw_format_panel(ax, fmt: str, exs: list[dict], i: int, where: tuple[str, 
         pred = ex[f"pred_{fmt}"][match]
         draw_pose_3d(ax, pred, skeleton, color=model_color[str(ex["model"])], linestyle="--", linewidth=1.8)
         points.append(camera_to_plot(pred))
-        errors.append(f"{ex['model']} {mpjpe(pred[None], gt[None]):.0f} mm")
+        errors.append((str(ex["model"]), float(mpjpe(pred[None], gt[None]))))
     set_axes_equal_3d(ax, np.concatenate(points))
     native = " (native)" if fmt in [str(f) for f in ref["native_formats"]] else ""
-    style_pose_axis_3d(ax, f"{fmt}{native}\n{', '.join(errors)}")
+    style_pose_axis_3d(ax, f"{fmt}{native}")
+    return errors
 
 
-def _frame_skeleton_figure(fig, model_color: dict[str, str]) -> None:
-    """Title, legend (ground truth and one entry per model) and margins of the skeleton figure."""
+def _frame_skeleton_figure(fig, model_color: dict[str, str], layout: _SkeletonLayout) -> None:
+    """Title and legend (ground truth and one entry per model) of the skeleton figure."""
     from matplotlib.lines import Line2D
 
     from posebridge.reporting.viz import GT_COLOR
@@ -451,14 +544,11 @@ def _frame_skeleton_figure(fig, model_color: dict[str, str]) -> None:
     handles = [Line2D([], [], color=GT_COLOR, linewidth=2.5, label="ground truth")]
     handles += [Line2D([], [], color=color, linestyle="--", linewidth=1.8, label=f"prediction: {m}")
                 for m, color in model_color.items()]
-    height = fig.get_figheight()
+    height = layout.height
     fig.suptitle("Predicted vs ground-truth 3D pose (root-relative, camera space; "
-                 "titles give the frame's MPJPE)", fontsize=11, y=1 - 0.12 / height)
-    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=9,
-               bbox_to_anchor=(0.5, 1 - 0.42 / height), frameon=False)
-    # fixed margins: tight_layout measures every 3D artist and costs seconds
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.3 / height, top=1 - 1.2 / height,
-                        wspace=0.15, hspace=0.45)
+                 "under each panel: the frame's MPJPE per model)", fontsize=11, y=1 - 0.12 / height)
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 4), fontsize=9,
+               bbox_to_anchor=(0.5, 1 - 0.38 / height), frameon=False)
 
 
 def _find_frame(ex: dict[str, np.ndarray], where: tuple[str, str, int]) -> int | None:

@@ -15,7 +15,8 @@ import numpy as np
 # side colours for a single pose (2D detections); two-pose comparisons use one colour per pose
 SIDE_COLORS = {"left": "#1f77b4", "right": "#d62728", "centre": "#555555"}
 GT_COLOR = "#222222"
-PRED_COLORS = ("#e4572e", "#1b998b", "#6a4c93", "#f3a712", "#2e86ab")
+# one colour per model: eight distinct hues, so a report of seven models repeats none
+PRED_COLORS = ("#e4572e", "#1b998b", "#6a4c93", "#f3a712", "#2e86ab", "#8c564b", "#e377c2", "#7cb518")
 
 
 def edge_sides(skeleton) -> list[str]:
@@ -30,6 +31,11 @@ def edge_sides(skeleton) -> list[str]:
         ends = {side[j] for j in (a, b) if j in side}
         sides.append(ends.pop() if len(ends) == 1 else "centre")
     return sides
+
+
+def camera_label(sequence: str, camera: str) -> str:
+    """A row's camera name without its sequence's name in front (synthetic rows repeat it)."""
+    return (camera[len(sequence):].lstrip("_") or camera) if camera.startswith(sequence) else camera
 
 
 def camera_to_plot(joints: np.ndarray) -> np.ndarray:

@@ -260,14 +260,15 @@ def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
     return train_set, load_labeled(sources, "test", wanted, codec=codec, **on_demand)
 
 
-def flip_cameras(intrinsics: torch.Tensor, distortion: torch.Tensor, width: torch.Tensor):
+def flip_cameras(intrinsics: torch.Tensor, distortion: torch.Tensor, width: torch.Tensor, model=None):
     """Intrinsics (B, 4) and distortion (B, 5) of the horizontally mirrored cameras, as
-    ``Camera.flipped()``: cx -> width - cx, p2 -> -p2."""
+    ``Camera.flipped()``: cx -> width - cx, and the tangential coefficient of each lens' distortion
+    ``model`` ((B,) codes or a name; None = opencv: p2) negated (``cameras.flip_distortion``)."""
+    from posebridge.geometry.cameras import flip_distortion
+
     intrinsics = intrinsics.clone()
-    distortion = distortion.clone()
     intrinsics[:, 2] = width - intrinsics[:, 2]
-    distortion[:, 4] = -distortion[:, 4]
-    return intrinsics, distortion
+    return intrinsics, flip_distortion(distortion, model)
 
 
 @dataclass
@@ -275,7 +276,8 @@ class TrainingBatch:
     """inputs (B, RF, K, F); target (B, J_union, 3) metres camera space, NaN outside the example's
     format and where missing; target_px (B, J_union, 2) its projection through the camera (pixels,
     with distortion); valid (B, J_union) bool; intrinsics (B, 4); distortion (B, 5); up (B, 3) the
-    world's up direction in each example's (possibly mirrored) camera frame, None when unknown."""
+    world's up direction in each example's (possibly mirrored) camera frame, None when unknown;
+    distortion_model (B,) int64 codes of the lenses' distortion models (None: all opencv)."""
 
     inputs: torch.Tensor
     target: torch.Tensor
@@ -285,6 +287,7 @@ class TrainingBatch:
     distortion: torch.Tensor
     group: np.ndarray
     up: torch.Tensor | None = None
+    distortion_model: torch.Tensor | None = None
 
 
 class MirroredFrames:
@@ -295,8 +298,8 @@ class MirroredFrames:
     device per batch.
 
     inputs: (2N, K * F) float32, frame n + N mirrored frame n (``FrameTable.mirrored_inputs``),
-    None for a table read on demand; intrinsics (2R, 4), distortion (2R, 5), size (2R, 2)
-    float32: row r + R is row r's mirrored camera (``flip_cameras``).
+    None for a table read on demand; intrinsics (2R, 4), distortion (2R, 5), size (2R, 2) float32,
+    distortion_model (2R,) int64 codes: row r + R is row r's mirrored camera (``flip_cameras``).
     """
 
     def __init__(self, table: FrameTable, device="cpu"):
@@ -309,7 +312,9 @@ class MirroredFrames:
         intrinsics = torch.from_numpy(table.row_intrinsics.astype(np.float32))
         distortion = torch.from_numpy(table.row_distortion.astype(np.float32))
         size = torch.from_numpy(table.row_size.astype(np.float32))
-        flipped_intrinsics, flipped_distortion = flip_cameras(intrinsics, distortion, size[:, 0])
+        model = torch.from_numpy(table.distortion_codes())
+        flipped_intrinsics, flipped_distortion = flip_cameras(intrinsics, distortion, size[:, 0], model)
+        self.distortion_model = torch.cat([model, model]).to(dev)
         self.intrinsics = torch.cat([intrinsics, flipped_intrinsics]).to(dev)
         self.distortion = torch.cat([distortion, flipped_distortion]).to(dev)
         self.size = torch.cat([size, size]).to(dev)
@@ -395,7 +400,7 @@ class BatchAssembler:
 
         data = self.data
         return project_points(np.nan_to_num(target, nan=1.0), data.row_intrinsics[rows],
-                              data.row_distortion[rows]).astype(np.float32)
+                              data.row_distortion[rows], data.distortion_codes()[rows]).astype(np.float32)
 
     def _group_targets(self, g: int, rows: np.ndarray, frames: np.ndarray, flip: np.ndarray, read=None):
         """Targets (n, J_g, 3) and their pixels (n, J_g, 2) on the device of the centre
@@ -439,4 +444,5 @@ class BatchAssembler:
         valid = ~torch.isnan(target).any(-1)
         return TrainingBatch(x, target, target_px, valid, self.frames.intrinsics.index_select(0, rows),
                              self.frames.distortion.index_select(0, rows), batch.group,
-                             None if self.up is None else self.up.index_select(0, rows))
+                             None if self.up is None else self.up.index_select(0, rows),
+                             self.frames.distortion_model.index_select(0, rows))

@@ -21,6 +21,10 @@ Guarded (``training.divergence``): a NaN or inf loss stops training with a one-l
 (a loss spike, validation error far above its best) is rolled back to the best epoch's weights,
 kept in memory and in the checkpoint, and training continues at a reduced learning rate or stops.
 A healthy run is unchanged by the guard, bit for bit.
+
+Data-parallel (``training.distributed``): launched as ``TrainConfig.processes`` processes, each
+trains on its share of every batch under ``DistributedDataParallel``; rank 0 validates, judges,
+logs and writes, and a killed run resumes in every process from rank 0's checkpoint.
 """
 
 from __future__ import annotations
@@ -39,18 +43,18 @@ import torch
 from posebridge import atomic
 from posebridge.training import losses
 from posebridge.data.keypoints import KEYPOINT_FORMAT
-from posebridge.data.windows import Batch, ChunkSampler
+from posebridge.data.windows import Batch, ChunkSampler, Shard
 from posebridge.device import resolve_device
 from posebridge.errors import ConfigError, DataError, TrainingError
 from posebridge.models.files import read_torch_file, write_torch_file
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 from posebridge.models.temporal import recalibrate_batch_norm
-from posebridge.training import divergence
+from posebridge.training import distributed, divergence
 from posebridge.training.data import BatchAssembler, LabeledSet, TrainingBatch
 from posebridge.training.settings import LOSS_NAMES, TrainConfig
 
 __all__ = ["TrainConfig", "train", "Objective", "ObjectiveContext", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", 
-           "write_model_dir", "train_step", "CHECKPOINT_VERSION"]
+           "write_model_dir", "train_step", "StepForward", "CHECKPOINT_VERSION"]
 
 CHECKPOINT_VERSION = 3  # 3: the divergence guard's state and best weights
 # The projection loss skips joints whose absolute prediction lies nearer than this fraction of
@@ -105,6 +109,10 @@ class Objective:
     name: str = "objective"
     terms: tuple[str, ...] = ()
     """Names of the terms ``losses`` returns besides ``total`` (logged as ``loss_<name>_<term>``)."""
+    shard: Shard = Shard()
+    """The part of the extra windows this process takes (``Shard.part``): ``train`` sets it before
+    ``attach``. ``sample`` draws the windows of all processes from its seeded stream, as one
+    process would, and returns only this part."""
 
     def attach(self, lifter: SeparateHeadLifter) -> None:
         """Called by ``train`` once the lifter is built, before the optimiser: take what the
@@ -146,7 +154,8 @@ def compute_losses(pred: torch.Tensor, batch: TrainingBatch, config: TrainConfig
     terms = {
         "meanrel": losses.mean_relative_l1(pred, target, valid),
         "proj": losses.projection_l1(absolute, target_px, batch.intrinsics, batch.distortion, valid,
-                                     min_depth=PROJ_MIN_DEPTH_FRACTION * torch.nan_to_num(target[..., 2])),
+                                     min_depth=PROJ_MIN_DEPTH_FRACTION * torch.nan_to_num(target[..., 2]),
+                                     distortion_model=batch.distortion_model),
         "abs": losses.absolute_l1(absolute, target, valid, config.abs_depth_weight),
     }
     terms["total"] = sum(config.loss_weights[k] * terms[k] for k in LOSS_NAMES)
@@ -266,30 +275,34 @@ def build_lifter(config: TrainConfig, formats: list[str], seed: int, output_map=
         return SeparateHeadLifter(formats, keypoint_format=keypoint_format, codec=config.input_codec(),
                                   filter_widths=config.filter_widths, causal=config.causal,
                                   dropout=config.dropout, channels=config.channels, strided=True,
-                                  output_map=output_map)
+                                  output_map=output_map,
+                                  placement=config.output_placement if config.placement_in_training else "free")
 
 
-def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer, batch: Batch,
-               config: TrainConfig, augment: np.random.Generator, objectives=(), epoch: int = 0,
-               step: int = 0) -> dict[str, torch.Tensor]:
-    """One optimiser step on ``batch``: random flips and keypoint drop-out drawn from ``augment``,
-    one forward pass over the labeled windows and every objective's extra windows, the loss
-    terms, backward, update. Returns the loss terms (objective terms as ``<name>_<term>``)."""
-    B = len(batch)
-    flip = augment.random(B) < 0.5 if config.flip_augment else None
-    keep = (augment.random((B, lifter.receptive_field(), assembler.data.num_keypoints), dtype=np.float32)
-            >= config.keypoint_dropout if config.keypoint_dropout > 0 else None)
-    tb = assembler.assemble(batch, flip, keep)
-    if not objectives:
-        terms = compute_losses(lifter(tb.inputs)[:, 0], tb, config)
-    else:
-        extras = [objective.sample(epoch, step) for objective in objectives]
+class StepForward(torch.nn.Module):
+    """A training step's forward pass and loss terms as one module over the lifter and the
+    objectives' ``modules`` (registered here, called by the objectives): what
+    ``DistributedDataParallel`` wraps, so every parameter a step trains has its gradient averaged
+    over the processes (``training.distributed.wrap``)."""
+
+    def __init__(self, lifter: SeparateHeadLifter, config: TrainConfig, objectives=(), modules=None):
+        super().__init__()
+        self.lifter, self.config, self.objectives = lifter, config, list(objectives)
+        self.objective_modules = torch.nn.ModuleList((modules or {}).values())
+
+    def forward(self, tb: TrainingBatch, extras: list, epoch: int) -> dict[str, torch.Tensor]:
+        """The loss terms (objective terms as ``<name>_<term>``) of the labeled batch ``tb`` and
+        the objectives' extra windows ``extras`` (one (B2, RF, K, F) tensor or None each)."""
+        lifter, config, B = self.lifter, self.config, len(tb.inputs)
+        if not self.objectives:
+            return compute_losses(lifter(tb.inputs)[:, 0], tb, config)
         inputs = torch.cat([tb.inputs, *(x for x in extras if x is not None)])
         features = lifter.temporal.features(inputs)[:, 0]
-        pred = lifter.temporal.head(features).view(len(inputs), lifter.num_joints_out, 3)
+        raw = lifter.temporal.head(features).view(len(inputs), 1, lifter.num_joints_out, 3)
+        pred = lifter.place(raw, inputs)[:, 0]
         terms = compute_losses(pred[:B], tb, config)
         start = B
-        for objective, x in zip(objectives, extras):
+        for objective, x in zip(self.objectives, extras):
             out = StepOutputs(lifter, tb, pred[:B], features[:B])
             if x is not None:
                 stop = start + len(x)
@@ -298,6 +311,30 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
             extra = objective.losses(out, epoch)
             terms["total"] = terms["total"] + extra.pop("total")
             terms.update({f"{objective.name}_{k}": v for k, v in extra.items()})
+        return terms
+
+
+def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer, batch: Batch,
+               config: TrainConfig, augment: np.random.Generator, objectives=(), epoch: int = 0,
+               step: int = 0, shard: Shard = Shard(), forward: torch.nn.Module | None = None
+               ) -> dict[str, torch.Tensor]:
+    """One optimiser step on ``batch``: random flips and keypoint drop-out drawn from ``augment``,
+    one forward pass over the labeled windows and every objective's extra windows, the loss
+    terms, backward, update. Returns the loss terms (objective terms as ``<name>_<term>``).
+
+    Data-parallel: ``batch`` is ``shard``'s part of the global batch; the augmentation is drawn
+    for the whole global batch (as one process would) and sliced alike; ``forward`` is the run's
+    ``StepForward`` (wrapped by ``DistributedDataParallel``; default: one for ``lifter`` and
+    ``objectives``)."""
+    n = len(batch) * shard.processes  # the global batch (processes divide it: TrainConfig.validate)
+    part = shard.part(n)
+    flip = augment.random(n)[part] < 0.5 if config.flip_augment else None
+    keep = (augment.random((n, lifter.receptive_field(), assembler.data.num_keypoints), dtype=np.float32)[part]
+            >= config.keypoint_dropout if config.keypoint_dropout > 0 else None)
+    tb = assembler.assemble(batch, flip, keep)
+    extras = [objective.sample(epoch, step) for objective in objectives]
+    forward = StepForward(lifter, config, objectives) if forward is None else forward
+    terms = forward(tb, extras, epoch)
     optimizer.zero_grad(set_to_none=True)
     terms["total"].backward()
     optimizer.step()
@@ -319,6 +356,8 @@ class _Run:
     assembler: BatchAssembler
     term_names: list
     guard: divergence.DivergenceGuard
+    shard: Shard  # this process's part of every batch (Shard(): the only process)
+    forward: torch.nn.Module  # StepForward, wrapped by DistributedDataParallel under several processes
     val_batch: Batch | None = None
     val_assembler: BatchAssembler | None = None
     best: dict | None = None  # the best epoch's weights (``_snapshot``); None: the current ones
@@ -329,7 +368,8 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
           on_batch: Callable[[int, int], None] | None = None, log: Callable[[str], None] = print,
           objectives: list[Objective] = (), init_state: dict | None = None, output_map=None
           ) -> tuple[SeparateHeadLifter, pd.DataFrame]:
-    """Train (or resume training) a lifter; returns it (dilated, eval mode) and the epoch log.
+    """Train (or resume training) a lifter; returns it (dilated, eval mode, placing its output as
+    ``config.output_placement`` says) and the epoch log.
 
     ``checkpoint``: path of the resumable checkpoint, written after every epoch and read at the
     start when it matches this run (config, seed, data, objectives); ``on_batch(epoch, batch)`` is
@@ -340,13 +380,23 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     per joint. ``config.divergence`` says what a diverging epoch does (rolled back to the best
     epoch, then training continues at a reduced rate or stops; the log's ``divergence`` and
     ``rolled_back_to`` columns say so); a NaN or inf loss raises ``TrainingError``.
+
+    In a process group of ``config.processes`` (``training.distributed.start``), every process
+    calls ``train`` alike and gets the same model; only rank 0 logs, shows progress and writes
+    the checkpoint.
     """
     device = resolve_device(device)
     if device.type == "cpu":
         keep_freed_memory()
     if train_set.num_frames == 0:
         raise ConfigError("no training frames: the labeled datasets have no rows with split 'train'")
-    run = _start(config, train_set, val_set, seed, device, list(objectives), init_state, output_map)
+    shard = distributed.current_shard()
+    if shard.processes != config.processes:
+        raise ConfigError(f"train: the spec's processes is {config.processes}, but this process group has "
+                          f"{shard.processes}")
+    if not shard.is_main:
+        progress, log = False, (lambda message: None)
+    run = _start(config, train_set, val_set, seed, device, list(objectives), init_state, output_map, shard)
     fingerprint = _fingerprint(config, seed, train_set)
     if run.objectives:
         fingerprint["objectives"] = {o.name: o.fingerprint() for o in run.objectives}
@@ -356,13 +406,13 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
         fingerprint["output_map_sha256"] = _state_digest({"output_map": torch.as_tensor(output_map)})
     start_epoch, rows = _resume(run, checkpoint, fingerprint, log)
     _epochs(run, start_epoch, rows, checkpoint, fingerprint, progress, on_batch, log)
-    if config.bn_recalibration_batches:
+    if config.bn_recalibration_batches:  # every process alike, on whole global batches
         recalibrate(run.lifter, run.assembler, run.sampler, config, seed, run.objectives)
-        if run.val_batch is not None:
+        if run.val_batch is not None and shard.is_main:
             after = validate(run.lifter, run.val_assembler, run.val_batch, config.batch_size)["val_mpjpe"]
             log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
                 f"validation MPJPE {_final_val(run, rows):.4g} -> {after:.4g} mm")
-    dilated = run.lifter.variant(strided=False).eval()
+    dilated = run.lifter.variant(strided=False, placement=config.output_placement).eval()
     return dilated, pd.DataFrame(rows)
 
 
@@ -375,21 +425,33 @@ def _epochs(run: _Run, start_epoch: int, rows: list, checkpoint, fingerprint: di
         if run.guard.stopped:
             break
         before = _snapshot(run) if run.best is None else None  # the best weights, should this epoch fail
-        row = _train_epoch(run, epoch, progress, on_batch)
+        row, decision, message = _judge(run, _train_epoch(run, epoch, progress, on_batch), rows)
         _refuse_non_finite(row, rows, checkpoint)
-        decision, message = run.guard.judge(row, rows)
         rows.append(row)
         summary = ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k.startswith(("loss", "val_mpjpe")))
         log(f"epoch {epoch + 1}/{config.epochs}: {summary}")
         _apply(run, decision, before)
         if message:
             log(message)
-        if checkpoint is not None:
+        if checkpoint is not None and run.shard.is_main:
             write_torch_file(checkpoint, {
                 "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
                 "model": run.lifter.temporal.state_dict(), "optimizer": run.optimizer.state_dict(), "log": rows,
                 "modules": {k: m.state_dict() for k, m in run.modules.items()},
                 "guard": {**run.guard.state(), "best": run.best}})
+
+
+def _judge(run: _Run, row: dict, rows: list) -> tuple[dict, str | None, str]:
+    """(the epoch's log row, the guard's decision, its message) for the epoch of ``row`` after
+    the earlier ``rows``: judged on rank 0 (``DivergenceGuard.judge``; decision None for a
+    non-finite row, which ``_refuse_non_finite`` refuses), then the row, the decision and the
+    guard's state broadcast, so every process acts alike on one verdict."""
+    decision = message = None
+    if run.shard.is_main and not divergence.non_finite_values(row):
+        decision, message = run.guard.judge(row, rows)
+    row, decision, message, state = distributed.from_main((row, decision, message, run.guard.state()), run.shard)
+    run.guard.load(state)
+    return row, decision, message
 
 
 def _final_val(run: _Run, rows: list) -> float:
@@ -399,9 +461,10 @@ def _final_val(run: _Run, rows: list) -> float:
 
 
 def _start(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None, seed: int, device,
-           objectives: list, init_state: dict | None, output_map) -> _Run:
+           objectives: list, init_state: dict | None, output_map, shard: Shard = Shard()) -> _Run:
     """Build the run's lifter (on ``device``), hand it to the objectives, and build the
-    optimiser, the sampler and the batch assemblers."""
+    optimiser, the sampler, the batch assemblers and the step's forward module (data-parallel
+    over ``shard``'s processes)."""
     lifter = build_lifter(config, list(dict.fromkeys(train_set.formats)), seed, output_map, train_set.keypoint_format)
     if init_state is not None:
         lifter.temporal.load_state_dict(init_state)
@@ -410,6 +473,7 @@ def _start(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | Non
     if len(set(names)) != len(names):
         raise ConfigError(f"objective names repeat: {names}")
     for objective in objectives:
+        objective.shard = shard
         objective.attach(lifter)
     modules = {f"{o.name}.{k}": m.to(device) for o in objectives for k, m in o.modules().items()}
     parameters = list(lifter.parameters()) + [p for m in modules.values() for p in m.parameters()]
@@ -420,11 +484,14 @@ def _start(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | Non
     sampler = ChunkSampler(train_set.frames_per_group(), config.batch_size,
                            weights=[config.dataset_weights.get(n, 1.0) for n in train_set.names],
                            samples_per_epoch=config.samples_per_epoch, seed=seed)
+    # an objective's term may be off in a step (warm-up): its parameters then get no gradient
+    forward = distributed.wrap(StepForward(lifter, config, objectives, modules), shard, device,
+                               find_unused=bool(objectives))
     run = _Run(config, seed, device, lifter, objectives, modules, make_optimizer(parameters, config), sampler,
                BatchAssembler(train_set, lifter, device),
                list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms],
-               divergence.DivergenceGuard(config.divergence))
-    if val_set is not None and config.val_windows > 0:
+               divergence.DivergenceGuard(config.divergence), shard, forward)
+    if val_set is not None and config.val_windows > 0 and shard.is_main:  # rank 0 validates
         run.val_batch = validation_batch(val_set, config.val_windows, seed)
         if run.val_batch is not None:
             run.val_assembler = BatchAssembler(val_set, lifter, device)
@@ -502,7 +569,7 @@ def _refuse_non_finite(row: dict, rows: list, checkpoint) -> None:
 
 def _train_epoch(run: _Run, epoch: int, progress: bool, on_batch) -> dict:
     """One epoch (its lr, BN momentum and random streams from ``(seed, epoch)``); its log row:
-    mean loss terms, validation MPJPE, lr, momentum, seconds."""
+    mean loss terms (over the processes too), validation MPJPE (rank 0), lr, momentum, seconds."""
     from tqdm import tqdm
 
     config, lifter, seed = run.config, run.lifter, run.seed
@@ -512,7 +579,8 @@ def _train_epoch(run: _Run, epoch: int, progress: bool, on_batch) -> dict:
         group["lr"] = lr
     momentum = config.bn_momentum_at(epoch)
     lifter.temporal.set_bn_momentum(momentum)
-    lifter.temporal.dropout_generator = torch.Generator(run.device).manual_seed(epoch_seed(seed, epoch, 1))
+    lifter.temporal.dropout_generator = torch.Generator(run.device).manual_seed(
+        distributed.process_seed(epoch_seed(seed, epoch, 1), run.shard))
     augment = np.random.default_rng(epoch_seed(seed, epoch, 2))
     lifter.train()
     for objective in run.objectives:
@@ -520,17 +588,19 @@ def _train_epoch(run: _Run, epoch: int, progress: bool, on_batch) -> dict:
     for module in run.modules.values():
         module.train()
     sums = torch.zeros(len(run.term_names) + 1, dtype=torch.float64, device=run.device)
-    bar = tqdm(run.sampler.batches(epoch), total=run.sampler.num_batches, desc=f"epoch {epoch + 1}/{config.epochs}",
+    bar = tqdm(run.sampler.batches(epoch, shard=run.shard), total=run.sampler.num_batches, desc=f"epoch {epoch + 1}/{config.epochs}",
                unit="batch", disable=not progress, leave=False,
                mininterval=0.1 if sys.stderr.isatty() else 30.0)  # a log file gets a line per 30 s
     for b, batch in enumerate(bar):
-        terms = train_step(lifter, run.assembler, run.optimizer, batch, config, augment, run.objectives, epoch, b)
+        terms = train_step(lifter, run.assembler, run.optimizer, batch, config, augment, run.objectives, epoch, b,
+                           run.shard, run.forward)
         zero = terms["total"].new_zeros(())
         sums += torch.stack([terms["total"].detach(),
                              *(terms.get(k, zero).detach() for k in run.term_names)]).double()
         if on_batch is not None:
             on_batch(epoch, b)
-    means = (sums / run.sampler.num_batches).tolist()
+    distributed.share_buffers(run.forward, run.shard)  # rank 0's BatchNorm statistics for validation, checkpoint
+    means = (distributed.mean_across(sums, run.shard) / run.sampler.num_batches).tolist()
     row = {"epoch": epoch + 1, "loss": means[0], **{f"loss_{k}": v for k, v in zip(run.term_names, means[1:])}}
     if run.val_batch is not None:
         row.update(validate(lifter, run.val_assembler, run.val_batch, config.batch_size))
@@ -545,10 +615,12 @@ def recalibrate(lifter: SeparateHeadLifter, assembler: BatchAssembler, sampler: 
     half the time, without keypoint dropout as at test time, plus every objective's extra windows.
     The network learned under the statistics of that mix; labeled windows alone would shift them
     (measured: an MCSS run went from 86 to 206 mm validation MPJPE). Deterministic: the windows
-    are those of the epoch after the last."""
+    are those of the epoch after the last, whole global batches in every data-parallel process
+    (so every process ends with the same statistics)."""
     augment = np.random.default_rng(epoch_seed(seed, config.epochs, 2))
     last = config.epochs - 1  # objectives sample as in the last epoch (after any warm-up)
     for objective in objectives:
+        objective.shard = Shard()  # all of their windows, as one process
         objective.start_epoch(last, seed)
 
     def inputs():

@@ -95,11 +95,13 @@ def absolute_pose(rel_pose: torch.Tensor, target_cam: torch.Tensor, valid: torch
 
 def projection_l1(pred_cam: torch.Tensor, target_px: torch.Tensor, intrinsics: torch.Tensor,
                   distortion: torch.Tensor | None, valid: torch.Tensor,
-                  min_depth: float | torch.Tensor = 0.0, max_error: float | None = 1.0) -> torch.Tensor:
+                  min_depth: float | torch.Tensor = 0.0, max_error: float | None = 1.0,
+                  distortion_model=None) -> torch.Tensor:
     """L_proj: L1 of the 2D projection (with lens distortion) of camera-space ``pred_cam``
     (B, J, 3) against ``target_px`` (B, J, 2) pixels, in pixels / focal length.
 
-    intrinsics (B, 4) fx, fy, cx, cy; distortion (B, 5) k1, k2, k3, p1, p2 or None.
+    intrinsics (B, 4) fx, fy, cx, cy; distortion (B, 5) k1, k2, k3, p1, p2 or None, applied with
+    ``distortion_model`` ((B,) codes or a name; None = opencv).
     Joints predicted at depth <= ``min_depth`` (unit of ``pred_cam``; a number or (B, J)) do not
     count: near or behind the camera a projection is meaningless and its gradient (~1 / depth^2)
     would swamp every other loss; the 3D losses still pull those joints.
@@ -110,7 +112,7 @@ def projection_l1(pred_cam: torch.Tensor, target_px: torch.Tensor, intrinsics: t
     from posebridge.geometry.cameras import project_points_torch
 
     valid = valid & (pred_cam[..., 2] > min_depth)
-    projected = project_points_torch(pred_cam, intrinsics, distortion)
+    projected = project_points_torch(pred_cam, intrinsics, distortion, distortion_model)
     focal = intrinsics[..., None, 0:2].to(pred_cam.dtype)
     diff = ((projected - _masked(target_px, valid)) / focal).abs()
     if max_error is not None:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:  # numpy / pandas load only when a conversion runs (keeps `pos
 DATASETS = ("h36m", "h36m_cdf", "mpi_inf_3dhp", "3dpw", "panoptic", "humaneva", "mupots", "pose2sim", "videos")
 # datasets whose 2D keypoints come from a VideoPose3D 2D file named with --detections
 NPZ_DETECTIONS = ("h36m", "humaneva")
+# datasets that convert what a partial download holds (all of them with strict)
+PARTIAL_DATASETS = ("h36m_cdf", "mpi_inf_3dhp", "3dpw", "mupots")
 # datasets whose files carry 2D keypoints of their own (ground truth or a detector's)
 BUILTIN_DETECTIONS = {"mpi_inf_3dhp": "gt", "3dpw": "openpose", "mupots": "gt"}
 
@@ -46,13 +48,15 @@ def write_converted(*args, **kwargs) -> None:
 
 
 def convert(dataset: str, source: str | Path, *, detections: str | None = None, part: str = "train",
-            universal: bool = False, fps: float | None = None) -> "Converted":
+            universal: bool = False, fps: float | None = None, strict: bool = False) -> "Converted":
     """Convert one dataset found in the folder ``source``.
 
     detections: h36m / humaneva only: the VideoPose3D 2D file to attach (path or detector suffix).
     part: mpi_inf_3dhp only (train, test, all). universal: mpi_inf_3dhp / mupots: use the
-    annotations scaled to the universal skeleton. fps: the frame rate (required for mupots, which
-    does not state one; overrides the dataset's own otherwise).
+    annotations scaled to the universal skeleton. fps: the frame rate for every sequence (overrides
+    the dataset's own, e.g. MuPoTS's 30 / 60 fps per sequence). strict: h36m_cdf, mpi_inf_3dhp, 3dpw,
+    mupots refuse a folder lacking any subject or sequence (default: convert those there and say
+    which are missing).
     """
     if dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {dataset!r}; known: {', '.join(DATASETS)}")
@@ -72,13 +76,13 @@ def convert(dataset: str, source: str | Path, *, detections: str | None = None, 
         converted = convert_npz(source, detections)
     elif dataset == "h36m_cdf":
         from posebridge.sources.converters.h36m import convert_cdf
-        converted = convert_cdf(source)
+        converted = convert_cdf(source, strict)
     elif dataset == "mpi_inf_3dhp":
         from posebridge.sources.converters.mpi_inf_3dhp import convert as convert_3dhp
-        converted = convert_3dhp(source, part, universal)
+        converted = convert_3dhp(source, part, universal, strict)
     elif dataset == "3dpw":
         from posebridge.sources.converters.pw3d import convert as convert_3dpw
-        converted = convert_3dpw(source)
+        converted = convert_3dpw(source, strict)
     elif dataset == "panoptic":
         from posebridge.sources.converters.panoptic import convert as convert_panoptic
         converted = convert_panoptic(source)
@@ -93,7 +97,7 @@ def convert(dataset: str, source: str | Path, *, detections: str | None = None, 
         converted = convert_humaneva(source, detections)
     else:
         from posebridge.sources.converters.mupots import convert as convert_mupots
-        return convert_mupots(source, fps, universal)
+        return convert_mupots(source, fps, universal, strict)
     if fps is not None:
         converted.index["fps"] = float(fps)
     return converted

@@ -9,6 +9,7 @@ cameras, index rows without the ``role`` column, optional 2D keypoints per row);
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +56,8 @@ class Converted:
     index: one row per sequence x camera (store columns except ``role``, plus any extra columns);
     keypoints: (sum of row frames, K, 3) float32 pixels + confidence in index-row order, or None;
     keypoint_format / detector: what ``keypoints`` are; notes: lines for the command's summary;
-    has_3d: False for footage without 3D (``joints_3d`` all NaN).
+    has_3d: False for footage without 3D (``joints_3d`` all NaN); annotations: per-frame labels
+    (``store.ANNOTATIONS``); parts: {"converted": [...], "missing": [...]} of a partial download.
     """
 
     skeleton: str
@@ -67,6 +69,8 @@ class Converted:
     detector: str | None = None
     notes: list[str] = field(default_factory=list)
     has_3d: bool = True
+    annotations: dict[str, np.ndarray] = field(default_factory=dict)
+    parts: dict[str, list] = field(default_factory=dict)
 
 
 class DatasetBuilder:
@@ -84,7 +88,9 @@ class DatasetBuilder:
         self._keypoints: list[np.ndarray | None] = []
         self._cameras: dict[str, Camera] = {}
         self._frames = 0
+        self._annotations: list[dict[str, np.ndarray]] = []
         self.notes: list[str] = []
+        self.parts: dict[str, list] = {}
 
     def add_camera(self, camera: Camera) -> str:
         old = self._cameras.get(camera.name)
@@ -96,9 +102,11 @@ class DatasetBuilder:
 
     def add_take(self, *, sequence: str, subject: str, action: str, split: str, fps: float,
                  joints: np.ndarray, cameras: list[str], group: str | None = None,
-                 keypoints: list[np.ndarray] | None = None, **columns) -> None:
+                 keypoints: list[np.ndarray] | None = None, annotations: dict | None = None,
+                 **columns) -> None:
         """joints: (T, J, 3) world mm; cameras: names added with :meth:`add_camera`;
-        keypoints: None or one (T, K, 3) array per camera; columns: extra index columns."""
+        keypoints: None or one (T, K, 3) array per camera; annotations: per-frame labels
+        ``store.ANNOTATIONS`` name -> (T, ...); columns: extra index columns."""
         joints = np.asarray(joints, dtype=np.float32)
         if joints.ndim != 3 or joints.shape[1:] != (self.skeleton.num_joints, 3):
             raise ValueError(f"take {sequence!r}: joints of shape {joints.shape}, expected "
@@ -113,6 +121,7 @@ class DatasetBuilder:
                                "group": sequence if group is None else group, **columns})
             self._keypoints.append(None if keypoints is None else keypoints[k])
         self._joints.append(joints)
+        self._annotations.append({k: np.asarray(v) for k, v in (annotations or {}).items()})
         self._frames += frames
 
     @property
@@ -135,7 +144,21 @@ class DatasetBuilder:
         return Converted(skeleton=self.skeleton.name, joints_3d=np.concatenate(self._joints, dtype=np.float32),
                          cameras=[self._cameras[n] for n in names], index=index,
                          keypoints=keypoints, keypoint_format=keypoint_format if keypoints is not None else None,
-                         detector=detector if keypoints is not None else None, notes=list(self.notes))
+                         detector=detector if keypoints is not None else None, notes=list(self.notes),
+                         annotations=self._joined_annotations(), parts=dict(self.parts))
+
+    def _joined_annotations(self) -> dict[str, np.ndarray]:
+        """Every take's annotations concatenated; a take without one holds its fill value (-1 for
+        labels, NaN for poses) in those frames."""
+        joined = {}
+        names = sorted({k for a in self._annotations for k in a})
+        for name in names:
+            example = next(a[name] for a in self._annotations if name in a)
+            fill = np.nan if example.dtype.kind == "f" else -1
+            parts = [a[name] if name in a else np.full((len(j), *example.shape[1:]), fill, example.dtype)
+                     for a, j in zip(self._annotations, self._joints)]
+            joined[name] = np.concatenate(parts)
+        return joined
 
 
 def write_converted(converted: Converted, output: str | os.PathLike, *, name: str, role: str,
@@ -154,7 +177,8 @@ def write_converted(converted: Converted, output: str | os.PathLike, *, name: st
     index = converted.index.copy()
     index["role"] = role
     write_dataset(output, name=name, skeleton=converted.skeleton, role=role,
-                  joints_3d=converted.joints_3d, cameras=converted.cameras, index=index, has_3d=converted.has_3d)
+                  joints_3d=converted.joints_3d, cameras=converted.cameras, index=index, has_3d=converted.has_3d,
+                  annotations=converted.annotations, parts=converted.parts)
     if detections_output is None:
         return
     try:
@@ -166,6 +190,29 @@ def write_converted(converted: Converted, output: str | os.PathLike, *, name: st
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         raise
+
+
+def available_parts(dataset: str, source: Path, present: dict[str, bool], strict: bool,
+                    builder: DatasetBuilder) -> list[str]:
+    """The parts (subjects, sequences) of ``dataset`` found in ``source``, in order.
+
+    ``present``: part name -> whether its files are there. People often hold part of a dataset:
+    the parts there are converted, a note says in one line which are missing, and
+    ``builder.parts`` records both (the store keeps them). ``strict`` (or no part at all) keeps the
+    full check: any missing file is a one-line DataError saying what to place where.
+    """
+    from posebridge.sources.download import require_source
+
+    if strict or not any(present.values()):
+        require_source(dataset, source)
+    found = [name for name, ok in present.items() if ok]
+    missing = [name for name, ok in present.items() if not ok]
+    for key, names in (("converted", found), ("missing", missing)):  # parts of several checks add up
+        builder.parts[key] = builder.parts.get(key, []) + names
+    if missing:
+        builder.notes.append(f"partial download: {len(missing)} of {len(present)} missing ({', '.join(missing)}), "
+                             f"converted {', '.join(found)} (strict: true refuses instead)")
+    return found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,11 +247,93 @@ def quaternion_to_matrix(q) -> np.ndarray:
     ])
 
 
-def camera_from_pose(name: str, orientation, position_mm, intrinsics, distortion, image_size) -> Camera:
+def camera_from_pose(name: str, orientation, position_mm, intrinsics, distortion, image_size,
+                     distortion_model: str = "opencv") -> Camera:
     """A Camera from VideoPose3D-style extrinsics: ``orientation`` the quaternion (w, x, y, z)
     rotating camera axes into the world, ``position_mm`` the camera centre in the world."""
     R = quaternion_to_matrix(orientation).T  # world -> camera
-    return Camera(name, intrinsics, distortion, R, -R @ np.asarray(position_mm, dtype=np.float64), image_size)
+    return Camera(name, intrinsics, distortion, R, -R @ np.asarray(position_mm, dtype=np.float64), image_size,
+                  distortion_model)
+
+
+# Z-up worlds. The store's world is Z-up (docs/internals.md); datasets whose world has another
+# up axis are rotated by a fixed matrix, and data in camera coordinates are levelled with an
+# estimate of the up direction (``estimate_up``).
+
+Y_DOWN_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+"""Rotation taking a y-down world (CMU Panoptic) to Z-up: (x, y, z) -> (x, z, -y)."""
+Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+"""Rotation taking a y-up world (MPI-INF-3DHP's studio) to Z-up: (x, y, z) -> (x, -z, y)."""
+FEET_SPREAD_MM = 150.0  # the feet must cover the ground this widely (std, both ways) to fit its plane
+FEET_PLANE_MAX_TILT_DEG = 30.0  # a plane normal further than this from the body axis is not the ground
+_FEET = ("lankle", "rankle", "lfoot", "rfoot", "ltoe", "rtoe", "lheel", "rheel")
+_HEAD = ("headtop", "head", "nose", "neck")
+
+
+def rotation_between(a, b) -> np.ndarray:
+    """The smallest rotation (3, 3) taking the direction of vector ``a`` to that of ``b``
+    (Rodrigues' formula about ``a x b``; a half turn about an axis normal to ``a`` when opposite)."""
+    a = np.asarray(a, dtype=np.float64) / np.linalg.norm(a)
+    b = np.asarray(b, dtype=np.float64) / np.linalg.norm(b)
+    axis, cos = np.cross(a, b), float(a @ b)
+    if np.linalg.norm(axis) < 1e-12:
+        if cos > 0:
+            return np.eye(3)
+        normal = np.cross(a, [1.0, 0.0, 0.0] if abs(a[0]) < 0.9 else [0.0, 1.0, 0.0])
+        normal /= np.linalg.norm(normal)
+        return 2 * np.outer(normal, normal) - np.eye(3)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + k + k @ k / (1 + cos)
+
+
+def estimate_up(joints: np.ndarray, skeleton: str) -> tuple[np.ndarray, str]:
+    """The up direction (3,) of a static frame holding ``joints`` (..., J, 3) of people standing or
+    moving on flat ground (NaN = missing), and how it was found.
+
+    Where the feet (ankles, feet, toes) cover the ground in two directions (std above
+    ``FEET_SPREAD_MM`` along both in-plane axes), the normal of the least-squares plane through
+    them: the ground (as floor-plane estimates in monocular capture do, e.g. Mehta et al.'s VNect,
+    SIGGRAPH 2017 scenes), turned towards the heads; else the mean body axis (ankles' midpoint ->
+    head, one unit vector per pose), which assumes people upright on average. "plane" / "body".
+    """
+    s = skeletons.get(skeleton)
+    feet = [s.index(n) for n in _FEET if n in s.joint_names]
+    head = [s.index(n) for n in _HEAD if n in s.joint_names][:1]
+    if not feet or not head:
+        raise ValueError(f"{skeleton}: no feet or head joints to tell up from")
+    joints = np.asarray(joints, dtype=np.float64).reshape(-1, s.num_joints, 3)
+    axis = joints[:, head[0]] - joints[:, [s.index("lankle"), s.index("rankle")]].mean(axis=1)
+    axis = axis[np.isfinite(axis).all(axis=1)]
+    if not len(axis):
+        raise ValueError(f"{skeleton}: no pose shows both the head and the ankles")
+    body = np.mean(axis / np.linalg.norm(axis, axis=1, keepdims=True), axis=0)
+    body /= np.linalg.norm(body)
+    points = joints[:, feet].reshape(-1, 3)
+    points = points[np.isfinite(points).all(axis=1)]
+    if len(points) >= 6:
+        _, spread, vt = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)
+        normal = vt[2] * np.sign(vt[2] @ body)
+        tilt = np.degrees(np.arccos(np.clip(normal @ body, -1.0, 1.0)))
+        if spread[1] / np.sqrt(len(points)) > FEET_SPREAD_MM and tilt < FEET_PLANE_MAX_TILT_DEG:
+            return normal, "plane"
+    return body, "body"
+
+
+def rotate_world(camera: Camera, rotation: np.ndarray) -> Camera:
+    """The camera seeing the world rotated by ``rotation`` (X' = rotation @ X) as ``camera`` sees
+    the original: ``R' = R rotation^T``, ``t`` unchanged."""
+    return dataclasses.replace(camera, R=camera.R @ np.asarray(rotation).T)
+
+
+def level_camera_frame(joints_cam: np.ndarray, skeleton: str, up_cam=None) -> tuple[np.ndarray, str]:
+    """The rotation G (3, 3) that levels camera-frame data: ``G @ X_cam`` has the up direction
+    (``up_cam``, the gravity a source gives in camera coordinates, else :func:`estimate_up` of
+    ``joints_cam``) along +z. The store's camera is then ``R = G^T, t = 0``; returns G and how up
+    was found ("gravity", "plane" or "body")."""
+    how = "gravity"
+    if up_cam is None:
+        up_cam, how = estimate_up(joints_cam, skeleton)
+    return rotation_between(up_cam, [0.0, 0.0, 1.0]), how
 
 
 def fit_pinhole(points_cam: np.ndarray, pixels: np.ndarray, path, what: str,
@@ -241,11 +370,6 @@ def fit_pinhole(points_cam: np.ndarray, pixels: np.ndarray, path, what: str,
 # ---------------------------------------------------------------------------------------------
 # VideoPose3D npz files (Human3.6M, HumanEva)
 
-# VideoPose3D's 2D layout names -> posebridge keypoint formats (with the joint count they imply)
-VIDEOPOSE3D_LAYOUTS = {"h36m": ("h36m_17", 17), "coco": ("coco_17", 17),
-                       "humaneva15": ("humaneva_15", 15)}
-
-
 def load_npz_dict(path: Path, key: str) -> dict:
     """The pickled dict stored under ``key`` of a VideoPose3D npz (a 0-d object array)."""
     with reading(path, "npz file"):
@@ -270,32 +394,12 @@ def load_npz_metadata(path: Path) -> dict | None:
 
 def keypoint_format_of(path: Path, metadata: dict | None, default: str) -> str:
     """The registry keypoint format of a VideoPose3D 2D file from its metadata: ``layout_name``
-    when present (h36m -> h36m_17, coco -> coco_17, humaneva15 -> humaneva_15), else ``default``
-    (ground-truth files carry no layout name); the joint count and left/right symmetry must agree."""
-    if metadata is None:
-        raise DataError(path, "has no 'metadata' (num_joints, keypoints_symmetry, layout_name)")
-    layout = metadata.get("layout_name")
-    if layout is None:
-        fmt = default
-    elif layout in VIDEOPOSE3D_LAYOUTS:
-        fmt = VIDEOPOSE3D_LAYOUTS[layout][0]
-    else:
-        known = ", ".join(VIDEOPOSE3D_LAYOUTS)
-        raise DataError(path, f"2D layout {layout!r} has no posebridge keypoint format (known: {known})")
-    skeleton = skeletons.get(fmt)
-    if int(metadata.get("num_joints", -1)) != skeleton.num_joints:
-        raise DataError(path, f"metadata num_joints {metadata.get('num_joints')!r} does not match "
-                              f"{fmt} ({skeleton.num_joints} joints)")
-    symmetry = metadata.get("keypoints_symmetry")
-    if symmetry is not None:
-        try:
-            left, right = (sorted(int(i) for i in side) for side in symmetry)
-        except (TypeError, ValueError):
-            raise DataError(path, f"metadata keypoints_symmetry is malformed: {symmetry!r}") from None
-        if (left, right) != (sorted(skeleton.left), sorted(skeleton.right)):
-            raise DataError(path, f"metadata keypoints_symmetry {symmetry!r} does not match {fmt}'s "
-                                  f"left/right joints {list(skeleton.left)} / {list(skeleton.right)}")
-    return fmt
+    when present, else the layout its joint count and left/right symmetry fit (``default``, the
+    dataset's, where several do: ground-truth files carry no layout name); see
+    ``sources.detectors.imported.videopose3d_layout``."""
+    from posebridge.sources.detectors.imported import videopose3d_layout
+
+    return videopose3d_layout(path, metadata, default)
 
 
 def check_array(path, where: str, value, shape: tuple) -> np.ndarray:

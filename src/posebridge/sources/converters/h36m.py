@@ -8,7 +8,9 @@ Photo / WalkDog, as VideoPose3D does. ``action`` is the action without its take 
 columns ``source_subject`` / ``source_action`` ("S1", "Directions 1") are the take's keys in
 VideoPose3D's files, so its 2D files match each sequence x camera exactly.
 
-Cameras: the four H36M intrinsics (``cameras.H36M_CAMERAS``) with each subject's extrinsics as
+Cameras: the four H36M intrinsics (``cameras.H36M_CAMERAS``, distortion model
+``h36m_videopose3d``: the formula VideoPose3D's ground-truth 2D was projected with) with each
+subject's extrinsics as
 published in VideoPose3D's ``common/h36m_dataset.py`` (orientation quaternion (w, x, y, z) of the
 camera in the world and camera position in mm). Camera names are "<subject>/<camera id>".
 """
@@ -25,6 +27,7 @@ from posebridge.errors import DataError
 from posebridge.sources.converters.common import (
     Converted,
     DatasetBuilder,
+    available_parts,
     camera_from_pose,
     check_array,
     keypoint_format_of,
@@ -123,7 +126,7 @@ def subject_cameras(subject: str) -> list:
     for cid, (orientation, position) in zip(H36M_CAMERA_IDS, EXTRINSICS[subject]):
         base = H36M_CAMERAS[cid]
         out.append(camera_from_pose(f"{subject}/{cid}", orientation, position, base.intrinsics,
-                                    base.distortion, base.image_size))
+                                    base.distortion, base.image_size, base.distortion_model))
     return out
 
 
@@ -142,9 +145,9 @@ def _dropped(subject: str, action: str) -> bool:
 
 
 def _build(takes: dict, path_of, positions_2d=None, path_2d=None, keypoint_format=None,
-           detector=None) -> Converted:
+           detector=None, builder: DatasetBuilder | None = None) -> Converted:
     """takes: subject -> action -> (T, 32, 3) mm; path_of(subject, action) names the source file."""
-    builder = DatasetBuilder("h36m_32")
+    builder = builder or DatasetBuilder("h36m_32")
     joints_2d = None if keypoint_format is None else skeletons.get(keypoint_format).num_joints
     for subject in sorted(takes, key=lambda s: int(s[1:])):
         cameras = [builder.add_camera(c) for c in subject_cameras(subject)]
@@ -212,19 +215,20 @@ def read_cdf_pose(path: Path) -> np.ndarray:
     return pose.reshape(-1, NUM_JOINTS, 3).astype(np.float32)
 
 
-def convert_cdf(source: str | Path) -> Converted:
-    """Convert the original pose files ``<source>/S*/MyPoseFeatures/D3_Positions/<action>.cdf``."""
-    from posebridge.sources.download import require_source
-
+def convert_cdf(source: str | Path, strict: bool = False) -> Converted:
+    """Convert the original pose files ``<source>/S*/MyPoseFeatures/D3_Positions/<action>.cdf`` of
+    the subjects there (a missing subject is noted; ``strict`` refuses the folder instead)."""
     source = Path(source)
-    require_source("h36m_cdf", source)
+    builder = DatasetBuilder("h36m_32")
+    folders = {s: source / s / "MyPoseFeatures" / "D3_Positions" for s in SPLITS}
+    present = {s: any(folder.glob("*.cdf")) for s, folder in folders.items()}
     takes, files = {}, {}
-    for subject in SPLITS:
-        folder = source / subject / "MyPoseFeatures" / "D3_Positions"
+    for subject in available_parts("h36m_cdf", source, present, strict, builder):
+        folder = folders[subject]
         for path in sorted(folder.glob("*.cdf")):
             name = canonical_action(path.stem)
             if _dropped(subject, name) or name.startswith("_"):
                 continue
             takes.setdefault(subject, {})[name] = read_cdf_pose(path)
             files[(subject, name)] = path
-    return _build(takes, lambda s, a: files.get((s, a), source))
+    return _build(takes, lambda s, a: files.get((s, a), source), builder=builder)

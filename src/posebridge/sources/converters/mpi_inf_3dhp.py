@@ -5,13 +5,22 @@ Training: ``S<s>/Seq<q>/annot.mat`` holds per camera (cell arrays, 14 x 1) ``ann
 camera ids) and ``frames``; ``camera.calibration`` (the "Skeletool Camera Calibration File V1.0"
 text format) gives each camera's 4 x 4 intrinsic and world -> camera extrinsic matrices (mm) and
 image size. The world joints are recovered from every camera's annotation
-(``R^T (X_cam - t)``, averaged) and checked for agreement; the world frame is the studio's own.
+(``R^T (X_cam - t)``, averaged) and checked for agreement; the studio's world is y-up, so world
+and cameras are turned to the store's Z-up (``common.Y_UP_TO_Z_UP``).
 Frame rates per sequence are those of the dataset's ``mpii_get_sequence_info`` (25 or 50 fps).
 
 Test: ``TS<n>/annot_data.mat`` (MATLAB v7.3; v5 is read too) with ``annot2`` (2 x 17 x 1 x T),
-``annot3`` / ``univ_annot3`` (3 x 17 x 1 x T, camera frame, mm) and ``valid_frame``. The camera
-frame is the world (R = I, t = 0); invalid frames are NaN. The test set ships no intrinsics: they
-are fitted to annot2 / annot3 per sequence (pinhole, RMS residual reported).
+``annot3`` / ``univ_annot3`` (3 x 17 x 1 x T, camera frame, mm), ``valid_frame`` and (read when
+present) ``activity_annotation`` (1 x T, codes 1-7 of ``store.ACTIVITY_NAMES``, stored as the
+annotation ``activity`` for the per-activity evaluation). The annotations are in camera
+coordinates without gravity, so each sequence is levelled with the up direction estimated from
+its poses (``common.estimate_up``: the plane the feet touch, else the mean body axis): joints are
+stored as ``G X_cam`` and the camera is ``R = G^T, t = 0``. Invalid frames are NaN. The test set
+ships no intrinsics: they are fitted to annot2 / annot3 per sequence (pinhole, RMS residual
+reported).
+
+A folder holding only some subjects / sequences converts those and names the missing ones in a
+note (``strict`` refuses it instead).
 
 ``universal=True`` uses ``univ_annot3`` (scaled to the universal skeleton height, what the
 official test evaluation scores) instead of the metric ``annot3``.
@@ -27,13 +36,17 @@ from posebridge.geometry import skeletons
 from posebridge.geometry.cameras import Camera
 from posebridge.errors import ConfigError, DataError
 from posebridge.sources.converters.common import (
+    Y_UP_TO_Z_UP,
     Converted,
     DatasetBuilder,
+    available_parts,
     fit_pinhole,
+    level_camera_frame,
     keypoints_with_confidence,
     load_mat,
     reading,
     require_vars,
+    rotate_world,
 )
 
 TRAIN_SUBJECTS = tuple(f"S{s}" for s in range(1, 9))
@@ -150,20 +163,23 @@ def _train_sequence(folder: Path, subject: str, sequence: str, universal: bool):
 
 
 def convert_train(source: Path, universal: bool = False, skeleton: str = "mpi_inf_3dhp_28",
-                  builder: DatasetBuilder | None = None) -> DatasetBuilder:
-    """Add the training sequences S1-S8 / Seq1-Seq2 (every camera) to ``builder``."""
+                  builder: DatasetBuilder | None = None, strict: bool = False) -> DatasetBuilder:
+    """Add the training sequences S1-S8 / Seq1-Seq2 (every camera) found in ``source`` to
+    ``builder``, turned from the studio's y-up world to Z-up."""
     builder = builder or DatasetBuilder(skeleton)
     select = skeletons.mapping("mpi_inf_3dhp_28", builder.skeleton.name)
     worst = 0.0
-    for subject in TRAIN_SUBJECTS:
-        for sequence in TRAIN_SEQUENCES:
-            joints, cameras, xy, disagreement = _train_sequence(source / subject / sequence, subject,
-                                                                sequence, universal)
-            worst = max(worst, disagreement)
-            builder.add_take(sequence=f"{subject}/{sequence}", subject=subject, action=sequence,
-                             split="train", fps=TRAIN_FPS[(subject, sequence)], joints=joints[:, select],
-                             cameras=[builder.add_camera(c) for c in cameras],
-                             keypoints=[keypoints_with_confidence(x[:, select]) for x in xy])
+    present = {f"{s}/{q}": all((source / s / q / f).is_file() for f in ("annot.mat", "camera.calibration"))
+               for s in TRAIN_SUBJECTS for q in TRAIN_SEQUENCES}
+    for take in available_parts("mpi_inf_3dhp", source, present, strict, builder):
+        subject, sequence = take.split("/")
+        joints, cameras, xy, disagreement = _train_sequence(source / subject / sequence, subject,
+                                                            sequence, universal)
+        worst = max(worst, disagreement)
+        builder.add_take(sequence=take, subject=subject, action=sequence,
+                         split="train", fps=TRAIN_FPS[(subject, sequence)], joints=joints[:, select] @ Y_UP_TO_Z_UP.T,
+                         cameras=[builder.add_camera(rotate_world(c, Y_UP_TO_Z_UP)) for c in cameras],
+                         keypoints=[keypoints_with_confidence(x[:, select]) for x in xy])
     builder.notes.append(f"training world joints: cameras agree within {worst:.3f} mm")
     return builder
 
@@ -189,7 +205,7 @@ def matlab_joints(path: Path, name: str, array: np.ndarray, dims: int, joints: i
 def _test_sequence(path: Path, name: str, universal: bool):
     key = "univ_annot3" if universal else "annot3"
     names = ("annot2", "annot3", key, "valid_frame")
-    mat = load_mat(path, names)
+    mat = load_mat(path, (*names, "activity_annotation"))
     require_vars(path, mat, names)
     xy = matlab_joints(path, "annot2", mat["annot2"], 2)
     metric = matlab_joints(path, "annot3", mat["annot3"], 3)
@@ -202,42 +218,48 @@ def _test_sequence(path: Path, name: str, universal: bool):
     if not valid.any():
         raise DataError(path, "valid_frame marks no frame valid")
     intrinsics, rms = fit_pinhole(metric[valid], xy[valid], path, name)
-    joints = np.where(valid[:, None, None], joints, np.nan)
+    level, how = level_camera_frame(joints[valid], "mpi_inf_3dhp_17")
+    joints = np.where(valid[:, None, None], joints, np.nan) @ level.T
     keypoints = keypoints_with_confidence(np.where(valid[:, None, None], xy, np.nan))
-    camera = Camera(name, intrinsics, None, np.eye(3), np.zeros(3), TEST_IMAGE_SIZE[name])
-    return joints, camera, keypoints, rms
+    camera = Camera(name, intrinsics, None, level.T, np.zeros(3), TEST_IMAGE_SIZE[name])
+    annotations = {}
+    if "activity_annotation" in mat:
+        activity = np.asarray(mat["activity_annotation"]).reshape(-1)
+        if activity.dtype.kind not in "fiu" or len(activity) != len(valid):
+            raise DataError(path, f"activity_annotation has {len(activity)} entries for {len(valid)} frames")
+        annotations["activity"] = np.where(valid, activity, -1).astype(np.int16)
+    return joints, camera, keypoints, f"RMS {rms:.3f} px; up from the {how}", annotations
 
 
-def convert_test(source: Path, universal: bool = False, builder: DatasetBuilder | None = None) -> DatasetBuilder:
-    """Add the test sequences TS1-TS6 (17 joints, camera frame, split ``test``) to ``builder``."""
+def convert_test(source: Path, universal: bool = False, builder: DatasetBuilder | None = None,
+                 strict: bool = False) -> DatasetBuilder:
+    """Add the test sequences TS1-TS6 found in ``source`` (17 joints, levelled camera frame, split
+    ``test``) to ``builder``."""
     builder = builder or DatasetBuilder("mpi_inf_3dhp_17")
-    for name in TEST_SEQUENCES:
-        joints, camera, keypoints, rms = _test_sequence(test_folder(source, name) / "annot_data.mat",
-                                                        name, universal)
-        builder.notes.append(f"{name}: intrinsics fitted to annot2/annot3, RMS {rms:.3f} px")
+    present = {name: (test_folder(source, name) / "annot_data.mat").is_file() for name in TEST_SEQUENCES}
+    for name in available_parts("mpi_inf_3dhp_test", source, present, strict, builder):
+        joints, camera, keypoints, fit, annotations = _test_sequence(test_folder(source, name) / "annot_data.mat",
+                                                                     name, universal)
+        builder.notes.append(f"{name}: intrinsics fitted to annot2/annot3, {fit}")
         builder.add_take(sequence=name, subject=name, action=name, split="test", fps=TEST_FPS[name],
-                         joints=joints, cameras=[builder.add_camera(camera)], keypoints=[keypoints])
+                         joints=joints, cameras=[builder.add_camera(camera)], keypoints=[keypoints],
+                         annotations=annotations)
     return builder
 
 
-def convert(source: str | Path, part: str = "train", universal: bool = False) -> Converted:
+def convert(source: str | Path, part: str = "train", universal: bool = False, strict: bool = False) -> Converted:
     """part: ``train`` (S1-S8 in mpi_inf_3dhp_28), ``test`` (TS1-TS6 in mpi_inf_3dhp_17) or ``all``
     (both in mpi_inf_3dhp_17, the training joints selected exactly). The 2D keypoints of the result
-    are the datasets' own ground-truth projections (detector ``gt``)."""
-    from posebridge.sources.download import require_source
-
+    are the datasets' own ground-truth projections (detector ``gt``). ``strict``: refuse a folder
+    lacking any subject / sequence of the part (default: convert those there, note the others)."""
     source = Path(source)
     if part not in PARTS:
         raise ConfigError(f"unknown MPI-INF-3DHP part {part!r} (known: {', '.join(PARTS)})")
-    if part in ("train", "all"):
-        require_source("mpi_inf_3dhp", source)
-    if part in ("test", "all"):
-        require_source("mpi_inf_3dhp_test", source)
     if part == "train":
-        builder = convert_train(source, universal)
+        builder = convert_train(source, universal, strict=strict)
         return builder.finish("mpi_inf_3dhp_28", "gt")
     builder = DatasetBuilder("mpi_inf_3dhp_17")
     if part == "all":
-        convert_train(source, universal, builder=builder)
-    convert_test(source, universal, builder=builder)
+        convert_train(source, universal, builder=builder, strict=strict)
+    convert_test(source, universal, builder=builder, strict=strict)
     return builder.finish("mpi_inf_3dhp_17", "gt")

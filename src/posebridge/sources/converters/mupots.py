@@ -4,12 +4,18 @@
 ``annot2`` (2 x 17 px), ``annot3`` and ``univ_annot3`` (3 x 17, camera frame, mm) and
 ``isValidFrame``; ``TS<n>/occlusion.mat`` holds ``occlusion_labels``, a cell array of the same
 shape of 1 x 17 logical per-joint occlusion flags. Each person of a sequence becomes one take
-("TS<n>/<person>", split ``test``, group = the take); invalid frames are NaN. The camera frame is
-the world (R = I, t = 0). MuPoTS ships no intrinsics: they are fitted per sequence to annot2 /
-annot3 (pinhole, RMS reported), as other MuPoTS tools do. Image sizes: TS1-TS5 (studio)
-2048 x 2048, TS6-TS20 (outdoor) 1920 x 1080. The dataset does not state its frame rate, so the
-caller passes ``fps``. When occlusion.mat is present, the index gets a column
-``occluded_fraction`` (share of occluded joints over the person's valid frames).
+("TS<n>/<person>", split ``test``, group = the take); invalid frames are NaN.
+
+World: the annotations are in camera coordinates and MuPoTS gives no gravity, so each sequence is
+levelled with the up direction estimated from all its people (``common.estimate_up``: the plane
+their feet touch, else their mean body axis): joints are stored as ``G X_cam`` (Z up) and the
+camera is ``R = G^T, t = 0``, so it sees exactly the annotated camera-frame joints. MuPoTS ships no
+intrinsics: they are fitted per sequence to annot2 / annot3 (pinhole, RMS reported), as other
+MuPoTS tools do. Image sizes and frame rates: TS1-TS5 (studio) 2048 x 2048 at 30 fps, TS6-TS20
+(outdoor) 1920 x 1080 at 60 fps (Mehta et al., 3DV 2018); ``fps`` overrides them all. When
+occlusion.mat is present, the per-joint flags are stored (annotation ``occluded``: 1 occluded, 0
+visible, -1 on invalid frames) and the index gets a column ``occluded_fraction`` (share of
+occluded joints over the person's valid frames).
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ from posebridge.errors import ConfigError, DataError
 from posebridge.sources.converters.common import (
     Converted,
     DatasetBuilder,
+    available_parts,
     fit_pinhole,
+    level_camera_frame,
     keypoints_with_confidence,
     load_mat,
     require_vars,
@@ -31,6 +39,7 @@ from posebridge.sources.converters.common import (
 
 SEQUENCES = tuple(f"TS{s}" for s in range(1, 21))
 IMAGE_SIZE = {s: (2048, 2048) if k < 5 else (1920, 1080) for k, s in enumerate(SEQUENCES)}
+FPS = {s: 30.0 if k < 5 else 60.0 for k, s in enumerate(SEQUENCES)}  # studio 30, outdoor 60
 
 
 def sequence_folder(source: Path, name: str) -> Path:
@@ -77,8 +86,9 @@ def _read_annotations(path: Path, universal: bool):
     return joints, metric, xy, valid
 
 
-def _occluded_fraction(path: Path, shape: tuple[int, int], valid: np.ndarray) -> np.ndarray | None:
-    """Per person, the share of occluded joints over valid frames; None when occlusion.mat is absent."""
+def _occlusion(path: Path, shape: tuple[int, int], valid: np.ndarray) -> np.ndarray | None:
+    """(P, T, 17) int8 per-joint flags (1 occluded, 0 visible, -1 invalid frame); None when
+    occlusion.mat is absent."""
     if not path.is_file():
         return None
     mat = load_mat(path, ("occlusion_labels",))
@@ -92,33 +102,41 @@ def _occluded_fraction(path: Path, shape: tuple[int, int], valid: np.ndarray) ->
         if flags.size != 17:
             raise DataError(path, f"occlusion_labels{{{t + 1},{p + 1}}} has {flags.size} flags, expected 17")
         occluded[p, t] = flags.astype(bool)
-    counted = np.maximum(valid.sum(axis=1), 1) * 17
-    return (occluded & valid[..., None]).sum(axis=(1, 2)) / counted
+    return np.where(valid[..., None], occluded.astype(np.int8), np.int8(-1))
 
 
-def convert(source: str | Path, fps: float | None = None, universal: bool = False) -> Converted:
-    """Convert TS1-TS20 under ``source`` (or ``source/MultiPersonTestSet``); ``fps`` is required."""
-    from posebridge.sources.download import require_source
+def _convert_sequence(builder: DatasetBuilder, folder: Path, name: str, fps: float, universal: bool) -> None:
+    path = folder / "annot.mat"
+    joints, metric, xy, valid = _read_annotations(path, universal)
+    if not valid.any():
+        raise DataError(path, "no frame of any person is valid (isValidFrame)")
+    intrinsics, rms = fit_pinhole(metric[valid], xy[valid], path, name)
+    level, how = level_camera_frame(joints[valid], "mpi_inf_3dhp_17")
+    builder.notes.append(f"{name}: intrinsics fitted to annot2/annot3, RMS {rms:.3f} px; up from the {how}")
+    camera = builder.add_camera(Camera(name, intrinsics, None, level.T, np.zeros(3), IMAGE_SIZE[name]))
+    occlusion = _occlusion(folder / "occlusion.mat", (xy.shape[1], xy.shape[0]), valid)
+    for p in range(len(joints)):
+        mask = valid[p][:, None, None]
+        extra, annotations = {}, {}
+        if occlusion is not None:
+            counted = max(int(valid[p].sum()), 1) * 17
+            extra["occluded_fraction"] = float((occlusion[p] == 1).sum() / counted)
+            annotations["occluded"] = occlusion[p]
+        builder.add_take(sequence=f"{name}/{p + 1}", subject=f"{name}/{p + 1}", action=name, split="test",
+                         fps=fps or FPS[name], joints=np.where(mask, joints[p], np.nan) @ level.T,
+                         cameras=[camera], keypoints=[keypoints_with_confidence(np.where(mask, xy[p], np.nan))],
+                         annotations=annotations, **extra)
 
-    if fps is None or not fps > 0:
-        raise ConfigError("MuPoTS-3D does not state its frame rate: pass it with --fps")
+
+def convert(source: str | Path, fps: float | None = None, universal: bool = False,
+            strict: bool = False) -> Converted:
+    """Convert the sequences TS1-TS20 found under ``source`` (or ``source/MultiPersonTestSet``);
+    ``fps`` overrides the per-sequence frame rates; ``strict`` refuses a folder lacking any."""
+    if fps is not None and not fps > 0:
+        raise ConfigError(f"fps must be positive, got {fps}")
     source = Path(source)
-    require_source("mupots", source)
     builder = DatasetBuilder("mpi_inf_3dhp_17")
-    for name in SEQUENCES:
-        folder = sequence_folder(source, name)
-        path = folder / "annot.mat"
-        joints, metric, xy, valid = _read_annotations(path, universal)
-        if not valid.any():
-            raise DataError(path, "no frame of any person is valid (isValidFrame)")
-        intrinsics, rms = fit_pinhole(metric[valid], xy[valid], path, name)
-        builder.notes.append(f"{name}: intrinsics fitted to annot2/annot3, RMS {rms:.3f} px")
-        camera = builder.add_camera(Camera(name, intrinsics, None, np.eye(3), np.zeros(3), IMAGE_SIZE[name]))
-        occluded = _occluded_fraction(folder / "occlusion.mat", (xy.shape[1], xy.shape[0]), valid)
-        for p in range(len(joints)):
-            mask = valid[p][:, None, None]
-            extra = {} if occluded is None else {"occluded_fraction": float(occluded[p])}
-            builder.add_take(sequence=f"{name}/{p + 1}", subject=f"{name}/{p + 1}", action=name, split="test",
-                             fps=fps, joints=np.where(mask, joints[p], np.nan), cameras=[camera],
-                             keypoints=[keypoints_with_confidence(np.where(mask, xy[p], np.nan))], **extra)
+    present = {name: (sequence_folder(source, name) / "annot.mat").is_file() for name in SEQUENCES}
+    for name in available_parts("mupots", source, present, strict, builder):
+        _convert_sequence(builder, sequence_folder(source, name), name, fps, universal)
     return builder.finish("mpi_inf_3dhp_17", "gt")

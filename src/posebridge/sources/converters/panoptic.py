@@ -6,8 +6,9 @@ Each sequence folder ``<source>/<sequence>/`` holds ``calibration_<sequence>.jso
 downloaded, or the folder extracted from it. A frame file lists ``bodies``, each with an ``id``
 and ``joints19`` = 19 x (x, y, z, confidence). Every body id of a sequence becomes one take
 ("<sequence>/<id>") spanning its first to last frame; frames where the body is absent and joints
-with confidence below 0.1 (or negative) are NaN. Units cm -> mm; world frame as Panoptic's
-(y points down). The 31 HD cameras (1920 x 1080, 29.97 fps) are kept; all of a take's cameras
+with confidence below 0.1 (or negative) are NaN. Units cm -> mm; Panoptic's world has y pointing
+down, so world and cameras are turned to the store's Z-up (``common.Y_DOWN_TO_Z_UP``: z = -y).
+The 31 HD cameras (1920 x 1080, 29.97 fps) are kept; all of a take's cameras
 share the take's group (time-synchronised views). Sequences of VoxelPose's validation list are
 ``test``, all others ``train``.
 """
@@ -23,7 +24,7 @@ import numpy as np
 
 from posebridge.geometry.cameras import Camera
 from posebridge.errors import ConfigError, DataError
-from posebridge.sources.converters.common import Converted, DatasetBuilder, reading
+from posebridge.sources.converters.common import Y_DOWN_TO_Z_UP, Converted, DatasetBuilder, reading, rotate_world
 
 FPS = 29.97
 MIN_CONFIDENCE = 0.1
@@ -139,7 +140,7 @@ def convert(source: str | Path) -> Converted:
             raise DataError(folder, f"place {POSE_FOLDER}.tar (or the folder extracted from it) under {folder}; "
                                     f"get it from http://domedb.perception.cs.cmu.edu/webdata/dataset/"
                                     f"{sequence}/{POSE_FOLDER}.tar (public)")
-        cameras = [builder.add_camera(c) for c in read_cameras(calibration, sequence)]
+        cameras = [builder.add_camera(rotate_world(c, Y_DOWN_TO_Z_UP)) for c in read_cameras(calibration, sequence)]
         bodies = read_bodies(folder)
         if not bodies:
             builder.notes.append(f"{sequence}: no bodies, skipped")
@@ -150,7 +151,7 @@ def convert(source: str | Path) -> Converted:
             raw = np.full((int(numbers[-1]) - first + 1, 19, 4), np.nan)
             raw[numbers - first] = np.stack([frames[n] for n in numbers])
             confident = raw[..., 3] >= MIN_CONFIDENCE  # NaN (absent) compares false
-            joints = np.where(confident[..., None], raw[..., :3] * CM, np.nan)
+            joints = np.where(confident[..., None], raw[..., :3] * CM, np.nan) @ Y_DOWN_TO_Z_UP.T
             take = f"{sequence}/{body_id}"
             builder.add_take(sequence=take, subject=take, action=sequence, split=split, fps=FPS,
                              joints=joints, cameras=cameras, first_frame=first)

@@ -217,7 +217,8 @@ def _detect_imported(dataset, spec: dict, progress: bool) -> tuple[np.ndarray, s
     for _, row in rows.iterrows():
         source = resolve_path(spec["file"], row, dataset.name, root, what="file")
         if source not in opened:
-            opened[source] = read_videopose3d_2d(source) if is_videopose3d_2d(source) else read_detectron(source)
+            opened[source] = (read_videopose3d_2d(source, _dataset_layout(dataset)) if is_videopose3d_2d(source)
+                              else read_detectron(source))
         data = opened[source]
         if hasattr(data, "positions"):
             subject = fill_template(spec.get("subject", _default_key(rows, "subject")), row, dataset.name, "subject")
@@ -233,6 +234,13 @@ def _detect_imported(dataset, spec: dict, progress: bool) -> tuple[np.ndarray, s
         raise ConfigError(f"imported detections of dataset {dataset.name!r} mix keypoint formats "
                           f"{sorted(formats)}")
     return np.concatenate(out).astype(np.float32), formats.pop()
+
+
+def _dataset_layout(dataset) -> str | None:
+    """The VideoPose3D 2D layout a dataset's own files use (for files without ``layout_name``):
+    Human3.6M's 17 joints for an h36m skeleton, HumanEva's 15 for a humaneva one."""
+    family = dataset.skeleton.name.split("_")[0]
+    return {"h36m": "h36m_17", "humaneva": "humaneva_15"}.get(family)
 
 
 def _default_key(rows, field: str) -> str:

@@ -14,7 +14,7 @@ from posebridge.errors import ConfigError, DataError
 from posebridge.specs import check_keys
 
 SETTINGS = ("source", "path", "convert")  # filled by the workflow from the dataset's entry
-CONVERT_OPTIONS = ("part", "universal", "fps")
+CONVERT_OPTIONS = ("part", "universal", "fps", "strict")
 
 
 def detect_builtin(dataset, spec: dict | None) -> tuple[np.ndarray, str]:

@@ -6,7 +6,10 @@ Two formats:
 - **VideoPose3D 2D files** (``data_2d_<dataset>_<detector>.npz``): ``positions_2d`` is a pickled
   dict ``[subject][action]`` -> list of ``(T, J, 2)`` pixel arrays, one per camera, and
   ``metadata`` a dict with ``layout_name`` (``coco``, ``h36m`` or ``humaneva15``), ``num_joints``
-  and ``keypoints_symmetry``. These files hold no confidences: every keypoint gets 1.
+  and ``keypoints_symmetry``. These files hold no confidences: every keypoint gets 1. The
+  ground-truth files VideoPose3D's ``prepare_data_*.py`` write (``data_2d_h36m_gt.npz``) carry no
+  ``layout_name``: their layout is the one whose joint count and left/right lists (numpy integers
+  there) the metadata gives, the dataset's own where that leaves a choice (:func:`videopose3d_layout`).
 - **Detectron-style detections** of one video (VideoPose3D's ``infer_video.py`` /
   ``infer_video_d2.py``): per frame, ``boxes`` (K, 5) x0, y0, x1, y1, score and ``keypoints``
   (K, 4, 17) rows x, y, logit, prob (COCO-17), each either directly or as Detectron's per-class
@@ -92,19 +95,74 @@ class VideoPose3D2D:
         return views[camera]
 
 
-def read_videopose3d_2d(path: str | os.PathLike) -> VideoPose3D2D:
-    """Read and validate a VideoPose3D 2D keypoint file (module docstring)."""
+def _symmetry(path: Path, metadata: dict):
+    """The metadata's (sorted left, sorted right) joint lists, or None when it has none."""
+    symmetry = metadata.get("keypoints_symmetry")
+    if symmetry is None:
+        return None
+    try:
+        left, right = (sorted(int(i) for i in side) for side in symmetry)
+    except (TypeError, ValueError):
+        raise DataError(path, f"metadata keypoints_symmetry is malformed: {symmetry!r}") from None
+    return left, right
+
+
+def videopose3d_layout(path: Path, metadata: dict | None, default: str | None = None, strict: bool = True) -> str:
+    """The posebridge keypoint format of a VideoPose3D 2D file from its ``metadata``.
+
+    ``layout_name`` when present (h36m -> h36m_17, coco -> coco_17, humaneva15 -> humaneva_15);
+    without it (ground-truth files) the formats of :data:`LAYOUTS` with the metadata's
+    ``num_joints`` and left/right ``keypoints_symmetry``, and of those ``default`` (the dataset's
+    layout) where more than one fits. The joint count and symmetry must agree with the result;
+    ``strict=False`` trusts a ``layout_name`` as it is (the arrays' shapes are checked later).
+    """
+    from posebridge.geometry import skeletons
+
+    if metadata is None:
+        raise DataError(path, "has no 'metadata' (num_joints, keypoints_symmetry, layout_name)")
+    layout = metadata.get("layout_name")
+    if layout is not None and layout not in LAYOUTS:
+        raise DataError(path, f"2D layout {layout!r} has no posebridge keypoint format (metadata layout_name "
+                              f"{layout!r} is not one of {', '.join(LAYOUTS)})")
+    symmetry = _symmetry(path, metadata)
+    joints = metadata.get("num_joints")
+
+    def fits(fmt: str) -> bool:
+        skeleton = skeletons.get(fmt)
+        return ((joints is None or int(joints) == skeleton.num_joints)
+                and (symmetry is None or symmetry == (sorted(skeleton.left), sorted(skeleton.right))))
+
+    if layout is not None:
+        fmt = LAYOUTS[layout]
+        if not strict:
+            return fmt
+    else:
+        candidates = [f for f in LAYOUTS.values() if fits(f)]
+        fmt = candidates[0] if len(candidates) == 1 else default if default in candidates else None
+        if fmt is None:
+            raise DataError(path, f"metadata has no layout_name and its num_joints {joints!r} / keypoints_symmetry "
+                                  f"fit {' and '.join(candidates) or 'none'} of {', '.join(LAYOUTS.values())}")
+    skeleton = skeletons.get(fmt)
+    if joints is not None and int(joints) != skeleton.num_joints:
+        raise DataError(path, f"metadata num_joints {joints!r} does not match {fmt} ({skeleton.num_joints} joints)")
+    if not fits(fmt):
+        raise DataError(path, f"metadata keypoints_symmetry {metadata.get('keypoints_symmetry')!r} does not match "
+                              f"{fmt}'s left/right joints {list(skeleton.left)} / {list(skeleton.right)}")
+    return fmt
+
+
+def read_videopose3d_2d(path: str | os.PathLike, default_format: str | None = None) -> VideoPose3D2D:
+    """Read and validate a VideoPose3D 2D keypoint file (module docstring); ``default_format``: the
+    dataset's own layout, for a file without ``layout_name`` that more than one layout fits."""
     path = Path(path)
     data = _load_npz(path, ("positions_2d", "metadata"), "VideoPose3D 2D")
     metadata, positions = data["metadata"].item(), data["positions_2d"].item()
     if not isinstance(metadata, dict) or not isinstance(positions, dict):
         raise DataError(path, "metadata and positions_2d must be pickled dicts")
-    layout = metadata.get("layout_name")
-    if layout not in LAYOUTS:
-        raise DataError(path, f"metadata layout_name {layout!r} is not one of {', '.join(LAYOUTS)}")
+    keypoint_format = videopose3d_layout(path, metadata, default_format, strict=False)
     from posebridge.geometry import skeletons
 
-    joints = skeletons.get(LAYOUTS[layout]).num_joints
+    joints = skeletons.get(keypoint_format).num_joints
     out: dict = {}
     for subject, by_action in positions.items():
         if not isinstance(by_action, dict):
@@ -117,7 +175,7 @@ def read_videopose3d_2d(path: str | os.PathLike) -> VideoPose3D2D:
                 where = f"positions_2d[{subject!r}][{action!r}][{c}]"
                 if view.ndim != 3 or view.shape[1] != joints or view.shape[2] not in (2, 3):
                     raise DataError(path, f"{where} has shape {view.shape}, expected (frames, {joints}, 2) "
-                                          f"for layout {layout!r}")
+                                          f"for layout {keypoint_format}")
                 if view.dtype.kind not in "fiu":
                     raise DataError(path, f"{where} has dtype {view.dtype}, expected numbers (pixels)")
                 if not np.isfinite(view).all():
@@ -127,7 +185,7 @@ def read_videopose3d_2d(path: str | os.PathLike) -> VideoPose3D2D:
                     view = np.concatenate([view, np.ones(view.shape[:2] + (1,), np.float32)], axis=2)
                 arrays.append(view)
             out[str(subject)][str(action)] = arrays
-    return VideoPose3D2D(path, LAYOUTS[layout], out)
+    return VideoPose3D2D(path, keypoint_format, out)
 
 
 # ------------------------------------------------------------------------ Detectron-style files

@@ -7,6 +7,9 @@ one person throughout; the frames it does not cover become misses (confidence 0)
 inside the track are then interpolated; long ones stay misses, which the lifter was trained to
 read as "not seen" (keypoint dropout).
 
+``keypoint_distance`` compares two people's keypoints (tracking several people, telling a
+person found twice from two people).
+
 Keypoints are ``(T, K, 3)``: x px, y px, confidence in [0, 1]; confidence 0 means not detected.
 """
 
@@ -66,11 +69,17 @@ def main_track(keypoints: np.ndarray, max_gap: int = 5, min_iou: float = 0.3) ->
     ids = track_ids(keypoints, max_gap, min_iou)
     if (ids < 0).all():
         return np.zeros(len(keypoints), dtype=bool)
+    score = np.bincount(ids[ids >= 0], weights=evidence(keypoints)[ids >= 0])
+    return ids == int(np.argmax(score))
+
+
+def evidence(keypoints: np.ndarray) -> np.ndarray:
+    """(T,) how clearly each frame shows its person: box diagonal (px) times mean keypoint
+    confidence, 0 without a detection. Summed over a track's frames it ranks tracks."""
     box = boxes(keypoints)
     diagonal = np.hypot(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
-    evidence = np.where(ids >= 0, np.nan_to_num(diagonal) * keypoints[..., 2].mean(axis=1), 0.0)
-    score = np.bincount(ids[ids >= 0], weights=evidence[ids >= 0])
-    return ids == int(np.argmax(score))
+    detected = (keypoints[..., 2] > 0).any(axis=1)
+    return np.where(detected, np.nan_to_num(diagonal) * keypoints[..., 2].mean(axis=1), 0.0)
 
 
 def keep_frames(keypoints: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -99,3 +108,21 @@ def fill_gaps(keypoints: np.ndarray, max_gap: int) -> np.ndarray:
     joint = np.arange(keypoints.shape[1])[None, :]
     interpolated = (1 - weight) * keypoints[lo, joint] + weight * keypoints[hi, joint]
     return np.where(fill[..., None], interpolated, keypoints).astype(keypoints.dtype)
+
+
+def shared_joints(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(K,) bool: joints confident in both (K, 3) people, else those detected in both."""
+    use = (a[:, 2] >= MIN_BOX_CONFIDENCE) & (b[:, 2] >= MIN_BOX_CONFIDENCE)
+    return use if use.any() else (a[:, 2] > 0) & (b[:, 2] > 0)
+
+
+def keypoint_distance(reference: np.ndarray, person: np.ndarray) -> float:
+    """How far (K, 3) ``person`` is from (K, 3) ``reference``: the mean px distance over joints
+    confident in both (else seen in both), over ``reference``'s box diagonal; inf when they share
+    no seen joint. 0 is the same pose in the same place; 1 a whole body-size away."""
+    both = shared_joints(reference, person)
+    if not both.any():
+        return np.inf
+    x0, y0, x1, y1 = boxes(reference[None])[0]
+    diagonal = max(float(np.hypot(x1 - x0, y1 - y0)), 1.0)
+    return float(np.linalg.norm(reference[both, :2] - person[both, :2], axis=1).mean() / diagonal)

@@ -26,7 +26,7 @@ back; ``embed`` and ``canonical_pose`` run them on a sequence).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import torch
@@ -186,15 +186,18 @@ class MultiviewObjective(Objective):
     def sample(self, epoch: int, step: int) -> torch.Tensor:
         """(2 * pairs, RF, K, 3): the anchors' windows, then the positives' (same order)."""
         data, n = self.data, int(self.settings.pairs)
+        # every process draws all processes' pairs (the stream of one process) and keeps its part
+        part = self.shard.part(n)
         pairs = sample_pairs(data, n, self.rng)
+        pairs = PairBatch(*(getattr(pairs, f.name)[part] for f in fields(PairBatch)))
         rows = np.concatenate([pairs.row_a, pairs.row_b])
         # both views of an instant mirrored together: still a positive pair
-        flip = np.tile(self.rng.random(n) < 0.5, 2) if self.flip else None
+        flip = np.tile((self.rng.random(n) < 0.5)[part], 2) if self.flip else None
         x = self.frames.gather(data.window_index(rows, np.concatenate([pairs.frame, pairs.frame]),
                                                  self.before, self.after, flip))
         if self.keypoint_dropout > 0:
-            keep = self.rng.random(x.shape[:3], dtype=np.float32) >= self.keypoint_dropout
-            x = x * torch.from_numpy(keep).to(self.device)[..., None]
+            keep = self.rng.random((2, n, *x.shape[1:3]), dtype=np.float32)[:, part].reshape(x.shape[:3])
+            x = x * torch.from_numpy(keep >= self.keypoint_dropout).to(self.device)[..., None]
         self.last = pairs
         return x
 

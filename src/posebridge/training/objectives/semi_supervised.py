@@ -51,6 +51,7 @@ from posebridge.data.frames import FrameTable, FrameTableBuilder
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
 from posebridge.training.data import MirroredFrames, select_subjects
+from posebridge.training.distributed import process_seed
 from posebridge.training.loop import Objective, ObjectiveContext, StepOutputs, epoch_seed
 from posebridge.training.settings import PLACEMENTS, SEMI_TERMS, SemiSupervisedSettings
 
@@ -89,13 +90,15 @@ def robust_error(err: torch.Tensor, bound: float | None) -> torch.Tensor:
 
 def reprojection_error(points_cam: torch.Tensor, keypoints: torch.Tensor, intrinsics: torch.Tensor,
                        distortion: torch.Tensor, width: torch.Tensor, height: torch.Tensor,
-                       codec: InputCodec | None = None, max_error: float | None = None) -> torch.Tensor:
+                       codec: InputCodec | None = None, max_error: float | None = None,
+                       distortion_model=None) -> torch.Tensor:
     """Confidence-weighted mean 2D error, in the units of ``codec`` (default VideoPose3D's
     normalised screen), between camera-space ``points_cam`` (B, J, 3) seen by the cameras
     (``InputCodec.project_torch``) and ``keypoints`` (B, J, 3) (encoded x, y and confidence); each
     joint's error beyond ``max_error`` grows only logarithmically (``robust_error``). Points nearer
-    than ``MIN_DEPTH_M`` weigh nothing."""
-    projected = (codec or InputCodec()).project_torch(points_cam, intrinsics, distortion, width, height)
+    than ``MIN_DEPTH_M`` weigh nothing. ``distortion_model``: the lenses' model codes (B,) or a name."""
+    projected = (codec or InputCodec()).project_torch(points_cam, intrinsics, distortion, width, height,
+                                                      distortion_model)
     weight = keypoints[..., 2] * (points_cam[..., 2] > MIN_DEPTH_M)
     err = robust_error((projected - keypoints[..., :2]).norm(dim=-1), max_error)
     return (weight * err).sum() / weight.sum().clamp_min(1e-6)
@@ -216,7 +219,8 @@ class SemiSupervised(Objective):
         keypoints = data.mirrored_inputs()
         size = self.frames.size.cpu().numpy().astype(np.float64)[rows]
         rays = data.codec.rays(keypoints[..., :2], self.frames.intrinsics.cpu().numpy()[rows].astype(np.float64),
-                               self.frames.distortion.cpu().numpy()[rows].astype(np.float64), size[:, 0], size[:, 1])
+                               self.frames.distortion.cpu().numpy()[rows].astype(np.float64), size[:, 0], size[:, 1],
+                               self.frames.distortion_model.cpu().numpy()[rows])
         return torch.from_numpy(rays.astype(np.float32)).to(self.device)
 
     # -------------------------------------------------------------- Objective interface
@@ -241,7 +245,8 @@ class SemiSupervised(Objective):
     def start_epoch(self, epoch: int, seed: int) -> None:
         self.rng = np.random.default_rng(epoch_seed(seed, epoch, _SAMPLE_STREAM))
         device = next(self.trajectory.parameters()).device
-        self.trajectory.dropout_generator = torch.Generator(device).manual_seed(epoch_seed(seed, epoch, _DROPOUT_STREAM))
+        self.trajectory.dropout_generator = torch.Generator(device).manual_seed(
+            process_seed(epoch_seed(seed, epoch, _DROPOUT_STREAM), self.shard))
         self.trajectory.set_bn_momentum(self.config.bn_momentum_at(epoch))
 
     def active(self, epoch: int) -> bool:
@@ -251,8 +256,11 @@ class SemiSupervised(Objective):
     def sample(self, epoch: int, step: int):
         if not self.active(epoch):  # warm-up: labeled windows only (and no unlabeled BN statistics)
             return None
-        rows, local = self.data.locate(self.rng.integers(0, self.data.num_frames, self.batch_size))
-        flip = (self.rng.random(self.batch_size) < 0.5) if self.config.flip_augment else np.zeros(self.batch_size, bool)
+        # every process draws all processes' windows (the stream of one process) and keeps its part
+        part = self.shard.part(self.batch_size)
+        rows, local = self.data.locate(self.rng.integers(0, self.data.num_frames, self.batch_size)[part])
+        flip = ((self.rng.random(self.batch_size) < 0.5) if self.config.flip_augment
+                else np.zeros(self.batch_size, bool))[part]
         index = self.data.window_index(rows, local, self.before, self.after, flip)
         self._rows = self.frames.camera_rows(rows, flip)
         self._centres = torch.from_numpy(index[:, self.before]).to(self.device)
@@ -286,7 +294,7 @@ class SemiSupervised(Objective):
             rows, frames = self._rows, self.frames
             terms["proj"] = reprojection_error(absolute, centre, frames.intrinsics[rows], frames.distortion[rows],
                                                frames.size[rows, 0], frames.size[rows, 1], self.data.codec,
-                                               self.max_error)
+                                               self.max_error, frames.distortion_model[rows])
             gaps = [bone_length_gap(out.labeled_pred[:, out.lifter.slices[f]], out.extra_pred[:, out.lifter.slices[f]],
                                     skeletons.get(f).bones) for f in self.formats if skeletons.get(f).bones]
             terms["bone"] = torch.stack(gaps).mean() if gaps else zero

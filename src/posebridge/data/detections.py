@@ -152,15 +152,24 @@ class Detections(LazyHDF5):
             self._keypoints = self._read()
         return self._keypoints
 
-    def get(self, sequence: str, camera: str) -> np.ndarray:
-        """(T, K, 3) float32 keypoints (x px, y px, confidence) of one sequence x camera."""
+    def span(self, sequence: str, camera: str) -> tuple[int, int]:
+        """(first frame in ``keypoints``, frame count) of one sequence x camera."""
         try:
-            start, frames = self._lookup[(sequence, camera)]
+            return self._lookup[(sequence, camera)]
         except KeyError:
             raise DataError(self.path, f"no detections for sequence {sequence!r}, camera {camera!r}") from None
+
+    def frames(self, start: int, stop: int) -> np.ndarray:
+        """(stop - start, K, 3) float32 keypoints of frames [start, stop) of ``keypoints``, read
+        from the file unless it is loaded (one contiguous read: the file is chunked by time)."""
         if self._keypoints is not None:
-            return self._keypoints[start:start + frames]
-        return self._read(start, start + frames)
+            return self._keypoints[start:stop]
+        return self._read(start, stop)
+
+    def get(self, sequence: str, camera: str) -> np.ndarray:
+        """(T, K, 3) float32 keypoints (x px, y px, confidence) of one sequence x camera."""
+        start, frames = self.span(sequence, camera)
+        return self.frames(start, start + frames)
 
     def check_against(self, dataset) -> None:
         """Raise DataError unless every index row of ``dataset`` (a store.Dataset) has detections

@@ -7,6 +7,11 @@ given), each source's rows one after the other. ``FrameTableBuilder`` reads rows
 ``FrameTable`` holds it with each row's camera, and answers what every consumer asks of it: the
 mirrored frames (a horizontal flip is a choice of table), the input windows of sampled (row,
 centre frame) pairs and a content digest (what a checkpoint must match to be resumed).
+
+A table is *in memory* (``inputs`` holds every frame) or *read on demand* (``inputs`` None: the
+builder with ``cache_mb`` keeps only the index, and a ``data.frame_reader.FrameReader`` reads and
+encodes blocks of frames from the detection files when windows ask for them, within a bounded
+cache). Both give the same windows and the same digest.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from posebridge.data.frame_reader import BLOCK_FRAMES, FrameReader, row_segments
 from posebridge.data.keypoints import InputCodec
 from posebridge.data.windows import window_index
 from posebridge.errors import DataError
@@ -68,7 +74,7 @@ class FrameTable:
         names: the source datasets' names, one per source (a labeled set's groups).
         keypoint_format: the skeleton format of the input keypoints.
         inputs: (N, K, F) float32 network input of every frame, encoded by ``codec``
-            (``data.keypoints.InputCodec``).
+            (``data.keypoints.InputCodec``); None when read on demand by ``reader``.
         group_start: (G,) first flat frame of each source in ``inputs``.
         row_group, row_start, row_frames: (R,) per row: source, first flat frame, frame count.
         row_intrinsics (R, 4) px, row_distortion (R, 5), row_size (R, 2) width, height px: each
@@ -80,7 +86,8 @@ class FrameTable:
         codec: how ``inputs`` were encoded (default: screen + raw confidence).
         confidence: (N, K) float32 the detector's confidence of every keypoint (0: missed),
             whatever the codec feeds the network; None in hand-built tables (then read from
-            ``inputs``, see ``keypoint_confidence``).
+            ``inputs``, see ``keypoint_confidence``) and in tables read on demand.
+        reader: the ``FrameReader`` of a table read on demand (its field ``inputs``); else None.
     """
 
     names: list[str]
@@ -99,10 +106,21 @@ class FrameTable:
     row_distortion_model: np.ndarray | None = None
     codec: InputCodec = field(default_factory=InputCodec)
     confidence: np.ndarray | None = None
+    reader: FrameReader | None = None
 
     @property
     def num_frames(self) -> int:
-        return len(self.inputs)
+        return len(self.inputs) if self.inputs is not None else int(self.row_frames.sum())
+
+    @property
+    def num_keypoints(self) -> int:
+        """K, the keypoints of a frame's input."""
+        return skeletons.get(self.keypoint_format).num_joints
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether ``inputs`` holds every frame (else ``reader`` reads them on demand)."""
+        return self.inputs is not None
 
     @property
     def num_rows(self) -> int:
@@ -134,6 +152,7 @@ class FrameTable:
         input's raw confidence feature)."""
         if self.confidence is not None:
             return self.confidence
+        self._require_memory("the keypoint confidence")
         if self.codec.confidence != "raw":
             raise ValueError(f"a table encoded with {self.codec} needs its confidence column")
         return self.inputs[..., 2]
@@ -147,8 +166,24 @@ class FrameTable:
     def mirrored_inputs(self) -> np.ndarray:
         """(2N, K, F): every frame as is, then horizontally mirrored (left/right keypoints
         swapped, x negated, as ``SeparateHeadLifter.flip_input``)."""
+        self._require_memory("the mirrored inputs")
         mirror = skeletons.get(self.keypoint_format).mirror
         return np.concatenate([self.inputs, mirror_points(self.inputs, mirror)])
+
+    def _require_memory(self, what: str) -> None:
+        if not self.in_memory:
+            raise ValueError(f"{what} of every frame need a table in memory; this one is read on demand")
+
+    def gather(self, index: np.ndarray) -> np.ndarray:
+        """(..., K, F) inputs of the flat frames ``index`` (any int array), or, for indices
+        N..2N-1, the mirrored frames (the index space of ``mirrored_inputs``)."""
+        index = np.asarray(index, np.int64)
+        flip = index >= self.num_frames
+        flat = index - self.num_frames * flip
+        x = self.inputs[flat] if self.in_memory else self.reader.read(flat, ["inputs"])["inputs"]
+        if flip.any():
+            x[flip] = mirror_points(x[flip], skeletons.get(self.keypoint_format).mirror)
+        return x
 
     def window_index(self, rows, centres, before: int, after: int, flip=None) -> np.ndarray:
         """(B, before + 1 + after) indices of the windows around ``centres`` (B,) of ``rows``
@@ -161,18 +196,51 @@ class FrameTable:
 
     def windows(self, rows, centres, before: int, after: int) -> np.ndarray:
         """(B, before + 1 + after, K, F) input windows (not mirrored)."""
-        return self.inputs[self.window_index(rows, centres, before, after)]
+        return self.gather(self.window_index(rows, centres, before, after))
 
-    def digest(self, *extra: np.ndarray) -> str:
-        """sha256 of the inputs, the row structure, the cameras and ``extra`` arrays: a
-        regenerated dataset of the same size must not resume a stale run."""
+    def digest(self, *extra) -> str:
+        """sha256 of the inputs, the row structure, the cameras and ``extra`` (arrays, or
+        iterables of array blocks: streamed): a regenerated dataset of the same size must not
+        resume a stale run. A table read on demand streams its inputs block by block (the same
+        bytes, so the same digest as in memory)."""
         digest = hashlib.sha256()
+        inputs = [self.inputs] if self.in_memory else (b["inputs"] for _, b in self.reader.blocks(["inputs"]))
         # the model codes count only where some lens is not opencv (older digests stay valid)
         models = (self.distortion_codes(),) if self.distortion_codes().any() else ()
-        for array in (self.inputs, self.row_start, self.row_frames, self.row_intrinsics, self.row_distortion,
-                      *models, self.row_size, *extra):
-            digest.update(np.ascontiguousarray(array).tobytes())
+        for part in (inputs, self.row_start, self.row_frames, self.row_intrinsics, self.row_distortion,
+                     *models, self.row_size, *extra):
+            for array in ([part] if isinstance(part, np.ndarray) else part):
+                digest.update(np.ascontiguousarray(array).tobytes())
         return digest.hexdigest()
+
+
+class RowInputs:
+    """The network input of a table read on demand: flat frames [start, stop) read from each
+    row's detection file and encoded with its camera, by the same code as an in-memory table.
+
+    rows: per row (``Detections``, first frame in the file, ``Camera``); row_start, row_frames: the
+    table's (R,) columns.
+    """
+
+    def __init__(self, codec: InputCodec, rows: list, row_start: np.ndarray, row_frames: np.ndarray):
+        self.codec = codec
+        self.rows = rows
+        self.row_start = row_start
+        self.row_frames = row_frames
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        """(stop - start, K, F) float32 network input."""
+        parts = []
+        for row, first, end in row_segments(self.row_start, self.row_frames, start, stop):
+            detections, offset, camera = self.rows[row]
+            parts.append(_encode(self.codec, detections.frames(offset + first, offset + end), camera))
+        return np.concatenate(parts)
+
+
+def _encode(codec: InputCodec, keypoints: np.ndarray, camera) -> np.ndarray:
+    """(T, K, F) network input of one row's (T, K, 3) keypoints seen by ``camera``."""
+    width, height = camera.image_size
+    return codec.encode(keypoints, width, height, camera.intrinsics, camera.distortion, camera.distortion_model)
 
 
 class FrameTableBuilder:
@@ -181,15 +249,22 @@ class FrameTableBuilder:
     ``add_source`` starts a source (checks its detections), ``add_row`` reads one row's 2D and
     returns its camera (for what a caller keeps besides, e.g. 3D targets), ``columns`` gives the
     ``FrameTable`` fields. ``codec`` encodes the keypoints (default: screen + raw confidence).
+    ``cache_mb``: None reads every row's 2D now (a table in memory); a size in MiB records where
+    each row's 2D lies and gives a table read on demand through a cache of that size, in blocks
+    of ``block_frames``.
     """
 
-    def __init__(self, keypoint_format: str, codec: InputCodec | None = None):
+    def __init__(self, keypoint_format: str, codec: InputCodec | None = None, cache_mb: float | None = None,
+                 block_frames: int = BLOCK_FRAMES):
         self.keypoint_format = skeletons.get(keypoint_format).name
         self.codec = codec or InputCodec()
+        self.cache_mb = cache_mb
+        self.block_frames = block_frames
         self.names: list[str] = []
         self.group_start: list[int] = []
         self.inputs: list[np.ndarray] = []
         self.confidence: list[np.ndarray] = []
+        self.on_disk: list[tuple] = []  # per row of a table read on demand: (detections, offset, camera)
         self.rows = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "model", "size",
                                      "sequence", "camera", "up")}
         self.offset = 0
@@ -212,31 +287,34 @@ class FrameTableBuilder:
         """Append an index row of the current source (its first ``frames`` frames; None: all);
         returns its ``Camera``."""
         camera = dataset.camera_for(row)
-        self.detections.keypoints  # load the whole file once (on a source's first row); get() slices it
-        keypoints = self.detections.get(row["sequence"], row["camera"])
-        keypoints = keypoints if frames is None else keypoints[:frames]
+        offset, count = self.detections.span(row["sequence"], row["camera"])
+        count = count if frames is None else min(count, frames)
+        if self.cache_mb is None:
+            self.detections.keypoints  # load the whole file once (on a source's first row); get() slices it
+            keypoints = self.detections.get(row["sequence"], row["camera"])[:count]
+            self.inputs.append(_encode(self.codec, keypoints, camera))
+            self.confidence.append(np.asarray(keypoints[..., 2], np.float32))
+        else:
+            self.on_disk.append((self.detections, offset, camera))
         width, height = camera.image_size
-        self.inputs.append(self.codec.encode(keypoints, width, height, camera.intrinsics, camera.distortion,
-                                             camera.distortion_model))
-        self.confidence.append(np.asarray(keypoints[..., 2], np.float32))
-        values = {"group": len(self.names) - 1, "start": self.offset, "frames": len(keypoints),
+        values = {"group": len(self.names) - 1, "start": self.offset, "frames": count,
                   "intrinsics": camera.intrinsics, "distortion": camera.distortion,
                   "model": distortion_model_code(camera.distortion_model), "size": (width, height),
                   "sequence": str(row["sequence"]), "camera": str(row["camera"]),
                   "up": camera.R @ np.array([0.0, 0.0, 1.0])}  # the world is Z-up
         for key, value in values.items():
             self.rows[key].append(value)
-        self.offset += len(keypoints)
+        self.offset += count
         return camera
 
-    def columns(self) -> dict:
-        """The ``FrameTable`` fields of the rows read so far."""
+    def columns(self, fields: dict | None = None, load=None) -> dict:
+        """The ``FrameTable`` fields of the rows read so far. A table read on demand gets its
+        ``reader``, which reads the field ``inputs`` and, with ``fields`` (name -> ``Field``) and
+        ``load(start, stop, names)``, a subclass's per-frame arrays too."""
         K = skeletons.get(self.keypoint_format).num_joints
         rows = self.rows
-        return dict(
+        columns = dict(
             names=list(self.names), keypoint_format=self.keypoint_format, codec=self.codec,
-            inputs=np.concatenate(self.inputs) if self.inputs else np.zeros((0, K, self.codec.in_features), np.float32),
-            confidence=np.concatenate(self.confidence) if self.confidence else np.zeros((0, K), np.float32),
             group_start=np.asarray(self.group_start, dtype=np.int64),
             row_group=np.asarray(rows["group"], dtype=np.int64),
             row_start=np.asarray(rows["start"], dtype=np.int64),
@@ -248,3 +326,18 @@ class FrameTableBuilder:
             row_sequence=np.asarray(rows["sequence"], dtype=object),
             row_camera=np.asarray(rows["camera"], dtype=object),
             row_up=np.asarray(rows["up"], dtype=np.float64).reshape(-1, 3))
+        if self.cache_mb is None:
+            empty = np.zeros((0, K, self.codec.in_features), np.float32)
+            columns["inputs"] = np.concatenate(self.inputs) if self.inputs else empty
+            columns["confidence"] = np.concatenate(self.confidence) if self.confidence else np.zeros((0, K), np.float32)
+            return columns
+        inputs = RowInputs(self.codec, list(self.on_disk), columns["row_start"], columns["row_frames"])
+
+        def load_all(start, stop, names):
+            out = load(start, stop, [n for n in names if n != "inputs"]) if load is not None else {}
+            return {**out, "inputs": inputs(start, stop)} if "inputs" in names else out
+
+        fields = {"inputs": ((K, self.codec.in_features), np.float32, 0.0), **(fields or {})}
+        columns["reader"] = FrameReader(self.offset, fields, load_all, self.cache_mb, self.block_frames)
+        columns["inputs"] = None
+        return columns

@@ -443,6 +443,12 @@ class Dataset(LazyHDF5):
         start, frames = self.span(sequence)
         return self._read("joints_3d", start, start + frames)
 
+    def frames_3d(self, start: int, stop: int) -> np.ndarray:
+        """(stop - start, J, 3) float32 world joints (mm) of frames [start, stop) of
+        ``joints_3d`` (one contiguous read: the file is chunked by time)."""
+        self._require_3d()
+        return self._read("joints_3d", start, stop)
+
     def _require_3d(self) -> None:
         if not self.has_3d:
             raise DataError(self.path, f"dataset {self.name!r} has no 3D joints (footage without ground "
@@ -493,8 +499,20 @@ class Dataset(LazyHDF5):
         self._require_3d()
         joints = self._read("joints_3d")
         if np.isnan(joints).all():
-            raise DataError(self.path, "joints_3d is entirely missing (every value is NaN)")
+            self._all_missing()
         return joints
+
+    def check_3d_present(self) -> None:
+        """DataError unless some joint of ``joints_3d`` is known; reads chunk by chunk and stops
+        at the first known value (bounded memory, one chunk for any usable dataset)."""
+        self._require_3d()
+        for start in range(0, self.num_frames, CHUNK_FRAMES):
+            if not np.isnan(self._read("joints_3d", start, start + CHUNK_FRAMES)).all():
+                return
+        self._all_missing()
+
+    def _all_missing(self):
+        raise DataError(self.path, "joints_3d is entirely missing (every value is NaN)")
 
     def camera_for(self, row) -> "cameras_mod.Camera":
         """The Camera of an index row (a row of ``index``/``rows()``, or its position in ``index``)."""

@@ -8,6 +8,11 @@ sampling (every training source uses it). ``BatchAssembler`` turns a sampled ``w
 into tensors: input windows (one gather), the union-of-formats target with NaN outside the
 example's own format, the per-example camera, and the training augmentations (horizontal flip of
 2D, 3D and camera; keypoint dropout).
+
+With ``cache_mb`` the sets are read on demand (``data.frame_reader``): only their index stays in
+memory, and a batch's input windows and 3D targets are read from the detection and store files
+by blocks, through a cache of that size, so memory stays bounded however many datasets train.
+The batches are the same as those of sets in memory (the same per-frame code computes them).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from posebridge.data.frame_reader import BLOCK_FRAMES, block_frames_for, row_segments
 from posebridge.data.frames import FrameTable, FrameTableBuilder, mirror_points, open_sources
 from posebridge.data.keypoints import KEYPOINT_FORMAT
 from posebridge.data.windows import Batch
@@ -36,20 +42,38 @@ class LabeledSet(FrameTable):
 
     Attributes (besides ``FrameTable``'s):
         formats: the skeleton format each group trains.
-        targets: per group (N_g, J_g, 3) float32 camera-space ground truth, metres, NaN = missing.
+        targets: per group (N_g, J_g, 3) float32 camera-space ground truth, metres, NaN = missing;
+            None in a set read on demand (its reader's field ``target``: (J_max, 3) per frame,
+            NaN beyond the group's J_g joints).
     """
 
     formats: list[str]
-    targets: list[np.ndarray]
+    targets: list[np.ndarray] | None
 
     def digest(self, *extra: np.ndarray) -> str:
-        return super().digest(*self.targets, *extra)
+        return super().digest((target for _, target in self.group_targets()), *extra)
+
+    def group_targets(self):
+        """(group, (n, J_g, 3) targets) of every frame in flat order: each group's whole array
+        in memory, else streamed block by block (bounded memory)."""
+        if self.in_memory:
+            yield from enumerate(self.targets)
+            return
+        bounds = np.append(self.group_start, self.num_frames)
+        joints = [skeletons.get(f).num_joints for f in self.formats]
+        for start, block in self.reader.blocks(["target"]):
+            stop = start + len(block["target"])
+            for g in range(len(self.formats)):
+                first, end = max(start, bounds[g]), min(stop, bounds[g + 1])
+                if first < end:
+                    yield g, block["target"][first - start:end - start, :joints[g]]
 
     def mean_pose_mm(self) -> dict[str, np.ndarray]:
         """Format -> (J, 3) mean root-relative camera-space pose (mm) over all frames of the
         groups that train it (NaN joints ignored)."""
         sums, counts = {}, {}
-        for fmt, target in zip(self.formats, self.targets):
+        for g, target in self.group_targets():
+            fmt = self.formats[g]
             root = skeletons.get(fmt).root
             rel = (target - target[:, root:root + 1]).astype(np.float64) * MM_PER_UNIT
             ok = np.isfinite(rel)
@@ -89,9 +113,12 @@ def _trained_format(dataset, fmt: str | None) -> str:
 
 
 def load_labeled(sources, split: str, keypoint_format: str | None = None, subjects: dict | None = None,
-                 fraction: dict | None = None, codec=None) -> LabeledSet:
+                 fraction: dict | None = None, codec=None, cache_mb: float | None = None,
+                 block_frames: int = BLOCK_FRAMES) -> LabeledSet:
     """Read the ``split`` rows of labeled datasets, the 2D encoded by ``codec``
-    (``data.keypoints.InputCodec``; default screen + raw confidence).
+    (``data.keypoints.InputCodec``; default screen + raw confidence); with ``cache_mb`` (MiB)
+    only their index, the set read on demand through a cache of that size (blocks of
+    ``block_frames``).
 
     keypoint_format: the lifter's input format every detection file must hold; None = that of the
     first source's detections (``KEYPOINT_FORMAT`` when there are no sources).
@@ -105,8 +132,8 @@ def load_labeled(sources, split: str, keypoint_format: str | None = None, subjec
     """
     if keypoint_format is None:
         keypoint_format = sources[0][1].keypoint_format if sources else KEYPOINT_FORMAT
-    table = FrameTableBuilder(keypoint_format, codec)
-    formats, targets = [], []
+    table = FrameTableBuilder(keypoint_format, codec, cache_mb, block_frames)
+    formats, targets, on_disk = [], [], []
     for dataset, detections, fmt in sources:
         if dataset.role != "labeled":
             raise DataError(dataset.path, f"dataset {dataset.name!r} has role {dataset.role!r}; only "
@@ -116,8 +143,34 @@ def load_labeled(sources, split: str, keypoint_format: str | None = None, subjec
         rows = select_subjects(dataset.rows(split), (subjects or {}).get(dataset.name),
                                f"labeled_subjects.{dataset.name}")
         share = (fraction or {}).get(dataset.name, 1.0)
-        targets.append(_read_targets(table, dataset, rows, formats[-1], share))
-    return LabeledSet(**table.columns(), formats=formats, targets=targets)
+        if cache_mb is None:
+            targets.append(_read_targets(table, dataset, rows, formats[-1], share))
+        else:
+            on_disk += [(dataset, int(row["start"]), camera, formats[-1])
+                        for row, camera in _add_rows(table, dataset, rows, share)]
+    if cache_mb is None:
+        return LabeledSet(**table.columns(), formats=formats, targets=targets)
+    for dataset in {id(d): d for d, _, _, _ in on_disk}.values():  # as a load into memory checks
+        dataset.check_3d_present()
+    joints = max([skeletons.get(f).num_joints for f in formats], default=0)
+    row_targets = RowTargets(on_disk, np.asarray(table.rows["start"], np.int64),
+                             np.asarray(table.rows["frames"], np.int64), joints)
+    columns = table.columns({"target": ((joints, 3), np.float32, np.nan)},
+                            lambda start, stop, names: {"target": row_targets(start, stop)} if names else {})
+    return LabeledSet(**columns, formats=formats, targets=None)
+
+
+def _add_rows(table: FrameTableBuilder, dataset, rows, share: float):
+    """Add ``rows`` (their first ``share`` of frames, at least one) to ``table``; yields each
+    (index row, ``Camera``)."""
+    for _, row in rows.iterrows():
+        frames = max(1, int(math.ceil(int(row["frames"]) * share - 1e-9)))
+        yield row, table.add_row(dataset, row, frames)
+
+
+def camera_targets(world: np.ndarray, camera) -> np.ndarray:
+    """(T, J, 3) float32 camera-space targets, metres, of (T, J, 3) world joints (mm)."""
+    return (camera.world_to_camera(world.astype(np.float64)) / MM_PER_UNIT).astype(np.float32)
 
 
 def _read_targets(table: FrameTableBuilder, dataset, rows, fmt: str, share: float) -> np.ndarray:
@@ -125,16 +178,41 @@ def _read_targets(table: FrameTableBuilder, dataset, rows, fmt: str, share: floa
     camera-space ground truth in ``fmt``, metres."""
     world = None
     targets = []
-    for _, row in rows.iterrows():
+    for row, camera in _add_rows(table, dataset, rows, share):
         if world is None:  # read the dataset once, only when it has rows in this split
             world = skeletons.convert(dataset.joints_3d_all(), dataset.skeleton.name, fmt)
         start = int(row["start"])
-        frames = max(1, int(math.ceil(int(row["frames"]) * share - 1e-9)))
-        camera = table.add_row(dataset, row, frames)
-        cam = camera.world_to_camera(world[start:start + frames].astype(np.float64))
-        targets.append((cam / MM_PER_UNIT).astype(np.float32))
+        targets.append(camera_targets(world[start:start + table.rows["frames"][-1]], camera))
     J = skeletons.get(fmt).num_joints
     return np.concatenate(targets) if targets else np.zeros((0, J, 3), np.float32)
+
+
+class RowTargets:
+    """The 3D targets of a labeled set read on demand: flat frames [start, stop) read from each
+    row's store file and put in its camera frame, by the same code as a set in memory.
+
+    rows: per row (``store.Dataset``, first frame of its take in ``joints_3d``, ``Camera``,
+    format trained); row_start, row_frames: the table's (R,) columns; num_joints: J_max.
+    """
+
+    def __init__(self, rows: list, row_start: np.ndarray, row_frames: np.ndarray, num_joints: int):
+        self.rows = rows
+        self.row_start = row_start
+        self.row_frames = row_frames
+        self.num_joints = num_joints
+
+    def __call__(self, start: int, stop: int) -> np.ndarray:
+        """(stop - start, J_max, 3) float32 metres, NaN beyond each row's format's joints."""
+        out = np.full((stop - start, self.num_joints, 3), np.nan, np.float32)
+        at = 0
+        for row, first, end in row_segments(self.row_start, self.row_frames, start, stop):
+            dataset, take_start, camera, fmt = self.rows[row]
+            world = skeletons.convert(dataset.frames_3d(take_start + first, take_start + end),
+                                      dataset.skeleton.name, fmt)
+            target = camera_targets(world, camera)
+            out[at:at + len(target), :target.shape[1]] = target
+            at += len(target)
+        return out
 
 
 def load_labeled_files(dataset_paths, detection_paths, formats, split: str, subjects: dict | None = None,
@@ -175,9 +253,11 @@ def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
                                              f"give every dataset a detector in that format")
     config.keypoint_format = wanted
     codec = config.input_codec()
+    on_demand = {"cache_mb": config.data_cache_mb or None,  # 0: every array in memory
+                 "block_frames": block_frames_for(math.prod(config.filter_widths))}
     train_set = load_labeled(sources, "train", wanted, subjects=config.labeled_subjects,
-                             fraction=config.labeled_fraction, codec=codec)
-    return train_set, load_labeled(sources, "test", wanted, codec=codec)
+                             fraction=config.labeled_fraction, codec=codec, **on_demand)
+    return train_set, load_labeled(sources, "test", wanted, codec=codec, **on_demand)
 
 
 def flip_cameras(intrinsics: torch.Tensor, distortion: torch.Tensor, width: torch.Tensor, model=None):
@@ -213,18 +293,22 @@ class TrainingBatch:
 class MirroredFrames:
     """A ``FrameTable`` on a device for sampling windows: every frame and every camera kept twice,
     as is and horizontally mirrored, so a flip is a choice of row and a batch's windows are one
-    ``index_select``, with no per-example work.
+    ``index_select``, with no per-example work. A table read on demand keeps only its cameras
+    twice; its windows are read, mirrored where flipped (``FrameTable.gather``) and moved to the
+    device per batch.
 
-    inputs: (2N, K * F) float32, frame n + N mirrored frame n (``FrameTable.mirrored_inputs``);
-    intrinsics (2R, 4), distortion (2R, 5), size (2R, 2) float32, distortion_model (2R,) int64
-    codes: row r + R is row r's mirrored camera (``flip_cameras``).
+    inputs: (2N, K * F) float32, frame n + N mirrored frame n (``FrameTable.mirrored_inputs``),
+    None for a table read on demand; intrinsics (2R, 4), distortion (2R, 5), size (2R, 2) float32,
+    distortion_model (2R,) int64 codes: row r + R is row r's mirrored camera (``flip_cameras``).
     """
 
     def __init__(self, table: FrameTable, device="cpu"):
         self.table = table
         self.device = dev = torch.device(device)
-        inputs = table.mirrored_inputs()
-        self.inputs = torch.from_numpy(inputs.reshape(len(inputs), -1)).to(dev)
+        self.inputs = None
+        if table.in_memory:
+            inputs = table.mirrored_inputs()
+            self.inputs = torch.from_numpy(inputs.reshape(len(inputs), -1)).to(dev)
         intrinsics = torch.from_numpy(table.row_intrinsics.astype(np.float32))
         distortion = torch.from_numpy(table.row_distortion.astype(np.float32))
         size = torch.from_numpy(table.row_size.astype(np.float32))
@@ -237,8 +321,26 @@ class MirroredFrames:
 
     def gather(self, index: np.ndarray) -> torch.Tensor:
         """(B, W) indices of ``FrameTable.window_index`` (with flips) -> (B, W, K, F) windows."""
+        if self.inputs is None:
+            return self._read(index)
         x = self.inputs.index_select(0, torch.from_numpy(index.reshape(-1)).to(self.device))
-        return x.view(*index.shape, *self.table.inputs.shape[1:])
+        return x.view(*index.shape, self.table.num_keypoints, -1)
+
+    def _read(self, index: np.ndarray) -> torch.Tensor:
+        """``gather`` of a table read on demand: the frames read as they are, then the mirrored
+        ones permuted and negated in place (``frames.mirror_points``, in torch: exact, and
+        cheaper than numpy's fancy indexing)."""
+        table = self.table
+        flip = index >= table.num_frames
+        x = torch.from_numpy(table.gather(index - table.num_frames * flip))
+        if flip.any():
+            frames = x.view(-1, *x.shape[-2:])
+            where = torch.from_numpy(np.flatnonzero(flip))
+            mirror = torch.as_tensor(skeletons.get(table.keypoint_format).mirror)
+            mirrored = frames.index_select(0, where).index_select(1, mirror)
+            mirrored[..., 0].neg_()
+            frames.index_copy_(0, where, mirrored)
+        return x.to(self.device)
 
     def camera_rows(self, rows: np.ndarray, flip: np.ndarray) -> torch.Tensor:
         """(B,) indices into the cameras of ``rows`` (B,), mirrored where ``flip`` (B,) is True."""
@@ -249,7 +351,9 @@ class BatchAssembler:
     """Builds training / validation tensors from sampled (row, frame) pairs of a ``LabeledSet``.
 
     Inputs and cameras come from ``MirroredFrames``; the targets and their projections are kept
-    twice the same way, as is and mirrored, so a batch is one ``index_select`` per table.
+    twice the same way, as is and mirrored, so a batch is one ``index_select`` per table. A set
+    read on demand has its batch's targets read, projected and mirrored per batch instead, by the
+    same per-frame code.
     """
 
     def __init__(self, data: LabeledSet, lifter: SeparateHeadLifter, device="cpu"):
@@ -268,7 +372,7 @@ class BatchAssembler:
                               f"is encoded by {data.codec}")
         self.slices = [lifter.slices[f] for f in data.formats]
         self.frames = MirroredFrames(data, device)
-        self.targets, self.targets_px = self._targets()
+        self.targets, self.targets_px = self._targets() if data.in_memory else (None, None)
         self.up = None
         if data.row_up is not None:  # a mirrored camera frame negates x, the up vector's too
             up = torch.from_numpy(data.row_up.astype(np.float32))
@@ -277,23 +381,44 @@ class BatchAssembler:
     def _targets(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """Per group: targets (2N_g, J_g, 3) and their pixels (2N_g, J_g, 2), frames in group
         order, plain then mirrored."""
-        from posebridge.geometry.cameras import project_points
-
         data = self.data
-        frame_width = np.repeat(data.row_size[:, 0], data.row_frames)
         frame_row = data.frame_rows()
         targets, targets_px = [], []
         for g, (fmt, target) in enumerate(zip(data.formats, data.targets)):
             start = data.group_start[g]
             rows = frame_row[start:start + len(target)]
-            px = project_points(np.nan_to_num(target, nan=1.0), data.row_intrinsics[rows],
-                                data.row_distortion[rows], data.distortion_codes()[rows]).astype(np.float32)
             mirror = skeletons.get(fmt).mirror
-            width = frame_width[start:start + len(target)]
+            px = self._pixels(target, rows)
             targets.append(torch.from_numpy(np.concatenate([target, mirror_points(target, mirror)])).to(self.device))
             targets_px.append(torch.from_numpy(
-                np.concatenate([px, mirror_points(px, mirror, width)])).to(self.device))
+                np.concatenate([px, mirror_points(px, mirror, data.row_size[rows, 0])])).to(self.device))
         return targets, targets_px
+
+    def _pixels(self, target: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """(n, J, 2) float32 pixels of (n, J, 3) targets seen by the cameras of ``rows`` (n,)."""
+        from posebridge.geometry.cameras import project_points
+
+        data = self.data
+        return project_points(np.nan_to_num(target, nan=1.0), data.row_intrinsics[rows],
+                              data.row_distortion[rows], data.distortion_codes()[rows]).astype(np.float32)
+
+    def _group_targets(self, g: int, rows: np.ndarray, frames: np.ndarray, flip: np.ndarray, read=None):
+        """Targets (n, J_g, 3) and their pixels (n, J_g, 2) on the device of the centre
+        ``frames`` (n,) of ``rows`` (n,) of group ``g``, mirrored where ``flip`` (n,); a set read
+        on demand passes their targets ``read`` (n, J_max, 3)."""
+        data, dev = self.data, self.device
+        if self.targets is not None:
+            flat = data.row_start[rows] + frames - data.group_start[g]
+            index = torch.from_numpy(flat + len(data.targets[g]) * flip).to(dev)
+            return self.targets[g].index_select(0, index), self.targets_px[g].index_select(0, index)
+        fmt = data.formats[g]
+        target = np.ascontiguousarray(read[:, :skeletons.get(fmt).num_joints])
+        px = self._pixels(target, rows)
+        if flip.any():
+            mirror = skeletons.get(fmt).mirror
+            target[flip] = mirror_points(target[flip], mirror)
+            px[flip] = mirror_points(px[flip], mirror, data.row_size[rows[flip], 0])
+        return torch.from_numpy(target).to(dev), torch.from_numpy(px).to(dev)
 
     def assemble(self, batch: Batch, flip: np.ndarray | None = None, keypoint_keep: np.ndarray | None = None
                  ) -> TrainingBatch:
@@ -307,13 +432,14 @@ class BatchAssembler:
             x.mul_(torch.from_numpy(keypoint_keep).to(dev, torch.float32)[..., None])
         target = torch.full((B, self.num_joints, 3), float("nan"), device=dev)
         target_px = torch.zeros((B, self.num_joints, 2), device=dev)
+        read = None if data.in_memory else data.reader.read(data.row_start[batch.row] + batch.frame, ["target"])
         for g in np.unique(batch.group):
             sel = np.flatnonzero(batch.group == g)
-            frame = data.row_start[batch.row[sel]] + batch.frame[sel] - data.group_start[g]
-            frame = torch.from_numpy(frame + len(data.targets[g]) * flip[sel]).to(dev)
+            group_target, group_px = self._group_targets(g, batch.row[sel], batch.frame[sel], flip[sel],
+                                                         None if read is None else read["target"][sel])
             sel = torch.from_numpy(sel).to(dev)
-            target[sel, self.slices[g]] = self.targets[g].index_select(0, frame)
-            target_px[sel, self.slices[g]] = self.targets_px[g].index_select(0, frame)
+            target[sel, self.slices[g]] = group_target
+            target_px[sel, self.slices[g]] = group_px
         rows = self.frames.camera_rows(batch.row, flip)
         valid = ~torch.isnan(target).any(-1)
         return TrainingBatch(x, target, target_px, valid, self.frames.intrinsics.index_select(0, rows),

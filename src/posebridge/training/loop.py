@@ -329,7 +329,7 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
     n = len(batch) * shard.processes  # the global batch (processes divide it: TrainConfig.validate)
     part = shard.part(n)
     flip = augment.random(n)[part] < 0.5 if config.flip_augment else None
-    keep = (augment.random((n, lifter.receptive_field(), assembler.data.inputs.shape[1]), dtype=np.float32)[part]
+    keep = (augment.random((n, lifter.receptive_field(), assembler.data.num_keypoints), dtype=np.float32)[part]
             >= config.keypoint_dropout if config.keypoint_dropout > 0 else None)
     tb = assembler.assemble(batch, flip, keep)
     extras = [objective.sample(epoch, step) for objective in objectives]

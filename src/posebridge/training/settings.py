@@ -241,6 +241,11 @@ class TrainConfig:
     bn_recalibration_batches: int = 20
     """After the last epoch, recompute BatchNorm statistics over this many training batches
     (0: keep the running averages; see ``models.temporal.recalibrate_batch_norm``)."""
+    data_cache_mb: float = 1024
+    """The labeled sets' 2D and 3D are read from their files on demand, by blocks of frames, and
+    the blocks kept in a cache of at most this many MiB per set (training, validation): memory
+    stays bounded however many datasets train, and batches are those of sets in memory
+    (``training.data``). 0: load every array into memory instead."""
     labeled_subjects: dict = field(default_factory=dict)
     """dataset name -> the training subjects whose 3D labels supervise: a count n (the first n
     subjects by name) or a list of names; datasets not named use all their training subjects.
@@ -332,6 +337,8 @@ class TrainConfig:
         for key in ("lr_decay", "bn_momentum", "bn_momentum_final"):
             if not _is_number(getattr(self, key)) or not 0 < getattr(self, key) <= 1:
                 fail(key, "a number in (0, 1]")
+        if not _is_number(self.data_cache_mb) or self.data_cache_mb < 0:
+            fail("data_cache_mb", "a non-negative number (0: every array in memory)")
         if not _is_number(self.abs_depth_weight) or self.abs_depth_weight < 0:
             fail("abs_depth_weight", "a non-negative number")
         if not all(_is_number(v) and v >= 0 for v in self.loss_weights.values()):

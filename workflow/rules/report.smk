@@ -75,7 +75,7 @@ rule viewer:
         "logs/viewer.log",
     benchmark:
         "benchmarks/viewer.tsv"
-    threads: config["threads"]["viewer"]
+    threads: rule_threads("viewer")
     conda:
         "../../envs/posebridge.yaml"
     shell:

@@ -176,3 +176,19 @@ def test_training_curves_mark_the_epochs_the_guard_rolled_back(tmp_path):
     assert len(marks) == 1 and list(marks[0].get_xdata()) == [2] and list(marks[0].get_ydata()) == [2982.0]
     assert not any("healthy: diverged" in line.get_label() for line in validation.get_lines())
     assert not any("rolled_back_to" in line.get_label() for line in fig.axes[0].get_lines() + validation.get_lines())
+
+
+def test_training_curves_mark_the_recalibrated_model_and_give_it_no_panel(tmp_path):
+    from posebridge.reporting.report import RECALIBRATED_LABEL, plot_training_curves
+    from posebridge.training.loop import RECALIBRATED_COLUMN
+
+    for name, recalibrated in (("a", 90.0), ("b", 95.0)):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"epoch": [1, 2, 3], "loss": [1.0, 0.5, 0.4], "val_mpjpe": [200.0, 100.0, 110.0],
+                      "val_mpjpe_h36m": [190.0, 95.0, 105.0], RECALIBRATED_COLUMN: [np.nan, np.nan, recalibrated]}
+                     ).to_parquet(tmp_path / name / "train_log.parquet")
+    fig = plot_training_curves([tmp_path / "a", tmp_path / "b"])
+    stars = [line for line in fig.axes[1].get_lines() if line.get_marker() == "*"]
+    assert [(list(s.get_xdata()), list(s.get_ydata())) for s in stars] == [([3], [90.0]), ([3], [95.0])]
+    assert [s.get_label() for s in stars] == [RECALIBRATED_LABEL, "_nolegend_"]  # one legend entry
+    assert [ax.get_title() for ax in fig.axes[2:]] == ["validation: h36m"]  # not a validation set of its own

@@ -11,6 +11,7 @@ from posebridge.geometry.cameras import Camera
 from posebridge.data.windows import ChunkSampler
 from posebridge.errors import ConfigError
 from posebridge.training.loop import (
+    RECALIBRATED_COLUMN,
     Objective,
     TrainConfig,
     build_lifter,
@@ -480,6 +481,12 @@ def test_training_ends_with_recalibrated_batch_norm():
     assert torch.equal(a["expand_conv.weight"], b["expand_conv.weight"])  # weights untouched
     assert not torch.allclose(a["expand_bn.running_mean"], b["expand_bn.running_mean"])
     assert any("recalibrated on 3 batches" in m for m in messages)
+    # the log's last row holds the recalibrated model's validation MPJPE, the one the message gives
+    _, log = train(TrainConfig(**base, bn_recalibration_batches=3), data, val, seed=1, progress=False,
+                   log=lambda m: None)
+    reported = float(next(m for m in messages if "recalibrated" in m).split("-> ")[1].split(" mm")[0])
+    assert log[RECALIBRATED_COLUMN].iloc[:-1].isna().all()
+    assert log[RECALIBRATED_COLUMN].iloc[-1] == pytest.approx(reported, rel=1e-3)
 
 
 def test_labeled_fraction_keeps_the_first_frames_of_each_take(tmp_path):

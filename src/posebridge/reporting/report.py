@@ -263,7 +263,10 @@ def read_train_log(model_dir: str | os.PathLike) -> pd.DataFrame:
 
 def _curve_columns(log: pd.DataFrame) -> tuple[list[str], list[str]]:
     """(loss columns, validation columns) of a training log."""
-    numeric = [c for c in log.columns if pd.api.types.is_numeric_dtype(log[c]) and c != "epoch"]
+    from posebridge.training.loop import RECALIBRATED_COLUMN
+
+    numeric = [c for c in log.columns if pd.api.types.is_numeric_dtype(log[c])
+               and c not in ("epoch", RECALIBRATED_COLUMN)]
     losses = [c for c in numeric if "loss" in c.lower()]
     validation = [c for c in numeric if "mpjpe" in c.lower() and c not in losses]
     return losses, validation
@@ -278,6 +281,23 @@ def _mark_divergence(ax, epoch: np.ndarray, log: pd.DataFrame, prefix: str) -> N
     if hit.any():
         ax.plot(epoch[hit], log["val_mpjpe"].to_numpy()[hit], "x", color="red", markersize=10, markeredgewidth=2,
                 label=f"{prefix}diverged (rolled back)")
+
+
+RECALIBRATED_LABEL = "after BatchNorm recalibration (the model written)"
+
+
+def _mark_recalibration(ax, epoch: np.ndarray, log: pd.DataFrame, color, first: bool) -> None:
+    """A star at the last epoch: the validation MPJPE of the model written, after training's
+    BatchNorm recalibration (``training.loop.RECALIBRATED_COLUMN``); the epochs' own points use
+    running statistics that a small final momentum can leave stale."""
+    from posebridge.training.loop import RECALIBRATED_COLUMN
+
+    if RECALIBRATED_COLUMN not in log.columns or not len(log):
+        return
+    value = float(log[RECALIBRATED_COLUMN].iloc[-1])
+    if np.isfinite(value):
+        ax.plot([epoch[-1]], [value], "*", color=color, markersize=13, markeredgecolor="black",
+                markeredgewidth=0.6, label=RECALIBRATED_LABEL if first else "_nolegend_")
 
 
 LOSS_STYLES = ("--", ":", "-.", (0, (5, 1, 1, 1, 1, 1)), (0, (12, 3)), (0, (3, 1, 1, 1)))
@@ -326,6 +346,8 @@ def plot_training_curves(model_dirs: Sequence[str | os.PathLike]):
         if "all" in model_sets:
             ax_val.plot(epoch, log[model_sets["all"]], marker=".", color=color, linewidth=2.2, label=name)
         _mark_divergence(ax_val, epoch, log, f"{name}: " if several else "")
+        _mark_recalibration(ax_val, epoch, log, color,
+                            first=not any(ln.get_label() == RECALIBRATED_LABEL for ln in ax_val.get_lines()))
         for ax, s in zip(set_axes, sets):
             if s in model_sets:
                 ax.plot(epoch, log[model_sets[s]], marker=".", markersize=3, color=color, linewidth=1.3)
@@ -355,7 +377,8 @@ def _style_curve_axes(ax_loss, ax_val, set_axes: list, sets: list[str]) -> None:
     lines = ax_loss.get_lines()
     if lines and all((np.asarray(ln.get_ydata()) > 0).all() for ln in lines):
         ax_loss.set_yscale("log")
-    marks = [ln for ln in ax_val.get_lines() if ln.get_label().endswith("diverged (rolled back)")]
+    marks = [ln for ln in ax_val.get_lines()
+             if ln.get_label().endswith("diverged (rolled back)") or ln.get_label() == RECALIBRATED_LABEL]
     if marks:  # the models' colours are in the figure's legend; the crosses need their own
         ax_val.legend(handles=marks, fontsize=8, loc="best")
 

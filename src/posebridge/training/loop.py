@@ -56,6 +56,10 @@ from posebridge.training.settings import LOSS_NAMES, TrainConfig
 __all__ = ["TrainConfig", "train", "Objective", "ObjectiveContext", "StepOutputs", "compute_losses", "validation_batch", "epoch_seed", 
            "write_model_dir", "train_step", "StepForward", "CHECKPOINT_VERSION"]
 
+RECALIBRATED_COLUMN = "recalibrated_val_mpjpe"
+"""The training log's column holding, on the last epoch's row, the validation MPJPE after the
+BatchNorm recalibration: the model written is the recalibrated one (the epochs' rows are not)."""
+
 CHECKPOINT_VERSION = 3  # 3: the divergence guard's state and best weights
 # The projection loss skips joints whose absolute prediction lies nearer than this fraction of
 # their true depth: early in training the recovered translation can put a pose next to the camera,
@@ -408,10 +412,14 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
     _epochs(run, start_epoch, rows, checkpoint, fingerprint, progress, on_batch, log)
     if config.bn_recalibration_batches:  # every process alike, on whole global batches
         recalibrate(run.lifter, run.assembler, run.sampler, config, seed, run.objectives)
+        after = None
         if run.val_batch is not None and shard.is_main:
             after = validate(run.lifter, run.val_assembler, run.val_batch, config.batch_size)["val_mpjpe"]
             log(f"batch-norm statistics recalibrated on {config.bn_recalibration_batches} batches: "
                 f"validation MPJPE {_final_val(run, rows):.4g} -> {after:.4g} mm")
+        after = distributed.from_main(after, shard)  # every process's log alike
+        if after is not None and rows:
+            rows[-1] = {**rows[-1], RECALIBRATED_COLUMN: after}
     dilated = run.lifter.variant(strided=False, placement=config.output_placement).eval()
     return dilated, pd.DataFrame(rows)
 

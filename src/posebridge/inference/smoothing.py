@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from posebridge.data.masks import true_runs
 from posebridge.errors import ConfigError
 
 STAGES = ("2d", "3d", "both")
@@ -67,13 +68,6 @@ class Smoothing:
         return cls(stage, window, order)
 
 
-def _runs(valid: np.ndarray) -> list[tuple[int, int]]:
-    """(start, stop) of each run of consecutive True values in a (T,) bool array."""
-    padded = np.concatenate([[False], valid, [False]]).astype(np.int8)
-    edges = np.flatnonzero(np.diff(padded))
-    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
-
-
 def smooth_runs(values: np.ndarray, valid: np.ndarray, window: int, order: int) -> np.ndarray:
     """Savitzky-Golay filter ``values`` (T, ...) along time within each run of ``valid`` (T,) frames.
 
@@ -83,7 +77,7 @@ def smooth_runs(values: np.ndarray, valid: np.ndarray, window: int, order: int) 
     from scipy.signal import savgol_filter
 
     out = np.array(values, dtype=np.float64, copy=True)
-    for start, stop in _runs(np.asarray(valid, dtype=bool)):
+    for start, stop in true_runs(np.asarray(valid, dtype=bool)):
         length = stop - start
         fit = min(window, length if length % 2 else length - 1)
         if fit <= order:

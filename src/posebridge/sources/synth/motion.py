@@ -24,6 +24,7 @@ import numpy as np
 from scipy.interpolate import CubicSpline
 from scipy.ndimage import gaussian_filter1d
 
+from posebridge.data.masks import true_runs
 from posebridge.sources.synth import body as body_mod
 from posebridge.sources.synth.body import JOINT_INDEX, JOINTS
 
@@ -831,12 +832,6 @@ def _yaw_matrices(yaw: np.ndarray) -> np.ndarray:
     return body_mod.axis_rotation(2, yaw)
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """[start, stop) of every run of True in a 1-D mask."""
-    d = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
-    return list(zip(np.flatnonzero(d == 1), np.flatnonzero(d == -1)))
-
-
 def _plan_path(rng, T, fps, speed, radius):
     """Yaw (T,) radians along a closed path for a walker at ``speed`` mm/s in a disc of ``radius``."""
     kind = rng.choice(["circle", "oval", "figure8"])
@@ -872,7 +867,7 @@ def _absorb_heading(angles: np.ndarray, yaw: np.ndarray, contact_z: np.ndarray, 
     for side, foot, sign in (("l", slice(0, 3), 1.0), ("r", slice(3, 6), -1.0)):
         planted = contact_z[:, foot].min(axis=1) < threshold
         turn = np.zeros(T)
-        runs = _runs(planted)
+        runs = true_runs(planted)
         keys_t, keys_v = [], []
         for a, b in runs:
             turn[a:b] = yaw[a:b] - yaw[a]
@@ -901,7 +896,7 @@ def _floor_height(contact: np.ndarray, flight: np.ndarray, fps: float) -> np.nda
     ground = -contact[..., 2].min(axis=1)
     height = ground.copy()
     T = len(ground)
-    for a, b in _runs(flight):
+    for a, b in true_runs(flight):
         if a == 0 or b >= T:  # cut by the clip's ends: keep the height at the take-off/landing
             edge = ground[a - 1] if a > 0 else ground[min(b, T - 1)]
             height[a:b] = np.maximum(ground[a:b], edge)
@@ -934,7 +929,7 @@ def _root_steps(contact: np.ndarray, weights: np.ndarray, yaw: np.ndarray, fligh
     wbar = 0.5 * (weights[1:] + weights[:-1])[..., None]
     steps = -(wbar * (p[1:] - p[:-1])).sum(axis=1)
     n = len(steps)
-    for a, b in _runs(flight[1:]):  # no support in flight: carry the momentum across
+    for a, b in true_runs(flight[1:]):  # no support in flight: carry the momentum across
         lo, hi = max(a - 1, 0), min(b, n - 1)
         if a == 0:
             lo = hi

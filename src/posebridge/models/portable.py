@@ -90,8 +90,7 @@ class PortableLifter(nn.Module):
             # the mirrored pass on its own, not stacked in the batch: splitting a batch again would
             # tie the exported graph to one batch size
             mirror_input = network_input[:, :, self.input_mirror] * self.in_sign
-            mirrored = self._place(self.temporal.folded_layers(x[:, :, self.input_mirror] * self.in_sign, folded),
-                                   mirror_input)
+            mirrored = self._place(self.temporal.folded_layers(self._pad(mirror_input), folded), mirror_input)
             out = (out + mirrored[:, :, self.output_mirror] * self.out_sign) / 2
         return (out - out[:, :, self.roots]) * MM_PER_UNIT
 

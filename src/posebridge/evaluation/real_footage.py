@@ -143,6 +143,24 @@ def evaluate_monocular(model, dataset, detections) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def summarise_views(views: pd.DataFrame, keys=("format",), columns=None) -> pd.DataFrame:
+    """Per ``keys`` group, the mean of each metric column over the views weighted by their scored
+    frames (``frames``): every scored frame counts once, so a baseline and a model are compared on
+    the same frames, and the figure does not jump between takes as a median of a few views of two
+    different takes does. Rows without frames (or a NaN metric) do not count."""
+    columns = [c for c in (columns or views.columns) if c not in keys and c != "frames"
+               and pd.api.types.is_numeric_dtype(views[c])]
+
+    def weighted(group: pd.DataFrame) -> pd.Series:
+        out = {}
+        for c in columns:
+            ok = group[c].notna() & (group["frames"] > 0)
+            out[c] = float(np.average(group.loc[ok, c], weights=group.loc[ok, "frames"])) if ok.any() else np.nan
+        return pd.Series(out, dtype=float)
+
+    return views.groupby(list(keys), sort=True)[list(columns) + ["frames"]].apply(weighted)
+
+
 def has_triangulation(dataset) -> bool:
     """True when the dataset holds 3D joints seen by two or more cameras per take."""
     views = dataset.index.groupby("sequence")["camera"].nunique()

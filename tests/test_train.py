@@ -432,6 +432,13 @@ def test_train_command_writes_a_loadable_model_and_resumes(tmp_path, capsys):
     assert model.name == "m" and model.formats == ["h36m_17"]
     assert model.mean_pose["h36m_17"].shape == (17, 3)
     assert np.allclose(model.mean_pose["h36m_17"][0], 0)  # root-relative
+    # the mean shape (Procrustes mean): root-relative, and its limbs keep their length where the
+    # camera-space average of a body seen from every side shrinks them
+    shape, average = model.mean_shape["h36m_17"], model.mean_pose["h36m_17"]
+    assert shape.shape == (17, 3) and np.allclose(shape[0], 0)
+    hands = [H36M.index("lwrist"), H36M.index("rwrist")]
+    span = lambda p: np.linalg.norm(p[hands[0]] - p[hands[1]])
+    assert span(shape) > 1.2 * span(average)
     camera = make_camera()
     keypoints = coco_keypoints(make_sequences(1, 30, 5)[0], camera, np.random.default_rng(0))
     assert model.codec == CODEC  # the spec's default, recorded in the model file

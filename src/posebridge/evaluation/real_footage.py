@@ -68,9 +68,10 @@ def view_rows(model, lifted: dict, keypoints: np.ndarray, reference: np.ndarray,
                                                                 coco_limbs[shown], camera.intrinsics),
                "bone_std_mm": label_free.bone_length_std(limbs[shown]),
                "root_depth_error_mm": depth_error, "root_depth_ratio": depth_ratio}
-        if fmt in model.mean_pose:
+        if fmt in model.mean_pose:  # the constant pose: the Procrustes mean where the file has it
             mean_limbs = label_free.limb_joints(model.mean_pose[fmt], fmt)
-            baselines = {"mean_pose": np.broadcast_to(mean_limbs, limbs.shape),
+            shape_limbs = label_free.limb_joints(model.mean_shape.get(fmt, model.mean_pose[fmt]), fmt)
+            baselines = {"mean_pose": np.broadcast_to(shape_limbs, limbs.shape),
                          "mean_depth": label_free.mean_depth_baseline(coco_limbs, camera, mean_limbs)}
             for name, baseline in baselines.items():
                 for metric, value in label_free.errors_against(baseline, reference).items():

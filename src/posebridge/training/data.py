@@ -31,7 +31,7 @@ from posebridge.errors import ConfigError, DataError
 from posebridge.geometry import skeletons
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 
-MEAN_POSE_STRIDE = 10  # every 10th training pose shapes the mean pose (neighbours are near-duplicates)
+MEAN_POSE_STRIDE = 10  # every 10th training pose shapes the mean shape (neighbours are near-duplicates)
 
 __all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "load_training_sets", "select_subjects", "MirroredFrames",
            "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples"]
@@ -71,37 +71,45 @@ class LabeledSet(FrameTable):
                     yield g, block["target"][first - start:end - start, :joints[g]]
 
     def mean_pose_mm(self) -> dict[str, np.ndarray]:
-        """Format -> (J, 3) root-relative mean pose (mm) of the groups that train it: the
-        Procrustes mean of every ``MEAN_POSE_STRIDE``-th full training pose (its shape without
-        the orientation: ``evaluation.metrics.procrustes_mean``), turned to face the camera as the
-        plain camera-space average does (NaN joints ignored there). The plain average of a mix
-        that holds lying, upside-down and upright people is a shrunken blob, a constant-pose
-        baseline no one would use; formats whose every pose misses a joint keep that average."""
-        from posebridge.evaluation.metrics import procrustes_mean, rotation_onto
-
-        sums, counts, samples, seen = {}, {}, {}, {}
-        for g, target in self.group_targets():  # whole groups in memory, blocks on demand
+        """Format -> (J, 3) mean root-relative camera-space pose (mm) over all frames of the
+        groups that train it (NaN joints ignored): the constant that minimises the error without
+        alignment, and nearly flat in depth (the "2D + mean-pose depth" baseline's offsets)."""
+        sums, counts = {}, {}
+        for g, target in self.group_targets():
             fmt = self.formats[g]
             root = skeletons.get(fmt).root
             rel = (target - target[:, root:root + 1]).astype(np.float64) * MM_PER_UNIT
             ok = np.isfinite(rel)
             sums[fmt] = sums.get(fmt, 0) + np.where(ok, rel, 0).sum(0)
             counts[fmt] = counts.get(fmt, 0) + ok.sum(0)
+        return {f: np.where(counts[f] > 0, sums[f] / np.maximum(counts[f], 1), 0.0) for f in sums}
+
+    def mean_shape_mm(self, facing: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Format -> (J, 3) root-relative mm: the Procrustes mean of every ``MEAN_POSE_STRIDE``-th
+        full training pose (their shape without their orientation,
+        ``evaluation.metrics.procrustes_mean``), turned onto ``facing`` (``mean_pose_mm``). The
+        camera-space average of a mix that holds lying, upside-down and upright people is a
+        shrunken blob: under PA-MPJPE, which removes the orientation, this is the constant pose
+        to compare a lifter with. Formats none of whose poses is complete are left out."""
+        from posebridge.evaluation.metrics import procrustes_mean, rotation_onto
+
+        samples, seen = {}, {}
+        for g, target in self.group_targets():  # whole groups in memory, blocks on demand
+            fmt = self.formats[g]
+            root = skeletons.get(fmt).root
+            rel = (target - target[:, root:root + 1]).astype(np.float64) * MM_PER_UNIT
             first = -seen.get(g, 0) % MEAN_POSE_STRIDE  # the same frames however the group is cut
             seen[g] = seen.get(g, 0) + len(rel)
             sample = rel[first::MEAN_POSE_STRIDE]
             samples.setdefault(fmt, []).append(sample[np.isfinite(sample).all(axis=(1, 2))])
-        means = {}
-        for fmt in sums:
-            average = np.where(counts[fmt] > 0, sums[fmt] / np.maximum(counts[fmt], 1), 0.0)
-            full = np.concatenate(samples[fmt])
-            if len(full) == 0:
-                means[fmt] = average
-                continue
-            shape = procrustes_mean(full)
-            shape = shape @ rotation_onto(shape, average)
-            means[fmt] = shape - shape[skeletons.get(fmt).root]
-        return means
+        shapes = {}
+        for fmt, parts in samples.items():
+            full = np.concatenate(parts)
+            if len(full) and fmt in facing:
+                shape = procrustes_mean(full)
+                shape = shape @ rotation_onto(shape, facing[fmt])
+                shapes[fmt] = shape - shape[skeletons.get(fmt).root]
+        return shapes
 
 
 def select_subjects(rows, subjects, where: str):

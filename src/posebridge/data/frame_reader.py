@@ -67,7 +67,7 @@ class RaggedField:
 
     @property
     def width(self) -> int:
-        """The longest frame's length (that of a read's padded frames)."""
+        """The largest of ``lengths``: a read pads its frames to it."""
         return int(max(self.lengths, default=0))
 
     def frame_values(self) -> int:
@@ -287,12 +287,12 @@ class FrameReader:
 
 
 class OpenFiles:
-    """At most ``limit`` of the HDF5 files a table's loaders read kept open, the least recently
+    """At most ``limit`` (default ``OPEN_FILES``) of the HDF5 files a table's loaders read kept open, the least recently
     used closed first. The files are ``store.LazyHDF5`` objects (``Dataset``, ``Detections``),
     which reopen on their next read (~0.15 ms), so closing one costs only that."""
 
-    def __init__(self, limit: int = OPEN_FILES):
-        self.limit = max(1, int(limit))
+    def __init__(self, limit: int | None = None):
+        self.limit = max(1, int(OPEN_FILES if limit is None else limit))
         self.recent: dict[int, object] = {}  # id -> file, least recently used first
 
     def use(self, file):

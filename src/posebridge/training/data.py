@@ -33,8 +33,8 @@ from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 
 MEAN_POSE_STRIDE = 10  # every 10th training pose shapes the mean shape (neighbours are near-duplicates)
 
-__all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "load_training_sets", "select_subjects", "MirroredFrames",
-           "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples"]
+__all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "load_training_sets", "on_demand_options",
+           "select_subjects", "MirroredFrames", "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples"]
 
 
 @dataclass(kw_only=True)
@@ -261,6 +261,14 @@ def load_labeled_files(dataset_paths, detection_paths, formats, split: str, subj
                             codec=codec)
 
 
+def on_demand_options(config) -> dict:
+    """``cache_mb`` and ``block_frames`` of a run's frame tables (``FrameTableBuilder``) under
+    ``config`` (a ``TrainConfig``): ``train.data_cache_mb`` (0: every array in memory) and blocks
+    sized to the lifter's receptive field."""
+    return {"cache_mb": config.data_cache_mb or None,
+            "block_frames": block_frames_for(math.prod(config.filter_widths))}
+
+
 def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
     """The training and validation (``test`` split) sets of a run with ``config`` (a
     ``TrainConfig``) on ``sources`` (as ``load_labeled``'s), encoded by the config's input codec.
@@ -285,8 +293,7 @@ def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
                                              f"give every dataset a detector in that format")
     config.keypoint_format = wanted
     codec = config.input_codec()
-    on_demand = {"cache_mb": config.data_cache_mb or None,  # 0: every array in memory
-                 "block_frames": block_frames_for(math.prod(config.filter_widths))}
+    on_demand = on_demand_options(config)
     train_set = load_labeled(sources, "train", wanted, subjects=config.labeled_subjects,
                              fraction=config.labeled_fraction, codec=codec, **on_demand)
     return train_set, load_labeled(sources, "test", wanted, codec=codec, **on_demand)

@@ -183,6 +183,7 @@ def slope(rows: list[dict]) -> float:
 def print_slopes(results: dict[str, list[dict]], limit: float = SLOPE_LIMIT) -> None:
     """Per data path, the ``slope`` from the fewest to the most datasets and whether it is at
     most ``limit``."""
+    print()
     for label, rows in results.items():
         if len(rows) < 2 or rows[-1]["arrays_mb"] <= rows[0]["arrays_mb"]:
             continue

@@ -105,9 +105,8 @@ class FrameReader:
         self.load = load
         self.block_frames = int(block_frames)
         self.num_blocks = -(-self.num_frames // self.block_frames)
-        self.fields = {k: v for k, v in fields.items() if not isinstance(v, RaggedField)}
-        self.fields = {k: (tuple(shape), np.dtype(dtype), fill) for k, (shape, dtype, fill) in self.fields.items()}
         self.ragged = {k: v for k, v in fields.items() if isinstance(v, RaggedField)}
+        self.fields = {k: (tuple(v[0]), np.dtype(v[1]), v[2]) for k, v in fields.items() if k not in self.ragged}
         self.run_values = {k: v.run_values(self.num_frames) for k, v in self.ragged.items()}
         self.capacity = self._capacity(cache_mb)
         self.slabs = {k: np.empty((self.capacity, self.block_frames, *shape), dtype)
@@ -116,12 +115,7 @@ class FrameReader:
         self.frame_rows = {k: slab.reshape(self.capacity * self.block_frames, -1) for k, slab in self.slabs.items()}
         self.pools, self.slot_start = {}, {}  # ragged: packed values, first value of each slot
         for k, field in self.ragged.items():
-            block_values = self._block_values(k)
-            if self.direct:  # slot b holds block b, packed back to back
-                self.slot_start[k] = np.concatenate([[0], np.cumsum(block_values)[:-1]]).astype(np.int64)
-            else:
-                self.slot_start[k] = np.arange(self.capacity, dtype=np.int64) * int(block_values.max())
-            size = int(block_values.sum()) if self.direct else self.capacity * int(block_values.max())
+            self.slot_start[k], size = self._ragged_layout(k)
             self.pools[k] = np.empty(size, field.dtype)
         self.slot_of_block = np.full(self.num_blocks, -1, np.int64)
         self.block_in_slot = np.full(self.capacity, -1, np.int64)
@@ -133,6 +127,15 @@ class FrameReader:
         """(num_blocks,) packed values of each block of ragged field ``name``."""
         bounds = np.minimum(np.arange(self.num_blocks + 1) * self.block_frames, self.num_frames)
         return np.diff(self.values_before(name, bounds))
+
+    def _ragged_layout(self, name: str) -> tuple[np.ndarray, int]:
+        """(first value of each slot (capacity,), values of all slots) of ragged field ``name``:
+        the blocks packed back to back when each has its slot (block b in slot b), else every slot
+        sized for the largest block."""
+        values = self._block_values(name)
+        if self.direct:
+            return np.concatenate([[0], np.cumsum(values)[:-1]]).astype(np.int64), int(values.sum())
+        return np.arange(self.capacity, dtype=np.int64) * int(values.max()), self.capacity * int(values.max())
 
     def _capacity(self, cache_mb: float) -> int:
         """Blocks the cache holds: all of them when they fit packed, else as many slots (each

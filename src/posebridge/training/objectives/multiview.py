@@ -21,8 +21,9 @@ Each step, ``MultiviewObjective``:
 Only which rows are the same instant is needed: no 3D and no calibration of the multi-view data
 (the image size, stored with every dataset, normalises the keypoints as for the lifter). The
 takes' frames are read from the files on demand, as the labeled sets' (``train.data_cache_mb``,
-``data.frame_reader``). The head and regressor are saved in ``model.pt`` under ``"multiview"`` (``load_embedding`` reads them
-back; ``embed`` and ``canonical_pose`` run them on a sequence).
+``data.frame_reader``). The head and regressor are saved in ``model.pt`` under
+``"multiview"`` (``load_embedding`` reads them back; ``embed`` and ``canonical_pose`` run them
+on a sequence).
 """
 
 from __future__ import annotations

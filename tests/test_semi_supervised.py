@@ -21,7 +21,7 @@ from posebridge.training.objectives.semi_supervised import (
     weighted_mpjpe,
 )
 from posebridge.training.loop import StepOutputs, TrainConfig, build_lifter, train
-from posebridge.training.data import BatchAssembler
+from posebridge.training.data import BatchAssembler, load_labeled
 from posebridge.training.settings import SemiSupervisedSettings as Semi
 from posebridge.data.frames import FrameTable
 from test_train import TINY, coco_keypoints, encode, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
@@ -284,3 +284,42 @@ def test_trajectory_calibration_draws_its_windows_from_the_runs_seed():
     assert not torch.equal(stats[0], stats[1])
     first.calibrate_trajectory(seed=2)
     assert torch.equal(first.trajectory.expand_bn.running_mean.cpu(), stats[1])
+
+
+@pytest.mark.parametrize("placement, normalisation", [("depth", "screen"), ("depth", "camera"),
+                                                      ("trajectory", "camera")])
+def test_unlabeled_video_read_on_demand_trains_as_in_memory(tmp_path, placement, normalisation):
+    """The unlabeled table read on demand (a cache of one 64-frame block: every batch reads and
+    evicts) gives the windows, confidence, rays and losses of the table in memory, so a run's
+    weights and log bit for bit."""
+    from posebridge.data.frames import open_sources
+    from posebridge.training.objectives.semi_supervised import load_unlabeled
+
+    a, a_det = write_toy_dataset(tmp_path, "toy", "h36m_17", seed=0)
+    config = TrainConfig(**{**TINY, "epochs": 2, "samples_per_epoch": 128, "labeled_subjects": {"toy": 1},
+                            "input_normalisation": normalisation,
+                            "output_placement": "rays" if normalisation == "camera" else "free"})
+    settings = Semi(warmup_epochs=0, batch_size=32, placement=placement)
+    runs = {}
+    with open_sources([a], [a_det]) as sources:
+        for cache_mb in (None, 0.01):
+            unlabeled = load_unlabeled(sources, config.labeled_subjects, "coco_17",
+                                       config.input_codec(), cache_mb, block_frames=64)
+            assert unlabeled.in_memory == (cache_mb is None)
+            assert cache_mb is None or (unlabeled.confidence is None and unlabeled.reader.capacity == 1)
+            semi = SemiSupervised(unlabeled, config, ["h36m_17"], seed=7, settings=settings)
+            semi.start_epoch(1, 5)
+            batches = [(semi.sample(1, step), semi._confidence, semi._rays) for step in range(3)]
+            labeled = [(dataset, detections, None) for dataset, detections in sources]
+            data, val = (load_labeled(labeled, split, subjects=config.labeled_subjects, codec=config.input_codec())
+                         for split in ("train", "test"))
+            lifter, log = train(config, data, val, seed=7, progress=False, objectives=[semi], log=lambda m: None)
+            runs[cache_mb] = batches, unlabeled.digest(), lifter.state_dict(), semi.trajectory.state_dict(), log
+    (batches_a, digest_a, lifter_a, traj_a, log_a), (batches_b, digest_b, lifter_b, traj_b, log_b) = runs.values()
+    assert digest_a == digest_b
+    for x, y in zip(batches_a, batches_b):
+        assert all((u is None and v is None) or torch.equal(u, v) for u, v in zip(x, y))
+    for a, b in ((lifter_a, lifter_b), (traj_a, traj_b)):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert log_a["loss_semi_proj"].iloc[-1] > 0
+    pd.testing.assert_frame_equal(log_a.drop(columns="seconds"), log_b.drop(columns="seconds"))

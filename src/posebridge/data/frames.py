@@ -86,8 +86,10 @@ class FrameTable:
         codec: how ``inputs`` were encoded (default: screen + raw confidence).
         confidence: (N, K) float32 the detector's confidence of every keypoint (0: missed),
             whatever the codec feeds the network; None in hand-built tables (then read from
-            ``inputs``, see ``keypoint_confidence``) and in tables read on demand.
-        reader: the ``FrameReader`` of a table read on demand (its field ``inputs``); else None.
+            ``inputs``, see ``keypoint_confidence``) and in tables read on demand (whose reader
+            may hold it: ``gather_confidence``).
+        reader: the ``FrameReader`` of a table read on demand (its field ``inputs``, and
+            ``confidence`` where the builder kept it); else None.
     """
 
     names: list[str]
@@ -157,11 +159,23 @@ class FrameTable:
             raise ValueError(f"a table encoded with {self.codec} needs its confidence column")
         return self.inputs[..., 2]
 
-    def mirrored_confidence(self) -> np.ndarray:
-        """(2N, K): ``keypoint_confidence`` of every frame, then of the mirrored frames."""
-        mirror = list(skeletons.get(self.keypoint_format).mirror)
-        confidence = self.keypoint_confidence()
-        return np.concatenate([confidence, confidence[:, mirror]])
+    def gather_confidence(self, index: np.ndarray) -> np.ndarray:
+        """(..., K) the detector's confidence (``keypoint_confidence``) of the flat frames ``index``
+        (any int array), or, for indices N..2N-1, of the mirrored frames (left and right keypoints
+        swapped; the index space of ``mirrored_inputs``). A table read on demand needs the
+        reader's ``confidence`` field (``FrameTableBuilder.columns(confidence=True)``)."""
+        index = np.asarray(index, np.int64)
+        flip = index >= self.num_frames
+        flat = index - self.num_frames * flip
+        if self.in_memory:
+            confidence = self.keypoint_confidence()[flat]
+        elif "confidence" in self.reader.fields:
+            confidence = self.reader.read(flat, ["confidence"])["confidence"]
+        else:
+            raise ValueError("this table read on demand was built without its keypoint confidence")
+        if flip.any():
+            confidence[flip] = confidence[flip][:, list(skeletons.get(self.keypoint_format).mirror)]
+        return confidence
 
     def mirrored_inputs(self) -> np.ndarray:
         """(2N, K, F): every frame as is, then horizontally mirrored (left/right keypoints
@@ -230,14 +244,19 @@ class RowInputs:
         self.row_frames = row_frames
         self.files = files
 
-    def __call__(self, start: int, stop: int) -> np.ndarray:
-        """(stop - start, K, F) float32 network input."""
-        parts = []
+    def __call__(self, start: int, stop: int, names=("inputs",)) -> dict[str, np.ndarray]:
+        """name -> values of the fields ``names``: ``inputs`` (stop - start, K, F) float32
+        network input, ``confidence`` (stop - start, K) float32 the detector's confidence (as an
+        in-memory table's column), both from one read of the keypoints."""
+        parts = {name: [] for name in names}
         for row, first, end in row_segments(self.row_start, self.row_frames, start, stop):
             detections, offset, camera = self.rows[row]
             keypoints = self.files.use(detections).frames(offset + first, offset + end)
-            parts.append(_encode(self.codec, keypoints, camera))
-        return np.concatenate(parts)
+            if "inputs" in parts:
+                parts["inputs"].append(_encode(self.codec, keypoints, camera))
+            if "confidence" in parts:
+                parts["confidence"].append(np.asarray(keypoints[..., 2], np.float32))
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 def _encode(codec: InputCodec, keypoints: np.ndarray, camera) -> np.ndarray:
@@ -312,10 +331,11 @@ class FrameTableBuilder:
         self.offset += count
         return camera
 
-    def columns(self, fields: dict | None = None, load=None) -> dict:
+    def columns(self, fields: dict | None = None, load=None, confidence: bool = False) -> dict:
         """The ``FrameTable`` fields of the rows read so far. A table read on demand gets its
-        ``reader``, which reads the field ``inputs`` and, with ``fields`` (name -> ``Field`` or
-        ``RaggedField``) and ``load(start, stop, names)``, a subclass's per-frame arrays too."""
+        ``reader``, which reads the field ``inputs``, with ``confidence`` the detector's
+        confidence too (``FrameTable.gather_confidence``), and, with ``fields`` (name -> ``Field``
+        or ``RaggedField``) and ``load(start, stop, names)``, a subclass's per-frame arrays."""
         K = skeletons.get(self.keypoint_format).num_joints
         rows = self.rows
         columns = dict(
@@ -338,11 +358,16 @@ class FrameTableBuilder:
             return columns
         inputs = RowInputs(self.codec, list(self.on_disk), columns["row_start"], columns["row_frames"], self.files)
 
-        def load_all(start, stop, names):
-            out = load(start, stop, [n for n in names if n != "inputs"]) if load is not None else {}
-            return {**out, "inputs": inputs(start, stop)} if "inputs" in names else out
+        own = {"inputs": ((K, self.codec.in_features), np.float32, 0.0)}
+        if confidence:
+            own["confidence"] = ((K,), np.float32, 0.0)
 
-        fields = {"inputs": ((K, self.codec.in_features), np.float32, 0.0), **(fields or {})}
+        def load_all(start, stop, names):
+            out = load(start, stop, [n for n in names if n not in own]) if load is not None else {}
+            mine = [n for n in names if n in own]
+            return {**out, **inputs(start, stop, mine)} if mine else out
+
+        fields = {**own, **(fields or {})}
         columns["reader"] = FrameReader(self.offset, fields, load_all, self.cache_mb, self.block_frames)
         columns["inputs"] = None
         return columns

@@ -35,6 +35,11 @@ format and COCO place at the same point to within a centimetre, whereas shoulder
 head differ by several (docs/internals.md): the same joint name in two formats is not always
 the same point, the problem Sárándi et al.'s ACAE (WACV 2023) addresses.
 
+The unlabeled table is read on demand like the labeled sets (``train.data_cache_mb``,
+``data.frame_reader``; the detector's confidence beside the input), so nothing per frame is kept
+on the device: a batch's centre confidence and rays are computed for its sampled windows, per
+point as an all-frames precomputation would, giving the same batches as a table in memory.
+
 Unlabeled windows are flipped like labeled ones (mirrored 2D with the mirrored camera); all
 randomness derives from ``(seed, epoch)`` so a resumed run is bit-identical.
 """
@@ -47,10 +52,11 @@ import torch
 
 from posebridge.geometry import skeletons
 from posebridge.data.keypoints import InputCodec
+from posebridge.data.frame_reader import BLOCK_FRAMES
 from posebridge.data.frames import FrameTable, FrameTableBuilder
 from posebridge.errors import ConfigError, DataError
 from posebridge.models.temporal import TemporalModelOptimized, recalibrate_batch_norm
-from posebridge.training.data import MirroredFrames, select_subjects
+from posebridge.training.data import MirroredFrames, on_demand_options, select_subjects
 from posebridge.training.distributed import process_seed
 from posebridge.training.loop import Objective, ObjectiveContext, StepOutputs, epoch_seed
 from posebridge.training.settings import PLACEMENTS, SEMI_TERMS, SemiSupervisedSettings
@@ -135,14 +141,17 @@ def bone_length_gap(labeled: torch.Tensor, unlabeled: torch.Tensor, bones) -> to
 # ------------------------------------------------------------------------------------ the data
 
 
-def load_unlabeled(sources, labeled_subjects: dict | None, keypoint_format: str, codec=None) -> FrameTable:
+def load_unlabeled(sources, labeled_subjects: dict | None, keypoint_format: str, codec=None,
+                   cache_mb: float | None = None, block_frames: int = BLOCK_FRAMES) -> FrameTable:
     """The unlabeled 2D of ``sources`` ((``store.Dataset``, ``detections.Detections``) pairs),
-    encoded by ``codec`` (``data.keypoints.InputCodec``; default screen + raw confidence).
+    encoded by ``codec`` (``data.keypoints.InputCodec``; default screen + raw confidence); with
+    ``cache_mb`` (MiB) only their index, the table (inputs and the detector's confidence) read on
+    demand through a cache of that size, in blocks of ``block_frames`` (``data.frame_reader``).
 
     An ``unlabeled_video`` dataset contributes its train-split rows; a ``labeled`` dataset the
     train-split rows of the subjects ``labeled_subjects`` leaves unlabeled (their 3D is not read).
     """
-    table = FrameTableBuilder(keypoint_format, codec)
+    table = FrameTableBuilder(keypoint_format, codec, cache_mb, block_frames)
     for dataset, detections in sources:
         table.add_source(dataset, detections)
         rows = _unlabeled_rows(dataset, labeled_subjects)
@@ -150,7 +159,7 @@ def load_unlabeled(sources, labeled_subjects: dict | None, keypoint_format: str,
             table.add_row(dataset, row)
     if not sources:
         raise ConfigError("semi-supervised: no unlabeled datasets given")
-    return FrameTable(**table.columns())
+    return FrameTable(**table.columns(confidence=True))
 
 
 def _unlabeled_rows(dataset, labeled_subjects: dict | None):
@@ -200,27 +209,27 @@ class SemiSupervised(Objective):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(epoch_seed(seed, 0, 33))
             self.trajectory = TemporalModelOptimized(
-                num_joints_in=unlabeled.inputs.shape[1], in_features=unlabeled.inputs.shape[2], num_joints_out=1,
+                num_joints_in=unlabeled.num_keypoints, in_features=unlabeled.codec.in_features, num_joints_out=1,
                 filter_widths=config.filter_widths, causal=config.causal, dropout=config.dropout,
                 channels=config.channels)
         self.before, self.after = self.trajectory.window()
         self.frames = MirroredFrames(unlabeled, device)
-        self.confidence = torch.from_numpy(unlabeled.mirrored_confidence()).to(self.device)
-        self._rows = self._centres = None
-        self.rays = self._rays() if self.placement == "depth" else None
+        # the mirrored cameras (2R rows) on the host too, for the rays of each batch
+        self.cameras = [t.cpu().numpy() for t in (self.frames.intrinsics, self.frames.distortion, self.frames.size,
+                                                  self.frames.distortion_model)]
+        self._rows = self._confidence = self._rays = None  # of the last sampled batch
         self.labeled = labeled  # the LabeledSet, for the trajectory model's batch-norm statistics
 
-    def _rays(self) -> torch.Tensor:
-        """(2N, K, 2) undistorted (X/Z, Y/Z) of every input keypoint, plain then mirrored frames
-        (each through its row's camera, mirrored for mirrored frames)."""
-        data = self.data
-        frame_row = data.frame_rows()
-        rows = np.concatenate([frame_row, frame_row + data.num_rows])
-        keypoints = data.mirrored_inputs()
-        size = self.frames.size.cpu().numpy().astype(np.float64)[rows]
-        rays = data.codec.rays(keypoints[..., :2], self.frames.intrinsics.cpu().numpy()[rows].astype(np.float64),
-                               self.frames.distortion.cpu().numpy()[rows].astype(np.float64), size[:, 0], size[:, 1],
-                               self.frames.distortion_model.cpu().numpy()[rows])
+    def _centre_rays(self, centres: np.ndarray, cameras: np.ndarray) -> torch.Tensor:
+        """(B, K', 2) undistorted (X/Z, Y/Z) of the compared input keypoints (``self.keypoints``)
+        of the frames ``centres`` (B,) (mirrored where >= N), each through its camera ``cameras``
+        (B,) (rows of ``MirroredFrames``). Per point, so a batch's rays equal those of every
+        frame computed at once."""
+        keypoints = self.data.gather(centres)[:, self.keypoints, :2]
+        intrinsics, distortion, size, model = (a[cameras] for a in self.cameras)
+        size = size.astype(np.float64)
+        rays = self.data.codec.rays(keypoints, intrinsics.astype(np.float64), distortion.astype(np.float64),
+                                    size[:, 0], size[:, 1], model)
         return torch.from_numpy(rays.astype(np.float32)).to(self.device)
 
     # -------------------------------------------------------------- Objective interface
@@ -263,7 +272,10 @@ class SemiSupervised(Objective):
                 else np.zeros(self.batch_size, bool))[part]
         index = self.data.window_index(rows, local, self.before, self.after, flip)
         self._rows = self.frames.camera_rows(rows, flip)
-        self._centres = torch.from_numpy(index[:, self.before]).to(self.device)
+        centres = index[:, self.before]
+        self._confidence = torch.from_numpy(self.data.gather_confidence(centres)).to(self.device)
+        if self.placement == "depth":
+            self._rays = self._centre_rays(centres, rows + self.data.num_rows * flip)
         return self.frames.gather(index)
 
     def losses(self, out: StepOutputs, epoch: int) -> dict:
@@ -284,11 +296,10 @@ class SemiSupervised(Objective):
             joints = torch.as_tensor(self.joints, device=pose.device)
             keypoints = torch.as_tensor(self.keypoints, device=pose.device)
             centre = torch.cat([out.extra_inputs[:, self.before][:, keypoints, :2],
-                                self.confidence[self._centres][:, keypoints, None]], -1)
+                                self._confidence[:, keypoints, None]], -1)
             rel = (pose - pose[:, root:root + 1])[:, joints]
             if self.placement == "depth":
-                rays = self.rays[self._centres][:, self.keypoints]
-                absolute = place_at_depth(rel, trajectory[B:, 2], rays, centre[..., 2])
+                absolute = place_at_depth(rel, trajectory[B:, 2], self._rays, centre[..., 2])
             else:
                 absolute = rel + trajectory[B:, None]
             rows, frames = self._rows, self.frames
@@ -371,6 +382,7 @@ def objective_from_sources(sources, context: ObjectiveContext) -> SemiSupervised
     ``detections.Detections``) pairs, see ``load_unlabeled``), with ``context.config``'s
     ``semi_supervised`` settings."""
     config = context.config
-    data = load_unlabeled(sources, config.labeled_subjects, config.keypoint_format, config.input_codec())
+    data = load_unlabeled(sources, config.labeled_subjects, config.keypoint_format, config.input_codec(),
+                          **on_demand_options(config))
     return SemiSupervised(data, config, context.formats, device=context.device, seed=context.seed,
                           labeled=context.train_set)

@@ -470,6 +470,9 @@ SPECS = {
     "zero_processes": ('{"processes": 0}', "processes"),
     "batch_not_shared_by_processes": ('{"processes": 3}', "multiple of processes"),
     "processes_not_launched": ('{"processes": 2}', "torchrun --nproc-per-node 2"),
+    "negative_roll": ('{"roll_augment": -5}', "roll_augment"),
+    "roll_on_screen_input": ('{"roll_augment": 10, "input_normalisation": "screen", "output_placement": "free"}',
+                             "roll_augment"),
 }
 
 

@@ -9,7 +9,9 @@ DESCRIPTION = (
     "N-MPJPE in the MCSS canonical frame of the pose regressed from the embedding (and of the "
     "lifter's prediction, canonicalised), cross-view retrieval hit rates (same instant / pose within "
     "--pose-threshold) against the raw normalised 2D keypoints, and the embedding distance matrix "
-    "(same pose from different views vs different poses). Writes the two tables (CSV), their "
+    "(same pose from different views vs different poses). With --real, the N-MPJPE table gets each "
+    "model's real-footage figures beside them (posebridge evaluate-real on triangulated takes: "
+    "real_pa_mpjpe, the median over views of PA-MPJPE on the 12 limb joints). Writes the two tables (CSV), their "
     "figures and an HTML page into OUT_DIR (names: posebridge.evaluation.mcss.OUTPUT_FILES) and "
     "prints each path."
 )
@@ -30,6 +32,8 @@ def add_arguments(parser) -> None:
                         help="a retrieved frame whose canonical pose is within this MPJPE counts as a pose hit")
     parser.add_argument("--matrix-poses", type=int, default=12, metavar="N",
                         help="poses (test takes) in the distance-matrix figure")
+    parser.add_argument("--real", nargs="*", default=[], metavar="PARQUET",
+                        help="the models' real-footage tables (posebridge evaluate-real on triangulated takes)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where the models run (auto: CUDA when available)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
@@ -40,14 +44,16 @@ def main(args) -> int:
     import torch
 
     from posebridge.data.detections import read_detections
-    from posebridge.errors import ConfigError
+    from posebridge.errors import ConfigError, DataError
     from posebridge.inference.lift import load_model
+    from posebridge.reporting.paper_effects import read_real_figures
     from posebridge.evaluation.mcss import evaluate_models, load_test_views, write_outputs
     from posebridge.data.store import open_dataset
     from posebridge.device import resolve_device
 
     if args.stride < 1 or args.matrix_poses < 2 or args.pose_threshold <= 0:
         raise ConfigError("mcss-eval: --stride >= 1, --matrix-poses >= 2 and --pose-threshold > 0 are needed")
+    real = read_real_figures(args.real) if args.real else None  # read first: a bad table stops before the work
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -60,6 +66,11 @@ def main(args) -> int:
     nmpjpe, retrieval, matrices = evaluate_models(
         args.model, views, name, train_subjects, stride=args.stride, pose_threshold=args.pose_threshold,
         matrix_poses=args.matrix_poses, device=device, log=lambda m: print(m, flush=True))
+    if real is not None:
+        missing = sorted(set(nmpjpe["model"]) - set(real.index))
+        if missing:
+            raise DataError(args.real[0], f"no triangulated-take rows of model(s) {', '.join(missing)}")
+        nmpjpe = nmpjpe.join(real, on="model")
     for path in write_outputs(args.out_dir, nmpjpe, retrieval, matrices, title=f"MCSS on {name}"):
         print(f"wrote {path}", flush=True)
     return 0

@@ -27,15 +27,26 @@ def add_arguments(parser) -> None:
     parser.add_argument("--html", required=True, metavar="HTML", help="table to write (HTML)")
 
 
-def _read_csv(path):
+# the columns each input table needs
+COLUMNS = {"videopose3d": ("experiment", "run", "receptive_field", "labeled_subjects", "method", "seed", "mpjpe"),
+           "nmpjpe": ("model", "labeled_subjects", "multiview_weight", "n_mpjpe"),
+           "retrieval": ("model", "hit_instant"), "acae": ("model", "mpjpe_mean", "affine_mm")}
+
+
+def _read_csv(path, kind: str):
+    """The CSV table at ``path``, checked to have the ``COLUMNS`` of its ``kind``."""
     import pandas as pd
 
     from posebridge.errors import DataError
 
     try:
-        return pd.read_csv(path)
+        table = pd.read_csv(path)
     except Exception as err:
         raise DataError(path, f"not a readable CSV table ({type(err).__name__})") from None
+    missing = [c for c in COLUMNS[kind] if c not in table.columns]
+    if missing:
+        raise DataError(path, f"not a {kind} table: missing column(s) {', '.join(missing)}")
+    return table
 
 
 def main(args) -> int:
@@ -48,12 +59,12 @@ def main(args) -> int:
         raise ConfigError("paper-effects: give at least one of --videopose3d, --mcss, --acae")
     rows = []
     if args.videopose3d:
-        rows += effects.videopose3d_effects(_read_csv(args.videopose3d))
+        rows += effects.videopose3d_effects(_read_csv(args.videopose3d, "videopose3d"))
     if args.mcss:
-        rows += effects.mcss_effects(_read_csv(args.mcss[0]), _read_csv(args.mcss[1]))
+        rows += effects.mcss_effects(_read_csv(args.mcss[0], "nmpjpe"), _read_csv(args.mcss[1], "retrieval"))
     if args.acae:
         real = effects.read_real_figures(args.real) if args.real else pd.DataFrame(columns=["real_pa_mpjpe"])
-        rows += effects.acae_effects(_read_csv(args.acae), real)
+        rows += effects.acae_effects(_read_csv(args.acae, "acae"), real)
     table = pd.DataFrame(rows)
     effects.write_outputs(table, args.csv, args.html)
     for line in effects.sentences(table):

@@ -507,7 +507,8 @@ def build_html_report() -> None:
 
     Called from the Snakefile's onsuccess handler, which Snakemake skips for dry runs, for runs
     with nothing to do, for --report itself and inside cluster jobs (--no-hooks). It only acts
-    when every report file exists and one of them is newer than results/report.html, so
+    when every report file exists and one of them is newer than results/report.html (the
+    experiments' files count, and join the report, once they all exist), so
     runs that stop short of the report (a single target) leave it alone. The nested call gets
     the fully resolved config, so it sees the same DAG as this run.
     """
@@ -515,6 +516,12 @@ def build_html_report() -> None:
     html = Path(REPORT_HTML)
     if not all(p.exists() for p in outputs):
         return
+    # the experiments join the report once `snakemake experiments` has written them (an Experiments section)
+    experiments = [Path(p) for p in EXPERIMENT_FILES]
+    targets = ["all"]
+    if all(p.exists() for p in experiments):
+        outputs += experiments
+        targets.append("experiments")
     if html.exists() and html.stat().st_mtime >= max(p.stat().st_mtime for p in outputs):
         return
     resolved = Path(".snakemake/posebridge/report-config.json")
@@ -523,7 +530,7 @@ def build_html_report() -> None:
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", workflow.main_snakefile,
         "--directory", os.getcwd(), "--configfile", str(resolved),
-        "--workflow-profile", "none", "--report", str(html),
+        "--workflow-profile", "none", "--report", str(html), *targets,
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:

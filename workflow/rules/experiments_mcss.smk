@@ -80,7 +80,9 @@ if mcss_enabled():
             detections=detections_h5(MCSS["dataset"]),
             real=mcss_real_tables(),
         output:
-            [f"{MCSS_DIR}/{name}" for name in MCSS_OUTPUTS],
+            [report(f"{MCSS_DIR}/{name}", caption="../report/experiments_mcss.rst", category="Experiments",
+                    labels={"table": "MCSS experiment: synthetic and real footage"})
+             if name.endswith(".html") else f"{MCSS_DIR}/{name}" for name in MCSS_OUTPUTS],
         params:
             models=lambda w, input: " ".join(f"--model {os.path.dirname(m)}" for m in input.models),
             real=lambda w, input: f"--real {' '.join(input.real)}" if input.real else "",

@@ -105,8 +105,18 @@ rule videopose3d_experiments:
         real=[table for run in vp3d_run_table() for table in run["real"]],
     output:
         csv=f"{VP3D_DIR}/experiments.csv",
-        html=f"{VP3D_DIR}/experiments.html",
-        figure=f"{VP3D_DIR}/experiments.png",
+        html=report(
+            f"{VP3D_DIR}/experiments.html",
+            caption="../report/experiments_videopose3d.rst",
+            category="Experiments",
+            labels={"table": "VideoPose3D experiments: synthetic and real footage"},
+        ),
+        figure=report(
+            f"{VP3D_DIR}/experiments.png",
+            caption="../report/experiments_videopose3d.rst",
+            category="Experiments",
+            labels={"figure": "VideoPose3D experiments: synthetic and real footage"},
+        ),
     params:
         runs=as_json(vp3d_run_table()),
     log:

@@ -31,6 +31,8 @@ def add_arguments(parser) -> None:
 COLUMNS = {"videopose3d": ("experiment", "run", "receptive_field", "labeled_subjects", "method", "seed", "mpjpe"),
            "nmpjpe": ("model", "labeled_subjects", "multiview_weight", "n_mpjpe"),
            "retrieval": ("model", "hit_instant"), "acae": ("model", "mpjpe_mean", "affine_mm")}
+TABLES = {"videopose3d": "VideoPose3D experiments' table", "nmpjpe": "MCSS N-MPJPE table",
+          "retrieval": "MCSS retrieval table", "acae": "skeleton bridge's comparison (acae_comparison.csv)"}
 
 
 def _read_csv(path, kind: str):
@@ -45,7 +47,7 @@ def _read_csv(path, kind: str):
         raise DataError(path, f"not a readable CSV table ({type(err).__name__})") from None
     missing = [c for c in COLUMNS[kind] if c not in table.columns]
     if missing:
-        raise DataError(path, f"not a {kind} table: missing column(s) {', '.join(missing)}")
+        raise DataError(path, f"missing column(s) {', '.join(missing)} of the {TABLES[kind]}")
     return table
 
 

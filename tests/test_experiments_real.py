@@ -4,6 +4,7 @@ synthetic ones in the experiment tables."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from test_workflow import TINY, job_counts, snakemake, write_yaml
 
@@ -19,6 +20,7 @@ TINY_EXPERIMENTS = {
 }
 
 
+@pytest.mark.slow  # 3.5 min on 2 busy cores: MediaPipe on the Pose2Sim takes, 7 trainings
 def test_experiment_tables_get_a_finite_real_column(tmp_path):
     overlay = write_yaml(tmp_path / "experiments.yaml", TINY_EXPERIMENTS)
     targets = ["results/experiments/videopose3d/experiments.csv", "results/experiments/mcss/nmpjpe.csv"]

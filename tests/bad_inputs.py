@@ -417,6 +417,8 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
     add("paper_effects:acae_missing_file", effects(tables / "no_such.csv"), tables / "no_such.csv", effects_out)
     add("paper_effects:real_garbage", effects(acae, tables / "garbage.parquet"), tables / "garbage.parquet",
         effects_out)
+    add("paper_effects:consistency_garbage", [*effects(acae), "--real-consistency", tables / "garbage.parquet"],
+        tables / "garbage.parquet", effects_out)
     # workflow config files (--configfile), checked before Snakemake reads them (`make run CONFIG=`)
     for name, text in WORKFLOW_CONFIGS.items():
         path = root / "configs" / f"{name}.yaml"

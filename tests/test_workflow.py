@@ -181,7 +181,7 @@ def test_every_experiment_model_is_scored_on_the_triangulated_real_footage(tmp_p
     result = snakemake(tmp_path, "-n", "-p", "experiments")
     counts = job_counts(result)
     assert counts["evaluate_real_vp3d"] == counts["train_vp3d"] and counts["evaluate_real_mcss"] == counts["train_mcss"]
-    assert counts["paper_effects"] == 1 and counts["triangulate"] == 1
+    assert counts["paper_effects"] == 1 and counts["triangulate"] == 1 and counts["consistency_real"] == counts["consistency"]
     commands = shell_commands(result)
     (real,) = [c for c in commands if c.startswith("posebridge evaluate-real --model results/experiments/mcss/models/mv_1 ")]
     assert ("--dataset results/triangulated/pose2sim/mediapipe.h5 --detections results/detections/pose2sim/mediapipe.h5"
@@ -191,7 +191,8 @@ def test_every_experiment_model_is_scored_on_the_triangulated_real_footage(tmp_p
     (effects,) = [c for c in commands if c.startswith("posebridge paper-effects")]
     for part in ("--videopose3d results/experiments/videopose3d/experiments.csv",
                  "--mcss results/experiments/mcss/nmpjpe.csv results/experiments/mcss/retrieval.csv",
-                 "--acae results/report/acae_comparison.csv", "results/real_footage/merged/pose2sim.parquet"):
+                 "--acae results/report/acae_comparison.csv", "results/real_footage/merged/pose2sim.parquet",
+                 "--real-consistency results/experiments/acae/real_consistency/initial.parquet"):
         assert part in effects
 
 
@@ -441,7 +442,7 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
     listed = set(snakemake(tmp_path, "--list-rules").stdout.split())
     assert set(rules) <= listed and set(rules) >= {"all", "experiments"}
     steps = {name: shell_command(body) for name, (_, body) in rules.items() if name not in ("all", "experiments")}
-    assert len(steps) == 25
+    assert len(steps) == 26
     for name, command in steps.items():
         assert command, f"rule {name} runs no shell command"
         words = subcommand_words(command)

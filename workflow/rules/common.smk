@@ -744,13 +744,19 @@ def mcss_real_tables() -> list[str]:
     return [t for n in MCSS_LABELS for v in MCSS_VARIANTS for t in experiment_real_tables(MCSS_DIR, f"{v}_{n}")]
 
 
+def real_consistency_table(model: str) -> str:
+    """A default model's skeleton consistency on the triangulated takes (rule consistency_real)."""
+    return f"results/experiments/acae/real_consistency/{model}.parquet"
+
+
 def paper_effects_inputs() -> dict[str, list[str]]:
     """What `posebridge paper-effects` reads: the experiments' tables, the ACAE comparison and the
-    default models' real-footage tables on the triangulated takes."""
+    default models' real-footage tables and consistency on the triangulated takes."""
     return {"videopose3d": VP3D_OUTPUTS[:1] if VP3D_ENABLED else [],
             "mcss": [f"{MCSS_DIR}/{n}" for n in MCSS_OUTPUTS[:2]] if mcss_enabled() else [],
             "acae": [REPORT_FILES["acae_comparison_csv"]],
-            "real": [real_table(m, d) for m in MODELS for d in EXPERIMENT_FOOTAGE]}
+            "real": [real_table(m, d) for m in MODELS for d in EXPERIMENT_FOOTAGE],
+            "consistency": [real_consistency_table(m) for m in MODELS] if EXPERIMENT_FOOTAGE else []}
 
 
 # The targets of `snakemake experiments`: the tables and figures of each experiment whose data

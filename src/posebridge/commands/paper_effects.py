@@ -6,7 +6,8 @@ HELP = "tabulate which VideoPose3D, MCSS and ACAE effects hold on synthetic data
 DESCRIPTION = """\
 Compare, for each effect the VideoPose3D, MCSS and ACAE papers claim, the control and the
 treatment on the synthetic test split (the experiment's own metric) and on the real-footage
-yardstick (PA-MPJPE of the triangulated Pose2Sim views, each lifted alone), and state for each
+yardstick (PA-MPJPE of the triangulated Pose2Sim views, each lifted alone; the skeleton
+formats' consistency of the ACAE models' predictions on them), and state for each
 whether it holds: the difference in the paper's direction beyond the noise margin (the larger
 seed range of the two sides, at least 2 % of the larger figure), does not hold (reversed beyond
 it), is within noise, or is not measured (posebridge.reporting.paper_effects). Writes a CSV and an
@@ -23,6 +24,8 @@ def add_arguments(parser) -> None:
                         "acae_comparison.csv)")
     parser.add_argument("--real", nargs="*", default=[], metavar="PARQUET",
                         help="the ACAE models' real-footage tables (posebridge evaluate-real)")
+    parser.add_argument("--real-consistency", nargs="*", default=[], metavar="PARQUET",
+                        help="the ACAE models' consistency tables on the real footage (posebridge consistency)")
     parser.add_argument("--csv", required=True, metavar="CSV", help="table to write (CSV)")
     parser.add_argument("--html", required=True, metavar="HTML", help="table to write (HTML)")
 
@@ -66,7 +69,8 @@ def main(args) -> int:
         rows += effects.mcss_effects(_read_csv(args.mcss[0], "nmpjpe"), _read_csv(args.mcss[1], "retrieval"))
     if args.acae:
         real = effects.read_real_figures(args.real) if args.real else pd.DataFrame(columns=["real_pa_mpjpe"])
-        rows += effects.acae_effects(_read_csv(args.acae, "acae"), real)
+        consistency = effects.read_consistency(args.real_consistency) if args.real_consistency else None
+        rows += effects.acae_effects(_read_csv(args.acae, "acae"), real, consistency)
     table = pd.DataFrame(rows)
     effects.write_outputs(table, args.csv, args.html)
     for line in effects.sentences(table):

@@ -168,26 +168,42 @@ def mcss_effects(nmpjpe: pd.DataFrame, retrieval: pd.DataFrame) -> list[dict]:
     return rows
 
 
-def acae_effects(comparison: pd.DataFrame, real: pd.DataFrame, control: str = "finetune_continued",
-                 separate: str = "initial", merged: str = "merged") -> list[dict]:
+def read_consistency(paths: Sequence[str | os.PathLike]) -> pd.Series:
+    """model -> the mean held-out affine consistency over its formats (``posebridge consistency``
+    tables' 'all' rows), e.g. on real footage."""
+    from posebridge.reporting.report import concat_tables
+
+    table = concat_tables(paths, ("model", "format", "affine_mm"), "a consistency table (posebridge consistency)",
+                          "--real-consistency")
+    return table[table["format"] == "all"].set_index("model")["affine_mm"]
+
+
+def acae_effects(comparison: pd.DataFrame, real: pd.DataFrame, real_consistency: pd.Series | None = None,
+                 control: str = "finetune_continued", separate: str = "initial", merged: str = "merged") -> list[dict]:
     """Each ACAE fine-tuning variant against the ``control``: consistency (held-out affine
     combination of the other formats, ``affine_mm``) and accuracy (no worse); separate heads
     against the merged-joints model. ``comparison``: the report's acae_comparison.csv (synthetic
-    mean MPJPE over the test sets); ``real``: ``real_figures`` of the default run's models."""
+    mean MPJPE over the test sets); ``real``: ``real_figures`` of the default run's models;
+    ``real_consistency``: ``read_consistency`` of their predictions on the real footage."""
     paper, rows = "ACAE", []
     synthetic_metric = "MPJPE, mean over the synthetic test sets (mm)"
     table = comparison.set_index("model")
+    consistent = pd.Series(dtype=float) if real_consistency is None else real_consistency
 
     def sides(name: str, column: str) -> tuple[Side, Side]:
         synth = Side.of(table.loc[name, column]) if name in table.index else MISSING
         return synth, Side.of(real.loc[name, "real_pa_mpjpe"]) if name in real.index else MISSING
+
+    def real_affine(name: str) -> Side:
+        return Side.of(consistent[name]) if name in consistent.index else MISSING
 
     (c_synth, c_real), (c_affine, _) = sides(control, "mpjpe_mean"), sides(control, "affine_mm")
     for name in [m for m in table.index if m.startswith("finetune_") and m != control]:
         (synth, real_side), (affine, _) = sides(name, "mpjpe_mean"), sides(name, "affine_mm")
         rows.append(_row(paper, "fine-tuning with the autoencoder makes the heads consistent", control, name,
                          ("held-out affine consistency (mm)", c_affine, affine),
-                         ("not measured on real footage", MISSING, MISSING)))
+                         ("held-out affine consistency on Pose2Sim views (mm)", real_affine(control),
+                          real_affine(name))))
         rows.append(_row(paper, "fine-tuning with the autoencoder is no less accurate than the control",
                          control, name, (synthetic_metric, c_synth, synth), (REAL_METRIC, c_real, real_side),
                          non_inferior=True))

@@ -33,6 +33,8 @@ def test_experiment_tables_get_a_finite_real_column(tmp_path):
     assert "real_pa_mpjpe" in html and "VideoPose3D: (a) a longer receptive field lowers the error" in html
     mcss = pd.read_csv(tmp_path / targets[1])
     assert len(mcss) == 2 and np.isfinite(mcss[["n_mpjpe", "real_pa_mpjpe"]]).all().all()
+    retrieval = pd.read_csv(tmp_path / "results/experiments/mcss/retrieval.csv")
+    assert len(retrieval) == 3 and retrieval[["real_hit_instant", "real_hit_pose"]].notna().all().all()
     # the figures are those of `posebridge evaluate-real` on the experiment model (median over views)
     real = pd.read_parquet(tmp_path / "results/experiments/videopose3d/real/rf27/pose2sim.parquet")
     assert set(real["model"]) == {"rf27"} and real["camera"].nunique() == 4

@@ -115,17 +115,22 @@ def test_a_run_without_real_tables_is_not_measured_on_real_footage(tmp_path):
 def mcss_tables(with_nmpjpe: float, with_hits: float, with_real: float):
     nmpjpe = pd.DataFrame({"model": ["base_1", "mv_1"], "labeled_subjects": [1, 1], "multiview_weight": [0.0, 1.0],
                            "n_mpjpe": [60.0, with_nmpjpe], "real_pa_mpjpe": [100.0, with_real]})
-    retrieval = pd.DataFrame({"model": ["raw 2D (normalised)", "base_1", "mv_1"], "hit_instant": [0.1, 1.0, with_hits]})
+    retrieval = pd.DataFrame({"model": ["raw 2D (normalised)", "base_1", "mv_1"], "hit_instant": [0.1, 1.0, with_hits],
+                              "real_hit_instant": [1.2, 0.5, with_hits / 3]})
     return nmpjpe, retrieval
 
 
 def test_mcss_effects_hold_or_not_by_the_numbers():
     rows = pe.mcss_effects(*mcss_tables(with_nmpjpe=55.0, with_hits=3.0, with_real=90.0))
     assert [(r["holds_on_synthetic"], r["holds_on_real"]) for r in rows] == [
-        (pe.HOLDS, pe.HOLDS), (pe.HOLDS, pe.NOT_MEASURED)]
+        (pe.HOLDS, pe.HOLDS), (pe.HOLDS, pe.HOLDS)]
     rows = pe.mcss_effects(*mcss_tables(with_nmpjpe=66.0, with_hits=0.5, with_real=110.0))
     assert [(r["holds_on_synthetic"], r["holds_on_real"]) for r in rows] == [
-        (pe.DOES_NOT_HOLD, pe.DOES_NOT_HOLD), (pe.DOES_NOT_HOLD, pe.NOT_MEASURED)]
+        (pe.DOES_NOT_HOLD, pe.DOES_NOT_HOLD), (pe.DOES_NOT_HOLD, pe.DOES_NOT_HOLD)]
+    # without the real footage's retrieval columns that row is not measured on real footage
+    nmpjpe, retrieval = mcss_tables(with_nmpjpe=55.0, with_hits=3.0, with_real=90.0)
+    rows = pe.mcss_effects(nmpjpe, retrieval.drop(columns="real_hit_instant"))
+    assert rows[1]["holds_on_real"] == pe.NOT_MEASURED
 
 
 def acae_comparison(hybrid_mpjpe: float, hybrid_affine: float, merged_mpjpe: float) -> pd.DataFrame:

@@ -188,6 +188,8 @@ def test_every_experiment_model_is_scored_on_the_triangulated_real_footage(tmp_p
             " --output results/experiments/mcss/real/mv_1/pose2sim.parquet") in real
     (mcss,) = [c for c in commands if c.startswith("posebridge mcss-eval")]
     assert mcss.count("results/experiments/mcss/real/") == counts["train_mcss"]
+    assert ("--real-dataset results/triangulated/pose2sim/mediapipe.h5"
+            " --real-detections results/detections/pose2sim/mediapipe.h5") in mcss
     (effects,) = [c for c in commands if c.startswith("posebridge paper-effects")]
     for part in ("--videopose3d results/experiments/videopose3d/experiments.csv",
                  "--mcss results/experiments/mcss/nmpjpe.csv results/experiments/mcss/retrieval.csv",

@@ -749,6 +749,12 @@ def real_consistency_table(model: str) -> str:
     return f"results/experiments/acae/real_consistency/{model}.parquet"
 
 
+def mcss_retrieval_footage() -> list[str]:
+    """[dataset, detections] of the triangulated takes the MCSS models' cross-view retrieval is also
+    measured on (the first multi-view footage), or []."""
+    return [footage_h5(EXPERIMENT_FOOTAGE[0]), detections_h5(EXPERIMENT_FOOTAGE[0])] if EXPERIMENT_FOOTAGE else []
+
+
 def paper_effects_inputs() -> dict[str, list[str]]:
     """What `posebridge paper-effects` reads: the experiments' tables, the ACAE comparison and the
     default models' real-footage tables and consistency on the triangulated takes."""

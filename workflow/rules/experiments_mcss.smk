@@ -79,6 +79,7 @@ if mcss_enabled():
             index=dataset_index(MCSS["dataset"]),
             detections=detections_h5(MCSS["dataset"]),
             real=mcss_real_tables(),
+            real_footage=mcss_retrieval_footage(),
         output:
             [report(f"{MCSS_DIR}/{name}", caption="../report/experiments_mcss.rst", category="Experiments",
                     labels={"table": "MCSS experiment: synthetic and real footage"})
@@ -86,6 +87,8 @@ if mcss_enabled():
         params:
             models=lambda w, input: " ".join(f"--model {os.path.dirname(m)}" for m in input.models),
             real=lambda w, input: f"--real {' '.join(input.real)}" if input.real else "",
+            real_footage=lambda w, input: ("--real-dataset {} --real-detections {}".format(*input.real_footage)
+                                           if input.real_footage else ""),
             out_dir=lambda w, output: os.path.dirname(output[0]),
             stride=MCSS["stride"],
             pose_threshold=MCSS["pose_threshold"],
@@ -98,6 +101,6 @@ if mcss_enabled():
             "../../envs/posebridge.yaml"
         shell:
             "posebridge mcss-eval {params.models} --dataset {input.dataset} --detections {input.detections}"
-            " {params.real} --out-dir {params.out_dir} --stride {params.stride} --pose-threshold {params.pose_threshold}"
+            " {params.real} {params.real_footage} --out-dir {params.out_dir} --stride {params.stride} --pose-threshold {params.pose_threshold}"
             " --device cpu --threads {threads} > {log} 2>&1"
 

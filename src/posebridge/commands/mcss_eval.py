@@ -34,6 +34,12 @@ def add_arguments(parser) -> None:
                         help="poses (test takes) in the distance-matrix figure")
     parser.add_argument("--real", nargs="*", default=[], metavar="PARQUET",
                         help="the models' real-footage tables (posebridge evaluate-real on triangulated takes)")
+    parser.add_argument("--real-dataset", metavar="H5", default=None,
+                        help="triangulated real footage of synchronised cameras (posebridge triangulate): "
+                             "cross-view retrieval on it too (real_hit_instant, real_hit_pose in the retrieval table)")
+    parser.add_argument("--real-detections", metavar="H5", default=None, help="the 2D of --real-dataset")
+    parser.add_argument("--real-stride", type=int, default=1, metavar="FRAMES",
+                        help="retrieval on the real footage uses every this-many-th frame")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where the models run (auto: CUDA when available)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
@@ -53,7 +59,11 @@ def main(args) -> int:
 
     if args.stride < 1 or args.matrix_poses < 2 or args.pose_threshold <= 0:
         raise ConfigError("mcss-eval: --stride >= 1, --matrix-poses >= 2 and --pose-threshold > 0 are needed")
-    real = read_real_figures(args.real) if args.real else None  # read first: a bad table stops before the work
+    if (args.real_dataset is None) != (args.real_detections is None) or args.real_stride < 1:
+        raise ConfigError("mcss-eval: give --real-dataset and --real-detections together, and --real-stride >= 1")
+    # the real inputs read first: a bad file stops before the work
+    real = read_real_figures(args.real) if args.real else None
+    real_views = _real_views(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -71,6 +81,31 @@ def main(args) -> int:
         if missing:
             raise DataError(args.real[0], f"no triangulated-take rows of model(s) {', '.join(missing)}")
         nmpjpe = nmpjpe.join(real, on="model")
+    if real_views is not None:
+        retrieval = retrieval.merge(_real_retrieval(args, real_views, device), on="model", how="left")
     for path in write_outputs(args.out_dir, nmpjpe, retrieval, matrices, title=f"MCSS on {name}"):
         print(f"wrote {path}", flush=True)
     return 0
+
+
+def _real_views(args):
+    """The triangulated real footage's views in its own skeleton format (the triangulation's), or None."""
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset
+    from posebridge.evaluation.mcss import load_test_views
+
+    if not args.real_dataset:
+        return None
+    with open_dataset(args.real_dataset) as dataset, read_detections(args.real_detections) as detections:
+        return load_test_views(dataset, detections, dataset.skeleton.name)
+
+
+def _real_retrieval(args, views, device):
+    """model -> real_hit_instant, real_hit_pose (%): cross-view retrieval on the real footage's views."""
+    from posebridge.evaluation.mcss import retrieval_only
+
+    table = retrieval_only(args.model, views, stride=args.real_stride, pose_threshold=args.pose_threshold,
+                           device=device)
+    print(f"real footage {args.real_dataset}: retrieval of the same instant, % "
+          + ", ".join(f"{m} {v:.1f}" for m, v in zip(table["model"], table["hit_instant"])), flush=True)
+    return table.rename(columns={"hit_instant": "real_hit_instant", "hit_pose": "real_hit_pose"})

@@ -29,6 +29,8 @@ def test_verdict_needs_the_papers_direction_beyond_the_seed_range_and_two_percen
     assert pe.verdict(one(100.0), one(101.5), non_inferior=True)[0] == pe.HOLDS
     assert pe.verdict(one(100.0), one(110.0), non_inferior=True)[0] == pe.DOES_NOT_HOLD
     assert pe.verdict(one(100.0), pe.MISSING)[0] == pe.NOT_MEASURED
+    # a floor in the figures' unit: hit rates of 0.6 vs 0.7 % are one hit apart, not an effect
+    assert pe.verdict(one(0.7), one(0.6), lower_is_better=False, floor=1.0) == (pe.WITHIN_NOISE, 1.0)
 
 
 def real_table(model: str, pa: dict[str, list[float]], mean_pose: float = 200.0) -> pd.DataFrame:
@@ -115,20 +117,20 @@ def test_a_run_without_real_tables_is_not_measured_on_real_footage(tmp_path):
 def mcss_tables(with_nmpjpe: float, with_hits: float, with_real: float):
     nmpjpe = pd.DataFrame({"model": ["base_1", "mv_1"], "labeled_subjects": [1, 1], "multiview_weight": [0.0, 1.0],
                            "n_mpjpe": [60.0, with_nmpjpe], "real_pa_mpjpe": [100.0, with_real]})
-    retrieval = pd.DataFrame({"model": ["raw 2D (normalised)", "base_1", "mv_1"], "hit_instant": [0.1, 1.0, with_hits],
-                              "real_hit_instant": [1.2, 0.5, with_hits / 3]})
+    retrieval = pd.DataFrame({"model": ["raw 2D (normalised)", "base_1", "mv_1"], "hit_instant": [0.1, 3.0, with_hits],
+                              "real_hit_instant": [1.2, 2.5, with_hits * 1.5]})
     return nmpjpe, retrieval
 
 
 def test_mcss_effects_hold_or_not_by_the_numbers():
-    rows = pe.mcss_effects(*mcss_tables(with_nmpjpe=55.0, with_hits=3.0, with_real=90.0))
+    rows = pe.mcss_effects(*mcss_tables(with_nmpjpe=55.0, with_hits=6.0, with_real=90.0))
     assert [(r["holds_on_synthetic"], r["holds_on_real"]) for r in rows] == [
         (pe.HOLDS, pe.HOLDS), (pe.HOLDS, pe.HOLDS)]
     rows = pe.mcss_effects(*mcss_tables(with_nmpjpe=66.0, with_hits=0.5, with_real=110.0))
     assert [(r["holds_on_synthetic"], r["holds_on_real"]) for r in rows] == [
         (pe.DOES_NOT_HOLD, pe.DOES_NOT_HOLD), (pe.DOES_NOT_HOLD, pe.DOES_NOT_HOLD)]
     # without the real footage's retrieval columns that row is not measured on real footage
-    nmpjpe, retrieval = mcss_tables(with_nmpjpe=55.0, with_hits=3.0, with_real=90.0)
+    nmpjpe, retrieval = mcss_tables(with_nmpjpe=55.0, with_hits=6.0, with_real=90.0)
     rows = pe.mcss_effects(nmpjpe, retrieval.drop(columns="real_hit_instant"))
     assert rows[1]["holds_on_real"] == pe.NOT_MEASURED
 

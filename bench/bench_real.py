@@ -78,13 +78,15 @@ def print_triangulation(dataset) -> None:
 
 
 def print_takes(views, cross) -> None:
+    from posebridge.evaluation.real_footage import summarise_views
+
     columns = ["pa_mpjpe", "n_mpjpe", "mean_pose_pa_mpjpe", "mean_pose_n_mpjpe", "mean_depth_pa_mpjpe",
                "mean_depth_n_mpjpe", "reprojection_px", "bone_std_mm", "root_depth_error_mm", "root_depth_ratio"]
     columns = [c for c in columns if c in views.columns]
-    table = views.groupby("format")[columns].median()
+    table = summarise_views(views, ("format",), columns)
     table = table.join(cross.groupby("format")[["cross_view_mm", "cross_view_pa_mm"]].mean())
-    print("\nPose2Sim takes, each view lifted alone vs triangulation (12 limb joints; median over "
-          f"{len(views) // max(views['format'].nunique(), 1)} views; mm unless px / ratio)")
+    print("\nPose2Sim takes, each view lifted alone vs triangulation (12 limb joints; mean over "
+          f"{len(views) // max(views['format'].nunique(), 1)} views weighted by frames; mm unless px / ratio)")
     print(table.round(2).to_string())
 
 

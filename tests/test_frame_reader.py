@@ -94,6 +94,10 @@ def test_batches_read_on_demand_equal_those_in_memory(two_datasets):
     assert means_memory.keys() == means_lazy.keys()
     for fmt in means_memory:
         np.testing.assert_allclose(means_lazy[fmt], means_memory[fmt], rtol=1e-12, atol=1e-9)
+    shapes_memory, shapes_lazy = memory.mean_shape_mm(means_memory), lazy.mean_shape_mm(means_memory)
+    assert shapes_memory.keys() == shapes_lazy.keys() == means_memory.keys()
+    for fmt in shapes_memory:  # the same sampled frames however the blocks cut the groups
+        np.testing.assert_allclose(shapes_lazy[fmt], shapes_memory[fmt], rtol=1e-9, atol=1e-6)
 
     config = TrainConfig(**TINY)
     lifter = build_lifter(config, ["h36m_17"], 0, keypoint_format=memory.keypoint_format)

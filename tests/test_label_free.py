@@ -207,3 +207,17 @@ def test_report_real_writes_the_section(tmp_path):
     assert "<td class=\"text\">model</td><td class=\"text\">h36m_17</td>" in page
     assert "Triangulation" in page and page.count("<tr>") == 1 + 1 + 1 + 4  # 2 headers, 1 model row, 4 cameras
     assert (tmp_path / "report" / "real_footage_frames.png").stat().st_size > 10_000
+
+
+def test_views_are_summarised_by_frame_weighted_means():
+    import pandas as pd
+
+    from posebridge.evaluation.real_footage import summarise_views
+
+    views = pd.DataFrame({"format": ["a", "a", "a", "b"], "frames": [100, 300, 0, 10],
+                          "pa_mpjpe": [40.0, 80.0, 999.0, 5.0], "bone_std_mm": [1.0, np.nan, 7.0, 2.0]})
+    table = summarise_views(views)
+    assert table.loc["a", "pa_mpjpe"] == pytest.approx((100 * 40 + 300 * 80) / 400)  # a 0-frame view counts nothing
+    assert table.loc["a", "bone_std_mm"] == pytest.approx(1.0)  # NaN left out
+    assert table.loc["b", "pa_mpjpe"] == pytest.approx(5.0)
+    assert list(table.columns) == ["pa_mpjpe", "bone_std_mm"]

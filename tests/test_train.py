@@ -210,6 +210,31 @@ def test_keypoint_dropout_zeroes_coordinates_and_confidence():
     assert torch.equal(tb.inputs[torch.from_numpy(keep)], plain.inputs[torch.from_numpy(keep)])
 
 
+def test_rolled_batch_equals_the_batch_of_a_rolled_camera():
+    """roll_examples turns input rays, 3D and pixels together: a batch rolled by 25 degrees is the
+    batch the same people make in a camera turned 25 degrees about its optical axis."""
+    square = Camera.look_at("c0", (300.0, -4500.0, 1400.0), (0.0, 0.0, 1000.0), (1000.0, 1000.0, 510.0, 495.0),
+                            (-0.2, 0.24, -0.0014, 0.0, 0.0), (1000, 1000))  # fx = fy, radial lens
+    a = np.deg2rad(25.0)
+    Rz = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
+    rolled_camera = Camera("c0", square.intrinsics, square.distortion, Rz @ square.R, Rz @ square.t, (1000, 1000))
+    config = TrainConfig(**TINY)
+    lifter = build_lifter(config, ["h36m_17"], 0)
+    plain_set, rolled_set = make_set(rows=2, frames=40, cameras=[square]), make_set(rows=2, frames=40, cameras=[rolled_camera])
+    batch = next(ChunkSampler(plain_set.frames_per_group(), 32, seed=1).batches(0))
+    turned = BatchAssembler(plain_set, lifter).assemble(batch, roll=np.full(32, 25.0))
+    truth = BatchAssembler(rolled_set, lifter).assemble(batch)
+    found = truth.inputs[..., 2] > 0  # missed keypoints stay zero in both
+    assert torch.allclose(turned.inputs[found], truth.inputs[found], atol=1e-4)
+    assert (turned.inputs[~found] == 0).all()
+    assert torch.allclose(turned.target[truth.valid], truth.target[truth.valid], atol=1e-5)
+    assert torch.allclose(turned.target_px[truth.valid], truth.target_px[truth.valid], atol=1e-2)
+    # and the truth's loss on the rolled batch is zero, as on the plain one
+    assert compute_losses(torch.nan_to_num(turned.target), turned, config)["total"].item() < 1e-5
+    with pytest.raises(ConfigError, match="roll_augment"):
+        TrainConfig(roll_augment=10, input_normalisation="screen", output_placement="free").validate()
+
+
 # ----------------------------------------------------------------------------- training
 
 
@@ -407,6 +432,13 @@ def test_train_command_writes_a_loadable_model_and_resumes(tmp_path, capsys):
     assert model.name == "m" and model.formats == ["h36m_17"]
     assert model.mean_pose["h36m_17"].shape == (17, 3)
     assert np.allclose(model.mean_pose["h36m_17"][0], 0)  # root-relative
+    # the mean shape (Procrustes mean): root-relative, and its limbs keep their length where the
+    # camera-space average of a body seen from every side shrinks them
+    shape, average = model.mean_shape["h36m_17"], model.mean_pose["h36m_17"]
+    assert shape.shape == (17, 3) and np.allclose(shape[0], 0)
+    hands = [H36M.index("lwrist"), H36M.index("rwrist")]
+    span = lambda p: np.linalg.norm(p[hands[0]] - p[hands[1]])
+    assert span(shape) > 1.2 * span(average)
     camera = make_camera()
     keypoints = coco_keypoints(make_sequences(1, 30, 5)[0], camera, np.random.default_rng(0))
     assert model.codec == CODEC  # the spec's default, recorded in the model file

@@ -32,7 +32,7 @@ def main(args) -> int:
     from posebridge.atomic import write_parquet
     from posebridge.data.detections import read_detections
     from posebridge.data.store import open_dataset
-    from posebridge.evaluation.real_footage import evaluate_real
+    from posebridge.evaluation.real_footage import evaluate_real, summarise_views
 
     sets = paired("evaluate-real", dataset=args.dataset, detections=args.detections, output=args.output)
     t0 = time.perf_counter()
@@ -48,8 +48,8 @@ def main(args) -> int:
     for output, table in zip(args.output, tables):
         write_parquet(output, table)
         columns = [c for c in ("pa_mpjpe", "n_mpjpe", "reprojection_px", "bone_std_mm") if c in table.columns]
-        summary = table.groupby("format")[columns].median().round(1)
-        print(f"{model.name} on {table['dataset'].iloc[0]} ({len(table)} rows, medians over views):")
+        summary = summarise_views(table, ("format",), columns).round(1)
+        print(f"{model.name} on {table['dataset'].iloc[0]} ({len(table)} rows, means over views weighted by frames):")
         print(summary.to_string())
         print(f"-> {output}")
     print(f"{time.perf_counter() - t0:.1f} s")

@@ -68,9 +68,10 @@ def view_rows(model, lifted: dict, keypoints: np.ndarray, reference: np.ndarray,
                                                                 coco_limbs[shown], camera.intrinsics),
                "bone_std_mm": label_free.bone_length_std(limbs[shown]),
                "root_depth_error_mm": depth_error, "root_depth_ratio": depth_ratio}
-        if fmt in model.mean_pose:
+        if fmt in model.mean_pose:  # the constant pose: the Procrustes mean where the file has it
             mean_limbs = label_free.limb_joints(model.mean_pose[fmt], fmt)
-            baselines = {"mean_pose": np.broadcast_to(mean_limbs, limbs.shape),
+            shape_limbs = label_free.limb_joints(model.mean_shape.get(fmt, model.mean_pose[fmt]), fmt)
+            baselines = {"mean_pose": np.broadcast_to(shape_limbs, limbs.shape),
                          "mean_depth": label_free.mean_depth_baseline(coco_limbs, camera, mean_limbs)}
             for name, baseline in baselines.items():
                 for metric, value in label_free.errors_against(baseline, reference).items():
@@ -141,6 +142,24 @@ def evaluate_monocular(model, dataset, detections) -> pd.DataFrame:
                          "reprojection_px": float("nan") if trajectory is None else
                          label_free.reprojection_error(limbs, trajectory, coco_limbs, result.intrinsics)})
     return pd.DataFrame(rows)
+
+
+def summarise_views(views: pd.DataFrame, keys=("format",), columns=None) -> pd.DataFrame:
+    """Per ``keys`` group, the mean of each metric column over the views weighted by their scored
+    frames (``frames``): every scored frame counts once, so a baseline and a model are compared on
+    the same frames, and the figure does not jump between takes as a median of a few views of two
+    different takes does. Rows without frames (or a NaN metric) do not count."""
+    columns = [c for c in (columns or views.columns) if c not in keys and c != "frames"
+               and pd.api.types.is_numeric_dtype(views[c])]
+
+    def weighted(group: pd.DataFrame) -> pd.Series:
+        out = {}
+        for c in columns:
+            ok = group[c].notna() & (group["frames"] > 0)
+            out[c] = float(np.average(group.loc[ok, c], weights=group.loc[ok, "frames"])) if ok.any() else np.nan
+        return pd.Series(out, dtype=float)
+
+    return views.groupby(list(keys), sort=True)[list(columns) + ["frames"]].apply(weighted)
 
 
 def has_triangulation(dataset) -> bool:

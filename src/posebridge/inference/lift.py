@@ -39,6 +39,8 @@ class LiftingModel:
 
     ``name`` (the model directory's name), ``formats`` (output skeleton formats), ``mean_pose``
     (format -> (J, 3) mm, mean root-relative camera-space training pose: the trivial baseline),
+    ``mean_shape`` (format -> (J, 3) mm, the training poses' Procrustes mean: the constant pose a
+    rotation-aligned metric compares with; empty in files written before it),
     ``keypoint_format`` / ``codec`` / ``in_features`` (the input it takes), ``device``.
     """
 
@@ -48,6 +50,7 @@ class LiftingModel:
     device: torch.device
     path: Path | None = None
     metadata: dict = field(default_factory=dict)
+    mean_shape: dict[str, np.ndarray] = field(default_factory=dict)
     _folded: list | None = field(default=None, repr=False)
 
     @property
@@ -107,9 +110,10 @@ def load_model(model_dir: str | os.PathLike, device="cpu") -> LiftingModel:
         raise DataError(path, f"model file does not describe a lifter ({type(err).__name__}: {detail})") from None
     device = resolve_device(device)
     lifter = lifter.to(device).eval()
-    mean_pose = {f: np.asarray(p, dtype=np.float64) for f, p in payload.get("mean_pose", {}).items()}
-    metadata = {k: v for k, v in payload.items() if k not in ("state_dict", "mean_pose")}
-    return LiftingModel(name, lifter, mean_pose, device, path, metadata)
+    mean_pose, mean_shape = ({f: np.asarray(p, dtype=np.float64) for f, p in payload.get(key, {}).items()}
+                             for key in ("mean_pose", "mean_shape"))
+    metadata = {k: v for k, v in payload.items() if k not in ("state_dict", "mean_pose", "mean_shape")}
+    return LiftingModel(name, lifter, mean_pose, device, path, metadata, mean_shape)
 
 
 def chunk_length(frames: int, batch: int, channels: int, chunk_frames: int | None = None) -> int:

@@ -5,7 +5,7 @@ reading a file never runs code from it (a pickled payload is refused), and a one
 ``DataError`` naming the file for anything unreadable. Every file it writes goes through
 ``write_torch_file`` (atomic: a killed job leaves no file that looks complete).
 
-A model directory holds ``model.pt`` (``MODEL_KEYS`` plus optional entries: ``mean_pose``,
+A model directory holds ``model.pt`` (``MODEL_KEYS`` plus optional entries: ``mean_pose``, ``mean_shape``,
 ``training``, ``head``, an objective's modules), ``config.yaml`` and ``train_log.parquet``.
 
 >>> from posebridge.models.files import model_file_path

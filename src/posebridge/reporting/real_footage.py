@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from posebridge.evaluation.real_footage import summarise_views
 
 
 REAL_FOOTAGE_FILES = ("real_footage.html", "real_footage_frames.png")
@@ -55,15 +56,16 @@ def synthetic_figures(eval_paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
 
 
 def comparison_table(real: pd.DataFrame, synthetic: pd.DataFrame | None) -> pd.DataFrame:
-    """One row per model x format: synthetic figures, then the medians over the views of the
-    multi-view takes (``TAKE_COLUMNS``) and over the monocular videos (``VIDEO_COLUMNS``)."""
+    """One row per model x format: synthetic figures, then the frame-weighted means over the views
+    of the multi-view takes (``TAKE_COLUMNS``, ``evaluation.real_footage.summarise_views``) and
+    the medians over the monocular videos (``VIDEO_COLUMNS``)."""
     takes = real[real["pa_mpjpe"].notna()] if "pa_mpjpe" in real.columns else real.iloc[:0]
     videos = real[real["pa_mpjpe"].isna()] if "pa_mpjpe" in real.columns else real
     parts = []
     if synthetic is not None:
         parts.append(synthetic)
     columns = [c for c in TAKE_COLUMNS if c in takes.columns]
-    parts.append(takes.groupby(["model", "format"])[columns].median().rename(columns=TAKE_COLUMNS))
+    parts.append(summarise_views(takes, ("model", "format"), columns).rename(columns=TAKE_COLUMNS))
     parts.append(videos.groupby(["model", "format"])[list(VIDEO_COLUMNS)].median().rename(columns=VIDEO_COLUMNS))
     table = parts[0]
     for part in parts[1:]:
@@ -113,8 +115,9 @@ def real_footage_html(comparison: pd.DataFrame, triangulation: pd.DataFrame | No
         "synchronised cameras, a single-person and a two-person take): each view is lifted alone and "
         "compared with the triangulation of MediaPipe's 2D from all four views, on the 12 limb joints "
         "every skeleton format shares, after a similarity (PA-MPJPE) or scale (N-MPJPE) alignment, in mm; "
-        "median over the views. Beside it, two baselines that use no lifter: the model's mean training "
-        "pose, and the input 2D back-projected to the mean pose's depths. Reprojection: the lifted pose "
+        "mean over the views weighted by their frames. Beside it, two baselines that use no lifter: the "
+        "model's mean training pose (the Procrustes mean of its training poses: their shape without "
+        "their orientation), and the input 2D back-projected to the mean pose's depths. Reprojection: the lifted pose "
         "on its recovered trajectory against the 2D (px); bone std: the limb bones' length change over "
         "time (mm); cross-view: the views' poses in the world after translation and scale alignment (mm); "
         "root depth ratio: recovered / triangulated distance of the root from the camera. "

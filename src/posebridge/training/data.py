@@ -31,8 +31,10 @@ from posebridge.errors import ConfigError, DataError
 from posebridge.geometry import skeletons
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 
+MEAN_POSE_STRIDE = 10  # every 10th training pose shapes the mean shape (neighbours are near-duplicates)
+
 __all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "load_training_sets", "select_subjects", "MirroredFrames",
-           "BatchAssembler", "TrainingBatch", "flip_cameras"]
+           "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples"]
 
 
 @dataclass(kw_only=True)
@@ -70,7 +72,8 @@ class LabeledSet(FrameTable):
 
     def mean_pose_mm(self) -> dict[str, np.ndarray]:
         """Format -> (J, 3) mean root-relative camera-space pose (mm) over all frames of the
-        groups that train it (NaN joints ignored)."""
+        groups that train it (NaN joints ignored): the constant that minimises the error without
+        alignment, and nearly flat in depth (the "2D + mean-pose depth" baseline's offsets)."""
         sums, counts = {}, {}
         for g, target in self.group_targets():
             fmt = self.formats[g]
@@ -80,6 +83,33 @@ class LabeledSet(FrameTable):
             sums[fmt] = sums.get(fmt, 0) + np.where(ok, rel, 0).sum(0)
             counts[fmt] = counts.get(fmt, 0) + ok.sum(0)
         return {f: np.where(counts[f] > 0, sums[f] / np.maximum(counts[f], 1), 0.0) for f in sums}
+
+    def mean_shape_mm(self, facing: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Format -> (J, 3) root-relative mm: the Procrustes mean of every ``MEAN_POSE_STRIDE``-th
+        full training pose (their shape without their orientation,
+        ``evaluation.metrics.procrustes_mean``), turned onto ``facing`` (``mean_pose_mm``). The
+        camera-space average of a mix that holds lying, upside-down and upright people is a
+        shrunken blob: under PA-MPJPE, which removes the orientation, this is the constant pose
+        to compare a lifter with. Formats none of whose poses is complete are left out."""
+        from posebridge.evaluation.metrics import procrustes_mean, rotation_onto
+
+        samples, seen = {}, {}
+        for g, target in self.group_targets():  # whole groups in memory, blocks on demand
+            fmt = self.formats[g]
+            root = skeletons.get(fmt).root
+            rel = (target - target[:, root:root + 1]).astype(np.float64) * MM_PER_UNIT
+            first = -seen.get(g, 0) % MEAN_POSE_STRIDE  # the same frames however the group is cut
+            seen[g] = seen.get(g, 0) + len(rel)
+            sample = rel[first::MEAN_POSE_STRIDE]
+            samples.setdefault(fmt, []).append(sample[np.isfinite(sample).all(axis=(1, 2))])
+        shapes = {}
+        for fmt, parts in samples.items():
+            full = np.concatenate(parts)
+            if len(full) and fmt in facing:
+                shape = procrustes_mean(full)
+                shape = shape @ rotation_onto(shape, facing[fmt])
+                shapes[fmt] = shape - shape[skeletons.get(fmt).root]
+        return shapes
 
 
 def select_subjects(rows, subjects, where: str):
@@ -420,10 +450,11 @@ class BatchAssembler:
             px[flip] = mirror_points(px[flip], mirror, data.row_size[rows[flip], 0])
         return torch.from_numpy(target).to(dev), torch.from_numpy(px).to(dev)
 
-    def assemble(self, batch: Batch, flip: np.ndarray | None = None, keypoint_keep: np.ndarray | None = None
-                 ) -> TrainingBatch:
+    def assemble(self, batch: Batch, flip: np.ndarray | None = None, keypoint_keep: np.ndarray | None = None,
+                 roll: np.ndarray | None = None) -> TrainingBatch:
         """Tensors for ``batch``. ``flip`` (B,) bool mirrors those examples; ``keypoint_keep``
-        (B, RF, K) bool zeroes the input keypoints (x, y and confidence) where False."""
+        (B, RF, K) bool zeroes the input keypoints (x, y and confidence) where False; ``roll``
+        (B,) degrees turns each example's camera about its optical axis (``roll_examples``)."""
         data, dev = self.data, self.device
         B = len(batch)
         flip = np.zeros(B, bool) if flip is None else np.asarray(flip, bool)
@@ -442,7 +473,38 @@ class BatchAssembler:
             target_px[sel, self.slices[g]] = group_px
         rows = self.frames.camera_rows(batch.row, flip)
         valid = ~torch.isnan(target).any(-1)
-        return TrainingBatch(x, target, target_px, valid, self.frames.intrinsics.index_select(0, rows),
-                             self.frames.distortion.index_select(0, rows), batch.group,
-                             None if self.up is None else self.up.index_select(0, rows),
-                             self.frames.distortion_model.index_select(0, rows))
+        tb = TrainingBatch(x, target, target_px, valid, self.frames.intrinsics.index_select(0, rows),
+                           self.frames.distortion.index_select(0, rows), batch.group,
+                           None if self.up is None else self.up.index_select(0, rows),
+                           self.frames.distortion_model.index_select(0, rows))
+        if roll is not None:
+            if data.codec.normalisation != "camera":
+                raise ConfigError("roll augmentation needs camera-normalised input")
+            roll_examples(tb, torch.from_numpy(np.deg2rad(np.asarray(roll, np.float64))).to(dev, torch.float32))
+        return tb
+
+
+def _turn_xy(values: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
+    """Turns the first two coordinates of ``values`` (B, ..., >=2) in place by per-example angles
+    given as cos, sin (B, 1, ..., 1) broadcasting over the middle dimensions."""
+    x, y = values[..., 0].clone(), values[..., 1]
+    values[..., 0] = cos * x - sin * y
+    values[..., 1] = sin * x + cos * y
+
+
+def roll_examples(tb: TrainingBatch, angle: torch.Tensor) -> None:
+    """Turns each example's camera of ``tb`` about its optical axis by ``angle`` (B,) radians, in
+    place: the camera-normalised input rays (x, y of (B, RF, K, F)), the 3D target and the up
+    vector (x, y of camera space) and the target's pixels (about the principal point, in focal
+    units). A rotation about the optical axis maps a ray's (x/z, y/z) exactly as the point's
+    (x, y), and radial lens distortion commutes with it, so rays, 3D and pixels stay consistent
+    (the tangential terms, ~1e-3 of a radius, are left as they are)."""
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    _turn_xy(tb.inputs, cos[:, None, None], sin[:, None, None])
+    _turn_xy(tb.target, cos[:, None], sin[:, None])
+    if tb.up is not None:
+        _turn_xy(tb.up, cos, sin)
+    f, c = tb.intrinsics[:, None, :2], tb.intrinsics[:, None, 2:]
+    px = (tb.target_px - c) / f
+    _turn_xy(px, cos[:, None], sin[:, None])
+    tb.target_px = px * f + c

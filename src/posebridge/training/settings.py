@@ -235,6 +235,12 @@ class TrainConfig:
     abs_depth_weight: float = 0.2
     keypoint_dropout: float = 0.1
     flip_augment: bool = True
+    roll_augment: float = 0.0
+    """Degrees: each training window is seen by its camera turned about the optical axis by an
+    angle drawn uniformly in +-roll_augment (exact for camera-normalised input: the rays, the 3D
+    and its pixels turn together; ``training.data.roll_examples``); 0 = off. Real footage is
+    filmed with tilted horizons (handheld phones, cameras on stands: the Pose2Sim demo's cameras
+    are rolled up to ~40 degrees) that a rig's own rolls rarely cover."""
     dataset_weights: dict = field(default_factory=dict)
     samples_per_epoch: int | None = None
     val_windows: int = 2048
@@ -337,6 +343,11 @@ class TrainConfig:
         for key in ("lr_decay", "bn_momentum", "bn_momentum_final"):
             if not _is_number(getattr(self, key)) or not 0 < getattr(self, key) <= 1:
                 fail(key, "a number in (0, 1]")
+        if not _is_number(self.roll_augment) or not 0 <= self.roll_augment <= 180:
+            fail("roll_augment", "a number of degrees in [0, 180]")
+        if self.roll_augment and self.input_normalisation != "camera":
+            fail("roll_augment", "0 unless input_normalisation is camera (a screen-normalised input "
+                 "cannot be turned exactly about the optical axis)")
         if not _is_number(self.data_cache_mb) or self.data_cache_mb < 0:
             fail("data_cache_mb", "a non-negative number (0: every array in memory)")
         if not _is_number(self.abs_depth_weight) or self.abs_depth_weight < 0:

@@ -35,9 +35,10 @@ def test_experiment_tables_get_a_finite_real_column(tmp_path):
     assert len(mcss) == 2 and np.isfinite(mcss[["n_mpjpe", "real_pa_mpjpe"]]).all().all()
     retrieval = pd.read_csv(tmp_path / "results/experiments/mcss/retrieval.csv")
     assert len(retrieval) == 3 and retrieval[["real_hit_instant", "real_hit_pose"]].notna().all().all()
-    # the figures are those of `posebridge evaluate-real` on the experiment model (median over views)
+    # the figures are those of `posebridge evaluate-real` on the experiment model (frame-weighted over views)
     real = pd.read_parquet(tmp_path / "results/experiments/videopose3d/real/rf27/pose2sim.parquet")
     assert set(real["model"]) == {"rf27"} and real["camera"].nunique() == 4
-    expected = real.groupby("format")["pa_mpjpe"].median().mean()
+    weighted = real.groupby("format").apply(lambda v: np.average(v["pa_mpjpe"], weights=v["frames"]), include_groups=False)
+    expected = weighted.mean()
     assert np.isclose(vp3d.set_index("run").loc["rf27", "real_pa_mpjpe"], expected)
     assert job_counts(snakemake(tmp_path, *targets, "-n", "--configfile", TINY, overlay)) == {}

@@ -33,22 +33,23 @@ def test_verdict_needs_the_papers_direction_beyond_the_seed_range_and_two_percen
     assert pe.verdict(one(0.7), one(0.6), lower_is_better=False, floor=1.0) == (pe.WITHIN_NOISE, 1.0)
 
 
-def real_table(model: str, pa: dict[str, list[float]], mean_pose: float = 200.0) -> pd.DataFrame:
-    """An evaluate-real table: per format, one row per view with these PA-MPJPEs, plus a
-    label-free video row (no PA-MPJPE) that must not count."""
+def real_table(model: str, pa: dict[str, list[float]], mean_pose: float = 200.0, frames=None) -> pd.DataFrame:
+    """An evaluate-real table: per format, one row per view with these PA-MPJPEs (and ``frames``
+    scored frames, default 100 each), plus a label-free video row (no PA-MPJPE) that must not count."""
     rows = [{"model": model, "dataset": "pose2sim", "sequence": "take", "camera": f"cam{i}", "format": fmt,
-             "frames": 100, "pa_mpjpe": v, "mean_pose_pa_mpjpe": mean_pose, "reprojection_px": 1.0,
-             "bone_std_mm": 5.0} for fmt, values in pa.items() for i, v in enumerate(values)]
+             "frames": 100 if frames is None else frames[i], "pa_mpjpe": v, "mean_pose_pa_mpjpe": mean_pose,
+             "reprojection_px": 1.0, "bone_std_mm": 5.0} for fmt, values in pa.items() for i, v in enumerate(values)]
     rows.append({**rows[0], "dataset": "videos", "pa_mpjpe": np.nan, "mean_pose_pa_mpjpe": np.nan})
     return pd.DataFrame(rows)
 
 
-def test_real_figures_take_the_median_over_views_and_the_mean_over_formats():
-    table = pd.concat([real_table("a", {"h36m_17": [10.0, 20.0, 90.0], "coco_19": [40.0, 50.0, 60.0]}),
-                       real_table("b", {"h36m_17": [70.0, 80.0]}, mean_pose=150.0)])
+def test_real_figures_weight_the_views_by_frames_and_average_the_formats():
+    table = pd.concat([real_table("a", {"h36m_17": [10.0, 20.0, 90.0], "coco_19": [40.0, 50.0, 60.0]},
+                                  frames=[100, 100, 0]),  # a view without scored frames does not count
+                       real_table("b", {"h36m_17": [70.0, 80.0]}, mean_pose=150.0, frames=[300, 100])])
     figures = pe.real_figures(table)
-    assert figures.loc["a", "real_pa_mpjpe"] == pytest.approx((20.0 + 50.0) / 2)
-    assert figures.loc["b", "real_pa_mpjpe"] == pytest.approx(75.0)
+    assert figures.loc["a", "real_pa_mpjpe"] == pytest.approx((15.0 + 45.0) / 2)
+    assert figures.loc["b", "real_pa_mpjpe"] == pytest.approx((3 * 70.0 + 80.0) / 4)
     assert figures.loc["b", "real_mean_pose_pa_mpjpe"] == pytest.approx(150.0)
 
 

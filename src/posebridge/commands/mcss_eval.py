@@ -11,7 +11,7 @@ DESCRIPTION = (
     "--pose-threshold) against the raw normalised 2D keypoints, and the embedding distance matrix "
     "(same pose from different views vs different poses). With --real, the N-MPJPE table gets each "
     "model's real-footage figures beside them (posebridge evaluate-real on triangulated takes: "
-    "real_pa_mpjpe, the median over views of PA-MPJPE on the 12 limb joints). Writes the two tables (CSV), their "
+    "real_pa_mpjpe, the frame-weighted mean over views of PA-MPJPE on the 12 limb joints). Writes the two tables (CSV), their "
     "figures and an HTML page into OUT_DIR (names: posebridge.evaluation.mcss.OUTPUT_FILES) and "
     "prints each path."
 )

@@ -2,8 +2,8 @@
 
 Each effect compares a control with a treatment, on the synthetic test split (the experiment's own
 metric) and on the real-footage yardstick: the triangulated Pose2Sim takes, each view lifted alone
-(``posebridge evaluate-real``), PA-MPJPE on the 12 limb joints, median over the views, mean over
-the model's skeleton formats (``real_figures``).
+(``posebridge evaluate-real``), PA-MPJPE on the 12 limb joints, the mean over the views weighted
+by their frames, then over the model's skeleton formats (``real_figures``).
 
 - VideoPose3D (Pavllo et al., "3D human pose estimation in video with temporal convolutions and
   semi-supervised training", CVPR 2019): (a) a longer receptive field lowers the error (its
@@ -82,13 +82,16 @@ def verdict(control: Side, treatment: Side, *, lower_is_better: bool = True, non
 
 def real_figures(table: pd.DataFrame) -> pd.DataFrame:
     """Per model (index): ``REAL_COLUMNS`` from ``posebridge evaluate-real`` rows of triangulated
-    takes: the median over the views of each format, then the mean over the formats."""
-    missing = [c for c in ("model", "format", *REAL_COLUMNS) if c not in table.columns]
+    takes: the mean over the views of each format weighted by their frames (as the report's real
+    footage section: ``evaluation.real_footage.summarise_views``), then the mean over the formats."""
+    from posebridge.evaluation.real_footage import summarise_views
+
+    missing = [c for c in ("model", "format", "frames", *REAL_COLUMNS) if c not in table.columns]
     if missing:
         raise DataError("--real", f"a real-footage table without triangulated takes: no {', '.join(missing)}")
     takes = table[np.isfinite(table["pa_mpjpe"].to_numpy(float))]
-    per_format = takes.groupby(["model", "format"])[list(REAL_COLUMNS)].median()
-    return per_format.groupby(level="model").mean().rename(columns=REAL_COLUMNS)
+    per_format = summarise_views(takes, ("model", "format"), list(REAL_COLUMNS))
+    return per_format.groupby(level="model")[list(REAL_COLUMNS)].mean().rename(columns=REAL_COLUMNS)
 
 
 def read_real_figures(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -253,8 +256,8 @@ def page(table: pd.DataFrame) -> str:
             f"figure ({RETRIEVAL_FLOOR_PCT:g} percentage point for retrieval hit rates); reversed by more than the "
             "margin it <b>does not hold</b>; in between it is <b>within noise</b>. "
             "'No less accurate' holds unless the treatment is worse by more than the margin. Real footage: the "
-            "triangulated Pose2Sim takes, each view lifted alone, PA-MPJPE on the 12 limb joints (median over "
-            "views, mean over the model's formats).")
+            "triangulated Pose2Sim takes, each view lifted alone, PA-MPJPE on the 12 limb joints (mean over the "
+            "views weighted by their frames, then over the model's formats).")
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>Paper effects</title>"
             "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}</style></head><body>"
             f"<h1>Paper effects: synthetic benchmark and real footage</h1><p>{rule}</p>"

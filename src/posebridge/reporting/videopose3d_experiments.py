@@ -14,7 +14,7 @@ Two experiments on the synthetic benchmark, each a set of ``posebridge train`` +
 ``summarize`` reduces each run's evaluation table (native-format rows of the lifter, not the
 mean-pose baseline) to frame-weighted MPJPE / PA-MPJPE / N-MPJPE, adds the real-footage figures
 (``real_pa_mpjpe``: each view of the triangulated Pose2Sim takes lifted alone, PA-MPJPE on the 12
-limb joints, median over views; ``reporting.paper_effects.real_figures``) of a run that has
+limb joints, frame-weighted mean over views; ``reporting.paper_effects.real_figures``) of a run that has
 ``real`` tables (NaN for a run whose 2D input format real footage does not have), flags a run whose training
 diverged (its ``train_log.parquet`` records a rollback or an early stop, ``training.divergence``);
 ``methods`` averages the seeds of each label setting and method, leaving diverged runs out and
@@ -191,7 +191,7 @@ def _html(summary: pd.DataFrame, sentences: list[str]) -> str:
             "frame-weighted over sequences). <i>labels</i>: 3D supervision limited to the first n training "
             "subjects; semi-supervised runs add the other subjects' 2D and the unlabeled video. "
             "<i>real_pa_mpjpe</i>: the real-footage yardstick, each view of the triangulated Pose2Sim takes "
-            "lifted alone, PA-MPJPE on the 12 limb joints (median over views; n/a: a model whose 2D input "
+            "lifted alone, PA-MPJPE on the 12 limb joints (mean over views weighted by frames; n/a: a model whose 2D input "
             "format the real detector does not give); <i>real_mean_pose_pa_mpjpe</i>: the model's mean "
             "training pose on the same frames.</p>"
             f"<ul>{items}</ul><h2>Label experiment: mean (min, max) over seeds</h2>"

@@ -9,6 +9,10 @@ small synthetic labeled datasets of six templates and six skeleton formats) it p
   holds them once), for the sets in memory (``data_cache_mb: 0``) and read on demand (the
   default cache, and a small one, ``--small-cache-mb``, that the data outgrows); the constant is
   the child's memory before it reads any data (interpreter, torch, the lifter);
+- per data path, the slope from the fewest to the most datasets: the added peak over the added
+  arrays, the issue's criterion "peak at most 1.5 x the arrays in use plus a constant, at 1 and
+  at 30 datasets" with the constant set by the fewest (so it holds at the most iff the slope is
+  at most 1.5);
 - training samples/s of those steps (data reading included);
 - the wall-clock and CPU seconds of ``snakemake -n`` on the preset cut to those datasets (the
   DAG of a fresh directory: every job). CPU seconds are the figure to compare on a shared
@@ -36,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PRESET = ROOT / "workflow" / "presets" / "scale30.yaml"
 COUNTS = (1, 5, 10, 30)
+SLOPE_LIMIT = 1.5  # issue #17: peak training memory at most 1.5 x the arrays in use plus a constant
 MIB = 2**20
 
 
@@ -167,6 +172,27 @@ def time_dry_run(names: list[str], preset: Path = PRESET) -> tuple[float, float,
     return wall, cpu, int(jobs[0]) if jobs else -1
 
 
+def slope(rows: list[dict]) -> float:
+    """Added peak memory over added arrays from the first to the last of ``rows`` (as
+    ``measure_training`` returns them, by dataset count; each peak less its own constant)."""
+    first, last = rows[0], rows[-1]
+    added = (last["peak_mb"] - last["base_mb"]) - (first["peak_mb"] - first["base_mb"])
+    return added / (last["arrays_mb"] - first["arrays_mb"])
+
+
+def print_slopes(results: dict[str, list[dict]], limit: float = SLOPE_LIMIT) -> None:
+    """Per data path, the ``slope`` from the fewest to the most datasets and whether it is at
+    most ``limit``."""
+    print()
+    for label, rows in results.items():
+        if len(rows) < 2 or rows[-1]["arrays_mb"] <= rows[0]["arrays_mb"]:
+            continue
+        value = slope(rows)
+        verdict = "holds" if value <= limit else "does not hold"
+        print(f"{label:11s}: from {rows[0]['datasets']} to {rows[-1]['datasets']} datasets peak grows "
+              f"{value:.2f} x the added arrays; peak <= {limit} x arrays + constant {verdict}")
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         return _child(argv[1:])
@@ -189,15 +215,17 @@ def main(argv: list[str]) -> int:
     caches = {"in memory": 0, "on demand": TrainConfig().data_cache_mb, "small cache": args.small_cache_mb}
     print(f"{'datasets':>8s} {'frames':>8s} {'arrays MiB':>10s} | {'data':11s} {'constant':>8s} {'peak':>7s} "
           f"{'peak-const':>10s} {'/ arrays':>8s} {'samples/s':>9s}", flush=True)
-    dry_runs = []
+    dry_runs, results = [], {label: [] for label in caches}
     for count in args.counts:
         for label, cache_mb in caches.items():
             r = training_in_child(files[:count], train_spec, cache_mb, args.steps)
+            results[label].append(r)
             extra = r["peak_mb"] - r["base_mb"]
             print(f"{count:8d} {r['frames']:8d} {r['arrays_mb']:10.1f} | {label:11s} {r['base_mb']:8.0f} "
                   f"{r['peak_mb']:7.0f} {extra:10.1f} {extra / r['arrays_mb']:8.2f} {r['samples_per_s']:9.0f}",
                   flush=True)
         dry_runs.append((count, *time_dry_run(list(entries)[:count])))
+    print_slopes(results)
     print(f"\n{'datasets':>8s} {'jobs':>5s} {'snakemake -n wall s':>20s} {'CPU s':>6s}")
     for count, wall, cpu, jobs in dry_runs:
         print(f"{count:8d} {jobs:5d} {wall:20.2f} {cpu:6.2f}")

@@ -180,15 +180,11 @@ def test_toy_run_learns_the_embedding_and_the_regressor_and_resumes(tmp_path):
     assert any("different run" in m for m in messages)
 
 
-def test_train_command_with_multiview_data_saves_a_usable_embedding(tmp_path):
-    import json
-
+def write_multiview_dataset(tmp_path):
+    """An unlabeled multi-view dataset (2 takes x 3 synchronised cameras) and its detections:
+    (dataset path, detections path, per row (40, 17, 3) keypoints, the cameras)."""
     from posebridge.data import detections, store
-    from posebridge.cli import main
-    from posebridge.inference.lift import load_model
 
-    a, a_det = write_toy_dataset(tmp_path, "toy_a", "h36m_17", seed=0)
-    # an unlabeled multi-view dataset: 2 takes x 3 synchronised cameras
     cams, index, keypoints = rig(3), [], []
     rng = np.random.default_rng(0)
     sequences = make_sequences(2, 40, 4)
@@ -203,6 +199,35 @@ def test_train_command_with_multiview_data_saves_a_usable_embedding(tmp_path):
                         joints_3d=np.concatenate(sequences).astype(np.float32), cameras=cams, index=index)
     detections.write_detections(tmp_path / "mv_det.h5", dataset="mv", detector="toy", keypoint_format="coco_17",
                                 rows=index[["sequence", "camera", "frames"]], keypoints=np.concatenate(keypoints))
+    return tmp_path / "mv.h5", tmp_path / "mv_det.h5", keypoints, cams
+
+
+def test_multiview_pairs_read_on_demand_equal_those_in_memory(tmp_path):
+    from posebridge.data.frames import open_sources
+
+    mv, mv_det, _, _ = write_multiview_dataset(tmp_path)
+    config = TrainConfig(**TINY)
+    samples = {}
+    with open_sources([mv], [mv_det]) as sources:
+        for cache_mb in (None, 0.01):  # 0.01: one cached block of 64 frames, read and evicted
+            data = multiview.load_multiview(sources, "coco_17", config.input_codec(), cache_mb, block_frames=64)
+            assert data.in_memory == (cache_mb is None)
+            objective = make_objective(data, config)
+            objective.start_epoch(1, 5)
+            samples[cache_mb] = ([objective.sample(1, step) for step in range(4)], data.digest())
+    (memory, memory_digest), (lazy, lazy_digest) = samples.values()
+    assert lazy_digest == memory_digest
+    assert all(torch.equal(a, b) for a, b in zip(memory, lazy))
+
+
+def test_train_command_with_multiview_data_saves_a_usable_embedding(tmp_path):
+    import json
+
+    from posebridge.cli import main
+    from posebridge.inference.lift import load_model
+
+    a, a_det = write_toy_dataset(tmp_path, "toy_a", "h36m_17", seed=0)
+    _, _, keypoints, cams = write_multiview_dataset(tmp_path)
     base = ["train", "--spec", json.dumps({**TINY, "epochs": 1, "samples_per_epoch": 128}),
             "--dataset", str(a), "--detections", str(a_det), "--out-dir", str(tmp_path / "m"),
             "--checkpoint", str(tmp_path / "m.pt"), "--device", "cpu", "--no-progress"]

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from posebridge.data.frame_reader import BLOCK_FRAMES, FrameReader, row_segments
+from posebridge.data.frame_reader import BLOCK_FRAMES, FrameReader, OpenFiles, row_segments
 from posebridge.data.keypoints import InputCodec
 from posebridge.data.windows import window_index
 from posebridge.errors import DataError
@@ -219,21 +219,24 @@ class RowInputs:
     row's detection file and encoded with its camera, by the same code as an in-memory table.
 
     rows: per row (``Detections``, first frame in the file, ``Camera``); row_start, row_frames: the
-    table's (R,) columns.
+    table's (R,) columns; files: the ``OpenFiles`` that bounds the detection files kept open.
     """
 
-    def __init__(self, codec: InputCodec, rows: list, row_start: np.ndarray, row_frames: np.ndarray):
+    def __init__(self, codec: InputCodec, rows: list, row_start: np.ndarray, row_frames: np.ndarray,
+                 files: OpenFiles):
         self.codec = codec
         self.rows = rows
         self.row_start = row_start
         self.row_frames = row_frames
+        self.files = files
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
         """(stop - start, K, F) float32 network input."""
         parts = []
         for row, first, end in row_segments(self.row_start, self.row_frames, start, stop):
             detections, offset, camera = self.rows[row]
-            parts.append(_encode(self.codec, detections.frames(offset + first, offset + end), camera))
+            keypoints = self.files.use(detections).frames(offset + first, offset + end)
+            parts.append(_encode(self.codec, keypoints, camera))
         return np.concatenate(parts)
 
 
@@ -251,7 +254,8 @@ class FrameTableBuilder:
     ``FrameTable`` fields. ``codec`` encodes the keypoints (default: screen + raw confidence).
     ``cache_mb``: None reads every row's 2D now (a table in memory); a size in MiB records where
     each row's 2D lies and gives a table read on demand through a cache of that size, in blocks
-    of ``block_frames``.
+    of ``block_frames``, its loaders keeping at most ``OPEN_FILES`` files open (``files``, which
+    a subclass's loader shares).
     """
 
     def __init__(self, keypoint_format: str, codec: InputCodec | None = None, cache_mb: float | None = None,
@@ -265,6 +269,7 @@ class FrameTableBuilder:
         self.inputs: list[np.ndarray] = []
         self.confidence: list[np.ndarray] = []
         self.on_disk: list[tuple] = []  # per row of a table read on demand: (detections, offset, camera)
+        self.files = OpenFiles()
         self.rows = {k: [] for k in ("group", "start", "frames", "intrinsics", "distortion", "model", "size",
                                      "sequence", "camera", "up")}
         self.offset = 0
@@ -309,8 +314,8 @@ class FrameTableBuilder:
 
     def columns(self, fields: dict | None = None, load=None) -> dict:
         """The ``FrameTable`` fields of the rows read so far. A table read on demand gets its
-        ``reader``, which reads the field ``inputs`` and, with ``fields`` (name -> ``Field``) and
-        ``load(start, stop, names)``, a subclass's per-frame arrays too."""
+        ``reader``, which reads the field ``inputs`` and, with ``fields`` (name -> ``Field`` or
+        ``RaggedField``) and ``load(start, stop, names)``, a subclass's per-frame arrays too."""
         K = skeletons.get(self.keypoint_format).num_joints
         rows = self.rows
         columns = dict(
@@ -331,7 +336,7 @@ class FrameTableBuilder:
             columns["inputs"] = np.concatenate(self.inputs) if self.inputs else empty
             columns["confidence"] = np.concatenate(self.confidence) if self.confidence else np.zeros((0, K), np.float32)
             return columns
-        inputs = RowInputs(self.codec, list(self.on_disk), columns["row_start"], columns["row_frames"])
+        inputs = RowInputs(self.codec, list(self.on_disk), columns["row_start"], columns["row_frames"], self.files)
 
         def load_all(start, stop, names):
             out = load(start, stop, [n for n in names if n != "inputs"]) if load is not None else {}

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from posebridge.data.frame_reader import BLOCK_FRAMES, block_frames_for, row_segments
+from posebridge.data.frame_reader import BLOCK_FRAMES, OpenFiles, RaggedField, block_frames_for, row_segments
 from posebridge.data.frames import FrameTable, FrameTableBuilder, mirror_points, open_sources
 from posebridge.data.keypoints import KEYPOINT_FORMAT
 from posebridge.data.windows import Batch
@@ -33,8 +33,8 @@ from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 
 MEAN_POSE_STRIDE = 10  # every 10th training pose shapes the mean shape (neighbours are near-duplicates)
 
-__all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "load_training_sets", "select_subjects", "MirroredFrames",
-           "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples"]
+__all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "load_training_sets", "on_demand_options",
+           "select_subjects", "MirroredFrames", "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples"]
 
 
 @dataclass(kw_only=True)
@@ -45,8 +45,8 @@ class LabeledSet(FrameTable):
     Attributes (besides ``FrameTable``'s):
         formats: the skeleton format each group trains.
         targets: per group (N_g, J_g, 3) float32 camera-space ground truth, metres, NaN = missing;
-            None in a set read on demand (its reader's field ``target``: (J_max, 3) per frame,
-            NaN beyond the group's J_g joints).
+            None in a set read on demand (its reader's ``RaggedField`` ``target``: cached at
+            (J_g, 3) per frame of group g, read padded to (J_max, 3) with NaN).
     """
 
     formats: list[str]
@@ -64,11 +64,13 @@ class LabeledSet(FrameTable):
         bounds = np.append(self.group_start, self.num_frames)
         joints = [skeletons.get(f).num_joints for f in self.formats]
         for start, block in self.reader.blocks(["target"]):
-            stop = start + len(block["target"])
-            for g in range(len(self.formats)):
+            stop, at = min(start + self.reader.block_frames, self.num_frames), 0
+            for g in range(len(self.formats)):  # the block's values packed, each group's at J_g
                 first, end = max(start, bounds[g]), min(stop, bounds[g + 1])
                 if first < end:
-                    yield g, block["target"][first - start:end - start, :joints[g]]
+                    size = (end - first) * joints[g] * 3
+                    yield g, block["target"][at:at + size].reshape(end - first, joints[g], 3)
+                    at += size
 
     def mean_pose_mm(self) -> dict[str, np.ndarray]:
         """Format -> (J, 3) mean root-relative camera-space pose (mm) over all frames of the
@@ -181,11 +183,12 @@ def load_labeled(sources, split: str, keypoint_format: str | None = None, subjec
     if cache_mb is None:
         return LabeledSet(**table.columns(), formats=formats, targets=targets)
     for dataset in {id(d): d for d, _, _, _ in on_disk}.values():  # as a load into memory checks
-        dataset.check_3d_present()
-    joints = max([skeletons.get(f).num_joints for f in formats], default=0)
+        table.files.use(dataset).check_3d_present()
     row_targets = RowTargets(on_disk, np.asarray(table.rows["start"], np.int64),
-                             np.asarray(table.rows["frames"], np.int64), joints)
-    columns = table.columns({"target": ((joints, 3), np.float32, np.nan)},
+                             np.asarray(table.rows["frames"], np.int64), table.files)
+    target = RaggedField(np.asarray(table.group_start, np.int64),
+                         np.array([skeletons.get(f).num_joints for f in formats], np.int64), (3,), np.float32, np.nan)
+    columns = table.columns({"target": target},
                             lambda start, stop, names: {"target": row_targets(start, stop)} if names else {})
     return LabeledSet(**columns, formats=formats, targets=None)
 
@@ -222,27 +225,26 @@ class RowTargets:
     row's store file and put in its camera frame, by the same code as a set in memory.
 
     rows: per row (``store.Dataset``, first frame of its take in ``joints_3d``, ``Camera``,
-    format trained); row_start, row_frames: the table's (R,) columns; num_joints: J_max.
+    format trained); row_start, row_frames: the table's (R,) columns; files: the ``OpenFiles``
+    that bounds the store files kept open.
     """
 
-    def __init__(self, rows: list, row_start: np.ndarray, row_frames: np.ndarray, num_joints: int):
+    def __init__(self, rows: list, row_start: np.ndarray, row_frames: np.ndarray, files: OpenFiles):
         self.rows = rows
         self.row_start = row_start
         self.row_frames = row_frames
-        self.num_joints = num_joints
+        self.files = files
 
     def __call__(self, start: int, stop: int) -> np.ndarray:
-        """(stop - start, J_max, 3) float32 metres, NaN beyond each row's format's joints."""
-        out = np.full((stop - start, self.num_joints, 3), np.nan, np.float32)
-        at = 0
+        """float32 metres packed (``frame_reader.RaggedField``): each frame's (J, 3) of its row's
+        format, in flat order."""
+        parts = []
         for row, first, end in row_segments(self.row_start, self.row_frames, start, stop):
             dataset, take_start, camera, fmt = self.rows[row]
-            world = skeletons.convert(dataset.frames_3d(take_start + first, take_start + end),
+            world = skeletons.convert(self.files.use(dataset).frames_3d(take_start + first, take_start + end),
                                       dataset.skeleton.name, fmt)
-            target = camera_targets(world, camera)
-            out[at:at + len(target), :target.shape[1]] = target
-            at += len(target)
-        return out
+            parts.append(camera_targets(world, camera).reshape(-1))
+        return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
 def load_labeled_files(dataset_paths, detection_paths, formats, split: str, subjects: dict | None = None,
@@ -257,6 +259,14 @@ def load_labeled_files(dataset_paths, detection_paths, formats, split: str, subj
     with open_sources(dataset_paths, detection_paths) as sources:
         return load_labeled([(d, det, f) for (d, det), f in zip(sources, formats)], split, subjects=subjects,
                             codec=codec)
+
+
+def on_demand_options(config) -> dict:
+    """``cache_mb`` and ``block_frames`` of a run's frame tables (``FrameTableBuilder``) under
+    ``config`` (a ``TrainConfig``): ``train.data_cache_mb`` (0: every array in memory) and blocks
+    sized to the lifter's receptive field."""
+    return {"cache_mb": config.data_cache_mb or None,
+            "block_frames": block_frames_for(math.prod(config.filter_widths))}
 
 
 def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
@@ -283,8 +293,7 @@ def load_training_sets(config, sources) -> tuple[LabeledSet, LabeledSet]:
                                              f"give every dataset a detector in that format")
     config.keypoint_format = wanted
     codec = config.input_codec()
-    on_demand = {"cache_mb": config.data_cache_mb or None,  # 0: every array in memory
-                 "block_frames": block_frames_for(math.prod(config.filter_widths))}
+    on_demand = on_demand_options(config)
     train_set = load_labeled(sources, "train", wanted, subjects=config.labeled_subjects,
                              fraction=config.labeled_fraction, codec=codec, **on_demand)
     return train_set, load_labeled(sources, "test", wanted, codec=codec, **on_demand)

@@ -248,9 +248,10 @@ class TrainConfig:
     """After the last epoch, recompute BatchNorm statistics over this many training batches
     (0: keep the running averages; see ``models.temporal.recalibrate_batch_norm``)."""
     data_cache_mb: float = 1024
-    """The labeled sets' 2D and 3D are read from their files on demand, by blocks of frames, and
-    the blocks kept in a cache of at most this many MiB per set (training, validation): memory
-    stays bounded however many datasets train, and batches are those of sets in memory
+    """The labeled sets' 2D and 3D (and the multi-view objective's 2D) are read from their files
+    on demand, by blocks of frames, and the blocks kept in a cache of at most this many MiB per
+    set (training, validation, multi-view), each 3D target at its own format's joint count:
+    memory stays bounded however many datasets train, and batches are those of sets in memory
     (``training.data``). 0: load every array into memory instead."""
     labeled_subjects: dict = field(default_factory=dict)
     """dataset name -> the training subjects whose 3D labels supervise: a count n (the first n

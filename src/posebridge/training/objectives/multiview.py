@@ -20,8 +20,10 @@ Each step, ``MultiviewObjective``:
 
 Only which rows are the same instant is needed: no 3D and no calibration of the multi-view data
 (the image size, stored with every dataset, normalises the keypoints as for the lifter). The
-head and regressor are saved in ``model.pt`` under ``"multiview"`` (``load_embedding`` reads them
-back; ``embed`` and ``canonical_pose`` run them on a sequence).
+takes' frames are read from the files on demand, as the labeled sets' (``train.data_cache_mb``,
+``data.frame_reader``). The head and regressor are saved in ``model.pt`` under
+``"multiview"`` (``load_embedding`` reads them back; ``embed`` and ``canonical_pose`` run them
+on a sequence).
 """
 
 from __future__ import annotations
@@ -33,11 +35,12 @@ import torch
 
 from posebridge.geometry import canonical, skeletons
 from posebridge.training import metric_learning as ml
+from posebridge.data.frame_reader import BLOCK_FRAMES
 from posebridge.data.frames import FrameTable, FrameTableBuilder
 from posebridge.errors import DataError
 from posebridge.models.embedding import EmbeddingHead, EmbeddingToPose
 from posebridge.models.lifter import MM_PER_UNIT
-from posebridge.training.data import MirroredFrames
+from posebridge.training.data import MirroredFrames, on_demand_options
 from posebridge.training.loop import Objective, ObjectiveContext, StepOutputs, epoch_seed
 from posebridge.training.settings import MultiviewSettings
 
@@ -70,15 +73,18 @@ class MultiviewSet(FrameTable):
         return super().digest(self.take_frames, *self.takes, *extra)
 
 
-def load_multiview(sources, keypoint_format: str, codec=None) -> MultiviewSet:
+def load_multiview(sources, keypoint_format: str, codec=None, cache_mb: float | None = None,
+                   block_frames: int = BLOCK_FRAMES) -> MultiviewSet:
     """Read the train-split rows of ``unlabeled_multiview`` datasets, the 2D encoded by ``codec``
-    (``data.keypoints.InputCodec``; default screen + raw confidence).
+    (``data.keypoints.InputCodec``; default screen + raw confidence); with ``cache_mb`` (MiB) only
+    their index, the frames read on demand through a cache of that size (blocks of
+    ``block_frames``), as ``training.data.load_labeled``.
 
     sources: list of (``store.Dataset``, ``detections.Detections``). Rows of one ``group`` are the
     cameras of one take; a take seen by one camera only gives no pair and is left out. Frame
     counts of a take's rows should agree; the shortest one bounds the frames sampled.
     """
-    table = FrameTableBuilder(keypoint_format, codec)
+    table = FrameTableBuilder(keypoint_format, codec, cache_mb, block_frames)
     takes, take_names = [], []
     for dataset, detections in sources:
         if dataset.role != "unlabeled_multiview":
@@ -248,7 +254,7 @@ def objective_from_sources(sources, context: ObjectiveContext) -> MultiviewObjec
     ((``store.Dataset``, ``detections.Detections``) pairs), with ``context.config``'s
     ``multiview`` settings."""
     config = context.config
-    data = load_multiview(sources, config.keypoint_format, config.input_codec())
+    data = load_multiview(sources, config.keypoint_format, config.input_codec(), **on_demand_options(config))
     return MultiviewObjective(data, config.multiview, formats=context.formats,
                               group_formats=context.train_set.formats, channels=config.channels,
                               flip=config.flip_augment, keypoint_dropout=config.keypoint_dropout,

@@ -92,7 +92,8 @@ class LabeledSet(FrameTable):
         ``evaluation.metrics.procrustes_mean``), turned onto ``facing`` (``mean_pose_mm``). The
         camera-space average of a mix that holds lying, upside-down and upright people is a
         shrunken blob: under PA-MPJPE, which removes the orientation, this is the constant pose
-        to compare a lifter with. Formats none of whose poses is complete are left out."""
+        to compare a lifter with. Joints that no training pose has keep the average's position;
+        a format none of whose poses has all its other joints is left out."""
         from posebridge.evaluation.metrics import procrustes_mean, rotation_onto
 
         samples, seen = {}, {}
@@ -102,14 +103,18 @@ class LabeledSet(FrameTable):
             rel = (target - target[:, root:root + 1]).astype(np.float64) * MM_PER_UNIT
             first = -seen.get(g, 0) % MEAN_POSE_STRIDE  # the same frames however the group is cut
             seen[g] = seen.get(g, 0) + len(rel)
-            sample = rel[first::MEAN_POSE_STRIDE]
-            samples.setdefault(fmt, []).append(sample[np.isfinite(sample).all(axis=(1, 2))])
+            samples.setdefault(fmt, []).append(rel[first::MEAN_POSE_STRIDE])
         shapes = {}
         for fmt, parts in samples.items():
-            full = np.concatenate(parts)
+            poses = np.concatenate(parts)
+            # joints no pose has (e.g. the 15 of h36m_32 its data never fills) keep the average
+            joints = np.isfinite(poses).all(axis=-1).any(axis=0)
+            full = poses[:, joints][np.isfinite(poses[:, joints]).all(axis=(1, 2))]
             if len(full) and fmt in facing:
-                shape = procrustes_mean(full)
-                shape = shape @ rotation_onto(shape, facing[fmt])
+                part = procrustes_mean(full)
+                part = part @ rotation_onto(part, facing[fmt][joints])
+                shape = facing[fmt].copy()
+                shape[joints] = part - part.mean(0) + facing[fmt][joints].mean(0)
                 shapes[fmt] = shape - shape[skeletons.get(fmt).root]
         return shapes
 

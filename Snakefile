@@ -34,6 +34,7 @@ include: "workflow/rules/report.smk"
 # experiments beside the main pipeline: `snakemake experiments` (not part of `all`)
 include: "workflow/rules/experiments_mcss.smk"
 include: "workflow/rules/experiments_videopose3d.smk"
+include: "workflow/rules/experiments_paper_effects.smk"
 
 rule all:
     """The report's tables and figures (and everything upstream of them)."""

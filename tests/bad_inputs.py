@@ -399,6 +399,26 @@ def make_cases(b: dict[str, Path], root: Path) -> list[Case]:
     second = root / "out" / "eval2.parquet"
     add("evaluate:second_set_broken", cmd["evaluate"]() + ["--dataset", broken, "--detections", b["detections"],
                                                            "--output", second], broken, outs["evaluate"] + [second])
+    # paper-effects: the experiments' CSV tables and the real-footage tables it reads
+    effects_out = [root / "out" / "effects.csv", root / "out" / "effects.html"]
+    tables = root / "paper_effects"
+    tables.mkdir(parents=True, exist_ok=True)
+    acae = tables / "acae.csv"
+    acae.write_text("model,mpjpe_mean,affine_mm\ninitial,100,60\nfinetune_continued,99,58\n")
+    (tables / "no_columns.csv").write_text("model\ninitial\n")
+    (tables / "garbage.parquet").write_bytes(b"\x00not parquet" * 10)
+
+    def effects(acae_csv, *real):
+        return ["paper-effects", "--acae", acae_csv, *(["--real", *real] if real else []),
+                "--csv", effects_out[0], "--html", effects_out[1]]
+
+    add("paper_effects:acae_missing_columns", effects(tables / "no_columns.csv"), tables / "no_columns.csv",
+        effects_out)
+    add("paper_effects:acae_missing_file", effects(tables / "no_such.csv"), tables / "no_such.csv", effects_out)
+    add("paper_effects:real_garbage", effects(acae, tables / "garbage.parquet"), tables / "garbage.parquet",
+        effects_out)
+    add("paper_effects:consistency_garbage", [*effects(acae), "--real-consistency", tables / "garbage.parquet"],
+        tables / "garbage.parquet", effects_out)
     # workflow config files (--configfile), checked before Snakemake reads them (`make run CONFIG=`)
     for name, text in WORKFLOW_CONFIGS.items():
         path = root / "configs" / f"{name}.yaml"

@@ -244,6 +244,13 @@ def test_train_command_with_multiview_data_saves_a_usable_embedding(tmp_path):
     pose = multiview.canonical_pose(regressor, emb, slices, "h36m_17")
     assert pose.shape == (40, 17, 3) and np.isfinite(pose).all()
     assert pd.read_parquet(tmp_path / "m" / "train_log.parquet")["loss_multiview_triplet"].notna().all()
+    # retrieval alone (the real footage's: no pose regression), the raw 2D baseline first
+    views = toy_views()
+    table = mcss_eval.retrieval_only([tmp_path / "m"], views, stride=1, pose_threshold=50.0)
+    assert list(table["model"]) == [mcss_eval.RAW_2D, "m"]
+    raw = mcss_eval.retrieval_rates(views, [mcss_eval.raw_2d_features(views, r) for r in range(9)], 1, 50.0)
+    assert table.iloc[0][["hit_instant", "hit_pose"]].tolist() == [raw["instant"], raw["pose"]]
+    assert table["hit_instant"].between(0, 100).all() and table["hit_pose"].between(0, 100).all()
 
 
 # ----------------------------------------------------------------------------- experiment metrics
@@ -263,6 +270,7 @@ def toy_views(takes=3, frames=30, cameras=3) -> mcss_eval.TestViews:
             views.image_size.append((1000, 1000))
             views.up.append(camera.R @ np.array([0.0, 0.0, 1.0]))
             views.action.append("walk")
+            views.lens.append((camera.intrinsics, camera.distortion, camera.distortion_model))
     return views
 
 

@@ -144,11 +144,15 @@ def test_default_config_plans_every_test_set_with_derived_seeds(tmp_path):
 
 def test_videopose3d_experiment_plans_methods_seeds_and_its_detector(tmp_path):
     config = load_default_config()
-    settings = config["semi_supervised"]["experiment"]
-    result = snakemake(tmp_path, "-n", "-p", "results/experiments/videopose3d/experiments.csv")
+    # (b) on ground-truth h36m_17 2D (the paper's figure): those models cannot read real footage
+    overlay = {"semi_supervised": {"experiment": {"labels_detector": "gt2d_h36m"}}}
+    settings = {**config["semi_supervised"]["experiment"], **overlay["semi_supervised"]["experiment"]}
+    result = snakemake(tmp_path, "-n", "-p", "results/experiments/videopose3d/experiments.csv",
+                       "--configfile", write_yaml(tmp_path / "gt2d.yaml", overlay))
     runs = len(settings["receptive_fields"]) + len(settings["labels"]) * (1 + len(settings["placements"])) * settings["seeds"]
     counts = job_counts(result)
     assert counts["train_vp3d"] == counts["evaluate_vp3d"] == runs
+    assert counts["evaluate_real_vp3d"] == len(settings["receptive_fields"])  # COCO-17 input: the real detector's
     commands = {re.search(r"--out-dir \S+/models/(\S+)", c).group(1): c
                 for c in shell_commands(result) if c.startswith("posebridge train")}
     # one label setting and seed index: supervised and each placement share the seed; seed indices differ
@@ -165,6 +169,33 @@ def test_videopose3d_experiment_plans_methods_seeds_and_its_detector(tmp_path):
     assert "--unlabeled-video" not in commands["labeled1_10pct_supervised_s0"]
     assert f"--detections results/detections/{settings['dataset']}/{detector}.h5" in commands["labeled2_supervised_s1"]
     assert f"/{detector}.h5" not in commands["rf27"]  # the receptive-field runs keep the dataset's own detector
+    (table,) = [c for c in shell_commands(result) if c.startswith("posebridge videopose3d-experiments")]
+    real = {run["name"]: run["real"] for run in json.loads(re.search(r"--runs '([^']+)'", table).group(1))}
+    assert real["rf27"] == ["results/experiments/videopose3d/real/rf27/pose2sim.parquet"]
+    assert real["labeled2_supervised_s1"] == []
+
+
+def test_every_experiment_model_is_scored_on_the_triangulated_real_footage(tmp_path):
+    settings = load_default_config()["semi_supervised"]["experiment"]
+    assert settings["labels_detector"] is None  # every run reads the simulated COCO-17 detections
+    result = snakemake(tmp_path, "-n", "-p", "experiments")
+    counts = job_counts(result)
+    assert counts["evaluate_real_vp3d"] == counts["train_vp3d"] and counts["evaluate_real_mcss"] == counts["train_mcss"]
+    assert counts["paper_effects"] == 1 and counts["triangulate"] == 1 and counts["consistency_real"] == counts["consistency"]
+    commands = shell_commands(result)
+    (real,) = [c for c in commands if c.startswith("posebridge evaluate-real --model results/experiments/mcss/models/mv_1 ")]
+    assert ("--dataset results/triangulated/pose2sim/mediapipe.h5 --detections results/detections/pose2sim/mediapipe.h5"
+            " --output results/experiments/mcss/real/mv_1/pose2sim.parquet") in real
+    (mcss,) = [c for c in commands if c.startswith("posebridge mcss-eval")]
+    assert mcss.count("results/experiments/mcss/real/") == counts["train_mcss"]
+    assert ("--real-dataset results/triangulated/pose2sim/mediapipe.h5"
+            " --real-detections results/detections/pose2sim/mediapipe.h5") in mcss
+    (effects,) = [c for c in commands if c.startswith("posebridge paper-effects")]
+    for part in ("--videopose3d results/experiments/videopose3d/experiments.csv",
+                 "--mcss results/experiments/mcss/nmpjpe.csv results/experiments/mcss/retrieval.csv",
+                 "--acae results/report/acae_comparison.csv", "results/real_footage/merged/pose2sim.parquet",
+                 "--real-consistency results/experiments/acae/real_consistency/initial.parquet"):
+        assert part in effects
 
 
 def test_tiny_preset_is_smaller_and_valid(tmp_path):
@@ -413,7 +444,7 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
     listed = set(snakemake(tmp_path, "--list-rules").stdout.split())
     assert set(rules) <= listed and set(rules) >= {"all", "experiments"}
     steps = {name: shell_command(body) for name, (_, body) in rules.items() if name not in ("all", "experiments")}
-    assert len(steps) == 22
+    assert len(steps) == 26
     for name, command in steps.items():
         assert command, f"rule {name} runs no shell command"
         words = subcommand_words(command)

@@ -41,6 +41,7 @@ COMMANDS = {
     "export": "export",
     "import-videopose3d": "import_videopose3d",
     "videopose3d-experiments": "videopose3d_experiments",
+    "paper-effects": "paper_effects",
     "check-config": "check_config",
 }
 

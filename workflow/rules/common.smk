@@ -469,11 +469,12 @@ def real_tables(models=MODELS) -> list[str]:
     return [real_table(m, d) for m in models for d in real_footage_datasets()]
 
 
-def evaluate_real_args(model: str) -> str:
-    """`posebridge evaluate-real` options naming each real dataset's files and the table it writes
-    for ``model`` (the evaluate_real rule's outputs, in the same order)."""
-    return " ".join(f"--dataset {footage_h5(d)} --detections {detections_h5(d)} --output {real_table(model, d)}"
-                    for d in real_footage_datasets())
+def evaluate_real_args(model: str, datasets=None, table=real_table) -> str:
+    """`posebridge evaluate-real` options naming each real dataset's files (default: every one) and
+    the table it writes for ``model``, ``table(model, dataset)`` (the rule's outputs, in the same order)."""
+    datasets = real_footage_datasets() if datasets is None else datasets
+    return " ".join(f"--dataset {footage_h5(d)} --detections {detections_h5(d)} --output {table(model, d)}"
+                    for d in datasets)
 
 
 REPORT_DIR = "results/report"
@@ -506,7 +507,8 @@ def build_html_report() -> None:
 
     Called from the Snakefile's onsuccess handler, which Snakemake skips for dry runs, for runs
     with nothing to do, for --report itself and inside cluster jobs (--no-hooks). It only acts
-    when every report file exists and one of them is newer than results/report.html, so
+    when every report file exists and one of them is newer than results/report.html (the
+    experiments' files count, and join the report, once they all exist), so
     runs that stop short of the report (a single target) leave it alone. The nested call gets
     the fully resolved config, so it sees the same DAG as this run.
     """
@@ -514,6 +516,12 @@ def build_html_report() -> None:
     html = Path(REPORT_HTML)
     if not all(p.exists() for p in outputs):
         return
+    # the experiments join the report once `snakemake experiments` has written them (an Experiments section)
+    experiments = [Path(p) for p in EXPERIMENT_FILES]
+    targets = ["all"]
+    if all(p.exists() for p in experiments):
+        outputs += experiments
+        targets.append("experiments")
     if html.exists() and html.stat().st_mtime >= max(p.stat().st_mtime for p in outputs):
         return
     resolved = Path(".snakemake/posebridge/report-config.json")
@@ -522,7 +530,7 @@ def build_html_report() -> None:
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", workflow.main_snakefile,
         "--directory", os.getcwd(), "--configfile", str(resolved),
-        "--workflow-profile", "none", "--report", str(html),
+        "--workflow-profile", "none", "--report", str(html), *targets,
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -674,14 +682,90 @@ def vp3d_spec(wildcards) -> str:
     return train_spec(run["train"], semi_supervised=semi)
 
 
+def vp3d_keypoint_format(run: str) -> str:
+    """The 2D keypoint format experiment run ``run``'s lifter reads."""
+    spec = VP3D_RUNS[run]
+    detector = spec["detector"] or DATASETS[VP3D_SETTINGS["dataset"]]["detector"]
+    return spec["train"].get("keypoint_format") or detector_keypoint_format(detector)
+
+
+def vp3d_real_tables(run: str) -> list[str]:
+    """The run's real-footage tables; none when its lifter reads 2D the real footage's detector
+    does not give (h36m_17 ground truth: MediaPipe gives COCO-17)."""
+    scorable = VP3D_ENABLED and vp3d_keypoint_format(run) in footage_keypoint_formats()
+    return experiment_real_tables(VP3D_DIR, run) if scorable else []
+
+
 def vp3d_run_table() -> list[dict]:
     return [{"name": name, "experiment": run["experiment"], "receptive_field": run["receptive_field"],
              "labeled_subjects": run["labeled_subjects"], "placement": run["placement"], "seed": run["seed"],
-             "eval": f"{VP3D_DIR}/eval/{name}.parquet", "log": f"{VP3D_DIR}/models/{name}/train_log.parquet"}
+             "eval": f"{VP3D_DIR}/eval/{name}.parquet", "log": f"{VP3D_DIR}/models/{name}/train_log.parquet",
+             "real": vp3d_real_tables(name)}
             for name, run in VP3D_RUNS.items()]
 
 
+# --- the experiments on real footage: every experiment model whose 2D input the real footage's
+# detector gives is also lifted on the triangulated multi-view takes (`posebridge evaluate-real`,
+# the default models' yardstick; rules evaluate_real_vp3d, evaluate_real_mcss), and
+# `posebridge paper-effects` says which paper effect holds where (experiments_paper_effects.smk)
+
+EXPERIMENT_FOOTAGE = multiview_footage()  # triangulated takes: the real yardstick with 3D
+PAPER_EFFECTS = [f"results/experiments/{name}" for name in ("paper_effects.csv", "paper_effects.html")]
+
+
+def detector_keypoint_format(detector: str) -> str:
+    """The 2D keypoint format a configured detector writes (its `keypoint_format`, else COCO-17)."""
+    return config["detect"][detector].get("keypoint_format") or "coco_17"
+
+
+def footage_keypoint_formats() -> set[str]:
+    return {detector_keypoint_format(DATASETS[d]["detector"]) for d in EXPERIMENT_FOOTAGE}
+
+
+def experiment_real_table(folder: str, model: str, dataset: str) -> str:
+    return f"{folder}/real/{model}/{dataset}.parquet"
+
+
+def experiment_real_tables(folder: str, model: str) -> list[str]:
+    return [experiment_real_table(folder, model, d) for d in EXPERIMENT_FOOTAGE]
+
+
+def experiment_real_args(folder: str, model: str) -> str:
+    """`posebridge evaluate-real` options of an experiment model (rules evaluate_real_vp3d/_mcss)."""
+    return evaluate_real_args(model, EXPERIMENT_FOOTAGE, lambda m, d: experiment_real_table(folder, m, d))
+
+
+def mcss_real_tables() -> list[str]:
+    """Every MCSS model's real-footage tables (none when its 2D format is not the footage's)."""
+    fmt = {**config["train"], **MCSS["train"]}.get("keypoint_format") or detector_keypoint_format(
+        DATASETS[MCSS["dataset"]]["detector"])
+    if fmt not in footage_keypoint_formats():
+        return []
+    return [t for n in MCSS_LABELS for v in MCSS_VARIANTS for t in experiment_real_tables(MCSS_DIR, f"{v}_{n}")]
+
+
+def real_consistency_table(model: str) -> str:
+    """A default model's skeleton consistency on the triangulated takes (rule consistency_real)."""
+    return f"results/experiments/acae/real_consistency/{model}.parquet"
+
+
+def mcss_retrieval_footage() -> list[str]:
+    """[dataset, detections] of the triangulated takes the MCSS models' cross-view retrieval is also
+    measured on (the first multi-view footage), or []."""
+    return [footage_h5(EXPERIMENT_FOOTAGE[0]), detections_h5(EXPERIMENT_FOOTAGE[0])] if EXPERIMENT_FOOTAGE else []
+
+
+def paper_effects_inputs() -> dict[str, list[str]]:
+    """What `posebridge paper-effects` reads: the experiments' tables, the ACAE comparison and the
+    default models' real-footage tables and consistency on the triangulated takes."""
+    return {"videopose3d": VP3D_OUTPUTS[:1] if VP3D_ENABLED else [],
+            "mcss": [f"{MCSS_DIR}/{n}" for n in MCSS_OUTPUTS[:2]] if mcss_enabled() else [],
+            "acae": [REPORT_FILES["acae_comparison_csv"]],
+            "real": [real_table(m, d) for m in MODELS for d in EXPERIMENT_FOOTAGE],
+            "consistency": [real_consistency_table(m) for m in MODELS] if EXPERIMENT_FOOTAGE else []}
+
+
 # The targets of `snakemake experiments`: the tables and figures of each experiment whose data
-# the configuration enables (under results/experiments/).
+# the configuration enables (under results/experiments/), and the paper effects' table.
 EXPERIMENT_FILES = ([f"{MCSS_DIR}/{name}" for name in MCSS_OUTPUTS] if mcss_enabled() else []) + (
-    VP3D_OUTPUTS if VP3D_ENABLED else [])
+    VP3D_OUTPUTS if VP3D_ENABLED else []) + PAPER_EFFECTS

@@ -3,7 +3,8 @@
 # distance matrix, under results/experiments/mcss/. Settings: config `multiview.experiment`.
 # Every model trains the embedding head and pose regressor (posebridge.training.objectives.multiview); "base" sets the
 # triplet weight to 0, so the two variants differ only in the multi-view loss (same seed, same
-# labeled data, the multi-view windows in the same forward pass). Helpers (MCSS*, mcss_*): common.smk.
+# labeled data, the multi-view windows in the same forward pass). Each model is also lifted on the
+# triangulated real footage (evaluate_real_mcss). Helpers (MCSS*, mcss_*): common.smk.
 
 if mcss_enabled():
 
@@ -45,17 +46,49 @@ if mcss_enabled():
             " --out-dir {params.out_dir} --checkpoint {params.checkpoint}"
             " --seed {params.seed} --device {params.device} --threads {params.process_threads} --no-progress > {log} 2>&1"
 
+    rule evaluate_real_mcss:
+        """An MCSS model on the triangulated real footage, each view lifted alone."""
+        input:
+            model=f"{MCSS_DIR}/models/{{variant}}_{{labels}}/model.pt",
+            datasets=[footage_h5(name) for name in EXPERIMENT_FOOTAGE],
+            detections=[detections_h5(name) for name in EXPERIMENT_FOOTAGE],
+        output:
+            experiment_real_tables(MCSS_DIR, "{variant}_{labels}"),
+        wildcard_constraints:
+            variant=names_regex(MCSS_VARIANTS),
+            labels=names_regex(MCSS_LABELS),
+        params:
+            model_dir=lambda w, input: os.path.dirname(input.model),
+            sets=lambda w: experiment_real_args(MCSS_DIR, f"{w.variant}_{w.labels}"),
+        log:
+            "logs/evaluate_real_mcss/{variant}_{labels}.log",
+        benchmark:
+            "benchmarks/evaluate_real_mcss/{variant}_{labels}.tsv"
+        threads: MCSS["threads"]
+        conda:
+            "../../envs/posebridge.yaml"
+        shell:
+            "posebridge evaluate-real --model {params.model_dir} {params.sets} --threads {threads} > {log} 2>&1"
+
     rule mcss_eval:
-        """Canonical N-MPJPE, cross-view retrieval and distance matrices of the MCSS models."""
+        """Canonical N-MPJPE, cross-view retrieval and distance matrices of the MCSS models, with
+        each model's real-footage PA-MPJPE beside its N-MPJPE."""
         input:
             models=[mcss_model(v, n) for n in MCSS_LABELS for v in MCSS_VARIANTS],
             dataset=dataset_h5(MCSS["dataset"]),
             index=dataset_index(MCSS["dataset"]),
             detections=detections_h5(MCSS["dataset"]),
+            real=mcss_real_tables(),
+            real_footage=mcss_retrieval_footage(),
         output:
-            [f"{MCSS_DIR}/{name}" for name in MCSS_OUTPUTS],
+            [report(f"{MCSS_DIR}/{name}", caption="../report/experiments_mcss.rst", category="Experiments",
+                    labels={"table": "MCSS experiment: synthetic and real footage"})
+             if name.endswith(".html") else f"{MCSS_DIR}/{name}" for name in MCSS_OUTPUTS],
         params:
             models=lambda w, input: " ".join(f"--model {os.path.dirname(m)}" for m in input.models),
+            real=lambda w, input: f"--real {' '.join(input.real)}" if input.real else "",
+            real_footage=lambda w, input: ("--real-dataset {} --real-detections {}".format(*input.real_footage)
+                                           if input.real_footage else ""),
             out_dir=lambda w, output: os.path.dirname(output[0]),
             stride=MCSS["stride"],
             pose_threshold=MCSS["pose_threshold"],
@@ -68,6 +101,6 @@ if mcss_enabled():
             "../../envs/posebridge.yaml"
         shell:
             "posebridge mcss-eval {params.models} --dataset {input.dataset} --detections {input.detections}"
-            " --out-dir {params.out_dir} --stride {params.stride} --pose-threshold {params.pose_threshold}"
+            " {params.real} {params.real_footage} --out-dir {params.out_dir} --stride {params.stride} --pose-threshold {params.pose_threshold}"
             " --device cpu --threads {threads} > {log} 2>&1"
 

@@ -1,7 +1,9 @@
 # VideoPose3D experiments (`snakemake experiments`; settings: semi_supervised.experiment):
 # (a) MPJPE vs receptive field, (b) supervised-only vs semi-supervised with 3D labels on the first
 # n training subjects of one labeled dataset. Every run is `posebridge train` + `posebridge
-# evaluate` on that dataset's test split; `posebridge videopose3d-experiments` tabulates and plots.
+# evaluate` on that dataset's test split, + `posebridge evaluate-real` on the triangulated real
+# footage where the run's 2D format is the real detector's; `posebridge videopose3d-experiments`
+# tabulates and plots.
 # Left out of `experiments` (EXPERIMENT_FILES) when the dataset or the video is not enabled.
 # Helpers (VP3D_*, vp3d_*): common.smk.
 
@@ -70,15 +72,51 @@ rule evaluate_vp3d:
         " --threads {threads} --no-progress > {log} 2>&1"
 
 
+rule evaluate_real_vp3d:
+    """A VideoPose3D experiment model on the triangulated real footage, each view lifted alone
+    (runs whose 2D the real detector gives: vp3d_real_tables)."""
+    input:
+        model=f"{VP3D_DIR}/models/{{run}}/model.pt",
+        datasets=[footage_h5(name) for name in EXPERIMENT_FOOTAGE],
+        detections=[detections_h5(name) for name in EXPERIMENT_FOOTAGE],
+    output:
+        experiment_real_tables(VP3D_DIR, "{run}"),
+    wildcard_constraints:
+        run=names_regex(VP3D_RUNS),
+    params:
+        model_dir=lambda w, input: os.path.dirname(input.model),
+        sets=lambda w: experiment_real_args(VP3D_DIR, w.run),
+    log:
+        "logs/evaluate_real_vp3d/{run}.log",
+    benchmark:
+        "benchmarks/evaluate_real_vp3d/{run}.tsv"
+    threads: VP3D_SETTINGS["threads"]
+    conda:
+        "../../envs/posebridge.yaml"
+    shell:
+        "posebridge evaluate-real --model {params.model_dir} {params.sets} --threads {threads} > {log} 2>&1"
+
+
 rule videopose3d_experiments:
-    """Table and figure of the VideoPose3D experiments."""
+    """Table and figure of the VideoPose3D experiments (synthetic test split and real footage)."""
     input:
         evals=[run["eval"] for run in vp3d_run_table()],
         logs=[run["log"] for run in vp3d_run_table()],
+        real=[table for run in vp3d_run_table() for table in run["real"]],
     output:
         csv=f"{VP3D_DIR}/experiments.csv",
-        html=f"{VP3D_DIR}/experiments.html",
-        figure=f"{VP3D_DIR}/experiments.png",
+        html=report(
+            f"{VP3D_DIR}/experiments.html",
+            caption="../report/experiments_videopose3d.rst",
+            category="Experiments",
+            labels={"table": "VideoPose3D experiments: synthetic and real footage"},
+        ),
+        figure=report(
+            f"{VP3D_DIR}/experiments.png",
+            caption="../report/experiments_videopose3d.rst",
+            category="Experiments",
+            labels={"figure": "VideoPose3D experiments: synthetic and real footage"},
+        ),
     params:
         runs=as_json(vp3d_run_table()),
     log:

@@ -9,7 +9,9 @@ DESCRIPTION = (
     "N-MPJPE in the MCSS canonical frame of the pose regressed from the embedding (and of the "
     "lifter's prediction, canonicalised), cross-view retrieval hit rates (same instant / pose within "
     "--pose-threshold) against the raw normalised 2D keypoints, and the embedding distance matrix "
-    "(same pose from different views vs different poses). Writes the two tables (CSV), their "
+    "(same pose from different views vs different poses). With --real, the N-MPJPE table gets each "
+    "model's real-footage figures beside them (posebridge evaluate-real on triangulated takes: "
+    "real_pa_mpjpe, the frame-weighted mean over views of PA-MPJPE on the 12 limb joints). Writes the two tables (CSV), their "
     "figures and an HTML page into OUT_DIR (names: posebridge.evaluation.mcss.OUTPUT_FILES) and "
     "prints each path."
 )
@@ -30,6 +32,14 @@ def add_arguments(parser) -> None:
                         help="a retrieved frame whose canonical pose is within this MPJPE counts as a pose hit")
     parser.add_argument("--matrix-poses", type=int, default=12, metavar="N",
                         help="poses (test takes) in the distance-matrix figure")
+    parser.add_argument("--real", nargs="*", default=[], metavar="PARQUET",
+                        help="the models' real-footage tables (posebridge evaluate-real on triangulated takes)")
+    parser.add_argument("--real-dataset", metavar="H5", default=None,
+                        help="triangulated real footage of synchronised cameras (posebridge triangulate): "
+                             "cross-view retrieval on it too (real_hit_instant, real_hit_pose in the retrieval table)")
+    parser.add_argument("--real-detections", metavar="H5", default=None, help="the 2D of --real-dataset")
+    parser.add_argument("--real-stride", type=int, default=1, metavar="FRAMES",
+                        help="retrieval on the real footage uses every this-many-th frame")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="where the models run (auto: CUDA when available)")
     parser.add_argument("--threads", type=int, default=None, metavar="N",
@@ -40,14 +50,20 @@ def main(args) -> int:
     import torch
 
     from posebridge.data.detections import read_detections
-    from posebridge.errors import ConfigError
+    from posebridge.errors import ConfigError, DataError
     from posebridge.inference.lift import load_model
+    from posebridge.reporting.paper_effects import read_real_figures
     from posebridge.evaluation.mcss import evaluate_models, load_test_views, write_outputs
     from posebridge.data.store import open_dataset
     from posebridge.device import resolve_device
 
     if args.stride < 1 or args.matrix_poses < 2 or args.pose_threshold <= 0:
         raise ConfigError("mcss-eval: --stride >= 1, --matrix-poses >= 2 and --pose-threshold > 0 are needed")
+    if (args.real_dataset is None) != (args.real_detections is None) or args.real_stride < 1:
+        raise ConfigError("mcss-eval: give --real-dataset and --real-detections together, and --real-stride >= 1")
+    # the real inputs read first: a bad file stops before the work
+    real = read_real_figures(args.real) if args.real else None
+    real_views = _real_views(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -60,6 +76,36 @@ def main(args) -> int:
     nmpjpe, retrieval, matrices = evaluate_models(
         args.model, views, name, train_subjects, stride=args.stride, pose_threshold=args.pose_threshold,
         matrix_poses=args.matrix_poses, device=device, log=lambda m: print(m, flush=True))
+    if real is not None:
+        missing = sorted(set(nmpjpe["model"]) - set(real.index))
+        if missing:
+            raise DataError(args.real[0], f"no triangulated-take rows of model(s) {', '.join(missing)}")
+        nmpjpe = nmpjpe.join(real, on="model")
+    if real_views is not None:
+        retrieval = retrieval.merge(_real_retrieval(args, real_views, device), on="model", how="left")
     for path in write_outputs(args.out_dir, nmpjpe, retrieval, matrices, title=f"MCSS on {name}"):
         print(f"wrote {path}", flush=True)
     return 0
+
+
+def _real_views(args):
+    """The triangulated real footage's views in its own skeleton format (the triangulation's), or None."""
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset
+    from posebridge.evaluation.mcss import load_test_views
+
+    if not args.real_dataset:
+        return None
+    with open_dataset(args.real_dataset) as dataset, read_detections(args.real_detections) as detections:
+        return load_test_views(dataset, detections, dataset.skeleton.name)
+
+
+def _real_retrieval(args, views, device):
+    """model -> real_hit_instant, real_hit_pose (%): cross-view retrieval on the real footage's views."""
+    from posebridge.evaluation.mcss import retrieval_only
+
+    table = retrieval_only(args.model, views, stride=args.real_stride, pose_threshold=args.pose_threshold,
+                           device=device)
+    print(f"real footage {args.real_dataset}: retrieval of the same instant, % "
+          + ", ".join(f"{m} {v:.1f}" for m, v in zip(table["model"], table["hit_instant"])), flush=True)
+    return table.rename(columns={"hit_instant": "real_hit_instant", "hit_pose": "real_hit_pose"})

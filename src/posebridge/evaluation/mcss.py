@@ -40,7 +40,7 @@ from posebridge.models.embedding import centre_and_scale_2d
 from posebridge.models.lifter import keypoints_to_input
 
 __all__ = ["TestViews", "load_test_views", "raw_2d_features", "retrieval_rates", "distance_matrix",
-           "evaluate_models", "write_outputs", "OUTPUT_FILES", "RAW_2D"]
+           "evaluate_models", "retrieval_only", "write_outputs", "OUTPUT_FILES", "RAW_2D"]
 
 # What ``write_outputs`` writes into its directory, by content. The workflow's mcss_eval rule
 # declares the same names (MCSS_OUTPUTS in workflow/rules/common.smk, which must not import torch;
@@ -182,8 +182,7 @@ def evaluate_models(model_dirs, views: TestViews, dataset_name: str, train_subje
         embeddings, regressed, lifted = [], [], []
         for r in range(len(views.take)):
             w, h = views.image_size[r]
-            x = model.encode(views.keypoints[r], w, h, *views.lens[r])
-            e = multiview.embed(model.lifter, head, x)
+            e = _embed_row(model, head, views, r)
             embeddings.append(e.double().cpu().numpy())
             regressed.append(multiview.canonical_pose(regressor, e, slices, views.fmt))
             intrinsics, distortion, distortion_model = views.lens[r]
@@ -204,6 +203,27 @@ def evaluate_models(model_dirs, views: TestViews, dataset_name: str, train_subje
     retrieval["pose_threshold_mm"] = pose_threshold
     retrieval["frame_stride"] = stride
     return nmpjpe.reset_index(drop=True), retrieval, matrices
+
+
+def _embed_row(model, head, views: TestViews, row: int) -> torch.Tensor:
+    """(T, D) the embedding of test row ``row``'s 2D by ``model``'s trunk and MCSS ``head``."""
+    w, h = views.image_size[row]
+    return multiview.embed(model.lifter, head, model.encode(views.keypoints[row], w, h, *views.lens[row]))
+
+
+def retrieval_only(model_dirs, views: TestViews, *, stride: int = 1, pose_threshold: float = 50.0,
+                   device="cpu") -> pd.DataFrame:
+    """Cross-view retrieval alone (no pose regression, so ``views`` may be in a format the models do
+    not predict, e.g. real footage's triangulated COCO-17): one row per model (``model``,
+    ``hit_instant``, ``hit_pose`` in %), the raw normalised 2D first."""
+    raw = [raw_2d_features(views, r) for r in range(len(views.take))]
+    rows = [{"model": RAW_2D, **_rates(views, raw, stride, pose_threshold)}]
+    for model_dir in model_dirs:
+        model = load_model(model_dir, device)
+        head, _, _ = multiview.load_embedding(model.metadata, model.path, model.device)
+        features = [_embed_row(model, head, views, r).double().cpu().numpy() for r in range(len(views.take))]
+        rows.append({"model": model.name, **_rates(views, features, stride, pose_threshold)})
+    return pd.DataFrame(rows)
 
 
 def _rates(views, features, stride, pose_threshold) -> dict:

@@ -12,7 +12,10 @@ Two experiments on the synthetic benchmark, each a set of ``posebridge train`` +
   seeds.
 
 ``summarize`` reduces each run's evaluation table (native-format rows of the lifter, not the
-mean-pose baseline) to frame-weighted MPJPE / PA-MPJPE / N-MPJPE and flags a run whose training
+mean-pose baseline) to frame-weighted MPJPE / PA-MPJPE / N-MPJPE, adds the real-footage figures
+(``real_pa_mpjpe``: each view of the triangulated Pose2Sim takes lifted alone, PA-MPJPE on the 12
+limb joints, frame-weighted mean over views; ``reporting.paper_effects.real_figures``) of a run that has
+``real`` tables (NaN for a run whose 2D input format real footage does not have), flags a run whose training
 diverged (its ``train_log.parquet`` records a rollback or an early stop, ``training.divergence``);
 ``methods`` averages the seeds of each label setting and method, leaving diverged runs out and
 naming them; ``write_outputs`` writes the CSV, an HTML table with a sentence per experiment saying
@@ -35,6 +38,8 @@ __all__ = ["summarize", "methods", "verdicts", "write_outputs", "RUN_KEYS"]
 
 RUN_KEYS = ("name", "experiment", "receptive_field", "labeled_subjects", "placement", "seed", "eval", "log")
 METRICS = ("mpjpe", "pa_mpjpe", "n_mpjpe")
+REAL = "real_pa_mpjpe"  # the real-footage figure beside the synthetic ones (optional run key `real`: its tables)
+REAL_METRICS = (REAL, "real_mean_pose_pa_mpjpe")
 
 
 def _run_metrics(path: Path) -> dict:
@@ -54,8 +59,21 @@ def _run_metrics(path: Path) -> dict:
     return out
 
 
+def _real_metrics(run: dict) -> dict:
+    """``REAL_METRICS`` of the run's model from its ``real`` tables (posebridge evaluate-real), NaN without."""
+    from posebridge.reporting.paper_effects import read_real_figures
+
+    if not run.get("real"):
+        return dict.fromkeys(REAL_METRICS, float("nan"))
+    figures = read_real_figures(run["real"])
+    if run["name"] not in figures.index:
+        raise DataError(run["real"][0], f"no triangulated-take rows of model {run['name']}")
+    return {m: float(figures.loc[run["name"], m]) for m in REAL_METRICS}
+
+
 def summarize(runs: list[dict]) -> pd.DataFrame:
-    """One row per run: its description (``RUN_KEYS``), the metrics (mm) and training seconds."""
+    """One row per run: its description (``RUN_KEYS``), the metrics (mm), the real-footage figures
+    (``REAL_METRICS``, mm; NaN for runs without ``real`` tables) and training seconds."""
     records = []
     for run in runs:
         missing = [k for k in RUN_KEYS if k not in run]
@@ -71,7 +89,7 @@ def summarize(runs: list[dict]) -> pd.DataFrame:
             "experiment": run["experiment"], "run": run["name"], "receptive_field": int(run["receptive_field"]),
             "labeled_subjects": str(run["labeled_subjects"]), "method": method_name(run["placement"]),
             "seed": int(run["seed"]),
-            **_run_metrics(Path(run["eval"])),
+            **_run_metrics(Path(run["eval"])), **_real_metrics(run),
             "train_seconds": float(log["seconds"].sum()) if "seconds" in log else float("nan"),
             "diverged": bool(events),
             "divergence": "; ".join(f"epoch {e['epoch']}: {e['what']}" for e in events)})
@@ -100,7 +118,8 @@ def methods(summary: pd.DataFrame) -> pd.DataFrame:
     labels = summary[summary["experiment"] == "labels"]
     diverged = _diverged(labels)
     kept = labels[~diverged].groupby(keys, sort=False)
-    table = kept[list(METRICS)].agg(["mean", "min", "max"])
+    columns = [*METRICS, *(m for m in REAL_METRICS if m in labels)]
+    table = kept[columns].agg(["mean", "min", "max"])
     table.columns = [f"{m}_{stat}" for m, stat in table.columns]
     table["seeds"] = kept.size()
     order = pd.MultiIndex.from_frame(labels[keys].drop_duplicates())
@@ -135,6 +154,7 @@ def verdicts(summary: pd.DataFrame) -> list[str]:
             seeds = f"mean of {int(row['seeds'])} seeds, " if row["seeds"] > 1 else ""
             out.append(f"3D labels on {subjects}: {row['method']} {b:.1f} mm {direction} supervised-only {a:.1f} mm "
                        f"({seeds}{100 * (b - a) / a:+.1f}%; VideoPose3D: 80.7 -> 65.2 mm with 10% of S1).")
+    out += _real_verdicts(summary)
     diverged = summary[_diverged(summary)]
     if not diverged.empty:
         runs = "; ".join(f"{r['run']} ({r['mpjpe']:.1f} mm; {r['divergence']})" for _, r in diverged.iterrows())
@@ -142,19 +162,38 @@ def verdicts(summary: pd.DataFrame) -> list[str]:
     return out
 
 
+def _has_real(summary: pd.DataFrame) -> bool:
+    return REAL in summary and bool(np.isfinite(summary[REAL].to_numpy(float)).any())
+
+
+def _real_verdicts(summary: pd.DataFrame) -> list[str]:
+    """The paper-effects lines (synthetic and real-footage verdicts) when runs were scored on real footage."""
+    from posebridge.reporting import paper_effects
+
+    if not _has_real(summary):
+        return []
+    return paper_effects.sentences(pd.DataFrame(paper_effects.videopose3d_effects(summary)))
+
+
 def _html(summary: pd.DataFrame, sentences: list[str]) -> str:
-    columns = ["experiment", "run", "receptive_field", "labeled_subjects", "method", "seed", *METRICS,
+    real = [m for m in REAL_METRICS if m in summary]
+    columns = ["experiment", "run", "receptive_field", "labeled_subjects", "method", "seed", *METRICS, *real,
                "test_frames", "train_seconds", "diverged", "divergence"]
     items = "".join(f"<li>{html.escape(s)}</li>" for s in sentences)
     per_method = methods(summary)
     means = _table(per_method, ["labeled_subjects", "method", "seeds",
-                                *(f"{m}_{s}" for m in METRICS for s in ("mean", "min", "max")), "diverged_runs"])
+                                *(f"{m}_{s}" for m in (*METRICS, *real[:1]) for s in ("mean", "min", "max")),
+                                "diverged_runs"])
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>VideoPose3D experiments</title>"
             "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:right}</style></head><body>"
             "<h1>VideoPose3D experiments (synthetic benchmark)</h1>"
             "<p>Errors in millimetres on the labeled dataset's test split (native format, root-relative, "
             "frame-weighted over sequences). <i>labels</i>: 3D supervision limited to the first n training "
-            "subjects; semi-supervised runs add the other subjects' 2D and the unlabeled video.</p>"
+            "subjects; semi-supervised runs add the other subjects' 2D and the unlabeled video. "
+            "<i>real_pa_mpjpe</i>: the real-footage yardstick, each view of the triangulated Pose2Sim takes "
+            "lifted alone, PA-MPJPE on the 12 limb joints (mean over views weighted by frames; n/a: a model whose 2D input "
+            "format the real detector does not give); <i>real_mean_pose_pa_mpjpe</i>: the model's mean "
+            "training pose on the same frames.</p>"
             f"<ul>{items}</ul><h2>Label experiment: mean (min, max) over seeds</h2>"
             "<p>Runs whose training diverged (rolled back or stopped early) are left out of the means "
             "and named in <i>diverged_runs</i>.</p>"
@@ -189,6 +228,8 @@ def write_outputs(summary: pd.DataFrame, csv_path, html_path, figure_path) -> No
     left.plot(rf["receptive_field"], rf["mpjpe"], "o-", label="MPJPE")
     left.plot(rf["receptive_field"], rf["n_mpjpe"], "^:", label="N-MPJPE")
     left.plot(rf["receptive_field"], rf["pa_mpjpe"], "s--", label="PA-MPJPE")
+    if _has_real(summary):
+        left.plot(rf["receptive_field"], rf[REAL], "kD-.", label="real footage PA-MPJPE")
     left.set_xscale("log")
     left.set_xticks(rf["receptive_field"].tolist(), [str(v) for v in rf["receptive_field"]])
     left.set(xlabel="receptive field (frames)", ylabel="error (mm)", title="(a) receptive field")
@@ -201,11 +242,14 @@ def write_outputs(summary: pd.DataFrame, csv_path, html_path, figure_path) -> No
     for k, name in enumerate(names):
         part = table[table["method"] == name].set_index("labeled_subjects").reindex(order)
         spread = np.stack([part["mpjpe_mean"] - part["mpjpe_min"], part["mpjpe_max"] - part["mpjpe_mean"]])
-        right.bar(x + (k - (len(names) - 1) / 2) * width, part["mpjpe_mean"], width=width, yerr=spread,
-                  capsize=3, label=name)
+        offset = x + (k - (len(names) - 1) / 2) * width
+        right.bar(offset, part["mpjpe_mean"], width=width, yerr=spread, capsize=3, label=name)
+        if _has_real(summary):
+            right.plot(offset, part[f"{REAL}_mean"], "kD", markersize=4,
+                       label="real footage PA-MPJPE" if k == 0 else None)
     right.set_xticks(x, order)
-    right.set(ylabel="MPJPE (mm), mean and range over seeds", title="(b) 3D labels on few subjects"
-              + (" (diverged runs left out)" if _diverged(summary).any() else ""))
+    right.set(ylabel="MPJPE (mm), mean and range over seeds" + ("; real: PA-MPJPE" if _has_real(summary) else ""),
+              title="(b) 3D labels on few subjects" + (" (diverged runs left out)" if _diverged(summary).any() else ""))
     right.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     savefig(figure_path, fig, dpi=100)

@@ -297,7 +297,8 @@ def semi_supervised_args(names, detections=detections_h5) -> str:
 
 def semi_supervised_section(settings: dict) -> dict:
     """The spec section ``semi_supervised`` (posebridge.training.settings) of config ``settings``."""
-    return {k: settings[k] for k in ("weights", "warmup_epochs", "placement", "batch_size")}
+    return {k: settings[k] for k in ("weights", "warmup_epochs", "placement", "batch_size", "max_reprojection_error")
+            if k in settings}
 
 
 def semi_supervised_objective() -> tuple[list[str], str]:

@@ -164,18 +164,11 @@ class FrameTable:
         (any int array), or, for indices N..2N-1, of the mirrored frames (left and right keypoints
         swapped; the index space of ``mirrored_inputs``). A table read on demand needs the
         reader's ``confidence`` field (``FrameTableBuilder.columns(confidence=True)``)."""
-        index = np.asarray(index, np.int64)
-        flip = index >= self.num_frames
-        flat = index - self.num_frames * flip
-        if self.in_memory:
-            confidence = self.keypoint_confidence()[flat]
-        elif "confidence" in self.reader.fields:
-            confidence = self.reader.read(flat, ["confidence"])["confidence"]
-        else:
+        if not self.in_memory and "confidence" not in self.reader.fields:
             raise ValueError("this table read on demand was built without its keypoint confidence")
-        if flip.any():
-            confidence[flip] = confidence[flip][:, list(skeletons.get(self.keypoint_format).mirror)]
-        return confidence
+        mirror = list(skeletons.get(self.keypoint_format).mirror)
+        return self._gather_mirrored(index, "confidence", self.keypoint_confidence if self.in_memory else None,
+                                     lambda values: values[:, mirror])
 
     def mirrored_inputs(self) -> np.ndarray:
         """(2N, K, F): every frame as is, then horizontally mirrored (left/right keypoints
@@ -191,13 +184,21 @@ class FrameTable:
     def gather(self, index: np.ndarray) -> np.ndarray:
         """(..., K, F) inputs of the flat frames ``index`` (any int array), or, for indices
         N..2N-1, the mirrored frames (the index space of ``mirrored_inputs``)."""
+        mirror = skeletons.get(self.keypoint_format).mirror
+        return self._gather_mirrored(index, "inputs", (lambda: self.inputs) if self.in_memory else None,
+                                     lambda values: mirror_points(values, mirror))
+
+    def _gather_mirrored(self, index: np.ndarray, field: str, column, mirrored) -> np.ndarray:
+        """Values of ``field`` for the flat frames ``index``, indices N..2N-1 being the mirrored
+        frames: read from ``column()`` (the whole in-memory array) or, when None, from the reader,
+        and ``mirrored(values)`` where flipped."""
         index = np.asarray(index, np.int64)
         flip = index >= self.num_frames
         flat = index - self.num_frames * flip
-        x = self.inputs[flat] if self.in_memory else self.reader.read(flat, ["inputs"])["inputs"]
+        values = column()[flat] if column is not None else self.reader.read(flat, [field])[field]
         if flip.any():
-            x[flip] = mirror_points(x[flip], skeletons.get(self.keypoint_format).mirror)
-        return x
+            values[flip] = mirrored(values[flip])
+        return values
 
     def window_index(self, rows, centres, before: int, after: int, flip=None) -> np.ndarray:
         """(B, before + 1 + after) indices of the windows around ``centres`` (B,) of ``rows``

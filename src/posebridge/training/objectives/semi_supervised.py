@@ -220,12 +220,12 @@ class SemiSupervised(Objective):
         self._rows = self._confidence = self._rays = None  # of the last sampled batch
         self.labeled = labeled  # the LabeledSet, for the trajectory model's batch-norm statistics
 
-    def _centre_rays(self, centres: np.ndarray, cameras: np.ndarray) -> torch.Tensor:
+    def _centre_rays(self, centre_inputs: torch.Tensor, cameras: np.ndarray) -> torch.Tensor:
         """(B, K', 2) undistorted (X/Z, Y/Z) of the compared input keypoints (``self.keypoints``)
-        of the frames ``centres`` (B,) (mirrored where >= N), each through its camera ``cameras``
-        (B,) (rows of ``MirroredFrames``). Per point, so a batch's rays equal those of every
-        frame computed at once."""
-        keypoints = self.data.gather(centres)[:, self.keypoints, :2]
+        of the batch's centre frames' network input ``centre_inputs`` (B, K, F) (already mirrored
+        where flipped), each through its camera ``cameras`` (B,) (rows of ``MirroredFrames``).
+        Per point, so a batch's rays equal those of every frame computed at once."""
+        keypoints = centre_inputs[:, self.keypoints, :2].cpu().numpy()
         intrinsics, distortion, size, model = (a[cameras] for a in self.cameras)
         size = size.astype(np.float64)
         rays = self.data.codec.rays(keypoints, intrinsics.astype(np.float64), distortion.astype(np.float64),
@@ -272,11 +272,11 @@ class SemiSupervised(Objective):
                 else np.zeros(self.batch_size, bool))[part]
         index = self.data.window_index(rows, local, self.before, self.after, flip)
         self._rows = self.frames.camera_rows(rows, flip)
-        centres = index[:, self.before]
-        self._confidence = torch.from_numpy(self.data.gather_confidence(centres)).to(self.device)
-        if self.placement == "depth":
-            self._rays = self._centre_rays(centres, rows + self.data.num_rows * flip)
-        return self.frames.gather(index)
+        self._confidence = torch.from_numpy(self.data.gather_confidence(index[:, self.before])).to(self.device)
+        windows = self.frames.gather(index)
+        if self.placement == "depth":  # the centre frames' rays, from the windows just read
+            self._rays = self._centre_rays(windows[:, self.before], rows + self.data.num_rows * flip)
+        return windows
 
     def losses(self, out: StepOutputs, epoch: int) -> dict:
         tb = out.labeled

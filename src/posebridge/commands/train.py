@@ -201,8 +201,8 @@ def run(args, config, train_set, val_set, context, objectives, train_kwargs=None
         extra.update(objective.file_entries())
     import torch
 
-    mean_pose = train_set.mean_pose_mm()
-    extra["mean_shape"] = {f: torch.as_tensor(p) for f, p in train_set.mean_shape_mm(mean_pose).items()}
+    mean_pose, shapes = train_set.mean_poses_mm()
+    extra["mean_shape"] = {f: torch.as_tensor(p) for f, p in shapes.items()}
     write_model_dir(Path(args.out_dir), lifter, log, resolved, mean_pose, extra)
     print(f"wrote {args.out_dir}", flush=True)
     return 0

@@ -34,7 +34,7 @@ from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 MEAN_POSE_STRIDE = 10  # every 10th training pose shapes the mean shape (neighbours are near-duplicates)
 
 __all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "load_training_sets", "on_demand_options",
-           "select_subjects", "MirroredFrames", "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples"]
+           "select_subjects", "mean_shape", "MirroredFrames", "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples"]
 
 
 @dataclass(kw_only=True)
@@ -76,47 +76,48 @@ class LabeledSet(FrameTable):
         """Format -> (J, 3) mean root-relative camera-space pose (mm) over all frames of the
         groups that train it (NaN joints ignored): the constant that minimises the error without
         alignment, and nearly flat in depth (the "2D + mean-pose depth" baseline's offsets)."""
-        sums, counts = {}, {}
-        for g, target in self.group_targets():
+        return self.mean_poses_mm(shape=False)[0]
+
+    def mean_poses_mm(self, shape: bool = True) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(``mean_pose_mm``, mean shape), format -> (J, 3) root-relative mm, from one pass over
+        the targets. The mean shape is the Procrustes mean of every ``MEAN_POSE_STRIDE``-th
+        training pose (``mean_shape``); ``shape=False`` leaves it out (empty)."""
+        sums, counts, samples, seen = {}, {}, {}, {}
+        for g, target in self.group_targets():  # whole groups in memory, blocks on demand
             fmt = self.formats[g]
             root = skeletons.get(fmt).root
             rel = (target - target[:, root:root + 1]).astype(np.float64) * MM_PER_UNIT
             ok = np.isfinite(rel)
             sums[fmt] = sums.get(fmt, 0) + np.where(ok, rel, 0).sum(0)
             counts[fmt] = counts.get(fmt, 0) + ok.sum(0)
-        return {f: np.where(counts[f] > 0, sums[f] / np.maximum(counts[f], 1), 0.0) for f in sums}
+            if shape:
+                first = -seen.get(g, 0) % MEAN_POSE_STRIDE  # the same frames however the group is cut
+                seen[g] = seen.get(g, 0) + len(rel)
+                samples.setdefault(fmt, []).append(rel[first::MEAN_POSE_STRIDE])
+        means = {f: np.where(counts[f] > 0, sums[f] / np.maximum(counts[f], 1), 0.0) for f in sums}
+        shapes = {f: mean_shape(np.concatenate(parts), means[f], skeletons.get(f).root)
+                  for f, parts in samples.items()}
+        return means, {f: s for f, s in shapes.items() if s is not None}
 
-    def mean_shape_mm(self, facing: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Format -> (J, 3) root-relative mm: the Procrustes mean of every ``MEAN_POSE_STRIDE``-th
-        full training pose (their shape without their orientation,
-        ``evaluation.metrics.procrustes_mean``), turned onto ``facing`` (``mean_pose_mm``). The
-        camera-space average of a mix that holds lying, upside-down and upright people is a
-        shrunken blob: under PA-MPJPE, which removes the orientation, this is the constant pose
-        to compare a lifter with. Joints that no training pose has keep the average's position;
-        a format none of whose poses has all its other joints is left out."""
-        from posebridge.evaluation.metrics import procrustes_mean, rotation_onto
 
-        samples, seen = {}, {}
-        for g, target in self.group_targets():  # whole groups in memory, blocks on demand
-            fmt = self.formats[g]
-            root = skeletons.get(fmt).root
-            rel = (target - target[:, root:root + 1]).astype(np.float64) * MM_PER_UNIT
-            first = -seen.get(g, 0) % MEAN_POSE_STRIDE  # the same frames however the group is cut
-            seen[g] = seen.get(g, 0) + len(rel)
-            samples.setdefault(fmt, []).append(rel[first::MEAN_POSE_STRIDE])
-        shapes = {}
-        for fmt, parts in samples.items():
-            poses = np.concatenate(parts)
-            # joints no pose has (e.g. the 15 of h36m_32 its data never fills) keep the average
-            joints = np.isfinite(poses).all(axis=-1).any(axis=0)
-            full = poses[:, joints][np.isfinite(poses[:, joints]).all(axis=(1, 2))]
-            if len(full) and fmt in facing:
-                part = procrustes_mean(full)
-                part = part @ rotation_onto(part, facing[fmt][joints])
-                shape = facing[fmt].copy()
-                shape[joints] = part - part.mean(0) + facing[fmt][joints].mean(0)
-                shapes[fmt] = shape - shape[skeletons.get(fmt).root]
-        return shapes
+def mean_shape(poses: np.ndarray, facing: np.ndarray, root: int) -> np.ndarray | None:
+    """(J, 3) root-relative mm: the Procrustes mean of root-relative poses (N, J, 3) (their shape
+    without their orientation, ``evaluation.metrics.procrustes_mean``), turned onto ``facing``
+    (J, 3), the camera-space average. The average of a mix that holds lying, upside-down and
+    upright people is a shrunken blob: under PA-MPJPE, which removes the orientation, this is the
+    constant pose to compare a lifter with. Joints that no pose has keep ``facing``'s position;
+    None when no pose has all the other joints."""
+    from posebridge.evaluation.metrics import procrustes_mean, rotation_onto
+
+    joints = np.isfinite(poses).all(axis=-1).any(axis=0)  # e.g. not the 15 of h36m_32 data never fills
+    full = poses[:, joints][np.isfinite(poses[:, joints]).all(axis=(1, 2))]
+    if not len(full):
+        return None
+    part = procrustes_mean(full)
+    part = part @ rotation_onto(part, facing[joints])
+    out = facing.copy()
+    out[joints] = part - part.mean(0) + facing[joints].mean(0)
+    return out - out[root]
 
 
 def select_subjects(rows, subjects, where: str):

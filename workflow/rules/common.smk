@@ -686,8 +686,7 @@ def vp3d_spec(wildcards) -> str:
 def vp3d_keypoint_format(run: str) -> str:
     """The 2D keypoint format experiment run ``run``'s lifter reads."""
     spec = VP3D_RUNS[run]
-    detector = spec["detector"] or DATASETS[VP3D_SETTINGS["dataset"]]["detector"]
-    return spec["train"].get("keypoint_format") or detector_keypoint_format(detector)
+    return lifter_keypoint_format(spec["train"], spec["detector"] or DATASETS[VP3D_SETTINGS["dataset"]]["detector"])
 
 
 def vp3d_real_tables(run: str) -> list[str]:
@@ -719,6 +718,11 @@ def detector_keypoint_format(detector: str) -> str:
     return config["detect"][detector].get("keypoint_format") or "coco_17"
 
 
+def lifter_keypoint_format(train: dict, detector: str) -> str:
+    """The 2D format a lifter trained with ``train`` settings on ``detector``'s 2D reads."""
+    return train.get("keypoint_format") or detector_keypoint_format(detector)
+
+
 def footage_keypoint_formats() -> set[str]:
     return {detector_keypoint_format(DATASETS[d]["detector"]) for d in EXPERIMENT_FOOTAGE}
 
@@ -738,8 +742,7 @@ def experiment_real_args(folder: str, model: str) -> str:
 
 def mcss_real_tables() -> list[str]:
     """Every MCSS model's real-footage tables (none when its 2D format is not the footage's)."""
-    fmt = {**config["train"], **MCSS["train"]}.get("keypoint_format") or detector_keypoint_format(
-        DATASETS[MCSS["dataset"]]["detector"])
+    fmt = lifter_keypoint_format({**config["train"], **MCSS["train"]}, DATASETS[MCSS["dataset"]]["detector"])
     if fmt not in footage_keypoint_formats():
         return []
     return [t for n in MCSS_LABELS for v in MCSS_VARIANTS for t in experiment_real_tables(MCSS_DIR, f"{v}_{n}")]

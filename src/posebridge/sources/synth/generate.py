@@ -179,7 +179,7 @@ WILD_ACTIONS = ("kneeling", "floor_sitting", "lying", "kicking", "lunging", "car
                 "walking", "running", "jumping", "sitting", "dancing")
 DEFAULT_SPECS["synth_wild"] = {"role": "labeled", "train_format": "h36m_17", "synth": {
     "template": "video", "rig": "varied", "cameras": 2, "actions": list(WILD_ACTIONS),
-    "train_subjects": 5, "test_subjects": 1, "takes_per_action": 1, "seconds_per_take": 6}}
+    "train_subjects": 20, "test_subjects": 1, "takes_per_action": 1, "seconds_per_take": 6}}
 # Generalisation tests (role test): motion kinds and camera set-ups that no training dataset has,
 # each apart so their errors can be told apart, beside synth_wild's test split (in distribution).
 HELDOUT_SPECS = {

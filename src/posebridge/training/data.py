@@ -34,7 +34,7 @@ from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 MEAN_POSE_STRIDE = 10  # every 10th training pose shapes the mean shape (neighbours are near-duplicates)
 
 __all__ = ["LabeledSet", "load_labeled", "load_labeled_files", "load_training_sets", "on_demand_options",
-           "select_subjects", "mean_shape", "MirroredFrames", "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples"]
+           "select_subjects", "mean_shape", "MirroredFrames", "BatchAssembler", "TrainingBatch", "flip_cameras", "roll_examples", "pitch_examples"]
 
 
 @dataclass(kw_only=True)
@@ -466,10 +466,11 @@ class BatchAssembler:
         return torch.from_numpy(target).to(dev), torch.from_numpy(px).to(dev)
 
     def assemble(self, batch: Batch, flip: np.ndarray | None = None, keypoint_keep: np.ndarray | None = None,
-                 roll: np.ndarray | None = None) -> TrainingBatch:
+                 roll: np.ndarray | None = None, pitch: np.ndarray | None = None) -> TrainingBatch:
         """Tensors for ``batch``. ``flip`` (B,) bool mirrors those examples; ``keypoint_keep``
-        (B, RF, K) bool zeroes the input keypoints (x, y and confidence) where False; ``roll``
-        (B,) degrees turns each example's camera about its optical axis (``roll_examples``)."""
+        (B, RF, K) bool zeroes the input keypoints (x, y and confidence) where False; ``pitch``
+        (B,) degrees turns each example's camera about its horizontal axis (``pitch_examples``),
+        then ``roll`` (B,) degrees about its optical axis (``roll_examples``)."""
         data, dev = self.data, self.device
         B = len(batch)
         flip = np.zeros(B, bool) if flip is None else np.asarray(flip, bool)
@@ -492,9 +493,11 @@ class BatchAssembler:
                            self.frames.distortion.index_select(0, rows), batch.group,
                            None if self.up is None else self.up.index_select(0, rows),
                            self.frames.distortion_model.index_select(0, rows))
+        if (roll is not None or pitch is not None) and data.codec.normalisation != "camera":
+            raise ConfigError("camera roll and pitch augmentation need camera-normalised input")
+        if pitch is not None:
+            pitch_examples(tb, torch.from_numpy(np.deg2rad(np.asarray(pitch, np.float64))).to(dev, torch.float32))
         if roll is not None:
-            if data.codec.normalisation != "camera":
-                raise ConfigError("roll augmentation needs camera-normalised input")
             roll_examples(tb, torch.from_numpy(np.deg2rad(np.asarray(roll, np.float64))).to(dev, torch.float32))
         return tb
 
@@ -523,3 +526,43 @@ def roll_examples(tb: TrainingBatch, angle: torch.Tensor) -> None:
     px = (tb.target_px - c) / f
     _turn_xy(px, cos[:, None], sin[:, None])
     tb.target_px = px * f + c
+
+
+# A ray turned this close to the image plane (~84 degrees off the optical axis) is dropped: the
+# turned camera would not see it.
+_MIN_TURNED_RAY_Z = 0.1
+
+
+def pitch_examples(tb: TrainingBatch, angle: torch.Tensor) -> None:
+    """Turns each example's camera of ``tb`` about its horizontal (x) axis by ``angle`` (B,)
+    radians, in place: the camera looks down (or up) at the same scene from the same place. The
+    3D target and the up vector rotate; each input ray (X/Z, Y/Z, 1) rotates and is renormalised
+    to Z = 1, which is exact for camera-normalised (undistorted) rays; the target's pixels are
+    projected again through the example's lens. Keypoints not found stay at zero (x, y and
+    confidence); a ray turned to within ~6 degrees of the image plane is dropped like one.
+    Real cameras look down on people (the Pose2Sim demo's are pitched 7-34 degrees) far more
+    than a capture rig's level cameras do."""
+    from posebridge.data.keypoints import CAMERA_SCALE
+    from posebridge.geometry.cameras import project_points_torch
+
+    cos, sin = torch.cos(angle), torch.sin(angle)
+
+    def turn(points, c, s):  # (B, ..., 3) about x: y' = c y - s z, z' = s y + c z
+        y, z = points[..., 1].clone(), points[..., 2].clone()
+        points[..., 1] = c * y - s * z
+        points[..., 2] = s * y + c * z
+
+    x = tb.inputs
+    found = x[..., 2] > 0 if x.shape[-1] > 2 else (x[..., :2] != 0).any(-1)
+    rays = torch.cat([x[..., :2] / CAMERA_SCALE, torch.ones_like(x[..., :1])], -1)
+    turn(rays, cos[:, None, None], sin[:, None, None])
+    seen = found & (rays[..., 2] > _MIN_TURNED_RAY_Z)
+    xy = rays[..., :2] / rays[..., 2:].clamp_min(_MIN_TURNED_RAY_Z) * CAMERA_SCALE
+    x[..., :2] = torch.where(seen[..., None], xy, torch.zeros_like(xy))
+    if x.shape[-1] > 2:
+        x[..., 2] = torch.where(seen, x[..., 2], torch.zeros_like(x[..., 2]))
+    turn(tb.target, cos[:, None], sin[:, None])
+    if tb.up is not None:
+        turn(tb.up, cos, sin)
+    tb.target_px = project_points_torch(torch.nan_to_num(tb.target, nan=1.0), tb.intrinsics, tb.distortion,
+                                        tb.distortion_model)

@@ -322,7 +322,7 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
                config: TrainConfig, augment: np.random.Generator, objectives=(), epoch: int = 0,
                step: int = 0, shard: Shard = Shard(), forward: torch.nn.Module | None = None
                ) -> dict[str, torch.Tensor]:
-    """One optimiser step on ``batch``: random flips, keypoint drop-out and camera rolls drawn from ``augment``,
+    """One optimiser step on ``batch``: random flips, keypoint drop-out and camera rolls and pitches drawn from ``augment``,
     one forward pass over the labeled windows and every objective's extra windows, the loss
     terms, backward, update. Returns the loss terms (objective terms as ``<name>_<term>``).
 
@@ -336,7 +336,8 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
     keep = (augment.random((n, lifter.receptive_field(), assembler.data.num_keypoints), dtype=np.float32)[part]
             >= config.keypoint_dropout if config.keypoint_dropout > 0 else None)
     roll = augment.uniform(-config.roll_augment, config.roll_augment, n)[part] if config.roll_augment else None
-    tb = assembler.assemble(batch, flip, keep, roll)
+    pitch = augment.uniform(-config.pitch_augment, config.pitch_augment, n)[part] if config.pitch_augment else None
+    tb = assembler.assemble(batch, flip, keep, roll, pitch)
     extras = [objective.sample(epoch, step) for objective in objectives]
     forward = StepForward(lifter, config, objectives) if forward is None else forward
     terms = forward(tb, extras, epoch)
@@ -636,7 +637,9 @@ def recalibrate(lifter: SeparateHeadLifter, assembler: BatchAssembler, sampler: 
         for step, b in enumerate(itertools.islice(sampler.batches(config.epochs), config.bn_recalibration_batches)):
             flip = augment.random(len(b)) < 0.5 if config.flip_augment else None
             roll = augment.uniform(-config.roll_augment, config.roll_augment, len(b)) if config.roll_augment else None
-            x = assembler.assemble(b, flip, roll=roll).inputs
+            pitch = (augment.uniform(-config.pitch_augment, config.pitch_augment, len(b))
+                     if config.pitch_augment else None)
+            x = assembler.assemble(b, flip, roll=roll, pitch=pitch).inputs
             extras = [o.sample(last, step) for o in objectives]
             yield torch.cat([x, *(e for e in extras if e is not None)])
 

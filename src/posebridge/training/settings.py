@@ -241,6 +241,11 @@ class TrainConfig:
     and its pixels turn together; ``training.data.roll_examples``); 0 = off. Real footage is
     filmed with tilted horizons (handheld phones, cameras on stands: the Pose2Sim demo's cameras
     are rolled up to ~40 degrees) that a rig's own rolls rarely cover."""
+    pitch_augment: float = 0.0
+    """Degrees: each training window is seen by its camera turned about its horizontal axis
+    (looking further down or up from the same place) by an angle drawn uniformly in
+    +-pitch_augment, before the roll (exact for camera-normalised input;
+    ``training.data.pitch_examples``); 0 = off, at most 45."""
     dataset_weights: dict = field(default_factory=dict)
     samples_per_epoch: int | None = None
     val_windows: int = 2048
@@ -350,6 +355,11 @@ class TrainConfig:
         if self.roll_augment and self.input_normalisation != "camera":
             fail("roll_augment", "0 unless input_normalisation is camera (a screen-normalised input "
                  "cannot be turned exactly about the optical axis)")
+        if not _is_number(self.pitch_augment) or not 0 <= self.pitch_augment <= 45:
+            fail("pitch_augment", "a number of degrees in [0, 45]")
+        if self.pitch_augment and self.input_normalisation != "camera":
+            fail("pitch_augment", "0 unless input_normalisation is camera (a screen-normalised input "
+                 "cannot be turned exactly)")
         if not _is_number(self.data_cache_mb) or self.data_cache_mb < 0:
             fail("data_cache_mb", "a non-negative number (0: every array in memory)")
         if not _is_number(self.abs_depth_weight) or self.abs_depth_weight < 0:

@@ -493,6 +493,7 @@ SPECS = {
     "negative_roll": ('{"roll_augment": -5}', "roll_augment"),
     "roll_on_screen_input": ('{"roll_augment": 10, "input_normalisation": "screen", "output_placement": "free"}',
                              "roll_augment"),
+    "pitch_beyond_45": ('{"pitch_augment": 60}', "pitch_augment"),
 }
 
 

@@ -210,68 +210,48 @@ def test_keypoint_dropout_zeroes_coordinates_and_confidence():
     assert torch.equal(tb.inputs[torch.from_numpy(keep)], plain.inputs[torch.from_numpy(keep)])
 
 
-def test_rolled_batch_equals_the_batch_of_a_rolled_camera():
-    """roll_examples turns input rays, 3D and pixels together: a batch rolled by 25 degrees is the
-    batch the same people make in a camera turned 25 degrees about its optical axis."""
+def _rotation(axis: str, degrees: float) -> np.ndarray:
+    """The 3x3 rotation about the camera's x (pitch) or z (optical axis: roll) by ``degrees``."""
+    c, s = np.cos(np.deg2rad(degrees)), np.sin(np.deg2rad(degrees))
+    return {"x": np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]]),
+            "z": np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])}[axis]
+
+
+@pytest.mark.parametrize("pitch, roll", [(None, 25.0), (20.0, None), (20.0, -30.0)])
+def test_turned_batch_equals_the_batch_of_a_turned_camera(pitch, roll):
+    """roll_examples and pitch_examples turn input rays, 3D and pixels together: a batch pitched
+    (camera turned about its x axis) and / or rolled (then about its optical axis) is the batch the
+    same people make in a camera turned so. The lens has distortion: the pitch must project the
+    target pixels again, the roll may turn them (radial distortion commutes with it)."""
     square = Camera.look_at("c0", (300.0, -4500.0, 1400.0), (0.0, 0.0, 1000.0), (1000.0, 1000.0, 510.0, 495.0),
                             (-0.2, 0.24, -0.0014, 0.0, 0.0), (1000, 1000))  # fx = fy, radial lens
-    a = np.deg2rad(25.0)
-    Rz = np.array([[np.cos(a), -np.sin(a), 0.0], [np.sin(a), np.cos(a), 0.0], [0.0, 0.0, 1.0]])
-    rolled_camera = Camera("c0", square.intrinsics, square.distortion, Rz @ square.R, Rz @ square.t, (1000, 1000))
+    R = _rotation("z", roll or 0.0) @ _rotation("x", pitch or 0.0)
+    turned_camera = Camera("c0", square.intrinsics, square.distortion, R @ square.R, R @ square.t, (1000, 1000))
     config = TrainConfig(**TINY)
     lifter = build_lifter(config, ["h36m_17"], 0)
-    plain_set, rolled_set = make_set(rows=2, frames=40, cameras=[square]), make_set(rows=2, frames=40, cameras=[rolled_camera])
+    plain_set, turned_set = make_set(rows=2, frames=40, cameras=[square]), make_set(rows=2, frames=40, cameras=[turned_camera])
     batch = next(ChunkSampler(plain_set.frames_per_group(), 32, seed=1).batches(0))
-    turned = BatchAssembler(plain_set, lifter).assemble(batch, roll=np.full(32, 25.0))
-    truth = BatchAssembler(rolled_set, lifter).assemble(batch)
+    angles = {k: None if v is None else np.full(32, v) for k, v in (("pitch", pitch), ("roll", roll))}
+    turned = BatchAssembler(plain_set, lifter).assemble(batch, **angles)
+    truth = BatchAssembler(turned_set, lifter).assemble(batch)
     found = truth.inputs[..., 2] > 0  # missed keypoints stay zero in both
-    assert torch.allclose(turned.inputs[found], truth.inputs[found], atol=1e-4)
-    assert (turned.inputs[~found] == 0).all()
-    assert torch.allclose(turned.target[truth.valid], truth.target[truth.valid], atol=1e-5)
-    assert torch.allclose(turned.target_px[truth.valid], truth.target_px[truth.valid], atol=1e-2)
-    # and the truth's loss on the rolled batch is zero, as on the plain one
-    assert compute_losses(torch.nan_to_num(turned.target), turned, config)["total"].item() < 1e-5
-    with pytest.raises(ConfigError, match="roll_augment"):
-        TrainConfig(roll_augment=10, input_normalisation="screen", output_placement="free").validate()
-
-
-def test_pitched_batch_equals_the_batch_of_a_pitched_camera():
-    """pitch_examples turns input rays, 3D and pixels together: a batch pitched by 20 degrees is the
-    batch the same people make in a camera turned 20 degrees about its horizontal axis (a lens with
-    distortion, so the target pixels must be projected again, not turned)."""
-    square = Camera.look_at("c0", (300.0, -4500.0, 1400.0), (0.0, 0.0, 1000.0), (1000.0, 1000.0, 510.0, 495.0),
-                            (-0.2, 0.24, -0.0014, 0.0, 0.0), (1000, 1000))
-    a = np.deg2rad(20.0)
-    Rx = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]])
-    pitched_camera = Camera("c0", square.intrinsics, square.distortion, Rx @ square.R, Rx @ square.t, (1000, 1000))
-    config = TrainConfig(**TINY)
-    lifter = build_lifter(config, ["h36m_17"], 0)
-    plain_set, pitched_set = make_set(rows=2, frames=40, cameras=[square]), make_set(rows=2, frames=40, cameras=[pitched_camera])
-    batch = next(ChunkSampler(plain_set.frames_per_group(), 32, seed=1).batches(0))
-    turned = BatchAssembler(plain_set, lifter).assemble(batch, pitch=np.full(32, 20.0))
-    truth = BatchAssembler(pitched_set, lifter).assemble(batch)
-    found = truth.inputs[..., 2] > 0
     assert found.float().mean() > 0.5  # the comparison is not vacuous
     assert torch.allclose(turned.inputs[found], truth.inputs[found], atol=1e-4)
     assert (turned.inputs[~found] == 0).all()
     assert torch.allclose(turned.target[truth.valid], truth.target[truth.valid], atol=1e-5)
     assert torch.allclose(turned.target_px[truth.valid], truth.target_px[truth.valid], atol=1e-2)
     assert not torch.allclose(turned.target, BatchAssembler(plain_set, lifter).assemble(batch).target, atol=1e-2)
+    # and the truth's loss on the turned batch is zero, as on the plain one
     assert compute_losses(torch.nan_to_num(turned.target), turned, config)["total"].item() < 1e-5
-    # pitch, then roll: the camera turned about x, then about its new optical axis
-    r = np.deg2rad(-30.0)
-    Rz = np.array([[np.cos(r), -np.sin(r), 0.0], [np.sin(r), np.cos(r), 0.0], [0.0, 0.0, 1.0]])
-    both_camera = Camera("c0", square.intrinsics, square.distortion, Rz @ Rx @ square.R, Rz @ Rx @ square.t, (1000, 1000))
-    both = BatchAssembler(plain_set, lifter).assemble(batch, pitch=np.full(32, 20.0), roll=np.full(32, -30.0))
-    truth = BatchAssembler(make_set(rows=2, frames=40, cameras=[both_camera]), lifter).assemble(batch)
-    found = truth.inputs[..., 2] > 0
-    assert torch.allclose(both.inputs[found], truth.inputs[found], atol=1e-4)
-    assert torch.allclose(both.target[truth.valid], truth.target[truth.valid], atol=1e-5)
-    for bad in (-1, 50, "20"):
-        with pytest.raises(ConfigError, match="pitch_augment"):
-            TrainConfig(pitch_augment=bad).validate()
-    with pytest.raises(ConfigError, match="pitch_augment"):
-        TrainConfig(pitch_augment=10, input_normalisation="screen", output_placement="free").validate()
+
+
+@pytest.mark.parametrize("key, bad", [("roll_augment", -1), ("roll_augment", 200), ("pitch_augment", -1),
+                                      ("pitch_augment", 50), ("pitch_augment", "20")])
+def test_camera_turn_settings_are_checked(key, bad):
+    with pytest.raises(ConfigError, match=key):
+        TrainConfig(**{key: bad}).validate()
+    with pytest.raises(ConfigError, match=key):  # a screen-normalised input cannot be turned exactly
+        TrainConfig(**{key: 10}, input_normalisation="screen", output_placement="free").validate()
 
 
 # ----------------------------------------------------------------------------- training

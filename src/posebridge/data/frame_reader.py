@@ -165,12 +165,14 @@ class FrameReader:
     def cached_blocks(self) -> int:
         return int((self.block_in_slot >= 0).sum())
 
-    def values_before(self, name: str, flat: np.ndarray) -> np.ndarray:
-        """Packed values of ragged field ``name`` before each of the flat frames ``flat``."""
+    def values_before(self, name: str, flat: np.ndarray, run: np.ndarray | None = None) -> np.ndarray:
+        """Packed values of ragged field ``name`` before each of the flat frames ``flat``; ``run``:
+        each frame's run of the field when the caller has it (``np.searchsorted`` of its starts)."""
         field, flat = self.ragged[name], np.asarray(flat, np.int64)
         if not len(field.starts):
             return np.zeros_like(flat)
-        run = np.searchsorted(field.starts, flat, side="right") - 1
+        if run is None:
+            run = np.searchsorted(field.starts, flat, side="right") - 1
         return self.run_values[name][run] + (flat - field.starts[run]) * field.lengths[run] * field.frame_values()
 
     def read(self, flat: np.ndarray, names=None) -> dict[str, np.ndarray]:
@@ -212,7 +214,7 @@ class FrameReader:
         field = self.ragged[name]
         run = np.searchsorted(field.starts, frames, side="right") - 1
         size = np.asarray(field.lengths, np.int64)[run] * field.frame_values()
-        first = (self.slot_start[name][slots] + self.values_before(name, frames)
+        first = (self.slot_start[name][slots] + self.values_before(name, frames, run)
                  - self.values_before(name, block * self.block_frames))
         column = np.arange(out.shape[1])
         inside = column < size[:, None]

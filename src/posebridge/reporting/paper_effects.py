@@ -46,7 +46,6 @@ HOLDS, DOES_NOT_HOLD, WITHIN_NOISE, NOT_MEASURED = "holds", "does not hold", "wi
 # evaluate-real column -> the figure it becomes per model
 REAL_COLUMNS = {"pa_mpjpe": "real_pa_mpjpe", "mean_pose_pa_mpjpe": "real_mean_pose_pa_mpjpe"}
 REAL_METRIC = "PA-MPJPE on Pose2Sim views (mm)"
-OUTPUT_FILES = ("paper_effects.csv", "paper_effects.html")
 
 
 @dataclass(frozen=True)
@@ -160,6 +159,7 @@ def mcss_effects(nmpjpe: pd.DataFrame, retrieval: pd.DataFrame) -> list[dict]:
     (real: ``real_hit_instant`` when mcss-eval had the real footage). ``nmpjpe``/``retrieval``:
     ``posebridge mcss-eval``'s CSVs."""
     paper, rows = "MCSS", []
+    hits = retrieval.set_index("model")
     for subjects, group in nmpjpe.groupby("labeled_subjects", sort=True):
         without, with_ = group[group["multiview_weight"] == 0], group[group["multiview_weight"] > 0]
         if without.empty or with_.empty:
@@ -169,7 +169,6 @@ def mcss_effects(nmpjpe: pd.DataFrame, retrieval: pd.DataFrame) -> list[dict]:
                          *names, ("N-MPJPE of the regressed canonical pose (mm)", Side.of(without["n_mpjpe"].iloc[0]),
                                   Side.of(with_["n_mpjpe"].iloc[0])),
                          (REAL_METRIC + " (the lifter)", _real_side(without), _real_side(with_))))
-        hits = retrieval.set_index("model")
         if all(name in hits.index for name in names):
             real = [Side.of(hits.loc[n, "real_hit_instant"]) if "real_hit_instant" in hits else MISSING for n in names]
             rows.append(_row(paper, f"the embedding is view-invariant: {subjects} labeled subject(s)", *names,

@@ -387,9 +387,13 @@ class MirroredFrames:
             frames.index_copy_(0, where, mirrored)
         return x.to(self.device)
 
-    def camera_rows(self, rows: np.ndarray, flip: np.ndarray) -> torch.Tensor:
+    def camera_row_index(self, rows: np.ndarray, flip: np.ndarray) -> np.ndarray:
         """(B,) indices into the cameras of ``rows`` (B,), mirrored where ``flip`` (B,) is True."""
-        return torch.from_numpy(rows + self.table.num_rows * flip).to(self.device)
+        return rows + self.table.num_rows * flip
+
+    def camera_rows(self, rows: np.ndarray, flip: np.ndarray) -> torch.Tensor:
+        """``camera_row_index`` on the device."""
+        return torch.from_numpy(self.camera_row_index(rows, flip)).to(self.device)
 
 
 class BatchAssembler:
@@ -495,19 +499,19 @@ class BatchAssembler:
                            self.frames.distortion_model.index_select(0, rows))
         if (roll is not None or pitch is not None) and data.codec.normalisation != "camera":
             raise ConfigError("camera roll and pitch augmentation need camera-normalised input")
-        if pitch is not None:
-            pitch_examples(tb, torch.from_numpy(np.deg2rad(np.asarray(pitch, np.float64))).to(dev, torch.float32))
-        if roll is not None:
-            roll_examples(tb, torch.from_numpy(np.deg2rad(np.asarray(roll, np.float64))).to(dev, torch.float32))
+        for degrees, turn in ((pitch, pitch_examples), (roll, roll_examples)):  # pitch first, then roll
+            if degrees is not None:
+                turn(tb, torch.from_numpy(np.deg2rad(np.asarray(degrees, np.float64))).to(dev, torch.float32))
         return tb
 
 
-def _turn_xy(values: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> None:
-    """Turns the first two coordinates of ``values`` (B, ..., >=2) in place by per-example angles
-    given as cos, sin (B, 1, ..., 1) broadcasting over the middle dimensions."""
-    x, y = values[..., 0].clone(), values[..., 1]
-    values[..., 0] = cos * x - sin * y
-    values[..., 1] = sin * x + cos * y
+def _turn(values: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, first: int = 0) -> None:
+    """Turns coordinates ``first`` and ``first + 1`` of ``values`` (B, ..., >=first + 2) in place
+    by per-example angles given as cos, sin (B, 1, ..., 1) broadcasting over the middle dimensions:
+    (a, b) -> (cos a - sin b, sin a + cos b); first 0 turns x, y (roll), 1 turns y, z (pitch)."""
+    a, b = values[..., first].clone(), values[..., first + 1]
+    values[..., first] = cos * a - sin * b
+    values[..., first + 1] = sin * a + cos * b
 
 
 def roll_examples(tb: TrainingBatch, angle: torch.Tensor) -> None:
@@ -518,13 +522,13 @@ def roll_examples(tb: TrainingBatch, angle: torch.Tensor) -> None:
     (x, y), and radial lens distortion commutes with it, so rays, 3D and pixels stay consistent
     (the tangential terms, ~1e-3 of a radius, are left as they are)."""
     cos, sin = torch.cos(angle), torch.sin(angle)
-    _turn_xy(tb.inputs, cos[:, None, None], sin[:, None, None])
-    _turn_xy(tb.target, cos[:, None], sin[:, None])
+    _turn(tb.inputs, cos[:, None, None], sin[:, None, None])
+    _turn(tb.target, cos[:, None], sin[:, None])
     if tb.up is not None:
-        _turn_xy(tb.up, cos, sin)
+        _turn(tb.up, cos, sin)
     f, c = tb.intrinsics[:, None, :2], tb.intrinsics[:, None, 2:]
     px = (tb.target_px - c) / f
-    _turn_xy(px, cos[:, None], sin[:, None])
+    _turn(px, cos[:, None], sin[:, None])
     tb.target_px = px * f + c
 
 
@@ -546,23 +550,17 @@ def pitch_examples(tb: TrainingBatch, angle: torch.Tensor) -> None:
     from posebridge.geometry.cameras import project_points_torch
 
     cos, sin = torch.cos(angle), torch.sin(angle)
-
-    def turn(points, c, s):  # (B, ..., 3) about x: y' = c y - s z, z' = s y + c z
-        y, z = points[..., 1].clone(), points[..., 2].clone()
-        points[..., 1] = c * y - s * z
-        points[..., 2] = s * y + c * z
-
     x = tb.inputs
     found = x[..., 2] > 0 if x.shape[-1] > 2 else (x[..., :2] != 0).any(-1)
     rays = torch.cat([x[..., :2] / CAMERA_SCALE, torch.ones_like(x[..., :1])], -1)
-    turn(rays, cos[:, None, None], sin[:, None, None])
+    _turn(rays, cos[:, None, None], sin[:, None, None], first=1)
     seen = found & (rays[..., 2] > _MIN_TURNED_RAY_Z)
     xy = rays[..., :2] / rays[..., 2:].clamp_min(_MIN_TURNED_RAY_Z) * CAMERA_SCALE
     x[..., :2] = torch.where(seen[..., None], xy, torch.zeros_like(xy))
     if x.shape[-1] > 2:
         x[..., 2] = torch.where(seen, x[..., 2], torch.zeros_like(x[..., 2]))
-    turn(tb.target, cos[:, None], sin[:, None])
+    _turn(tb.target, cos[:, None], sin[:, None], first=1)
     if tb.up is not None:
-        turn(tb.up, cos, sin)
+        _turn(tb.up, cos, sin, first=1)
     tb.target_px = project_points_torch(torch.nan_to_num(tb.target, nan=1.0), tb.intrinsics, tb.distortion,
                                         tb.distortion_model)

@@ -318,6 +318,13 @@ class StepForward(torch.nn.Module):
         return terms
 
 
+def camera_turns(config: TrainConfig, augment: np.random.Generator, n: int):
+    """(roll, pitch) degrees (n,) each drawn uniformly within +-``config.roll_augment`` /
+    ``pitch_augment``, None where that augmentation is off (nothing drawn for it)."""
+    return tuple(augment.uniform(-limit, limit, n) if limit else None
+                 for limit in (config.roll_augment, config.pitch_augment))
+
+
 def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer, batch: Batch,
                config: TrainConfig, augment: np.random.Generator, objectives=(), epoch: int = 0,
                step: int = 0, shard: Shard = Shard(), forward: torch.nn.Module | None = None
@@ -335,8 +342,7 @@ def train_step(lifter: SeparateHeadLifter, assembler: BatchAssembler, optimizer,
     flip = augment.random(n)[part] < 0.5 if config.flip_augment else None
     keep = (augment.random((n, lifter.receptive_field(), assembler.data.num_keypoints), dtype=np.float32)[part]
             >= config.keypoint_dropout if config.keypoint_dropout > 0 else None)
-    roll = augment.uniform(-config.roll_augment, config.roll_augment, n)[part] if config.roll_augment else None
-    pitch = augment.uniform(-config.pitch_augment, config.pitch_augment, n)[part] if config.pitch_augment else None
+    roll, pitch = (None if a is None else a[part] for a in camera_turns(config, augment, n))
     tb = assembler.assemble(batch, flip, keep, roll, pitch)
     extras = [objective.sample(epoch, step) for objective in objectives]
     forward = StepForward(lifter, config, objectives) if forward is None else forward
@@ -636,9 +642,7 @@ def recalibrate(lifter: SeparateHeadLifter, assembler: BatchAssembler, sampler: 
     def inputs():
         for step, b in enumerate(itertools.islice(sampler.batches(config.epochs), config.bn_recalibration_batches)):
             flip = augment.random(len(b)) < 0.5 if config.flip_augment else None
-            roll = augment.uniform(-config.roll_augment, config.roll_augment, len(b)) if config.roll_augment else None
-            pitch = (augment.uniform(-config.pitch_augment, config.pitch_augment, len(b))
-                     if config.pitch_augment else None)
+            roll, pitch = camera_turns(config, augment, len(b))
             x = assembler.assemble(b, flip, roll=roll, pitch=pitch).inputs
             extras = [o.sample(last, step) for o in objectives]
             yield torch.cat([x, *(e for e in extras if e is not None)])

@@ -350,16 +350,13 @@ class TrainConfig:
         for key in ("lr_decay", "bn_momentum", "bn_momentum_final"):
             if not _is_number(getattr(self, key)) or not 0 < getattr(self, key) <= 1:
                 fail(key, "a number in (0, 1]")
-        if not _is_number(self.roll_augment) or not 0 <= self.roll_augment <= 180:
-            fail("roll_augment", "a number of degrees in [0, 180]")
-        if self.roll_augment and self.input_normalisation != "camera":
-            fail("roll_augment", "0 unless input_normalisation is camera (a screen-normalised input "
-                 "cannot be turned exactly about the optical axis)")
-        if not _is_number(self.pitch_augment) or not 0 <= self.pitch_augment <= 45:
-            fail("pitch_augment", "a number of degrees in [0, 45]")
-        if self.pitch_augment and self.input_normalisation != "camera":
-            fail("pitch_augment", "0 unless input_normalisation is camera (a screen-normalised input "
-                 "cannot be turned exactly)")
+        for key, most in (("roll_augment", 180), ("pitch_augment", 45)):  # the camera turns
+            degrees = getattr(self, key)
+            if not _is_number(degrees) or not 0 <= degrees <= most:
+                fail(key, f"a number of degrees in [0, {most}]")
+            if degrees and self.input_normalisation != "camera":
+                fail(key, "0 unless input_normalisation is camera (a screen-normalised input cannot be "
+                     "turned exactly)")
         if not _is_number(self.data_cache_mb) or self.data_cache_mb < 0:
             fail("data_cache_mb", "a non-negative number (0: every array in memory)")
         if not _is_number(self.abs_depth_weight) or self.abs_depth_weight < 0:

@@ -271,11 +271,12 @@ class SemiSupervised(Objective):
         flip = ((self.rng.random(self.batch_size) < 0.5) if self.config.flip_augment
                 else np.zeros(self.batch_size, bool))[part]
         index = self.data.window_index(rows, local, self.before, self.after, flip)
-        self._rows = self.frames.camera_rows(rows, flip)
+        cameras = self.frames.camera_row_index(rows, flip)
+        self._rows = torch.from_numpy(cameras).to(self.device)
         self._confidence = torch.from_numpy(self.data.gather_confidence(index[:, self.before])).to(self.device)
         windows = self.frames.gather(index)
         if self.placement == "depth":  # the centre frames' rays, from the windows just read
-            self._rays = self._centre_rays(windows[:, self.before], rows + self.data.num_rows * flip)
+            self._rays = self._centre_rays(windows[:, self.before], cameras)
         return windows
 
     def losses(self, out: StepOutputs, epoch: int) -> dict:

@@ -5,7 +5,8 @@ Steps (``infer_video``):
 1. 2D keypoints on every frame: MediaPipe Pose (``posebridge.sources.detectors``), or a Detectron-style
    detection file of the video.
 2. The main person: detections linked into tracks by box overlap, the track with the most
-   evidence kept (``detectors.tracks.main_track``); misses of up to ``max_gap`` frames inside it
+   evidence kept (``detectors.tracks.main_track``); frames whose left and right the detector
+   mixed up swapped back (``detectors.sides``); misses of up to ``max_gap`` frames inside it
    interpolated, longer ones keep confidence 0.
 3. Lifting with a trained model (``posebridge.inference.predict.predict`` over ``inference.lift.lift``) on the
    main track's span of frames, with test-time flip averaging; the root's camera-space

@@ -19,7 +19,8 @@ Detector settings (``spec``, the JSON of ``config.detect.<name>``):
 - ``mediapipe``: ``videos``, ``root``; ``static_image_mode`` (false), ``min_detection_confidence``
   (0.5), ``min_tracking_confidence`` (0.5), ``smooth_landmarks`` (true); ``main_track`` (true:
   keep only the main person's track, ``detectors.tracks``), ``max_gap`` (5: interpolate misses
-  of up to this many frames).
+  of up to this many frames), ``repair_sides`` (true: swap back frames whose left and right the
+  detector mixed up, ``detectors.sides``).
 - ``gt2d``: ``keypoint_format`` (``coco_17``): the projected joints' format, stored by the
   dataset (``extra/<format>``) or exactly mapped from its skeleton (``h36m_17`` for H36M).
 - ``builtin``: no settings of its own (the workflow passes the dataset's ``source``, ``path`` and
@@ -28,7 +29,8 @@ Detector settings (``spec``, the JSON of ``config.detect.<name>``):
   ``root``; for VideoPose3D files ``subject`` and ``action`` (templates of the file's keys,
   default ``{source_subject}`` / ``{source_action}`` where the converter recorded the take's keys in
   the index (h36m, humaneva), else ``{subject}`` / ``{action}``) and ``cameras`` (camera names in the file's camera order;
-  default: the order of the sequence's rows in the index); ``main_track`` (false), ``max_gap`` (0).
+  default: the order of the sequence's rows in the index); ``main_track`` (false), ``max_gap`` (0),
+  ``repair_sides`` (false: imported detections stay as published, e.g. VideoPose3D's CPN files).
 
 A detection longer than its index row (VideoPose3D's H36M 2D files run a few frames past the
 motion capture) is cut to the row's length, as VideoPose3D does; a shorter one is an error.
@@ -43,7 +45,7 @@ import numpy as np
 
 from posebridge.errors import ConfigError, DataError
 from posebridge.specs import check_keys
-from posebridge.sources.detectors import tracks
+from posebridge.sources.detectors import sides, tracks
 
 KEYPOINT_FORMAT = "coco_17"
 DATASET_DETECTORS = ("mediapipe", "imported", "gt2d", "builtin")
@@ -114,10 +116,15 @@ def get_detector(name: str, **settings):
     return cls(**settings)
 
 
-def clean_track(keypoints: np.ndarray, *, main_track: bool = True, max_gap: int = 5) -> np.ndarray:
-    """Keep the main person's track (``tracks.main_track``) and fill misses of <= ``max_gap`` frames."""
+def clean_track(keypoints: np.ndarray, *, main_track: bool = True, max_gap: int = 5,
+                repair_sides: bool = True, keypoint_format: str = KEYPOINT_FORMAT) -> np.ndarray:
+    """Keep the main person's track (``tracks.main_track``), swap back the frames whose left and
+    right the detector mixed up (``sides.repair_sides``; before gap filling, which must not
+    interpolate between a swapped and a correct frame) and fill misses of <= ``max_gap`` frames."""
     if main_track:
         keypoints = tracks.keep_frames(keypoints, tracks.main_track(keypoints, max_gap=max_gap))
+    if repair_sides:
+        keypoints = sides.repair_sides(keypoints, keypoint_format)
     return tracks.fill_gaps(keypoints, max_gap)
 
 
@@ -178,7 +185,8 @@ def _split_spec(spec: dict, known: tuple[str, ...], kind: str) -> dict:
 
 
 def _detect_mediapipe(dataset, spec: dict, progress: bool) -> tuple[np.ndarray, str]:
-    spec = _split_spec(spec, ("videos", "root", "main_track", "max_gap", *MediaPipeDetector.SETTINGS),
+    spec = _split_spec(spec, ("videos", "root", "main_track", "max_gap", "repair_sides",
+                              *MediaPipeDetector.SETTINGS),
                        "mediapipe")
     detector = MediaPipeDetector(**{k: spec[k] for k in MediaPipeDetector.SETTINGS if k in spec})
     root = spec.get("root", ".")
@@ -194,7 +202,8 @@ def _detect_mediapipe(dataset, spec: dict, progress: bool) -> tuple[np.ndarray, 
         frames = int(row["frames"])
         keypoints = _fit_length(detector.detect(source, limit=frames), frames, source, row)
         out.append(clean_track(keypoints, main_track=bool(spec.get("main_track", True)),
-                               max_gap=int(spec.get("max_gap", 5))))
+                               max_gap=int(spec.get("max_gap", 5)),
+                               repair_sides=bool(spec.get("repair_sides", True))))
     return np.concatenate(out).astype(np.float32), KEYPOINT_FORMAT
 
 
@@ -205,7 +214,8 @@ def _detect_imported(dataset, spec: dict, progress: bool) -> tuple[np.ndarray, s
         read_videopose3d_2d,
     )
 
-    spec = _split_spec(spec, ("file", "root", "subject", "action", "cameras", "main_track", "max_gap"),
+    spec = _split_spec(spec, ("file", "root", "subject", "action", "cameras", "main_track", "max_gap",
+                              "repair_sides"),
                        "imported")
     if "file" not in spec:
         raise ConfigError("imported detector: set 'file' to the detection file (a path template: "
@@ -229,7 +239,9 @@ def _detect_imported(dataset, spec: dict, progress: bool) -> tuple[np.ndarray, s
         formats.add(data.keypoint_format)
         keypoints = _fit_length(keypoints, int(row["frames"]), source, row)
         out.append(clean_track(keypoints, main_track=bool(spec.get("main_track", False)),
-                               max_gap=int(spec.get("max_gap", 0))))
+                               max_gap=int(spec.get("max_gap", 0)),
+                               repair_sides=bool(spec.get("repair_sides", False)),
+                               keypoint_format=data.keypoint_format))
     if len(formats) != 1:
         raise ConfigError(f"imported detections of dataset {dataset.name!r} mix keypoint formats "
                           f"{sorted(formats)}")

@@ -159,6 +159,25 @@ def test_infer_keeps_the_main_person_fills_short_gaps_and_lifts_its_span(tmp_pat
     assert doc["formats"]["h36m_17"]["joint_names"][0] == "pelvis"
 
 
+def test_infer_swaps_back_mirrored_frames_unless_told_to_keep_the_sides(tmp_path):
+    from posebridge.inference.infer import infer_video
+
+    T = 30
+    walker = np.ones((T, 17, 3), np.float32)  # walking right, left keypoints 40 px left of the right ones
+    walker[..., 0] = 200 + 4 * np.arange(T)[:, None] + np.where(np.arange(17) % 2, -20.0, 20.0)
+    walker[..., 1] = np.linspace(100, 500, 17)
+    mirrored = walker.copy()
+    mirrored[10:20, 1:] = walker[10:20][:, skeletons.get("coco_17").mirror][:, 1:]
+    video = _blank_video(tmp_path / "walk.mp4", T, size=(600, 480))
+    det = _detectron_file(tmp_path / "walk.npz", mirrored)
+    model = StubModel()
+    repaired = infer_video(video, model, detections=det, progress=False, lift=model.lift)
+    kept = infer_video(video, model, detections=det, progress=False, lift=model.lift, repair_sides=False)
+    assert np.allclose(repaired.keypoints, walker, atol=1e-3)
+    assert np.allclose(model.calls[0]["keypoints"], walker, atol=1e-3)  # the lifter saw the repaired 2D
+    assert np.allclose(kept.keypoints, mirrored, atol=1e-3)
+
+
 def test_infer_with_nobody_in_the_video(tmp_path):
     from posebridge.inference.infer import infer_video
 

@@ -45,6 +45,9 @@ def add_arguments(parser) -> None:
                              "highest-scoring person per frame) instead of running MediaPipe: one person")
     parser.add_argument("--max-gap", type=int, default=5, metavar="FRAMES",
                         help="interpolate misses of up to this many frames; longer ones stay missing")
+    parser.add_argument("--keep-sides", action="store_true",
+                        help="keep the detector's left/right labels; by default frames where it mirrored "
+                             "them (a jump that motion explains as a swap) are swapped back")
     parser.add_argument("--focal-length", type=float, metavar="PX",
                         help="the camera's focal length in pixels (default: a 55 degree horizontal field of view)")
     parser.add_argument("--static-image-mode", action="store_true",
@@ -73,7 +76,7 @@ def _infer(args, model, smoothing) -> list:
     from posebridge.inference.infer import infer_people, infer_video
 
     common = dict(max_gap=args.max_gap, flip=not args.no_flip, limit=args.limit, focal_length=args.focal_length,
-                  progress=not args.no_progress, smoothing=smoothing)
+                  progress=not args.no_progress, smoothing=smoothing, repair_sides=not args.keep_sides)
     if args.max_people == 1 or args.detections is not None:
         return [infer_video(args.video, model, detections=args.detections, **common,
                             detector_settings={"static_image_mode": True} if args.static_image_mode else None)]

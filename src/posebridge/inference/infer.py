@@ -88,10 +88,11 @@ def detect(video_path: Path, *, detections: str | os.PathLike | None = None, lim
 def infer_video(video_path: str | os.PathLike, model, *, max_gap: int = 5, flip: bool = True,
                 limit: int | None = None, detections: str | os.PathLike | None = None,
                 focal_length: float | None = None, progress: bool = True, lift=None,
-                detector_settings: dict | None = None, smoothing=None) -> InferResult:
+                detector_settings: dict | None = None, smoothing=None, repair_sides: bool = True) -> InferResult:
     """Detect, clean and lift one video (module docstring). ``model``: an
     ``inference.lift.LiftingModel`` (or anything with ``formats`` that ``lift`` accepts); ``lift``
-    defaults to ``inference.lift.lift``; ``smoothing``: an ``inference.smoothing.Smoothing`` or None."""
+    defaults to ``inference.lift.lift``; ``smoothing``: an ``inference.smoothing.Smoothing`` or None;
+    ``repair_sides``: swap back frames whose left and right the detector mixed up."""
     from posebridge.data import video
 
     video_path = Path(video_path)
@@ -105,21 +106,21 @@ def infer_video(video_path: str | os.PathLike, model, *, max_gap: int = 5, flip:
     if len(raw) == 0:
         raise DataError(video_path, "no frames")
     result = lift_detections(video_path, info, raw, detector, model, max_gap=max_gap, flip=flip,
-                             focal_length=focal_length, lift=lift, smoothing=smoothing)
+                             focal_length=focal_length, lift=lift, smoothing=smoothing, repair_sides=repair_sides)
     result.timings = {"detect": detect_seconds, **result.timings}
     return result
 
 
 def lift_detections(video_path: Path, info, raw: np.ndarray, detector: str, model, *, max_gap: int = 5,
                     flip: bool = True, focal_length: float | None = None, lift=None,
-                    smoothing=None, main_track: bool = True) -> InferResult:
+                    smoothing=None, main_track: bool = True, repair_sides: bool = True) -> InferResult:
     """Steps 2 and 3 of ``infer_video`` on a video's raw detections (T, 17, 3); ``info`` is its
     ``video.VideoInfo``; ``smoothing`` (``inference.smoothing.Smoothing``) goes to ``predict``.
     ``main_track=False``: ``raw`` already is one person's track."""
     from posebridge.sources.detectors import clean_track
     from posebridge.inference.predict import KeypointInput, default_intrinsics, predict
 
-    keypoints = clean_track(raw, main_track=main_track, max_gap=max_gap)
+    keypoints = clean_track(raw, main_track=main_track, max_gap=max_gap, repair_sides=repair_sides)
     valid = (keypoints[..., 2] > 0).any(axis=1)
 
     intrinsics = default_intrinsics(info.width, info.height)
@@ -169,13 +170,13 @@ def detect_people(video_path: Path, *, max_people: int | None = None, limit: int
 def infer_people(video_path: str | os.PathLike, model, *, max_people: int | None = None, max_gap: int = 5,
                  flip: bool = True, limit: int | None = None, focal_length: float | None = None,
                  progress: bool = True, lift=None, people: np.ndarray | None = None,
-                 smoothing=None) -> list[InferResult]:
+                 smoothing=None, repair_sides: bool = True) -> list[InferResult]:
     """Several people (``infer_video`` for each): every person of every frame found
     (``detectors.people``), linked into tracks (``inference.tracking``; the ``max_people`` with
     the most evidence kept, all when None), each track lifted on its own. ``people``: the
     (T, P, 17, 3) detections to use instead of running the detector. Returns one ``InferResult``
     per track, ``person`` 1, 2, ... (most evidence first); each carries the shared timings.
-    ``smoothing``: as for ``infer_video``, applied to each track."""
+    ``smoothing``, ``repair_sides``: as for ``infer_video``, applied to each track."""
     from posebridge.data import video
     from posebridge.inference.tracking import track_people
 
@@ -193,7 +194,8 @@ def infer_people(video_path: str | os.PathLike, model, *, max_people: int | None
     tracks = track_people(people, max_gap=max_gap, max_tracks=max_people)
     timings["track"] = time.perf_counter() - t0
     results = [lift_detections(video_path, info, track, "mediapipe-people", model, max_gap=max_gap, flip=flip,
-                               focal_length=focal_length, lift=lift, smoothing=smoothing, main_track=False)
+                               focal_length=focal_length, lift=lift, smoothing=smoothing, main_track=False,
+                               repair_sides=repair_sides)
                for track in tracks]
     timings["lift"] = sum(result.timings["lift"] for result in results)
     for k, result in enumerate(results):

@@ -1,7 +1,7 @@
 """Training data in memory against read on demand (A/B): `python -m bench.bench_data`.
 
-Generates the default's labeled synthetic datasets (``posebridge.sources.synth.generate.
-DEFAULT_SPECS``, simulated 2D) once into ``--data``, loads their training and validation sets
+Generates the default's labeled synthetic datasets (config.yaml's ``datasets``, simulated 2D)
+once into ``--data``, loads their training and validation sets
 twice, in memory (``train.data_cache_mb: 0``) and read on demand through the default cache, and
 times training steps of the default lifter (config.yaml's ``train``) on each, in turns
 (``bench_lifter.interleaved``: a change of machine load hits both alike), data reading included.
@@ -22,14 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.bench_scale import ROOT, write_datasets
+from bench.bench_scale import ROOT, default_synthetic, write_datasets
 
 
 def default_labeled() -> dict[str, dict]:
     """The default's labeled synthetic datasets (name -> entry with ``synth`` and ``role``)."""
-    from posebridge.sources.synth.generate import DEFAULT_SPECS
-
-    return {name: entry for name, entry in DEFAULT_SPECS.items() if entry["role"] == "labeled"}
+    return {name: entry for name, entry in default_synthetic().items() if entry["role"] == "labeled"}
 
 
 def load_sets(files, formats, spec: dict, small_cache_mb: float | None) -> dict:

@@ -52,6 +52,16 @@ def preset_datasets(path: Path = PRESET) -> dict[str, dict]:
     return {name: entry for name, entry in entries.items() if entry.get("enabled", True)}
 
 
+def default_synthetic() -> dict[str, dict]:
+    """The workflow default's synthetic datasets (config.yaml): name -> entry with ``role``,
+    ``synth`` and, where set, ``train_format``."""
+    import yaml
+
+    from posebridge.sources.synth.generate import synthetic_specs
+
+    return synthetic_specs(yaml.safe_load((ROOT / "config.yaml").read_text())["datasets"])
+
+
 def write_datasets(entries: dict[str, dict], root: Path, seed: int = 0) -> list[tuple[Path, Path]]:
     """(dataset, detections) files of the synthetic ``entries`` under ``root``, generated (with
     the simulated detector) unless already there."""

@@ -1,6 +1,6 @@
 """Generation speed of the synthetic benchmark: `python -m bench.bench_synth [--size tiny]`.
 
-Generates every dataset of the proposed default (``posebridge.sources.synth.generate.DEFAULT_SPECS``)
+Generates every synthetic dataset of the workflow's default (config.yaml's ``datasets``)
 into a temporary folder, then runs the simulated 2D detector on each, and prints wall-clock and
 CPU seconds and the 3D frames (and frame x camera samples) per wall-clock second of each step.
 CPU seconds are the figure to compare on a shared machine (wall time grows with other load).
@@ -20,16 +20,17 @@ import numpy as np
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_synth", description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=["default", "tiny"], default="default",
-                        help="DEFAULT_SPECS (the workflow's default) or TINY_SPECS (tests)")
+                        help="config.yaml's sizes (the workflow's default) or the tests' tiny ones")
     parser.add_argument("--seed", type=int, default=0, help="generator seed")
     parser.add_argument("--keep", metavar="DIR", default=None, help="write the datasets here and keep them")
     args = parser.parse_args(argv)
 
     from posebridge.data.store import open_dataset
     from posebridge.sources.detectors.simulated import simulate_detections
-    from posebridge.sources.synth.generate import DEFAULT_SPECS, TINY_SPECS, generate_dataset
+    from bench.bench_scale import default_synthetic
+    from posebridge.sources.synth.generate import generate_dataset, tiny_specs
 
-    specs = DEFAULT_SPECS if args.size == "default" else TINY_SPECS
+    specs = default_synthetic() if args.size == "default" else tiny_specs(default_synthetic())
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep or tmp)
         print(f"{'dataset':18s} {'frames':>7s} {'samples':>8s} {'generate s':>10s} {'cpu s':>6s} "

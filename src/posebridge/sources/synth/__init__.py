@@ -9,7 +9,7 @@
   imported here so that its kinds join ``motion.ACTIONS`` whichever module is imported first.
 - ``rigs``: camera rigs modelled on Human3.6M, MPI-INF-3DHP, 3DPW, CMU Panoptic and HumanEva.
 - ``generate``: ``DatasetSpec`` and ``generate_dataset`` (datasets -> the dataset store),
-  ``DEFAULT_SPECS`` / ``TINY_SPECS`` for the workflow.
+  ``synthetic_specs`` (config.yaml's synthetic datasets) and ``tiny_specs`` (the same, tiny).
 - ``detector``: the simulated 2D detector (COCO-17 with realistic errors).
 - ``preview``: a PNG to judge a dataset at a glance.
 

@@ -24,9 +24,12 @@ multiview  h36m_32          30    5       synchronised views, a rig per subject;
 
 Any template can instead film every take with cameras drawn from everyday set-ups
 (``rig: varied``, ``rigs.VARIED``) or from held-out ones (``rig: heldout``, ``rigs.HELDOUT``).
-``DEFAULT_SPECS`` adds ``synth_wild`` (labeled: floor work, acrobatics, martial arts and random
-poses through varied cameras) and the generalisation tests ``HELDOUT_SPECS``: motion kinds
-(``HELDOUT_ACTIONS``) and camera set-ups that no training dataset has, each on its own.
+The workflow's default datasets and their sizes live in config.yaml's ``datasets`` alone
+(``synthetic_specs`` reads them for the benchmarks and tests): beside the five modelled on real
+datasets, ``synth_wild`` (labeled: floor work, acrobatics, martial arts and random poses through
+varied cameras) and the generalisation tests ``synth_heldout_motion`` and
+``synth_heldout_camera``: motion kinds and camera set-ups that no training dataset has, each on
+its own.
 
 Randomness: every subject, take and rig draws from its own stream seeded by (seed, dataset name,
 what it is), so datasets differ from each other, reruns are bit-identical, and changing one size
@@ -155,53 +158,25 @@ class DatasetSpec:
         return d
 
 
-# Proposed sizes for the workflow (copy into config.yaml's `datasets`): ~190k labeled training
-# samples (frames x cameras) plus ~50k unlabeled, ~83k distinct 3D frames in all.
-DEFAULT_SPECS = {
-    name: {"role": role, "synth": {"template": template, "train_subjects": train, "test_subjects": test,
-                                   "takes_per_action": 1, "seconds_per_take": seconds}}
-    for name, role, template, train, test, seconds in (
-        ("synth_h36m", "labeled", "h36m", 5, 2, 8),
-        ("synth_3dhp", "labeled", "3dhp", 4, 2, 6),
-        ("synth_3dpw", "test", "3dpw", 0, 3, 8),
-        ("synth_panoptic", "labeled", "panoptic", 4, 1, 6),
-        ("synth_humaneva", "labeled", "humaneva", 3, 1, 6),
-        ("synth_video", "unlabeled_video", "video", 6, 0, 8),
-        ("synth_multiview", "unlabeled_multiview", "multiview", 4, 0, 8),
-    )
-}
+def synthetic_specs(datasets: dict) -> dict[str, dict]:
+    """``{name: {"role", "synth"[, "train_format"]}}`` of the enabled synthetic entries of a
+    workflow config's ``datasets`` (config.yaml: the one home of the default's sizes)."""
+    return {name: {key: entry[key] for key in ("role", "synth", "train_format") if key in entry}
+            for name, entry in datasets.items()
+            if entry.get("source") == "synthetic" and entry.get("enabled", True)}
 
-# Beyond the real datasets' everyday motion: floor work, acrobatics, martial arts and random
-# poses, filmed by everyday cameras (``rig: varied``); labeled, so the lifter learns them.
-HELDOUT_ACTIONS = ("punching", "crawling", "handstand")
-"""Motion kinds no training dataset of the default has: the generalisation test's."""
-WILD_ACTIONS = ("kneeling", "floor_sitting", "lying", "kicking", "lunging", "cartwheel", "random_pose",
-                "walking", "running", "jumping", "sitting", "dancing")
-DEFAULT_SPECS["synth_wild"] = {"role": "labeled", "train_format": "h36m_17", "synth": {
-    "template": "video", "rig": "varied", "cameras": 2, "actions": list(WILD_ACTIONS),
-    "train_subjects": 20, "test_subjects": 1, "takes_per_action": 1, "seconds_per_take": 6}}
-# Generalisation tests (role test): motion kinds and camera set-ups that no training dataset has,
-# each apart so their errors can be told apart, beside synth_wild's test split (in distribution).
-HELDOUT_SPECS = {
-    "synth_heldout_motion": {"role": "test", "train_format": "h36m_17", "synth": {
-        "template": "video", "rig": "varied", "cameras": 2, "actions": list(HELDOUT_ACTIONS),
-        "train_subjects": 0, "test_subjects": 2, "takes_per_action": 1, "seconds_per_take": 6}},
-    "synth_heldout_camera": {"role": "test", "train_format": "h36m_17", "synth": {
-        "template": "video", "rig": "heldout", "cameras": 2,
-        "actions": ["walking", "sitting", "lying", "kicking", "random_pose", "dancing"],
-        "train_subjects": 0, "test_subjects": 2, "takes_per_action": 1, "seconds_per_take": 6}},
-}
-DEFAULT_SPECS.update(HELDOUT_SPECS)
 
-# For tests and smoke runs: every dataset in a second or less.
-TINY_SPECS = {
-    name: {**entry,
-           "synth": {**entry["synth"], "train_subjects": 0 if entry["role"] == "test" else 1,
-                     "test_subjects": 0 if entry["role"].startswith("unlabeled") else 1,
-                     "actions": list(entry["synth"].get("actions", TEMPLATE_ACTIONS[entry["synth"]["template"]])[:2]),
-                     "seconds_per_take": 1.0}}
-    for name, entry in DEFAULT_SPECS.items()
-}
+def tiny_specs(specs: dict[str, dict]) -> dict[str, dict]:
+    """The same datasets at the smallest size (tests and smoke runs, a second or less each): one
+    training and one test subject where the role has them, two motion kinds, 1 s takes."""
+    return {
+        name: {**entry,
+               "synth": {**entry["synth"], "train_subjects": 0 if entry["role"] == "test" else 1,
+                         "test_subjects": 0 if entry["role"].startswith("unlabeled") else 1,
+                         "actions": list(entry["synth"].get("actions", TEMPLATE_ACTIONS[entry["synth"]["template"]])[:2]),
+                         "seconds_per_take": 1.0}}
+        for name, entry in specs.items()
+    }
 
 
 def _stream(seed: int, name: str, *what) -> np.random.Generator:

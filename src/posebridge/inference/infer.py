@@ -191,7 +191,8 @@ def infer_people(video_path: str | os.PathLike, model, *, max_people: int | None
     if len(people) == 0:
         raise DataError(video_path, "no frames")
     t0 = time.perf_counter()
-    tracks = track_people(people, max_gap=max_gap, max_tracks=max_people)
+    # gaps are filled per track by lift_detections, after its left/right repair (not across a swap)
+    tracks = track_people(people, max_gap=0, max_tracks=max_people)
     timings["track"] = time.perf_counter() - t0
     results = [lift_detections(video_path, info, track, "mediapipe-people", model, max_gap=max_gap, flip=flip,
                                focal_length=focal_length, lift=lift, smoothing=smoothing, main_track=False,

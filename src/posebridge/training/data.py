@@ -499,9 +499,13 @@ class BatchAssembler:
                            self.frames.distortion_model.index_select(0, rows))
         if (roll is not None or pitch is not None) and data.codec.normalisation != "camera":
             raise ConfigError("camera roll and pitch augmentation need camera-normalised input")
-        for degrees, turn in ((pitch, pitch_examples), (roll, roll_examples)):  # pitch first, then roll
-            if degrees is not None:
-                turn(tb, torch.from_numpy(np.deg2rad(np.asarray(degrees, np.float64))).to(dev, torch.float32))
+        def radians(degrees):
+            return torch.from_numpy(np.deg2rad(np.asarray(degrees, np.float64))).to(dev, torch.float32)
+
+        if pitch is not None:  # pitch first, then roll
+            pitch_examples(tb, radians(pitch), data.codec)
+        if roll is not None:
+            roll_examples(tb, radians(roll))
         return tb
 
 
@@ -537,9 +541,9 @@ def roll_examples(tb: TrainingBatch, angle: torch.Tensor) -> None:
 _MIN_TURNED_RAY_Z = 0.1
 
 
-def pitch_examples(tb: TrainingBatch, angle: torch.Tensor) -> None:
-    """Turns each example's camera of ``tb`` about its horizontal (x) axis by ``angle`` (B,)
-    radians, in place: the camera looks down (or up) at the same scene from the same place. The
+def pitch_examples(tb: TrainingBatch, angle: torch.Tensor, codec) -> None:
+    """Turns each example's camera of ``tb`` (inputs encoded by ``codec``, an ``InputCodec``)
+    about its horizontal (x) axis by ``angle`` (B,) radians, in place: the camera looks down (or up) at the same scene from the same place. The
     3D target and the up vector rotate; each input ray (X/Z, Y/Z, 1) rotates and is renormalised
     to Z = 1, which is exact for camera-normalised (undistorted) rays; the target's pixels are
     projected again through the example's lens. Keypoints not found stay at zero (x, y and
@@ -548,10 +552,11 @@ def pitch_examples(tb: TrainingBatch, angle: torch.Tensor) -> None:
     than a capture rig's level cameras do."""
     from posebridge.data.keypoints import CAMERA_SCALE
     from posebridge.geometry.cameras import project_points_torch
+    from posebridge.models.rays import seen_keypoints
 
     cos, sin = torch.cos(angle), torch.sin(angle)
     x = tb.inputs
-    found = x[..., 2] > 0 if x.shape[-1] > 2 else (x[..., :2] != 0).any(-1)
+    found = seen_keypoints(x, codec)
     rays = torch.cat([x[..., :2] / CAMERA_SCALE, torch.ones_like(x[..., :1])], -1)
     _turn(rays, cos[:, None, None], sin[:, None, None], first=1)
     seen = found & (rays[..., 2] > _MIN_TURNED_RAY_Z)

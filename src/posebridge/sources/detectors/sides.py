@@ -69,13 +69,15 @@ def side_groups(keypoint_format: str = "coco_17") -> dict[str, tuple[np.ndarray,
 def _step_costs(points: np.ndarray, size: np.ndarray, left: np.ndarray, right: np.ndarray) -> np.ndarray:
     """(n - 1, 2, 2) mean distance (x box diagonal, capped) the group's keypoints travel from
     frame i (labelling a: 0 as given, 1 swapped) to frame i + 1 (labelling b)."""
-    order = (np.concatenate([left, right]), np.concatenate([right, left]))
+    both_sides = np.concatenate([left, right])
     out = np.empty((len(points) - 1, 2, 2))
-    for a, b in itertools.product(range(2), repeat=2):
-        before, after = points[:-1][:, order[a]], points[1:][:, order[b]]
+    # swapping both frames pairs the same keypoints as swapping neither (and one as the other),
+    # so two of the four labellings are computed
+    for b, after_order in enumerate((both_sides, np.concatenate([right, left]))):
+        before, after = points[:-1][:, both_sides], points[1:][:, after_order]
         both = (before[..., 2] > 0) & (after[..., 2] > 0)
         step = np.minimum(np.linalg.norm(after[..., :2] - before[..., :2], axis=-1) / size[1:, None], CAP)
-        out[:, a, b] = np.where(both, step, 0.0).sum(1) / np.maximum(both.sum(1), 1)
+        out[:, 0, b] = out[:, 1, 1 - b] = np.where(both, step, 0.0).sum(1) / np.maximum(both.sum(1), 1)
     return out
 
 

@@ -37,8 +37,9 @@ def test_spec_defaults_per_template():
     for template, skeleton in G.TEMPLATE_SKELETON.items():
         assert G.DatasetSpec.from_dict({"template": template}).skeleton == skeleton
     spec = G.DatasetSpec.from_dict({"template": "h36m", "fps": 25, "cameras": 2, "actions": ["walking"],
-                                    "skeleton": "smpl_24"})
+                                    "skeleton": "smpl_24", "variation": 0.5})
     assert (spec.fps, spec.cameras, spec.actions, spec.skeleton) == (25.0, 2, ("walking",), "smpl_24")
+    assert spec.variation == 0.5 and G.DatasetSpec.from_dict({"template": "h36m"}).variation == 0.0
     assert G.DatasetSpec.from_dict(spec.to_dict()) == spec
 
 
@@ -53,6 +54,8 @@ def test_spec_defaults_per_template():
     ({"template": "h36m", "seconds_per_take": 0}, "seconds_per_take"),
     ({"template": "h36m", "skeleton": "h37m"}, "skeleton must be one of"),
     ({"template": "h36m", "cameras": 1.5}, "cameras"),
+    ({"template": "h36m", "variation": 1.5}, "variation must be a number from 0 to 1"),
+    ({"template": "h36m", "variation": "wide"}, "variation must be a number from 0 to 1"),
 ])
 def test_spec_validation(bad, message):
     with pytest.raises(ConfigError, match=message):

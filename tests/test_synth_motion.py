@@ -132,3 +132,29 @@ def test_style_variation_between_subjects():
     assert np.std([s.cadence for s in styles]) > 0.03
     assert np.std([s.arm_swing for s in styles]) > 0.1
     assert any(not s.right_handed for s in styles)
+
+
+def test_variation_widens_the_deviation_from_the_script(subject, monkeypatch):
+    _, style = subject
+    def clip(variation):
+        return M.generate_clip("walking", 4.0, FPS, style, np.random.default_rng(5), variation=variation).angles
+    with monkeypatch.context() as m:  # no deviation at all: the motion kind's script
+        m.setattr(M, "_NOISE_SD", np.zeros_like(M._NOISE_SD))
+        m.setattr(M, "_WIDE_SD", np.zeros_like(M._WIDE_SD))
+        script = clip(0.0)
+    angles = {v: clip(v) for v in (0.0, 0.5, 1.0)}
+    names = ("lumbar", "thorax_up", "lshoulder", "relbow", "lhip", "rknee")
+    joints = [B.JOINT_INDEX[n] for n in names]
+    limits = B.JOINT_LIMITS[joints]
+    free = np.ones(angles[0.0][:, joints].shape, bool)
+    for a in angles.values():  # entries no clamp touched: the deviation is exactly linear in the sd
+        free &= (a[:, joints] > limits[..., 0] + 1e-9) & (a[:, joints] < limits[..., 1] - 1e-9)
+    assert free.mean() > 0.5
+    sd = {v: M._NOISE_SD[joints] + v * (M._WIDE_SD[joints] - M._NOISE_SD[joints]) for v in angles}
+    unit = (angles[0.0][:, joints] - script[:, joints]) / np.deg2rad(sd[0.0])
+    for v in (0.5, 1.0):
+        dev = (angles[v][:, joints] - script[:, joints]) / np.deg2rad(sd[v])
+        np.testing.assert_allclose(dev[free], unit[free], atol=1e-9)
+    spread = {v: np.degrees(np.abs(angles[v][:, joints] - script[:, joints]).mean((0, 2))) for v in angles}
+    assert (spread[1.0][:4] > 8 * spread[0.0][:4]).all()  # trunk and arms: tens of degrees, not a few
+    assert (spread[1.0][4:] > 3 * spread[0.0][4:]).all()  # hips and knees: several times more

@@ -83,6 +83,10 @@ class DatasetSpec:
     cameras drawn from everyday set-ups (``rigs.VARIED``: phone, tripod, floor, shelf; portrait
     and landscape; any focal length; off-centre and partly cut off); "heldout": set-ups kept out
     of training (``rigs.HELDOUT``), for a generalisation test set.
+    variation (0.0, at most 1): how far each take strays from its motion kind's script
+    (``motion.generate_clip``): 0, a few degrees; 1, tens of degrees in the trunk and arms and
+    some in the hips and knees (a twisted trunk, one arm raised while walking), the feet still
+    on the floor as scripted.
     """
 
     template: str
@@ -95,6 +99,7 @@ class DatasetSpec:
     cameras: int = 0
     skeleton: str = ""
     rig: str = "template"
+    variation: float = 0.0
 
     @classmethod
     def from_dict(cls, d: dict) -> "DatasetSpec":
@@ -118,6 +123,12 @@ class DatasetSpec:
             v = d.get(key, default)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
                 raise ConfigError(f"synthetic dataset spec: {key} must be a positive number, got {v!r}")
+            return float(v)
+
+        def fraction(key, default):
+            v = d.get(key, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ConfigError(f"synthetic dataset spec: {key} must be a number from 0 to 1, got {v!r}")
             return float(v)
 
         actions = d.get("actions", TEMPLATE_ACTIONS[template])
@@ -145,7 +156,7 @@ class DatasetSpec:
                    seconds_per_take=number("seconds_per_take", cls.seconds_per_take),
                    fps=number("fps", tpl.fps),
                    cameras=integer("cameras", tpl.cameras, 1),
-                   skeleton=skeleton, rig=rig)
+                   skeleton=skeleton, rig=rig, variation=fraction("variation", cls.variation))
         if spec.train_subjects + spec.test_subjects == 0:
             raise ConfigError("synthetic dataset spec: train_subjects + test_subjects must be at least 1")
         if round(spec.seconds_per_take * spec.fps) < 2:
@@ -266,7 +277,8 @@ def build_dataset(name: str, spec: DatasetSpec, role: str, seed: int, progress: 
     for k, subject, a, action, take in iterator:
         rng = _stream(seed, name, 2, k, a, take)
         body = bodies[subject]
-        clip = motion.generate_clip(action, spec.seconds_per_take, spec.fps, styles[subject].varied(rng), rng)
+        clip = motion.generate_clip(action, spec.seconds_per_take, spec.fps, styles[subject].varied(rng), rng,
+                                    variation=spec.variation)
         # a per-take camera frames the take: walks get room and the camera backs off instead
         radius = tpl.volume_radius * (1.7 if rigs_made.per == "take" and clip.travels else 1.0)
         seg_pos, seg_rot = motion.perform(body, clip, rng, centre=(0.0, 0.0), radius=radius)

@@ -799,15 +799,30 @@ for _name in ("lwrist", "rwrist", "neck", "head"):
     _NOISE_SD[_j(_name)] = 3.0
 for _name in ("lknee", "rknee", "lankle", "rankle", "ltoe", "rtoe"):
     _NOISE_SD[_j(_name)] = 1.0
+# ... and at full ``variation``: people who do the motion their own way (a twisted or bent trunk,
+# one arm raised while walking, arms across the body in a lunge, a wider or narrower stance);
+# the feet keep their scripted contact with the floor (ankles and toes as above)
+_WIDE_SD = _NOISE_SD.copy()
+for _name in ("lumbar", "thorax_low", "thorax_up", "neck", "head", "lclavicle", "rclavicle",
+              "lshoulder", "rshoulder", "lelbow", "relbow", "lwrist", "rwrist"):
+    _WIDE_SD[_j(_name)] *= 15.0  # trunk 22 degrees, arms 45
+for _name in ("lhip", "rhip", "lknee", "rknee"):
+    _WIDE_SD[_j(_name)] *= 6.0  # hips 9 degrees, knees 6
 
 
 def generate_clip(action: str, seconds: float, fps: float, style: Style,
-                  rng: np.random.Generator) -> Clip:
-    """Joint angles of one take of ``action`` (a key of ``ACTIONS``), clamped to joint limits."""
+                  rng: np.random.Generator, variation: float = 0.0) -> Clip:
+    """Joint angles of one take of ``action`` (a key of ``ACTIONS``), clamped to joint limits.
+
+    Each take strays slowly (below 0.4 Hz) from its motion kind's script: by a few degrees at
+    ``variation`` 0 (``_NOISE_SD``), by tens of degrees in the trunk and arms at 1 (``_WIDE_SD``),
+    linearly in between; the random draws do not depend on ``variation``.
+    """
     T = max(int(round(seconds * fps)), 2)
     clip = ACTIONS[action](T, float(fps), style, rng)
     script = body_mod.clamp_angles(np.deg2rad(clip.angles))
-    noisy = body_mod.clamp_angles(script + np.deg2rad(_NOISE_SD) * smooth_noise(rng, T, fps, (NJ, 3), 0.4))
+    sd = _NOISE_SD + variation * (_WIDE_SD - _NOISE_SD)
+    noisy = body_mod.clamp_angles(script + np.deg2rad(sd) * smooth_noise(rng, T, fps, (NJ, 3), 0.4))
     # the noise moves the legs; keep each foot's orientation to the floor as scripted
     clip.angles = body_mod.clamp_angles(_keep_feet_attitude(script, noisy))
     return clip

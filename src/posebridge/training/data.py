@@ -543,11 +543,12 @@ _MIN_TURNED_RAY_Z = 0.1
 
 def pitch_examples(tb: TrainingBatch, angle: torch.Tensor, codec) -> None:
     """Turns each example's camera of ``tb`` (inputs encoded by ``codec``, an ``InputCodec``)
-    about its horizontal (x) axis by ``angle`` (B,) radians, in place: the camera looks down (or up) at the same scene from the same place. The
-    3D target and the up vector rotate; each input ray (X/Z, Y/Z, 1) rotates and is renormalised
-    to Z = 1, which is exact for camera-normalised (undistorted) rays; the target's pixels are
-    projected again through the example's lens. Keypoints not found stay at zero (x, y and
-    confidence); a ray turned to within ~6 degrees of the image plane is dropped like one.
+    about its horizontal (x) axis by ``angle`` (B,) radians, in place: the camera looks down (or
+    up) at the same scene from the same place. The 3D target and the up vector rotate; each input
+    ray (X/Z, Y/Z, 1) rotates and is renormalised to Z = 1, which is exact for camera-normalised
+    (undistorted) rays; the target's pixels are projected again through the example's lens.
+    Keypoints not found stay at zero (x, y and confidence); a ray turned to within ~6 degrees of
+    the image plane is dropped like one.
     Real cameras look down on people (the Pose2Sim demo's are pitched 7-34 degrees) far more
     than a capture rig's level cameras do."""
     from posebridge.data.keypoints import CAMERA_SCALE

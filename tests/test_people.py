@@ -163,3 +163,39 @@ def test_infer_finds_both_people_of_a_real_clip_with_stable_identities(tmp_path,
     upper, lower = sorted(heights, key=np.mean)
     assert upper.max() < 249 < lower.min()
     assert (out / "r_000009.png").is_file()
+
+
+def test_other_people_leave_out_the_main_person_and_keep_the_order_found():
+    from posebridge.sources.detectors.people import other_people
+
+    rng = np.random.default_rng(3)
+    body = np.concatenate([rng.uniform(0, 200, (17, 2)), np.ones((17, 1))], axis=1)
+    a, b, c = body, body + [400, 0, 0], body + [0, 500, 0]
+    main = np.stack([a, a, np.zeros_like(a)])  # frame 2: no main person
+    nobody = np.zeros_like(a)
+    people = np.stack([
+        [b, a + [3, -2, 0], c],  # the main person found again (3 px off) is left out
+        [a, nobody, nobody],     # only the main person: no others
+        [c, b, a],               # no main person: everyone is another person
+    ])
+    out = other_people(main, people, 2)
+    assert out.shape == (3, 2, 17, 3) and out.dtype == np.float32
+    np.testing.assert_allclose(out[0], [b, c])
+    assert not out[1].any()
+    np.testing.assert_allclose(out[2], [c, b])  # at most 2, in the order found
+
+
+@pytest.mark.parametrize("count", [-1, 1.5, "2", True])
+def test_the_others_setting_must_be_a_whole_number(count):
+    from posebridge.errors import ConfigError
+    from posebridge.sources.detectors import detect_others
+
+    with pytest.raises(ConfigError, match="others must be a whole number"):
+        detect_others("mediapipe", None, {"others": count}, np.zeros((0, 17, 3)), progress=False)
+
+
+def test_others_are_only_recorded_when_asked_for():
+    from posebridge.sources.detectors import detect_others
+
+    assert detect_others("mediapipe", None, {}, np.zeros((0, 17, 3)), progress=False) is None
+    assert detect_others("gt2d", None, {"keypoint_format": "coco_17"}, np.zeros((0, 17, 3)), progress=False) is None

@@ -102,6 +102,32 @@ def test_the_person_is_chosen_across_views():
     assert np.isnan(result.errors[3]).all()
 
 
+def test_a_view_following_someone_else_takes_the_person_from_its_others():
+    cameras, truth = rig(), motion()
+    other = truth + np.array([1200.0, -900.0, 0.0])
+    keypoints, elsewhere = observe(cameras, truth), observe(cameras, other)
+    keypoints[3] = elsewhere[3]  # view 3's main detection is the other person throughout ...
+    others = np.zeros((4, len(truth), 2, 17, 3))
+    others[3, :, 1] = observe(cameras, truth)[3]  # ... and the person is among the others it found,
+    others[3, :, 1, 5:, :2] += 25.0  # 25 px off (partly hidden): it must not move the joints
+    others[0, :, 0] = elsewhere[0]  # a view whose own 2D is the person keeps it
+    result = triangulate(keypoints, cameras, COCO, others=others)
+    np.testing.assert_allclose(result.joints, truth, atol=0.05)  # from the three views that agree
+    assert not result.person[3].any() and result.person[:3].all()
+    assert result.taken_from_others[3].all() and not result.taken_from_others[:3].any()
+    np.testing.assert_allclose(result.keypoints[3], others[3, :, 1])
+    np.testing.assert_allclose(result.keypoints[:3], keypoints[:3])
+    alone = triangulate(keypoints, cameras, COCO)  # without the others the view has no 2D of the person
+    assert not alone.taken_from_others.any()
+    np.testing.assert_allclose(alone.keypoints, keypoints)
+    np.testing.assert_allclose(alone.joints, result.joints)
+    far = others.copy()
+    far[3, :, 1, :, :2] += 80.0  # farther than person_error_px: nobody is taken
+    assert not triangulate(keypoints, cameras, COCO, others=far).taken_from_others.any()
+    with pytest.raises(ValueError, match="others"):
+        triangulate(keypoints, cameras, COCO, others=others[:, :5])
+
+
 def test_temporal_filter_drops_a_spike_and_fills_it():
     joints = motion(20)
     spiked = joints.copy()
@@ -121,7 +147,7 @@ def test_unknown_setting_is_refused():
 
 def test_command_writes_the_dataset_with_joints_and_view_errors(tmp_path):
     from posebridge.cli import main
-    from posebridge.data.detections import write_detections
+    from posebridge.data.detections import read_detections, write_detections
     from posebridge.data.store import open_dataset, write_dataset
 
     cameras, truth = rig(), motion()
@@ -132,11 +158,23 @@ def test_command_writes_the_dataset_with_joints_and_view_errors(tmp_path):
     write_dataset(tmp_path / "rig.h5", name="rig", skeleton="coco_17", role="test",
                   joints_3d=np.full((T, 17, 3), np.nan), cameras=cameras, index=index, has_3d=False)
     keypoints = observe(cameras, truth)
+    person = keypoints.copy()
+    keypoints[2, :3] = observe(cameras, truth + np.array([1500.0, 800.0, 0.0]))[2, :3]  # someone else ...
+    others = np.zeros((4, T, 1, 17, 3), np.float32)
+    others[2, :3, 0] = person[2, :3]  # ... and the person among the others found
     write_detections(tmp_path / "det.h5", dataset="rig", detector="exact", keypoint_format="coco_17",
-                     rows=index[["sequence", "camera", "frames"]], keypoints=keypoints.reshape(-1, 17, 3))
+                     rows=index[["sequence", "camera", "frames"]], keypoints=keypoints.reshape(-1, 17, 3),
+                     others=others.reshape(-1, 1, 17, 3))
     assert main(["triangulate", "--dataset", str(tmp_path / "rig.h5"), "--detections", str(tmp_path / "det.h5"),
-                 "--spec", '{"max_error_px": 20}', "--output", str(tmp_path / "rig_3d.h5")]) == 0
+                 "--spec", '{"max_error_px": 20}', "--output", str(tmp_path / "rig_3d.h5"),
+                 "--output-keypoints", str(tmp_path / "person_2d.h5")]) == 0
     with open_dataset(tmp_path / "rig_3d.h5") as out:
         np.testing.assert_allclose(out.sequence_3d("take"), truth, atol=0.05)
         assert out.name == "rig" and out.skeleton.name == "coco_17" and out.has_3d
-        assert (out.index["reprojection_p90_px"] < 0.01).all() and (out.index["person_share"] == 1).all()
+        assert (out.index["reprojection_p90_px"] < 0.01).all()
+        np.testing.assert_allclose(out.index["person_share"], [1, 1, 1 - 3 / T, 1])
+        np.testing.assert_allclose(out.index["others_share"], [0, 0, 3 / T, 0])
+    with read_detections(tmp_path / "person_2d.h5") as chosen:
+        assert chosen.dataset == "rig" and chosen.detector == "exact" and chosen.num_others == 0
+        for k, camera in enumerate(cameras):
+            np.testing.assert_allclose(chosen.get("take", camera.name), person[k], atol=1e-3)

@@ -184,12 +184,14 @@ def test_every_experiment_model_is_scored_on_the_triangulated_real_footage(tmp_p
     assert counts["paper_effects"] == 1 and counts["triangulate"] == 1 and counts["consistency_real"] == counts["consistency"]
     commands = shell_commands(result)
     (real,) = [c for c in commands if c.startswith("posebridge evaluate-real --model results/experiments/mcss/models/mv_1 ")]
-    assert ("--dataset results/triangulated/pose2sim/mediapipe.h5 --detections results/detections/pose2sim/mediapipe.h5"
+    # each view's 2D is the triangulated person's (the triangulate rule's keypoints), not the raw detections
+    assert ("--dataset results/triangulated/pose2sim/mediapipe_people.h5"
+            " --detections results/triangulated/pose2sim/mediapipe_people_2d.h5"
             " --output results/experiments/mcss/real/mv_1/pose2sim.parquet") in real
     (mcss,) = [c for c in commands if c.startswith("posebridge mcss-eval")]
     assert mcss.count("results/experiments/mcss/real/") == counts["train_mcss"]
-    assert ("--real-dataset results/triangulated/pose2sim/mediapipe.h5"
-            " --real-detections results/detections/pose2sim/mediapipe.h5") in mcss
+    assert ("--real-dataset results/triangulated/pose2sim/mediapipe_people.h5"
+            " --real-detections results/triangulated/pose2sim/mediapipe_people_2d.h5") in mcss
     (effects,) = [c for c in commands if c.startswith("posebridge paper-effects")]
     for part in ("--videopose3d results/experiments/videopose3d/experiments.csv",
                  "--mcss results/experiments/mcss/nmpjpe.csv results/experiments/mcss/retrieval.csv",

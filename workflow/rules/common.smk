@@ -462,6 +462,14 @@ def footage_h5(name: str) -> str:
     return dataset_h5(name)
 
 
+def footage_detections(name: str) -> str:
+    """The 2D evaluate_real lifts: for multi-view footage the triangulated person's in every view
+    (the triangulate rule's ``keypoints``), else the dataset's detections."""
+    if name in multiview_footage():
+        return f"results/triangulated/{name}/{DATASETS[name]['detector']}_2d.h5"
+    return detections_h5(name)
+
+
 def real_table(model: str, dataset: str) -> str:
     return f"results/real_footage/{model}/{dataset}.parquet"
 
@@ -474,7 +482,7 @@ def evaluate_real_args(model: str, datasets=None, table=real_table) -> str:
     """`posebridge evaluate-real` options naming each real dataset's files (default: every one) and
     the table it writes for ``model``, ``table(model, dataset)`` (the rule's outputs, in the same order)."""
     datasets = real_footage_datasets() if datasets is None else datasets
-    return " ".join(f"--dataset {footage_h5(d)} --detections {detections_h5(d)} --output {table(model, d)}"
+    return " ".join(f"--dataset {footage_h5(d)} --detections {footage_detections(d)} --output {table(model, d)}"
                     for d in datasets)
 
 
@@ -756,7 +764,7 @@ def real_consistency_table(model: str) -> str:
 def mcss_retrieval_footage() -> list[str]:
     """[dataset, detections] of the triangulated takes the MCSS models' cross-view retrieval is also
     measured on (the first multi-view footage), or []."""
-    return [footage_h5(EXPERIMENT_FOOTAGE[0]), detections_h5(EXPERIMENT_FOOTAGE[0])] if EXPERIMENT_FOOTAGE else []
+    return [footage_h5(EXPERIMENT_FOOTAGE[0]), footage_detections(EXPERIMENT_FOOTAGE[0])] if EXPERIMENT_FOOTAGE else []
 
 
 def paper_effects_inputs() -> dict[str, list[str]]:

@@ -51,7 +51,7 @@ if mcss_enabled():
         input:
             model=f"{MCSS_DIR}/models/{{variant}}_{{labels}}/model.pt",
             datasets=[footage_h5(name) for name in EXPERIMENT_FOOTAGE],
-            detections=[detections_h5(name) for name in EXPERIMENT_FOOTAGE],
+            detections=[footage_detections(name) for name in EXPERIMENT_FOOTAGE],
         output:
             experiment_real_tables(MCSS_DIR, "{variant}_{labels}"),
         wildcard_constraints:

@@ -11,14 +11,14 @@ rule consistency_real:
     input:
         model="results/models/{model}/model.pt",
         datasets=[footage_h5(name) for name in EXPERIMENT_FOOTAGE],
-        detections=[detections_h5(name) for name in EXPERIMENT_FOOTAGE],
+        detections=[footage_detections(name) for name in EXPERIMENT_FOOTAGE],
     output:
         real_consistency_table("{model}"),
     wildcard_constraints:
         model=names_regex(MODELS),
     params:
         model_dir=lambda w, input: os.path.dirname(input.model),
-        data=" ".join(f"--dataset {footage_h5(n)} --detections {detections_h5(n)}" for n in EXPERIMENT_FOOTAGE),
+        data=" ".join(f"--dataset {footage_h5(n)} --detections {footage_detections(n)}" for n in EXPERIMENT_FOOTAGE),
     log:
         "logs/consistency_real/{model}.log",
     benchmark:

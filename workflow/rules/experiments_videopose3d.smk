@@ -78,7 +78,7 @@ rule evaluate_real_vp3d:
     input:
         model=f"{VP3D_DIR}/models/{{run}}/model.pt",
         datasets=[footage_h5(name) for name in EXPERIMENT_FOOTAGE],
-        detections=[detections_h5(name) for name in EXPERIMENT_FOOTAGE],
+        detections=[footage_detections(name) for name in EXPERIMENT_FOOTAGE],
     output:
         experiment_real_tables(VP3D_DIR, "{run}"),
     wildcard_constraints:

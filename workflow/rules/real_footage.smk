@@ -4,7 +4,8 @@
 
 
 rule triangulate:
-    """3D joints of a calibrated multi-view dataset from its detector's 2D."""
+    """3D joints of a calibrated multi-view dataset from its detector's 2D, and the triangulated
+    person's 2D in every view (what evaluate_real lifts)."""
     input:
         h5=lambda w: dataset_h5(w.dataset),
         index=lambda w: dataset_index(w.dataset),
@@ -12,6 +13,7 @@ rule triangulate:
     output:
         h5="results/triangulated/{dataset}/{detector}.h5",
         index="results/triangulated/{dataset}/{detector}.parquet",
+        keypoints="results/triangulated/{dataset}/{detector}_2d.h5",
     wildcard_constraints:
         dataset=names_regex(multiview_footage()),
         detector=names_regex(config["detect"]),
@@ -26,7 +28,7 @@ rule triangulate:
         "../../envs/posebridge.yaml"
     shell:
         "OMP_NUM_THREADS={threads} posebridge triangulate --dataset {input.h5} --detections {input.detections}"
-        " --spec {params.spec:q} --output {output.h5} > {log} 2>&1"
+        " --spec {params.spec:q} --output {output.h5} --output-keypoints {output.keypoints} > {log} 2>&1"
 
 
 rule evaluate_real:
@@ -35,7 +37,7 @@ rule evaluate_real:
     input:
         model="results/models/{model}/model.pt",
         datasets=[footage_h5(name) for name in real_footage_datasets()],
-        detections=[detections_h5(name) for name in real_footage_datasets()],
+        detections=[footage_detections(name) for name in real_footage_datasets()],
     output:
         real_tables(["{model}"]),
     wildcard_constraints:
@@ -61,7 +63,7 @@ rule report_real:
         eval=eval_tables(),
         model=f"results/models/{MODELS[0]}/model.pt",
         datasets=[footage_h5(name) for name in real_footage_datasets()],
-        detections=[detections_h5(name) for name in real_footage_datasets()],
+        detections=[footage_detections(name) for name in real_footage_datasets()],
     output:
         html=report(
             REAL_FOOTAGE_REPORT["real_footage"],

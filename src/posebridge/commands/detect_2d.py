@@ -29,7 +29,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--spec", default="{}", metavar="JSON",
                         help="detector settings as a JSON object or the path of a JSON file; "
                              "kind (which detector, when the name is not one); simulated: error_scale "
-                             "(1.0; 0 = exact projections); gt2d: keypoint_format (coco_17); mediapipe / "
+                             "(1.0; 0 = exact projections); gt2d: keypoint_format (coco_17); mediapipe: "
+                             "others (further people per frame to record, for triangulation); mediapipe / "
                              "imported: see `python -c 'help(\"posebridge.sources.detectors\")'`")
     parser.add_argument("--seed", type=int, default=0, help="random seed (runs with one seed are identical)")
     parser.add_argument("--output", required=True, metavar="H5",
@@ -47,7 +48,7 @@ def main(args) -> int:
     from posebridge.data.store import open_dataset
     from posebridge.specs import load_spec
 
-    from posebridge.sources.detectors import KIND_KEY, detect_dataset, handles, kind_of
+    from posebridge.sources.detectors import KIND_KEY, detect_dataset, detect_others, handles, kind_of
 
     spec_dict = load_spec(args.spec, "--spec")
     real = handles(args.detector, spec_dict)
@@ -55,10 +56,12 @@ def main(args) -> int:
         raise ConfigError(f"unknown 2D detector {args.detector!r} (kind {kind_of(args.detector, spec_dict)!r}); "
                           f"known kinds: {', '.join(DETECTORS)}")
     t0 = time.perf_counter()
+    others = None
     with open_dataset(args.dataset) as dataset:
         if real:
             keypoints, keypoint_format = detect_dataset(args.detector, dataset, spec_dict, args.seed,
                                                         progress=not args.no_progress)
+            others = detect_others(args.detector, dataset, spec_dict, keypoints, progress=not args.no_progress)
         else:
             from posebridge.sources.detectors.simulated import (
                 KEYPOINT_FORMAT,
@@ -71,7 +74,8 @@ def main(args) -> int:
             keypoint_format = KEYPOINT_FORMAT
         write_detections(args.output, dataset=dataset.name, detector=args.detector,
                          keypoint_format=keypoint_format,
-                         rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints)
+                         rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints,
+                         others=others)
     found = keypoints[..., 2] > 0
     print(f"{dataset.name}: {len(dataset.index)} rows, {len(keypoints)} frames, "
           f"{100 * (1 - found.mean()):.1f}% joints missed, mean confidence "

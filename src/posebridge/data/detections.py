@@ -5,6 +5,10 @@ attrs ``detector``, ``keypoint_format`` (skeleton registry name), ``dataset``, `
 ``keypoints`` (N, K, 3) float32 (x px, y px, confidence in [0, 1]), the rows' frames concatenated
 in the order of the dataset's index rows; ``row_start``, ``row_frames`` (int64, per row);
 ``sequence``, ``camera`` (str, per row). A missed joint has confidence 0 (its x, y are still finite).
+Optional ``others`` (N, P, K, 3) float32: up to P further people the detector found in each frame
+besides the main person of ``keypoints`` (all-zero where fewer), for multi-view footage in which a
+view's main person may be someone else (``posebridge triangulate`` looks there for the person the
+other views agree on).
 """
 
 from __future__ import annotations
@@ -58,12 +62,13 @@ def _check_rows(sequence: np.ndarray, camera: np.ndarray, frames: np.ndarray) ->
 
 
 def write_detections(path: str | os.PathLike, *, dataset, detector: str, keypoint_format,
-                     rows: pd.DataFrame, keypoints: np.ndarray) -> None:
+                     rows: pd.DataFrame, keypoints: np.ndarray, others: np.ndarray | None = None) -> None:
     """Validate and write a detection file atomically.
 
     dataset: the dataset's name (or a ``store.Dataset``); rows: DataFrame with ``sequence``,
     ``camera``, ``frames``, one row per dataset index row, in order; keypoints: (sum(frames), K, 3)
-    x, y in pixels and confidence in [0, 1], K = the keypoint format's joint count.
+    x, y in pixels and confidence in [0, 1], K = the keypoint format's joint count; others:
+    None or (sum(frames), P, K, 3), further people per frame (module docstring).
     Invalid input raises ``DataError(path, ...)`` and writes nothing.
     """
     path = Path(path)
@@ -96,6 +101,17 @@ def write_detections(path: str | os.PathLike, *, dataset, detector: str, keypoin
             raise _Invalid(problem)
         if len(keypoints) and not (keypoints[..., 2] > 0).any():
             raise _Invalid("no keypoint was found in any frame (every confidence is 0)")
+        if others is not None:
+            others = np.asarray(others)
+            if others.ndim != 4 or others.shape[0] != expected[0] or others.shape[2:] != expected[1:]:
+                raise _Invalid(f"others have shape {others.shape}, expected ({expected[0]}, people, "
+                               f"{skeleton.num_joints}, 3)")
+            if others.dtype.kind not in "fiu":
+                raise _Invalid(f"others have dtype {others.dtype}, expected floating point")
+            others = others.astype(np.float32, copy=False)
+            problem = keypoint_value_problem(others)
+            if problem:
+                raise _Invalid(f"others: {problem}")
     except _Invalid as err:
         raise DataError(path, f"cannot write detections: {err}") from None
 
@@ -109,6 +125,8 @@ def write_detections(path: str | os.PathLike, *, dataset, detector: str, keypoin
         f.attrs["keypoint_format"] = skeleton.name
         f.create_dataset("keypoints", data=keypoints,
                          chunks=(min(CHUNK_FRAMES, len(keypoints)), *keypoints.shape[1:]))
+        if others is not None:
+            f.create_dataset("others", data=others, chunks=(min(CHUNK_FRAMES, len(others)), *others.shape[1:]))
         f.create_dataset("row_start", data=starts)
         f.create_dataset("row_frames", data=frames)
         f.create_dataset("sequence", data=sequence, dtype=h5py.string_dtype())
@@ -119,11 +137,14 @@ class Detections(LazyHDF5):
     """An opened, validated detection file; keypoints are read per row or loaded in full lazily.
 
     Attributes: ``path``, ``dataset``, ``detector``, ``keypoint_format`` (name), ``skeleton``,
-    ``rows`` (DataFrame: sequence, camera, start, frames). Use as a context manager or ``close()``.
+    ``rows`` (DataFrame: sequence, camera, start, frames), ``num_others`` (P of the optional
+    ``others``, 0 without). Use as a context manager or ``close()``.
     """
 
-    def __init__(self, path: Path, *, dataset: str, detector: str, skeleton, rows: pd.DataFrame):
+    def __init__(self, path: Path, *, dataset: str, detector: str, skeleton, rows: pd.DataFrame,
+                 num_others: int = 0):
         self.path = path
+        self.num_others = int(num_others)
         self.dataset = dataset
         self.detector = detector
         self.skeleton = skeleton
@@ -170,6 +191,21 @@ class Detections(LazyHDF5):
         """(T, K, 3) float32 keypoints (x px, y px, confidence) of one sequence x camera."""
         start, frames = self.span(sequence, camera)
         return self.frames(start, start + frames)
+
+    def others(self, sequence: str, camera: str) -> np.ndarray:
+        """(T, P, K, 3) float32: the further people of one sequence x camera (P = ``num_others``,
+        0 when the file has none)."""
+        start, frames = self.span(sequence, camera)
+        if not self.num_others:
+            return np.zeros((frames, 0, self.skeleton.num_joints, 3), np.float32)
+        try:
+            others = np.asarray(self._h5()["others"][start:start + frames], dtype=np.float32)
+        except OSError as err:
+            raise DataError(self.path, f"cannot read others: {_short(err)}") from None
+        problem = keypoint_value_problem(others)
+        if problem:
+            raise DataError(self.path, f"others: {problem}")
+        return others
 
     def check_against(self, dataset) -> None:
         """Raise DataError unless every index row of ``dataset`` (a store.Dataset) has detections
@@ -250,10 +286,20 @@ def read_detections(path: str | os.PathLike) -> Detections:
             if not np.array_equal(starts, expected) or frames.sum() != keypoints.shape[0]:
                 raise _Invalid(f"rows do not tile the {keypoints.shape[0]} keypoint frames "
                                f"(row_start must be the running sum of row_frames)")
+            num_others = 0
+            if "others" in f:
+                others = _field(f, "others", 4)
+                if others.shape[0] != keypoints.shape[0] or others.shape[2:] != keypoints.shape[1:]:
+                    raise _Invalid(f"others have shape {others.shape}, expected ({keypoints.shape[0]}, "
+                                   f"people, {skeleton.num_joints}, 3)")
+                if others.dtype != np.float32:
+                    raise _Invalid(f"others have dtype {others.dtype}, expected float32")
+                num_others = others.shape[1]
     except OSError as err:
         raise DataError(path, f"not a readable HDF5 file (truncated or corrupt?): {_short(err)}") from None
     except _Invalid as err:
         raise DataError(path, str(err)) from None
     rows = pd.DataFrame({"sequence": pd.Series(sequence, dtype=str), "camera": pd.Series(camera, dtype=str),
                          "start": starts.astype(np.int64), "frames": frames.astype(np.int64)})
-    return Detections(path, dataset=dataset, detector=detector, skeleton=skeleton, rows=rows)
+    return Detections(path, dataset=dataset, detector=detector, skeleton=skeleton, rows=rows,
+                      num_others=num_others)

@@ -85,8 +85,10 @@ def triangulation_table(dataset) -> pd.DataFrame:
             for s in dataset.sequences}
     table["take bone std (mm)"] = table["sequence"].map(stds)
     table["person_share"] *= 100
+    table["others_share"] *= 100
     return table.rename(columns={"reprojection_median_px": "median (px)", "reprojection_p90_px": "p90 (px)",
-                                 "person_share": "person in frames (%)", "swapped_pairs": "pairs swapped"})
+                                 "person_share": "person in frames (%)",
+                                 "others_share": "of them another detection (%)", "swapped_pairs": "pairs swapped"})
 
 
 def _html_table(frame: pd.DataFrame, text_columns: int) -> str:

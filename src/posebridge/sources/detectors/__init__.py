@@ -20,7 +20,10 @@ Detector settings (``spec``, the JSON of ``config.detect.<name>``):
   (0.5), ``min_tracking_confidence`` (0.5), ``smooth_landmarks`` (true); ``main_track`` (true:
   keep only the main person's track, ``detectors.tracks``), ``max_gap`` (5: interpolate misses
   of up to this many frames), ``repair_sides`` (true: swap back frames whose left and right the
-  detector mixed up, ``detectors.sides``).
+  detector mixed up, ``detectors.sides``); ``others`` (0: also record up to this many further
+  people per frame, found by ``detectors.people``, for multi-view footage where a view's main
+  person can be someone else than the one the other views see: ``posebridge triangulate`` looks
+  among them; ``detect_others``).
 - ``gt2d``: ``keypoint_format`` (``coco_17``): the projected joints' format, stored by the
   dataset (``extra/<format>``) or exactly mapped from its skeleton (``h36m_17`` for H36M).
 - ``builtin``: no settings of its own (the workflow passes the dataset's ``source``, ``path`` and
@@ -184,10 +187,20 @@ def _split_spec(spec: dict, known: tuple[str, ...], kind: str) -> dict:
     return spec
 
 
+MEDIAPIPE_DATASET_SETTINGS = ("videos", "root", "main_track", "max_gap", "repair_sides", "others",
+                              *MediaPipeDetector.SETTINGS)
+
+
+def _others_count(spec: dict) -> int:
+    count = spec.get("others", 0)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise ConfigError(f"mediapipe detector: others must be a whole number >= 0, got {count!r}")
+    return count
+
+
 def _detect_mediapipe(dataset, spec: dict, progress: bool) -> tuple[np.ndarray, str]:
-    spec = _split_spec(spec, ("videos", "root", "main_track", "max_gap", "repair_sides",
-                              *MediaPipeDetector.SETTINGS),
-                       "mediapipe")
+    spec = _split_spec(spec, MEDIAPIPE_DATASET_SETTINGS, "mediapipe")
+    _others_count(spec)
     detector = MediaPipeDetector(**{k: spec[k] for k in MediaPipeDetector.SETTINGS if k in spec})
     root = spec.get("root", ".")
     out = []
@@ -271,6 +284,37 @@ def _camera_position(spec: dict, rows, row, source) -> int:
         return order.index(str(row["camera"]))
     same = rows.loc[rows["sequence"] == row["sequence"], "camera"].astype(str).tolist()
     return same.index(str(row["camera"]))
+
+
+def detect_others(name: str, dataset, spec: dict | None, keypoints: np.ndarray,
+                  progress: bool = True) -> np.ndarray | None:
+    """The further people of every index row (``others`` setting of a mediapipe entry; None when
+    it is 0 or the detector is of another kind): (sum of frames, others, 17, 3) float32, every
+    frame's people found by ``detectors.people.PeopleDetector`` other than its main person in
+    ``keypoints`` (``detect_dataset``'s output, rows concatenated in index order)."""
+    if kind_of(name, spec) != "mediapipe":
+        return None
+    spec = _split_spec(spec, MEDIAPIPE_DATASET_SETTINGS, "mediapipe")
+    count = _others_count(spec)
+    if count == 0:
+        return None
+    from posebridge.data import video
+    from posebridge.sources.detectors.people import PeopleDetector, other_people
+
+    root, out, start = spec.get("root", "."), [], 0
+    iterator = dataset.index.iterrows()
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(iterator, total=len(dataset.index), desc=f"people {dataset.name}", unit="row")
+    for _, row in iterator:
+        source = _row_source(spec, "videos", row, dataset, root)
+        frames = int(row["frames"])
+        with PeopleDetector(max_people=count + 1) as people:
+            found = _fit_length(people.detect(video.iter_frames(source, frames)), frames, source, row)
+        out.append(other_people(keypoints[start:start + frames], found, count))
+        start += frames
+    return np.concatenate(out)
 
 
 def detect_dataset(name: str, dataset, spec: dict | None, seed: int = 0,

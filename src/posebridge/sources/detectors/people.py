@@ -48,6 +48,19 @@ MAX_RERUNS = 4  # mask-and-re-run rounds per frame (each finds at most one perso
 MIN_PAINT_CONFIDENCE = 0.5  # keypoints painted over when looking behind a person
 
 
+def other_people(main: np.ndarray, people: np.ndarray, count: int) -> np.ndarray:
+    """(T, count, K, 3): per frame, up to ``count`` of the people (T, P, K, 3) who are not the
+    frame's ``main`` person (T, K, 3) (``keypoint_distance`` from it >= ``DUPLICATE_DISTANCE``),
+    in the order found; all-zero rows where a frame has fewer."""
+    out = np.zeros((len(main), count, *main.shape[1:]), np.float32)
+    for t in range(len(main)):
+        kept = [person for person in people[t] if (person[:, 2] > 0).any()
+                and not ((main[t, :, 2] > 0).any() and keypoint_distance(main[t], person) < DUPLICATE_DISTANCE)]
+        for slot, person in enumerate(kept[:count]):
+            out[t, slot] = person
+    return out
+
+
 def paint_over(frame: np.ndarray, people: list[np.ndarray], skeleton) -> np.ndarray:
     """A copy of an RGB frame with each person's (K, 3) body painted grey: thick bones along the
     skeleton's ``edges`` and the polygon of its confident keypoints' convex hull."""

@@ -37,7 +37,7 @@ def performed(subject):
 
 def test_new_kinds_join_the_motion_registry():
     for action in ("kneeling", "floor_sitting", "lying", "crawling", "kicking", "punching", "lunging",
-                   "handstand", "cartwheel", "random_pose"):
+                   "throwing", "handstand", "cartwheel", "random_pose"):
         assert M.ACTIONS[action] is F.ACTIONS[action]
     assert {"walking", "jumping"} <= set(M.ACTIONS)
 
@@ -92,6 +92,27 @@ def test_every_body_orientation(performed):
     assert (r[:, 2] < -0.3).mean() > 0.05 and (np.abs(r[:, 2]) < 0.3).mean() > 0.1
     octants = {tuple(s) for s in np.sign(r).astype(int)}
     assert len(octants) == 8
+
+
+def _yaw(a, b):
+    """(T,) heading (degrees) of the horizontal line from landmarks a to b (T, 3)."""
+    d = b - a
+    return np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+
+
+def test_throwing_turns_the_trunk_through_and_raises_the_arm(performed, subject):
+    idx = B.LANDMARK_INDEX
+    height = subject[0].height
+    for clip, pos, rot, marks in performed["throwing"]:
+        shoulders = _yaw(marks[:, idx["racromion"]], marks[:, idx["lacromion"]])
+        hips = _yaw(marks[:, idx["rasis"]], marks[:, idx["lasis"]])
+        twist = (shoulders - hips + 180.0) % 360.0 - 180.0
+        assert np.ptp(twist) > 30.0  # shoulders turned away, then through past the hips
+        shoulder = marks[:, [idx["lacromion"], idx["racromion"]], 2].max(axis=1)
+        wrists = marks[:, [idx["lwrist"], idx["rwrist"]], 2].max(axis=1)
+        assert (wrists > shoulder + 0.05 * height).any()  # a hand above the shoulders at some time
+        heels = marks[:, [idx["lheel"], idx["rheel"]], :2]
+        assert np.linalg.norm(heels[:, 0] - heels[:, 1], axis=1).max() > 0.3 * height  # the stride
 
 
 def test_random_poses_cover_the_joint_ranges(subject):

@@ -54,7 +54,8 @@ def main(args) -> int:
     for _, row in index.iterrows():
         print(f"  {row['sequence']} {row['camera']}: reprojection median {row['reprojection_median_px']:.1f} px, "
               f"p90 {row['reprojection_p90_px']:.1f} px, person in {100 * row['person_share']:.0f}% of frames "
-              f"({100 * row['others_share']:.0f}% another detection), {row['swapped_pairs']} left/right pairs swapped back")
+              f"({100 * row['others_share']:.0f}% another detection), "
+              f"{row['swapped_pairs']} left/right pairs swapped back")
     missing = np.isnan(joints).any(axis=-1).mean()
     print(f"{dataset.name}: {index['sequence'].nunique()} takes, {len(joints)} frames, "
           f"{100 * missing:.1f}% joints missing, {time.perf_counter() - t0:.1f} s -> {args.output}")

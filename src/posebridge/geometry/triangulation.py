@@ -100,8 +100,9 @@ class Triangulation:
     or does not see the chosen person. used: (V, T, K) bool, the view entered the joint's DLT.
     person: (V, T) bool, the view's detection is the chosen person. swaps: (V, T) int, left/right
     pairs swapped back. filtered: (T, K) bool, dropped by the temporal filter. keypoints:
-    (V, T, K, 3) each view's 2D as given (before swap repair), with ``taken_from_others`` (V, T)
-    bool marking the frames whose 2D is another detected person's (``triangulate``'s ``others``).
+    (V, T, K, 3) the chosen person's 2D in each view: the view's own as given (before swap
+    repair), or where ``taken_from_others`` (V, T) bool, another person its detector found
+    (``triangulate``'s ``others``) who reprojects onto the joints.
     """
 
     joints: np.ndarray
@@ -359,7 +360,9 @@ def _person_errors(joints: np.ndarray, people: np.ndarray, camera, min_confidenc
         return np.nan_to_num(np.nanmedian(err, axis=-1), nan=np.inf)
 
 
-def _triangulate_once(keypoints: np.ndarray, cameras, skeleton, config: TriangulationConfig) -> Triangulation:
+def _triangulate_views(keypoints: np.ndarray, cameras, skeleton, config: TriangulationConfig) -> Triangulation:
+    """Steps 1-5 of the module docstring on (V, T, K, 3) keypoints; ``keypoints`` of the result are
+    the input, ``taken_from_others`` all False."""
     V, T, K, _ = keypoints.shape
     mirror = np.asarray(skeleton.mirror)
     weights = np.where(keypoints[..., 2] >= config.min_confidence, keypoints[..., 2], 0.0)
@@ -391,10 +394,11 @@ def triangulate(keypoints: np.ndarray, cameras, skeleton,
     none). In a frame where a view's own 2D is not the chosen person, or fits the joints at least
     twice as badly as one of the others (``OTHERS_BETTER``: a single-person detector mixing two
     people's limbs), the other person who reprojects onto the joints within ``person_error_px``
-    (the lowest median error, left as left) is that view's 2D of the person (``Triangulation.keypoints``, ``taken_from_others``). They do not enter the
-    joints: a person the detector did not follow is often partly hidden (why it followed someone
-    else), and on Pose2Sim's Demo_MultiPerson letting them in raised another view's median
-    reprojection error from 13 to 35 px.
+    (the lowest median error, left as left) is that view's 2D of the person
+    (``Triangulation.keypoints``, ``taken_from_others``). They do not enter the joints: a person
+    the detector did not follow is often partly hidden (why it followed someone else), and on
+    Pose2Sim's Demo_MultiPerson letting them in raised another view's median reprojection error
+    from 13 to 35 px.
     """
     config = config or TriangulationConfig()
     keypoints = np.asarray(keypoints, dtype=np.float64)
@@ -404,7 +408,7 @@ def triangulate(keypoints: np.ndarray, cameras, skeleton,
                          f"{skeleton.name} ({skeleton.num_joints} keypoints)")
     if V < 2:
         raise ValueError("triangulation needs at least two views")
-    result = _triangulate_once(keypoints, cameras, skeleton, config)
+    result = _triangulate_views(keypoints, cameras, skeleton, config)
     if others is None or np.shape(others)[2] == 0:
         return result
     others = np.asarray(others, dtype=np.float64)

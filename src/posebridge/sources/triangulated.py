@@ -56,7 +56,9 @@ def person_keypoints(dataset, detections, results: dict[str, Triangulation]) -> 
         rows = dataset.index[dataset.index["sequence"] == row["sequence"]]
         view = list(rows["camera"]).index(row["camera"])
         out.append(results[row["sequence"]].keypoints[view])
-    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, detections.skeleton.num_joints, 3), np.float32)
+    if not out:
+        return np.zeros((0, detections.skeleton.num_joints, 3), np.float32)
+    return np.concatenate(out).astype(np.float32)
 
 
 def triangulate_dataset(dataset, detections, config: TriangulationConfig | None = None

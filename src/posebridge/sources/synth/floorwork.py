@@ -15,11 +15,13 @@ Key poses follow the usual descriptions of the movements (kneeling and floor sit
 the get-up strategies of Schenkman et al. 1996 "Whole-body movements during rising to standing
 from sitting"; hands-and-knees crawling as a diagonal-sequence gait, Patrick et al. 2009
 "Quadrupedal locomotion in human infants and adults"; front, side, roundhouse and back kicks,
-jab, cross, hook and uppercut as taught in martial arts).
+jab, cross, hook and uppercut as taught in martial arts; the overarm throw's wind-up, stride,
+trunk rotation, arm acceleration and follow-through as in Fleisig et al. 1996 "Kinematic and
+kinetic comparison between baseball pitching and football passing").
 
 Kinds (``ACTIONS``, merged into ``motion.ACTIONS`` by the package's ``__init__``): kneeling,
 floor_sitting, lying (lying down and getting up), crawling, kicking, punching, lunging,
-handstand, cartwheel, random_pose.
+throwing, handstand, cartwheel, random_pose.
 """
 
 from __future__ import annotations
@@ -410,6 +412,72 @@ def lunging(T, fps, st: Style, rng) -> Clip:
     return _program("lunging", T, fps, rng, steps, st.tempo)
 
 
+def _twist(P, amount: float) -> None:
+    """Turn the trunk by ``amount`` degrees (positive: the right shoulder forward), shared by the
+    pelvis, lumbar and lower and upper thorax as a whole-body rotation spreads."""
+    for joint, share in (("pelvis", 0.35), ("lumbar", 0.2), ("thorax_low", 0.25), ("thorax_up", 0.2)):
+        P[_j(joint), 2] += share * amount
+
+
+def throwing(T, fps, st: Style, rng) -> Clip:
+    """Overarm throws: the wind-up (weight back, trunk turned away, the throwing arm cocked behind
+    the head, the other arm pointing ahead), a stride onto the front leg, the trunk turning through
+    and bending forward as the arm whips over and across the body, the follow-through, and back;
+    sometimes with the other arm, sometimes side-arm or underarm."""
+    base = neutral(st)
+    steps = [(base, _UPRIGHT, 0.0)]
+    while sum(s[2] for s in steps) < 2.0 * T / fps:
+        arm = ("r" if st.right_handed else "l") if rng.random() < 0.75 else rng.choice(_SIDES)
+        front, sign = _other(arm), (1.0 if arm == "r" else -1.0)  # step with the other leg
+        style = rng.choice(["overarm", "sidearm", "underarm"], p=[0.6, 0.25, 0.15])
+        cock = base.copy()  # wind-up: trunk turned away, weight on the rear leg
+        _twist(cock, -sign * rng.uniform(30, 60))
+        cock[_j("lumbar"), 1] = sign * rng.uniform(0, 15)  # leaning back over the rear leg
+        _set(cock, front + "hip", rng.uniform(10, 45), rng.uniform(0, 10))  # front knee lifting
+        _set(cock, front + "knee", rng.uniform(20, 70))
+        _set(cock, arm + "knee", rng.uniform(10, 30))
+        if style == "underarm":
+            _set(cock, arm + "shoulder", -rng.uniform(20, 50), rng.uniform(10, 30), 0.0)
+            _set(cock, arm + "elbow", rng.uniform(10, 40))
+        else:
+            _set(cock, arm + "shoulder", rng.uniform(-10, 30), rng.uniform(70, 100) if style == "overarm"
+                 else rng.uniform(60, 90), -rng.uniform(40, 80))
+            _set(cock, arm + "elbow", rng.uniform(70, 110))
+        _set(cock, front + "shoulder", rng.uniform(50, 100), rng.uniform(10, 40), 0.0)  # aiming arm
+        _set(cock, front + "elbow", rng.uniform(10, 60))
+        release = base.copy()  # stride down, trunk turned through, the arm forward and high
+        _twist(release, sign * rng.uniform(20, 45))
+        release[_j("lumbar"), 0] = rng.uniform(10, 25)
+        release[_j("thorax_low"), 0] = rng.uniform(5, 15)
+        _set(release, front + "hip", rng.uniform(35, 60), rng.uniform(0, 10))
+        _set(release, front + "knee", rng.uniform(25, 50))
+        # the rear leg nearly straight, so both feet reach the floor (a bent one would lift the front foot)
+        _set(release, arm + "hip", -rng.uniform(5, 20), rng.uniform(0, 10))
+        _set(release, arm + "knee", rng.uniform(5, 20))
+        flat_feet(release, (front,))
+        raise_ = {"overarm": (110, 160), "sidearm": (60, 90), "underarm": (30, 70)}[style]
+        _set(release, arm + "shoulder", rng.uniform(*raise_), rng.uniform(20, 60) if style != "underarm"
+             else rng.uniform(0, 20), rng.uniform(0, 40))
+        _set(release, arm + "elbow", rng.uniform(5, 35))
+        _set(release, front + "shoulder", rng.uniform(-10, 30), rng.uniform(10, 40), 0.0)  # pulled in
+        _set(release, front + "elbow", rng.uniform(60, 110))
+        follow = release.copy()  # follow-through: bent over the front leg, the arm across the body
+        _twist(follow, sign * rng.uniform(10, 30))
+        follow[_j("lumbar"), 0] += rng.uniform(5, 20)
+        follow[_j("thorax_low"), 0] += rng.uniform(5, 15)
+        _set(follow, arm + "shoulder", rng.uniform(40, 90), -rng.uniform(0, 20), rng.uniform(20, 60))
+        _set(follow, arm + "elbow", rng.uniform(20, 70))
+        _set(follow, arm + "hip", -rng.uniform(10, 25), rng.uniform(0, 10))
+        _set(follow, arm + "knee", rng.uniform(10, 30))
+        _set(follow, arm + "ankle", rng.uniform(-10, 20), 0.0)
+        _set(follow, arm + "toe", rng.uniform(30, 60))  # rear heel up
+        flat_feet(follow, (front,))
+        steps += [(base, _UPRIGHT, rng.uniform(0.4, 1.2)), (cock, _UPRIGHT, rng.uniform(0.5, 1.0)),
+                  (release, _UPRIGHT, rng.uniform(0.15, 0.3)), (follow, _UPRIGHT, rng.uniform(0.2, 0.4)),
+                  (follow, _UPRIGHT, rng.uniform(0.1, 0.6))]
+    return _program("throwing", T, fps, rng, steps, st.tempo)
+
+
 def _arms_overhead(P, rng, abduction: float = 0.0) -> None:
     _set(P, "shoulder", rng.uniform(165, 180) if abduction == 0.0 else rng.uniform(0, 20),
          abduction or rng.uniform(0, 15), 0)
@@ -531,6 +599,7 @@ ACTIONS = {
     "kicking": kicking,
     "punching": punching,
     "lunging": lunging,
+    "throwing": throwing,
     "handstand": handstand,
     "cartwheel": cartwheel,
     "random_pose": random_pose,

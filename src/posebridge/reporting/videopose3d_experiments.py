@@ -223,7 +223,7 @@ def write_outputs(summary: pd.DataFrame, csv_path, html_path, figure_path) -> No
     with atomic_path(csv_path) as tmp:
         summary.to_csv(tmp, index=False)
     write_text(html_path, _html(summary, verdicts(summary)))
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.4))
     rf = summary[(summary["experiment"] == "receptive_field") & ~_diverged(summary)].sort_values("receptive_field")
     left.plot(rf["receptive_field"], rf["mpjpe"], "o-", label="MPJPE")
     left.plot(rf["receptive_field"], rf["n_mpjpe"], "^:", label="N-MPJPE")
@@ -248,8 +248,9 @@ def write_outputs(summary: pd.DataFrame, csv_path, html_path, figure_path) -> No
             right.plot(offset, part[f"{REAL}_mean"], "kD", markersize=4,
                        label="real footage PA-MPJPE" if k == 0 else None)
     right.set_xticks(x, order)
-    right.set(ylabel="MPJPE (mm), mean and range over seeds" + ("; real: PA-MPJPE" if _has_real(summary) else ""),
-              title="(b) 3D labels on few subjects" + (" (diverged runs left out)" if _diverged(summary).any() else ""))
+    # two-line label and title: on one line they ran into panel (a) and off the figure
+    right.set(ylabel="MPJPE (mm), mean and range over seeds" + ("\nreal footage: PA-MPJPE" if _has_real(summary) else ""),
+              title="(b) 3D labels on few subjects" + ("\n(diverged runs left out)" if _diverged(summary).any() else ""))
     right.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     savefig(figure_path, fig, dpi=100)

@@ -540,6 +540,51 @@ def test_training_ends_with_recalibrated_batch_norm():
     assert log[RECALIBRATED_COLUMN].iloc[-1] == pytest.approx(reported, rel=1e-3)
 
 
+
+def test_weight_average_is_the_mean_of_the_last_epochs_weights_and_survives_a_resume(tmp_path):
+    data, val = make_set(rows=4, frames=60), make_set(rows=1, frames=60, seed=3)
+    base = {**TINY, "samples_per_epoch": 128, "bn_recalibration_batches": 2}
+    quiet = {"progress": False, "log": lambda m: None}
+    # everything random in an epoch derives from (seed, epoch): a 2-epoch run's weights are those
+    # a 3-epoch run has after its second epoch
+    two, _ = train(TrainConfig(**base, epochs=2), data, val, seed=5, **quiet)
+    three, _ = train(TrainConfig(**base, epochs=3), data, val, seed=5, **quiet)
+    config = TrainConfig(**base, epochs=3, average_last_epochs=2)
+    messages = []
+    averaged, _ = train(config, data, val, seed=5, progress=False, log=messages.append)
+    assert any("averaged over the last 2 epochs" in m for m in messages)
+    a, b, c = (dict(m.temporal.named_parameters()) for m in (two, three, averaged))
+    for name in c:
+        torch.testing.assert_close(c[name], (a[name] + b[name]) / 2, rtol=1e-5, atol=1e-6)
+    assert not torch.equal(c["expand_conv.weight"], b["expand_conv.weight"])
+    # BatchNorm statistics recomputed for the averaged weights, not those of the last epoch
+    bn = "expand_bn.running_mean"
+    assert not torch.allclose(averaged.temporal.state_dict()[bn], three.temporal.state_dict()[bn])
+
+    class Killed(Exception):
+        pass
+
+    def kill(epoch, batch):
+        if epoch == 2 and batch == 0:  # inside the averaged epochs, one of them already added
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(config, data, val, seed=5, checkpoint=tmp_path / "c.pt", on_batch=kill, **quiet)
+    resumed, _ = train(config, data, val, seed=5, checkpoint=tmp_path / "c.pt", **quiet)
+    x, y = averaged.temporal.state_dict(), resumed.temporal.state_dict()
+    assert all(torch.equal(x[k], y[k]) for k in x)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"epochs": 4, "average_last_epochs": 5}, "from 0 to epochs"),
+    ({"average_last_epochs": -1}, "from 0 to epochs"),
+    ({"average_last_epochs": True}, "from 0 to epochs"),
+    ({"average_last_epochs": 2, "bn_recalibration_batches": 0}, "bn_recalibration_batches is 0"),
+])
+def test_weight_average_setting_is_checked(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        TrainConfig.from_dict(spec)
+
 def test_labeled_fraction_keeps_the_first_frames_of_each_take(tmp_path):
     from posebridge.data.detections import read_detections
     from posebridge.data.store import open_dataset

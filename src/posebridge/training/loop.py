@@ -12,7 +12,8 @@ predicted pose plus the translation recovered from it and the target joints' 2D.
 
 Resumable and reproducible: everything random in epoch ``e`` (samples, flips, keypoint dropout,
 dropout masks) derives from ``(seed, e)``, and a checkpoint (model, optimizer, epoch, log, the
-divergence guard's state) is written atomically after every epoch. A run killed mid-epoch restarts
+divergence guard's state, the weight average of ``average_last_epochs``) is written atomically
+after every epoch. A run killed mid-epoch restarts
 that epoch from the last checkpoint and ends with the same weights, bit for bit on CPU, as a run
 never interrupted.
 
@@ -50,6 +51,7 @@ from posebridge.models.files import read_torch_file, write_torch_file
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 from posebridge.models.temporal import recalibrate_batch_norm
 from posebridge.training import distributed, divergence
+from posebridge.training.averaging import WeightAverage
 from posebridge.training.data import BatchAssembler, LabeledSet, TrainingBatch
 from posebridge.training.settings import LOSS_NAMES, TrainConfig
 
@@ -60,7 +62,7 @@ RECALIBRATED_COLUMN = "recalibrated_val_mpjpe"
 """The training log's column holding, on the last epoch's row, the validation MPJPE after the
 BatchNorm recalibration: the model written is the recalibrated one (the epochs' rows are not)."""
 
-CHECKPOINT_VERSION = 3  # 3: the divergence guard's state and best weights
+CHECKPOINT_VERSION = 4  # 3: the divergence guard's state and best weights; 4: the weight average
 # The projection loss skips joints whose absolute prediction lies nearer than this fraction of
 # their true depth: early in training the recovered translation can put a pose next to the camera,
 # where projections and their gradients explode (on the synthetic benchmark, keeping them made
@@ -373,6 +375,7 @@ class _Run:
     val_batch: Batch | None = None
     val_assembler: BatchAssembler | None = None
     best: dict | None = None  # the best epoch's weights (``_snapshot``); None: the current ones
+    average: WeightAverage | None = None  # the last epochs' weights (``average_last_epochs`` > 0)
 
 
 def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None = None, *,
@@ -418,6 +421,9 @@ def train(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | None
         fingerprint["output_map_sha256"] = _state_digest({"output_map": torch.as_tensor(output_map)})
     start_epoch, rows = _resume(run, checkpoint, fingerprint, log)
     _epochs(run, start_epoch, rows, checkpoint, fingerprint, progress, on_batch, log)
+    if run.average is not None and run.average.count:
+        run.average.load_into(run.lifter.temporal)
+        log(f"weights averaged over the last {run.average.count} epochs")
     if config.bn_recalibration_batches:  # every process alike, on whole global batches
         recalibrate(run.lifter, run.assembler, run.sampler, config, seed, run.objectives)
         after = None
@@ -449,12 +455,15 @@ def _epochs(run: _Run, start_epoch: int, rows: list, checkpoint, fingerprint: di
         _apply(run, decision, before)
         if message:
             log(message)
+        if run.average is not None and epoch >= config.epochs - config.average_last_epochs:
+            run.average.add(run.lifter.temporal)  # the weights as they stand after any rollback
         if checkpoint is not None and run.shard.is_main:
             write_torch_file(checkpoint, {
                 "version": CHECKPOINT_VERSION, "fingerprint": fingerprint, "epoch": epoch + 1,
                 "model": run.lifter.temporal.state_dict(), "optimizer": run.optimizer.state_dict(), "log": rows,
                 "modules": {k: m.state_dict() for k, m in run.modules.items()},
-                "guard": {**run.guard.state(), "best": run.best}})
+                "guard": {**run.guard.state(), "best": run.best},
+                "average": None if run.average is None else run.average.state()})
 
 
 def _judge(run: _Run, row: dict, rows: list) -> tuple[dict, str | None, str]:
@@ -507,6 +516,8 @@ def _start(config: TrainConfig, train_set: LabeledSet, val_set: LabeledSet | Non
                BatchAssembler(train_set, lifter, device),
                list(LOSS_NAMES) + [f"{o.name}_{t}" for o in objectives for t in o.terms],
                divergence.DivergenceGuard(config.divergence), shard, forward)
+    if config.average_last_epochs:
+        run.average = WeightAverage()
     if val_set is not None and config.val_windows > 0 and shard.is_main:  # rank 0 validates
         run.val_batch = validation_batch(val_set, config.val_windows, seed)
         if run.val_batch is not None:
@@ -533,6 +544,8 @@ def _resume(run: _Run, checkpoint, fingerprint: dict, log) -> tuple[int, list]:
     run.optimizer.load_state_dict(state["optimizer"])
     run.guard.load(state["guard"])
     run.best = state["guard"]["best"]
+    if run.average is not None:
+        run.average = WeightAverage(**state["average"])
     log(f"resuming from {checkpoint} after epoch {int(state['epoch'])}")
     return int(state["epoch"]), list(state["log"])
 

@@ -252,6 +252,12 @@ class TrainConfig:
     bn_recalibration_batches: int = 20
     """After the last epoch, recompute BatchNorm statistics over this many training batches
     (0: keep the running averages; see ``models.temporal.recalibrate_batch_norm``)."""
+    average_last_epochs: int = 0
+    """The model gets the mean of the weights after each of the last this many epochs
+    (stochastic weight averaging, ``training.averaging``), its BatchNorm statistics recomputed
+    (needs ``bn_recalibration_batches`` > 0); 0 = the last epoch's weights. Measured on the
+    default run's data: the last 4 of 24 epochs, five-set MPJPE 66.1 -> 65.1 mm, synth_h36m 60.0
+    -> 57.4, real footage 62.9 -> 62.6 (README "Motion variation")."""
     data_cache_mb: float = 1024
     """The labeled sets' 2D and 3D (and the multi-view and semi-supervised objectives' 2D) are
     read from their files on demand, by blocks of frames, and the blocks kept in a cache of at
@@ -337,6 +343,11 @@ class TrainConfig:
         for key in ("val_windows", "bn_recalibration_batches"):
             if not _is_int(getattr(self, key)) or getattr(self, key) < 0:
                 fail(key, "a non-negative integer")
+        if not _is_int(self.average_last_epochs) or not 0 <= self.average_last_epochs <= self.epochs:
+            fail("average_last_epochs", f"an integer from 0 to epochs ({self.epochs})")
+        if self.average_last_epochs and not self.bn_recalibration_batches:
+            fail("average_last_epochs", "0 when bn_recalibration_batches is 0 (averaged weights need their "
+                 "batch-norm statistics recomputed)")
         if self.samples_per_epoch is not None and (not _is_int(self.samples_per_epoch) or self.samples_per_epoch < 1):
             fail("samples_per_epoch", "null or a positive integer")
         for key in ("causal", "amsgrad", "flip_augment", "placement_in_training"):

@@ -53,8 +53,8 @@ def main(args) -> int:
                              keypoints=person_keypoints(dataset, detections, results))
     for _, row in index.iterrows():
         print(f"  {row['sequence']} {row['camera']}: reprojection median {row['reprojection_median_px']:.1f} px, "
-              f"p90 {row['reprojection_p90_px']:.1f} px, person in {100 * row['person_share']:.0f}% of frames "
-              f"({100 * row['others_share']:.0f}% another detection), "
+              f"p90 {row['reprojection_p90_px']:.1f} px, own detection the person in "
+              f"{100 * row['person_share']:.0f}% of frames, another detection in {100 * row['others_share']:.0f}%, "
               f"{row['swapped_pairs']} left/right pairs swapped back")
     missing = np.isnan(joints).any(axis=-1).mean()
     print(f"{dataset.name}: {index['sequence'].nunique()} takes, {len(joints)} frames, "

@@ -87,8 +87,9 @@ def triangulation_table(dataset) -> pd.DataFrame:
     table["person_share"] *= 100
     table["others_share"] *= 100
     return table.rename(columns={"reprojection_median_px": "median (px)", "reprojection_p90_px": "p90 (px)",
-                                 "person_share": "person in frames (%)",
-                                 "others_share": "of them another detection (%)", "swapped_pairs": "pairs swapped"})
+                                 "person_share": "own detection is the person (% of frames)",
+                                 "others_share": "2D from another detection (% of frames)",
+                                 "swapped_pairs": "pairs swapped"})
 
 
 def _html_table(frame: pd.DataFrame, text_columns: int) -> str:
@@ -130,9 +131,11 @@ def real_footage_html(comparison: pd.DataFrame, triangulation: pd.DataFrame | No
     body = [intro, _html_table(table, text_columns=2)]
     if triangulation is not None:
         body += ["<h2>Triangulation</h2><p>Reprojection error (px) of the triangulated joints onto each "
-                 "camera's MediaPipe 2D over the frames where the camera shows the chosen person, the "
-                 "share of such frames, left/right pairs swapped back, and the bone-length stability of "
-                 "each take (mm).</p>", _html_table(triangulation, text_columns=2)]
+                 "camera's MediaPipe 2D over the frames where the camera shows the chosen person; the "
+                 "share of the take's frames in which the view's own detection is that person, and in "
+                 "which the person's 2D is another person the detector also found (where its own "
+                 "detection is someone else or mixes two people's limbs; what the models lift); "
+                 "left/right pairs swapped back; and the bone-length stability of each take (mm).</p>", _html_table(triangulation, text_columns=2)]
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Real footage</title><style>{_STYLE}"
             "</style></head>\n<body>\n<h1>Real footage</h1>\n" + "\n".join(body) + "\n</body></html>\n")
 

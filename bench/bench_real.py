@@ -11,7 +11,10 @@ Prints: the triangulation's reprojection error per camera and its bone-length st
 skeleton format, each view lifted alone against the triangulation (PA-MPJPE and N-MPJPE on the
 12 limb joints, beside the mean-pose and 2D + mean-pose-depth baselines), its reprojection error,
 root depth against the triangulated distance and cross-view consistency; and the label-free
-measures of the two monocular videos (``posebridge.evaluation.label_free``).
+measures of the two monocular videos (``posebridge.evaluation.label_free``). ``--per-view`` adds
+each view's PA-MPJPE; ``--exact-2d`` also lifts every view from the triangulation projected into
+it (confidence 1 where a joint is triangulated): what the lifter makes of perfect 2D of these
+motions, so the gap to the MediaPipe figures is the detector's share of the error.
 """
 
 from __future__ import annotations
@@ -86,6 +89,19 @@ def triangulated(cache: Path, converted: Path, detections: Path) -> tuple[Path, 
     return output, person_2d
 
 
+def exact_2d(cache: Path, dataset) -> Path:
+    """Detections of the triangulated dataset made of its own joints projected into every view
+    (the ``gt2d`` detector: lens distortion included, confidence 1 where a joint is triangulated)."""
+    from posebridge.data.detections import write_detections
+    from posebridge.sources.detectors.ground_truth import detect_ground_truth
+
+    keypoints, fmt = detect_ground_truth(dataset, {"keypoint_format": dataset.skeleton.name})
+    path = cache / f"{Path(dataset.path).stem}_exact_2d.h5"
+    write_detections(path, dataset=dataset.name, detector="gt2d", keypoint_format=fmt,
+                     rows=dataset.index[["sequence", "camera", "frames"]], keypoints=keypoints)
+    return path
+
+
 def print_triangulation(dataset) -> None:
     from posebridge.evaluation import label_free
 
@@ -98,7 +114,18 @@ def print_triangulation(dataset) -> None:
         print(f"  {sequence}: limb bone length std {label_free.bone_length_std(limbs):.1f} mm")
 
 
-def print_takes(views, cross) -> None:
+def print_views(views, title: str) -> None:
+    """Each view's PA-MPJPE per format, beside the constant pose's (its own column per format)."""
+    table = views.pivot_table(index=["sequence", "camera"], columns="format", values="pa_mpjpe", sort=False)
+    constant = views.pivot_table(index=["sequence", "camera"], columns="format", values="mean_pose_pa_mpjpe",
+                                 sort=False)
+    table = table.join(constant.add_suffix(" constant"))
+    frames = views.groupby(["sequence", "camera"], sort=False)["frames"].max()
+    print(f"\n{title}: PA-MPJPE per view (mm; frames scored)")
+    print(table.join(frames).round(1).to_string())
+
+
+def print_takes(views, cross, title: str = "Pose2Sim takes, each view lifted alone vs triangulation") -> None:
     from posebridge.evaluation.real_footage import summarise_views
 
     columns = ["pa_mpjpe", "n_mpjpe", "mean_pose_pa_mpjpe", "mean_pose_n_mpjpe", "mean_depth_pa_mpjpe",
@@ -106,7 +133,7 @@ def print_takes(views, cross) -> None:
     columns = [c for c in columns if c in views.columns]
     table = summarise_views(views, ("format",), columns)
     table = table.join(cross.groupby("format")[["cross_view_mm", "cross_view_pa_mm"]].mean())
-    print("\nPose2Sim takes, each view lifted alone vs triangulation (12 limb joints; mean over "
+    print(f"\n{title} (12 limb joints; mean over "
           f"{len(views) // max(views['format'].nunique(), 1)} views weighted by frames; mm unless px / ratio)")
     print(table.round(2).to_string())
 
@@ -116,6 +143,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("model", nargs="?", default=str(DEFAULT_MODEL), metavar="MODEL_DIR",
                         help=f"trained model directory (default: {DEFAULT_MODEL})")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where the detectors' 2D is kept between runs")
+    parser.add_argument("--per-view", action="store_true",
+                        help="also print each view's PA-MPJPE per format, beside the constant pose's")
+    parser.add_argument("--exact-2d", action="store_true",
+                        help="also lift every view from the triangulation projected into it (perfect 2D of "
+                             "the same motions): the lifter's share of the error without the detector's")
     args = parser.parse_args(argv)
     if not (Path(args.model) / "model.pt").is_file():
         print(f"bench_real: no model at {args.model} (train one: make run, or posebridge train)")
@@ -137,7 +169,17 @@ def main(argv: list[str]) -> int:
     with open_dataset(takes_3d) as dataset, read_detections(takes_2d) as detections:
         print_triangulation(dataset)
         views, cross = evaluate_takes(model, dataset, detections)
+        exact = None
+        if args.exact_2d:
+            with read_detections(exact_2d(cache, dataset)) as perfect:
+                exact = evaluate_takes(model, dataset, perfect)
     print_takes(views, cross)
+    if args.per_view:
+        print_views(views, "MediaPipe 2D")
+    if exact is not None:
+        print_takes(*exact, title="The same views lifted from exact 2D (the triangulation projected)")
+        if args.per_view:
+            print_views(exact[0], "exact 2D")
     with open_dataset(videos) as dataset, read_detections(videos_2d) as detections:
         table = evaluate_monocular(model, dataset, detections)
     print("\nmonocular videos, label-free (reprojection px, limb bone length std mm)")

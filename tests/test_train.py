@@ -540,7 +540,6 @@ def test_training_ends_with_recalibrated_batch_norm():
     assert log[RECALIBRATED_COLUMN].iloc[-1] == pytest.approx(reported, rel=1e-3)
 
 
-
 def test_weight_average_is_the_mean_of_the_last_epochs_weights_and_survives_a_resume(tmp_path):
     data, val = make_set(rows=4, frames=60), make_set(rows=1, frames=60, seed=3)
     base = {**TINY, "samples_per_epoch": 128, "bn_recalibration_batches": 2}
@@ -584,6 +583,7 @@ def test_weight_average_is_the_mean_of_the_last_epochs_weights_and_survives_a_re
 def test_weight_average_setting_is_checked(spec, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig.from_dict(spec)
+
 
 def test_labeled_fraction_keeps_the_first_frames_of_each_take(tmp_path):
     from posebridge.data.detections import read_detections

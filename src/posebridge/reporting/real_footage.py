@@ -135,7 +135,8 @@ def real_footage_html(comparison: pd.DataFrame, triangulation: pd.DataFrame | No
                  "share of the take's frames in which the view's own detection is that person, and in "
                  "which the person's 2D is another person the detector also found (where its own "
                  "detection is someone else or mixes two people's limbs; what the models lift); "
-                 "left/right pairs swapped back; and the bone-length stability of each take (mm).</p>", _html_table(triangulation, text_columns=2)]
+                 "left/right pairs swapped back; and the bone-length stability of each take (mm).</p>",
+                 _html_table(triangulation, text_columns=2)]
     return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Real footage</title><style>{_STYLE}"
             "</style></head>\n<body>\n<h1>Real footage</h1>\n" + "\n".join(body) + "\n</body></html>\n")
 

@@ -249,8 +249,9 @@ def write_outputs(summary: pd.DataFrame, csv_path, html_path, figure_path) -> No
                        label="real footage PA-MPJPE" if k == 0 else None)
     right.set_xticks(x, order)
     # two-line label and title: on one line they ran into panel (a) and off the figure
-    right.set(ylabel="MPJPE (mm), mean and range over seeds" + ("\nreal footage: PA-MPJPE" if _has_real(summary) else ""),
-              title="(b) 3D labels on few subjects" + ("\n(diverged runs left out)" if _diverged(summary).any() else ""))
+    real = "\nreal footage: PA-MPJPE" if _has_real(summary) else ""
+    diverged = "\n(diverged runs left out)" if _diverged(summary).any() else ""
+    right.set(ylabel="MPJPE (mm), mean and range over seeds" + real, title="(b) 3D labels on few subjects" + diverged)
     right.legend(loc="upper right", fontsize="small")
     fig.tight_layout()
     savefig(figure_path, fig, dpi=100)

@@ -32,15 +32,17 @@ class WeightAverage:
     """Running sum of a module's parameters (by name) and how many times it was added."""
 
     def __init__(self, sums: dict[str, torch.Tensor] | None = None, count: int = 0):
-        self.sums = dict(sums or {})
+        # kept on the CPU in float64 whatever device a checkpoint was mapped to, so that ``add``
+        # after a resume on CUDA sums tensors on one device
+        self.sums = {k: v.to("cpu", torch.float64) for k, v in (sums or {}).items()}
         self.count = int(count)
 
     def add(self, module: torch.nn.Module) -> None:
         """Add the module's current parameters to the sum."""
         with torch.no_grad():
             for name, parameter in module.named_parameters():
-                value = parameter.detach().to("cpu", torch.float64)
-                self.sums[name] = self.sums[name] + value if name in self.sums else value.clone()
+                value = parameter.detach().to("cpu", torch.float64, copy=True)
+                self.sums[name] = self.sums[name] + value if name in self.sums else value
         self.count += 1
 
     def load_into(self, module: torch.nn.Module) -> None:
@@ -52,5 +54,6 @@ class WeightAverage:
                 parameter.copy_((self.sums[name] / self.count).to(parameter.dtype))
 
     def state(self) -> dict:
-        """Plain tensors and an int, for a checkpoint (``WeightAverage(**state)`` restores it)."""
-        return {"sums": {k: v.clone() for k, v in self.sums.items()}, "count": self.count}
+        """Plain tensors and an int, for a checkpoint (``WeightAverage(**state)`` restores it); the
+        sums are never changed in place (``add`` makes new ones), so no copy is needed."""
+        return {"sums": dict(self.sums), "count": self.count}

@@ -13,9 +13,8 @@ predicted pose plus the translation recovered from it and the target joints' 2D.
 Resumable and reproducible: everything random in epoch ``e`` (samples, flips, keypoint dropout,
 dropout masks) derives from ``(seed, e)``, and a checkpoint (model, optimizer, epoch, log, the
 divergence guard's state, the weight average of ``average_last_epochs``) is written atomically
-after every epoch. A run killed mid-epoch restarts
-that epoch from the last checkpoint and ends with the same weights, bit for bit on CPU, as a run
-never interrupted.
+after every epoch. A run killed mid-epoch restarts that epoch from the last checkpoint and ends
+with the same weights, bit for bit on CPU, as a run never interrupted.
 
 Guarded (``training.divergence``): a NaN or inf loss stops training with a one-line
 ``TrainingError`` (the last good checkpoint stays, no model is written); an epoch that diverges

@@ -128,8 +128,8 @@ def test_objective_terms_are_the_formulas():
         AcaeObjective("latent", acae, config)
 
 
-def toy_pipeline(tmp_path, capsys):
-    """Initial model on two toy datasets, its pseudo-GT and a fitted ACAE."""
+def toy_pipeline(tmp_path, capsys, device="cpu"):
+    """Initial model on two toy datasets (trained on ``device``), its pseudo-GT and a fitted ACAE."""
     from posebridge.cli import main
 
     a, a_det = write_toy_dataset(tmp_path, "toy_a", "h36m_17", seed=0)
@@ -137,12 +137,12 @@ def toy_pipeline(tmp_path, capsys):
     data = ["--dataset", str(a), "--detections", str(a_det), "--train-format", "h36m_17",
             "--dataset", str(b), "--detections", str(b_det), "--train-format", "native"]
     spec = json.dumps({**TINY, "epochs": 1, "samples_per_epoch": 128})
-    common = ["--seed", "1", "--device", "cpu", "--threads", "1", "--no-progress"]
+    common = ["--seed", "1", "--device", device, "--threads", "1", "--no-progress"]
     assert main(["train", "--spec", spec, *data, "--out-dir", str(tmp_path / "initial"),
                  "--checkpoint", str(tmp_path / "ck" / "initial.pt"), *common]) == 0
     assert main(["pseudo-gt", "--model", str(tmp_path / "initial"), *data[:4], "--spec",
                  json.dumps({"stride": 3, "min_confidence": 0.0}), "--output", str(tmp_path / "pgt.npz"),
-                 "--device", "cpu"]) == 0
+                 "--device", device]) == 0
     assert main(["fit-acae", "--pseudo-gt", str(tmp_path / "pgt.npz"), "--output", str(tmp_path / "acae.pt"),
                  "--spec", json.dumps({"epochs": 2, "n_latent_sided": 6, "n_latent_center": 2}),
                  "--metrics", str(tmp_path / "m.parquet"), "--history", str(tmp_path / "h.parquet"),

@@ -1,4 +1,10 @@
-"""The torch device a command runs on: ``auto`` takes CUDA when a GPU is visible, else the CPU."""
+"""The torch device a command runs on: ``auto`` takes CUDA when a GPU is visible, else the CPU.
+
+On CUDA, convolutions run in full float32. cuDNN's default on Ampere and newer GPUs is TF32
+(10-bit mantissa): measured on an H200, it moved a small lifter's poses by up to 2.7 mm from the
+same weights on the CPU, and the streamed from the offline prediction by 0.4 mm; with float32
+they agree to float rounding, as on the CPU.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,10 @@ def resolve_device(device):
     import torch
 
     if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device cuda requested but no CUDA device is visible (use --device auto or cpu)")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda requested but no CUDA device is visible (use --device auto or cpu)")
+        torch.backends.cudnn.conv.fp32_precision = "ieee"  # not TF32 (module docstring)
     return device

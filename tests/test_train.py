@@ -559,6 +559,15 @@ def test_weight_average_is_the_mean_of_the_last_epochs_weights_and_survives_a_re
     # BatchNorm statistics recomputed for the averaged weights, not those of the last epoch
     bn = "expand_bn.running_mean"
     assert not torch.allclose(averaged.temporal.state_dict()[bn], three.temporal.state_dict()[bn])
+    # more epochs asked for than the run has (a short preset under the default): every epoch's
+    one, _ = train(TrainConfig(**base, epochs=1), data, val, seed=5, **quiet)
+    messages.clear()
+    short, _ = train(TrainConfig(**base, epochs=2, average_last_epochs=5), data, val, seed=5, progress=False,
+                     log=messages.append)
+    assert any("averaged over the last 2 epochs" in m for m in messages)
+    x, d = dict(one.temporal.named_parameters()), dict(short.temporal.named_parameters())
+    for name in d:
+        torch.testing.assert_close(d[name], (x[name] + a[name]) / 2, rtol=1e-5, atol=1e-6)
 
     class Killed(Exception):
         pass
@@ -575,9 +584,9 @@ def test_weight_average_is_the_mean_of_the_last_epochs_weights_and_survives_a_re
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"epochs": 4, "average_last_epochs": 5}, "from 0 to epochs"),
-    ({"average_last_epochs": -1}, "from 0 to epochs"),
-    ({"average_last_epochs": True}, "from 0 to epochs"),
+    ({"average_last_epochs": -1}, "a non-negative integer"),
+    ({"average_last_epochs": True}, "a non-negative integer"),
+    ({"average_last_epochs": 1.5}, "a non-negative integer"),
     ({"average_last_epochs": 2, "bn_recalibration_batches": 0}, "bn_recalibration_batches is 0"),
 ])
 def test_weight_average_setting_is_checked(spec, message):

@@ -283,13 +283,14 @@ def _mark_divergence(ax, epoch: np.ndarray, log: pd.DataFrame, prefix: str) -> N
                 label=f"{prefix}diverged (rolled back)")
 
 
-RECALIBRATED_LABEL = "after BatchNorm recalibration (the model written)"
+RECALIBRATED_LABEL = "the model written (last epochs averaged where set, BatchNorm recalibrated)"
 
 
 def _mark_recalibration(ax, epoch: np.ndarray, log: pd.DataFrame, color, first: bool) -> None:
     """A star at the last epoch: the validation MPJPE of the model written, after training's
-    BatchNorm recalibration (``training.loop.RECALIBRATED_COLUMN``); the epochs' own points use
-    running statistics that a small final momentum can leave stale."""
+    weight averaging (``train.average_last_epochs``) and BatchNorm recalibration
+    (``training.loop.RECALIBRATED_COLUMN``); the epochs' own points use the last epoch's weights
+    and running statistics that a small final momentum can leave stale."""
     from posebridge.training.loop import RECALIBRATED_COLUMN
 
     if RECALIBRATED_COLUMN not in log.columns or not len(log):

@@ -343,8 +343,8 @@ class TrainConfig:
         for key in ("val_windows", "bn_recalibration_batches"):
             if not _is_int(getattr(self, key)) or getattr(self, key) < 0:
                 fail(key, "a non-negative integer")
-        if not _is_int(self.average_last_epochs) or not 0 <= self.average_last_epochs <= self.epochs:
-            fail("average_last_epochs", f"an integer from 0 to epochs ({self.epochs})")
+        if not _is_int(self.average_last_epochs) or self.average_last_epochs < 0:
+            fail("average_last_epochs", "a non-negative integer (more than epochs averages every epoch)")
         if self.average_last_epochs and not self.bn_recalibration_batches:
             fail("average_last_epochs", "0 when bn_recalibration_batches is 0 (averaged weights need their "
                  "batch-norm statistics recomputed)")

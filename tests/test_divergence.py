@@ -16,7 +16,7 @@ from posebridge.training.loop import Objective, TrainConfig, train, write_model_
 from posebridge.training.objectives.semi_supervised import reprojection_error, robust_error
 from posebridge.training.settings import DivergenceSettings
 
-from test_train import TINY, make_set, write_toy_dataset
+from test_train import TINY, Killed, kill_at, make_set, write_toy_dataset
 
 RUN = {**TINY, "epochs": 6, "samples_per_epoch": 640, "lr": 3e-3, "bn_recalibration_batches": 0}
 
@@ -168,12 +168,7 @@ def test_a_diverging_epoch_is_rolled_back_to_the_best_logged_and_recorded(tmp_pa
     assert same(weights(lifter), weights(other))
 
     # a run killed after the diverged epoch resumes from its checkpoint bit-identically
-    class Killed(Exception):
-        pass
-
-    def kill(epoch, batch):
-        if epoch == 4 and batch == 1:
-            raise Killed
+    kill = kill_at(4, 1)
 
     with pytest.raises(Killed):
         run(0.3, checkpoint=tmp_path / "b.pt", on_batch=kill)
@@ -186,12 +181,8 @@ def test_a_diverging_epoch_is_rolled_back_to_the_best_logged_and_recorded(tmp_pa
     state = read_torch_file(tmp_path / "a.pt", "checkpoint")
     assert state["guard"]["best"] is None and state["guard"]["lr_scale"] == 0.5
 
-    def kill3(epoch, batch):
-        if epoch == 3 and batch == 1:
-            raise Killed
-
     with pytest.raises(Killed):
-        run(0.3, checkpoint=tmp_path / "c.pt", on_batch=kill3)
+        run(0.3, checkpoint=tmp_path / "c.pt", on_batch=kill_at(3, 1))
     assert read_torch_file(tmp_path / "c.pt", "checkpoint")["guard"]["best"] is not None
     again, _, _ = run(0.3, checkpoint=tmp_path / "c.pt")
     assert same(weights(lifter), weights(again))

@@ -5,7 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from test_train import TINY, coco_keypoints, encode, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
+from test_train import (TINY, Killed, coco_keypoints, encode, frame_columns, kill_at, make_camera, make_sequences,
+                        make_set, write_toy_dataset)
 
 from posebridge.geometry import canonical, skeletons
 from posebridge.evaluation import mcss as mcss_eval
@@ -154,12 +155,7 @@ def test_toy_run_learns_the_embedding_and_the_regressor_and_resumes(tmp_path):
     assert log["loss_multiview_triplet"].iloc[-1] < log["loss_multiview_triplet"].iloc[0]
     assert log["loss_multiview_pose"].iloc[-1] < 0.7 * log["loss_multiview_pose"].iloc[0]
     # the objective's modules are checkpointed: a run killed mid-training resumes bit-identically
-    class Killed(Exception):
-        pass
-
-    def kill(epoch, batch):
-        if epoch == 2 and batch == 1:
-            raise Killed
+    kill = kill_at(2, 1)
 
     with pytest.raises(Killed):
         train(config, data, None, seed=0, progress=False, log=lambda m: None, on_batch=kill,

@@ -24,7 +24,8 @@ from posebridge.training.loop import StepOutputs, TrainConfig, build_lifter, tra
 from posebridge.training.data import BatchAssembler, load_labeled
 from posebridge.training.settings import SemiSupervisedSettings as Semi
 from posebridge.data.frames import FrameTable
-from test_train import TINY, coco_keypoints, encode, frame_columns, make_camera, make_sequences, make_set, write_toy_dataset
+from test_train import (TINY, Killed, coco_keypoints, encode, frame_columns, kill_at, make_camera, make_sequences,
+                        make_set, write_toy_dataset)
 
 H36M = skeletons.get("h36m_17")
 COCO = skeletons.get("coco_17")
@@ -193,12 +194,7 @@ def test_semi_supervised_run_resumes_bit_identically(tmp_path):
 
     reference, ref_log, ref_semi = run(tmp_path / "a.pt", log=lambda m: None)
 
-    class Killed(Exception):
-        pass
-
-    def kill(epoch, batch):
-        if epoch == 2 and batch == 1:
-            raise Killed
+    kill = kill_at(2, 1)
 
     with pytest.raises(Killed):
         run(tmp_path / "b.pt", on_batch=kill, log=lambda m: None)

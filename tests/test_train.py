@@ -117,6 +117,18 @@ def make_set(rows=6, frames=80, seed=0, cameras=None) -> LabeledSet:
 TINY = dict(filter_widths=[3, 3], channels=32, batch_size=64, samples_per_epoch=320, val_windows=128)
 
 
+class Killed(Exception):
+    """A test's stand-in for a job killed mid-training."""
+
+
+def kill_at(epoch: int, batch: int):
+    """An ``on_batch`` callback that raises ``Killed`` after step ``batch`` of ``epoch``."""
+    def kill(e, b):
+        if (e, b) == (epoch, batch):
+            raise Killed
+    return kill
+
+
 # ----------------------------------------------------------------------------- config
 
 
@@ -274,12 +286,7 @@ def test_killed_run_resumes_to_bit_identical_weights(tmp_path):
     reference, ref_log = train(config, data, val, seed=7, checkpoint=tmp_path / "a.pt", progress=False,
                                log=lambda m: None)
 
-    class Killed(Exception):
-        pass
-
-    def kill(epoch, batch):
-        if epoch == 1 and batch == 1:  # mid-epoch, after a checkpoint exists
-            raise Killed
+    kill = kill_at(1, 1)  # mid-epoch, after a checkpoint exists
 
     with pytest.raises(Killed):
         train(config, data, val, seed=7, checkpoint=tmp_path / "b.pt", progress=False, on_batch=kill,
@@ -569,12 +576,7 @@ def test_weight_average_is_the_mean_of_the_last_epochs_weights_and_survives_a_re
     for name in d:
         torch.testing.assert_close(d[name], (x[name] + a[name]) / 2, rtol=1e-5, atol=1e-6)
 
-    class Killed(Exception):
-        pass
-
-    def kill(epoch, batch):
-        if epoch == 2 and batch == 0:  # inside the averaged epochs, one of them already added
-            raise Killed
+    kill = kill_at(2, 0)  # inside the averaged epochs, one of them already added
 
     with pytest.raises(Killed):
         train(config, data, val, seed=5, checkpoint=tmp_path / "c.pt", on_batch=kill, **quiet)

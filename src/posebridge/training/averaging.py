@@ -2,8 +2,9 @@
 "Averaging Weights Leads to Wider Optima and Better Generalization", UAI 2018).
 
 With ``train.average_last_epochs`` N > 0 the lifter's parameters after each of the last N epochs
-(every epoch of a run that has fewer, so a short run such as a preset's keeps the default) are summed (in float64, so the mean does not depend on the order of the sum), and the model
-training returns carries their mean. BatchNorm's running statistics belong to no averaged weights,
+(every epoch of a run that has fewer, so a short run such as a preset's keeps the default) are
+summed (in float64, so the mean does not depend on the order of the sum), and the model training
+returns carries their mean. BatchNorm's running statistics belong to no averaged weights,
 so training recomputes them afterwards (``training.loop.recalibrate``; the spec requires
 ``bn_recalibration_batches`` > 0). The sum and its count travel in the checkpoint: a resumed run
 ends with the same average as one never interrupted.

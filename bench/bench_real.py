@@ -15,6 +15,8 @@ measures of the two monocular videos (``posebridge.evaluation.label_free``). ``-
 each view's PA-MPJPE; ``--exact-2d`` also lifts every view from the triangulation projected into
 it (confidence 1 where a joint is triangulated): what the lifter makes of perfect 2D of these
 motions, so the gap to the MediaPipe figures is the detector's share of the error.
+``--per-joint`` adds each limb joint's PA-MPJPE per format; ``--formats-mean`` scores the mean of
+every format's limb joints as one more row ("mean of formats"): how far apart the heads' errors are.
 """
 
 from __future__ import annotations
@@ -125,6 +127,17 @@ def print_views(views, title: str) -> None:
     print(table.join(frames).round(1).to_string())
 
 
+def print_joints(views, title: str) -> None:
+    """Each limb joint's PA-MPJPE per format, mean over the views weighted by their frames."""
+    from posebridge.evaluation.label_free import LIMB_JOINTS
+    from posebridge.evaluation.real_footage import summarise_views
+
+    table = summarise_views(views, ("format",), [f"pa_{j}" for j in LIMB_JOINTS])
+    table.columns = [c.removeprefix("pa_") for c in table.columns]
+    print(f"\n{title}: PA-MPJPE per limb joint (mm; mean over the views weighted by frames)")
+    print(table.T.round(1).to_string())
+
+
 def print_takes(views, cross, title: str = "Pose2Sim takes, each view lifted alone vs triangulation") -> None:
     from posebridge.evaluation.real_footage import summarise_views
 
@@ -148,6 +161,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--exact-2d", action="store_true",
                         help="also lift every view from the triangulation projected into it (perfect 2D of "
                              "the same motions): the lifter's share of the error without the detector's")
+    parser.add_argument("--per-joint", action="store_true",
+                        help="also print each limb joint's PA-MPJPE per format (which joints carry the error)")
+    parser.add_argument("--formats-mean", action="store_true",
+                        help="also score the mean of every format's limb joints as one more 'format' (what "
+                             "heads that agreed could give: their errors on real people differ)")
     args = parser.parse_args(argv)
     if not (Path(args.model) / "model.pt").is_file():
         print(f"bench_real: no model at {args.model} (train one: make run, or posebridge train)")
@@ -168,18 +186,22 @@ def main(argv: list[str]) -> int:
     model = load_model(args.model)
     with open_dataset(takes_3d) as dataset, read_detections(takes_2d) as detections:
         print_triangulation(dataset)
-        views, cross = evaluate_takes(model, dataset, detections)
+        views, cross = evaluate_takes(model, dataset, detections, args.formats_mean)
         exact = None
         if args.exact_2d:
             with read_detections(exact_2d(cache, dataset)) as perfect:
-                exact = evaluate_takes(model, dataset, perfect)
+                exact = evaluate_takes(model, dataset, perfect, args.formats_mean)
     print_takes(views, cross)
     if args.per_view:
         print_views(views, "MediaPipe 2D")
+    if args.per_joint:
+        print_joints(views, "MediaPipe 2D")
     if exact is not None:
         print_takes(*exact, title="The same views lifted from exact 2D (the triangulation projected)")
         if args.per_view:
             print_views(exact[0], "exact 2D")
+        if args.per_joint:
+            print_joints(exact[0], "exact 2D")
     with open_dataset(videos) as dataset, read_detections(videos_2d) as detections:
         table = evaluate_monocular(model, dataset, detections)
     print("\nmonocular videos, label-free (reprojection px, limb bone length std mm)")

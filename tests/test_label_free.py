@@ -221,3 +221,50 @@ def test_views_are_summarised_by_frame_weighted_means():
     assert table.loc["a", "bone_std_mm"] == pytest.approx(1.0)  # NaN left out
     assert table.loc["b", "pa_mpjpe"] == pytest.approx(5.0)
     assert list(table.columns) == ["pa_mpjpe", "bone_std_mm"]
+
+
+def test_views_carry_per_joint_errors_and_the_mean_of_the_formats(tmp_path):
+    import torch
+
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset
+    from posebridge.evaluation import metrics
+    from posebridge.evaluation.real_footage import FORMATS_MEAN, evaluate_takes, lift_sequence
+    from posebridge.geometry import skeletons
+    from posebridge.inference.lift import load_model
+    from posebridge.models.files import write_torch_file
+    from posebridge.models.lifter import SeparateHeadLifter
+    from test_triangulation import motion, observe, rig
+
+    cameras, truth = rig(), motion(30)
+    dataset_path, detections_path = write_rig_take(tmp_path, cameras, truth, observe(cameras, truth))
+    joint_columns = [f"pa_{j}" for j in label_free.LIMB_JOINTS]
+    for formats in (["h36m_17"], ["h36m_17", "coco_19"]):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(1)
+            lifter = SeparateHeadLifter(formats, filter_widths=(3,), channels=16)
+        folder = tmp_path / "-".join(formats)
+        folder.mkdir()
+        write_torch_file(folder / "model.pt", lifter.file_dict(
+            mean_pose={f: np.zeros((skeletons.get(f).num_joints, 3)) for f in formats}))
+        model = load_model(folder)
+        with open_dataset(dataset_path) as dataset, read_detections(detections_path) as detections:
+            views, _ = evaluate_takes(model, dataset, detections, formats_mean=True)
+            for _, row in views.iterrows():  # every joint is seen: the joints' mean is the PA-MPJPE
+                assert row[joint_columns].mean() == pytest.approx(row["pa_mpjpe"], rel=1e-9)
+            mean_rows = views[views["format"] == FORMATS_MEAN].set_index("camera")
+            assert list(mean_rows.index) == [c.name for c in cameras] and (mean_rows["frames"] == 30).all()
+            if len(formats) == 1:  # the mean of one format is that format, scored alike
+                own = views[views["format"] == "h36m_17"].set_index("camera")
+                for column in ["pa_mpjpe", "n_mpjpe"] + joint_columns:
+                    np.testing.assert_allclose(mean_rows[column], own[column], rtol=1e-6)  # float32 poses
+                continue
+            for camera in cameras:  # the mean pose of the two heads, scored independently
+                limbs = []
+                for fmt, (pose, _) in lift_sequence(model, detections.get("take", camera.name), camera).items():
+                    joints = label_free.limb_joints(pose, fmt).astype(np.float64)
+                    limbs.append(joints - joints[:, [6, 7]].mean(axis=1, keepdims=True))
+                reference = label_free.limb_joints(camera.world_to_camera(truth), "coco_17")
+                reference = reference - reference[:, [6, 7]].mean(axis=1, keepdims=True)
+                expected = metrics.pa_mpjpe(np.mean(limbs, axis=0), reference)
+                assert mean_rows.loc[camera.name, "pa_mpjpe"] == pytest.approx(expected, rel=1e-9)

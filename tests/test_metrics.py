@@ -102,6 +102,28 @@ def test_pa_mpjpe_removes_similarity_but_not_reflection():
     assert metrics.pa_mpjpe(noisy, gt) == pytest.approx(expected, rel=1e-10)
 
 
+def test_pa_joint_errors_are_each_joints_share_of_pa_mpjpe():
+    rng = np.random.default_rng(3)
+    gt = _poses(rng)
+    noisy = gt + rng.normal(size=gt.shape) * 40
+    noisy[:, 4] += 300.0  # one joint far off: its error stands out after the alignment
+    reference = np.stack([_horn_similarity(p, g) for p, g in zip(noisy, gt)])
+    expected = np.linalg.norm(reference - gt, axis=-1).mean(axis=0)  # (J,) over the poses
+    errors = metrics.pa_joint_errors(noisy, gt)
+    np.testing.assert_allclose(errors, expected, rtol=1e-10)
+    assert errors.argmax() == 4
+    assert errors.mean() == pytest.approx(metrics.pa_mpjpe(noisy, gt), rel=1e-12)
+    # a joint missing in some poses' gt averages over the others; one never seen is NaN
+    gt[:3, 2] = np.nan
+    gt[:, 7] = np.nan
+    errors = metrics.pa_joint_errors(noisy, gt)
+    assert np.isnan(errors[7]) and np.isfinite(np.delete(errors, 7)).all()
+    aligned = metrics.procrustes_align(noisy, gt)
+    assert errors[2] == pytest.approx(np.linalg.norm(aligned[3:, 2] - gt[3:, 2], axis=-1).mean(), rel=1e-12)
+    counts = np.isfinite(gt).all(axis=-1).sum(axis=0)
+    assert np.nansum(errors * counts) / counts.sum() == pytest.approx(metrics.pa_mpjpe(noisy, gt), rel=1e-12)
+
+
 def test_n_mpjpe_ignores_prediction_scale():
     rng = np.random.default_rng(2)
     gt = _poses(rng)

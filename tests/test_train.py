@@ -148,6 +148,23 @@ def test_config_defaults_and_unknown_keys():
         TrainConfig.parse("{nope")
 
 
+def test_weight_decay_shrinks_weights_by_lr_times_decay_each_step():
+    from posebridge.training.loop import make_optimizer
+
+    for decay, kind in ((0.0, torch.optim.Adam), (0.05, torch.optim.AdamW)):
+        weight = torch.nn.Parameter(torch.full((4,), 2.0))
+        config = TrainConfig.from_dict({"lr": 0.01, "weight_decay": decay})
+        optimizer = make_optimizer([weight], config)
+        assert type(optimizer) is kind
+        for _ in range(3):  # a zero gradient: only the decay moves the weight
+            weight.grad = torch.zeros_like(weight)
+            optimizer.step()
+        torch.testing.assert_close(weight.detach(), torch.full((4,), 2.0 * (1 - 0.01 * decay) ** 3))
+    for bad in (-0.1, 1.0, "0.1", True):
+        with pytest.raises(ConfigError, match="weight_decay"):
+            TrainConfig.from_dict({"weight_decay": bad})
+
+
 def test_bn_momentum_and_lr_schedules():
     config = TrainConfig(epochs=10)
     assert config.bn_momentum_at(0) == pytest.approx(0.1)

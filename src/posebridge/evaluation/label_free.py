@@ -122,6 +122,13 @@ def errors_against(pred: np.ndarray, reference: np.ndarray) -> dict[str, float]:
     return {"pa_mpjpe": metrics.pa_mpjpe(pred, reference), "n_mpjpe": metrics.n_mpjpe(pred, reference)}
 
 
+def joint_errors_against(pred: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+    """``pa_<joint>``: each limb joint's PA-MPJPE (mm) under the alignment of ``errors_against``
+    (which joints carry a view's error: the wrists' depth, a hip's definition)."""
+    errors = metrics.pa_joint_errors(hip_centred(pred), hip_centred(reference))
+    return {f"pa_{name}": float(e) for name, e in zip(LIMB_JOINTS, errors)}
+
+
 def mean_depth_baseline(keypoints: np.ndarray, camera, mean_limbs: np.ndarray) -> np.ndarray:
     """The "2D + mean-pose depth" pose: (T, 12, 3) camera-space mm.
 

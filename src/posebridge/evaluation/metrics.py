@@ -178,6 +178,17 @@ def pa_mpjpe(pred, gt) -> float:
     return _mean_valid(*_errors(pred, gt, "procrustes"))
 
 
+def pa_joint_errors(pred, gt) -> np.ndarray:
+    """(J,) PA-MPJPE of each joint: its mean distance over the poses after the per-pose Procrustes
+    alignment of all joints (as ``pa_mpjpe``, whose value is their mean weighted by valid poses);
+    NaN for a joint never valid in ``gt``."""
+    distances, valid = _errors(pred, gt, "procrustes")
+    distances, valid = distances.reshape(-1, distances.shape[-1]), valid.reshape(-1, valid.shape[-1])
+    counts = valid.sum(axis=0)
+    with np.errstate(invalid="ignore"):
+        return np.where(counts > 0, np.where(valid, distances, 0.0).sum(axis=0) / counts, np.nan)
+
+
 def n_mpjpe(pred, gt) -> float:
     """MPJPE after per-pose scale alignment s = <p, g> / <p, p> (inputs root-relative)."""
     return _mean_valid(*_errors(pred, gt, "scale"))

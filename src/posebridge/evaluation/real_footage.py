@@ -19,6 +19,7 @@ from posebridge.geometry import skeletons
 
 PERSON_ERROR_PX = 60.0  # as triangulation's person_error_px: a view showing the triangulated person
 KEYPOINT_FORMAT = "coco_17"
+FORMATS_MEAN = "mean of formats"  # the format column of ``formats_mean`` rows
 
 
 def lift_sequence(model, keypoints: np.ndarray, camera) -> dict[str, tuple]:
@@ -54,8 +55,9 @@ def view_rows(model, lifted: dict, keypoints: np.ndarray, reference: np.ndarray,
 
     lifted: ``lift_sequence``'s output; keypoints: the view's COCO-17 2D (T, 17, 3); reference:
     (T, 12, 3) triangulated limb joints in this camera's frame (mm, not centred), NaN on frames
-    the view does not show. Columns: PA-MPJPE / N-MPJPE against the reference, the same for the
-    mean-pose and 2D + mean-pose-depth baselines, reprojection error, bone-length std, root depth.
+    the view does not show. Columns: PA-MPJPE / N-MPJPE against the reference and each limb
+    joint's PA-MPJPE (``pa_<joint>``), the same two for the mean-pose and 2D + mean-pose-depth
+    baselines, reprojection error, bone-length std, root depth.
     """
     coco_limbs = label_free.limb_joints(keypoints, KEYPOINT_FORMAT)
     shown = np.isfinite(reference).any(axis=(1, 2))
@@ -64,6 +66,7 @@ def view_rows(model, lifted: dict, keypoints: np.ndarray, reference: np.ndarray,
         limbs = label_free.limb_joints(pose, fmt)
         depth_error, depth_ratio = label_free.root_depth_error(trajectory, reference)
         row = {"format": fmt, "frames": int(shown.sum()), **label_free.errors_against(limbs, reference),
+               **label_free.joint_errors_against(limbs, reference),
                "reprojection_px": label_free.reprojection_error(limbs[shown], trajectory[shown],
                                                                 coco_limbs[shown], camera.intrinsics),
                "bone_std_mm": label_free.bone_length_std(limbs[shown]),
@@ -80,9 +83,19 @@ def view_rows(model, lifted: dict, keypoints: np.ndarray, reference: np.ndarray,
     return rows
 
 
-def evaluate_take(model, dataset, detections, sequence: str) -> tuple[list[dict], list[dict]]:
+def formats_mean_limbs(lifted: dict) -> np.ndarray:
+    """(T, 12, 3) the mean over a lift's formats of their hip-centred limb joints."""
+    return np.mean([label_free.hip_centred(label_free.limb_joints(pose, fmt).astype(np.float64))
+                    for fmt, (pose, _) in lifted.items()], axis=0)
+
+
+def evaluate_take(model, dataset, detections, sequence: str,
+                  formats_mean: bool = False) -> tuple[list[dict], list[dict]]:
     """Per-view rows (``view_rows`` + sequence, camera) and per-format cross-view rows of one take
-    of a triangulated dataset (``dataset.sequence_3d`` in ``coco_17``)."""
+    of a triangulated dataset (``dataset.sequence_3d`` in ``coco_17``). ``formats_mean``: each view
+    also gets a row of format ``FORMATS_MEAN``, the mean of every format's limb joints scored alike
+    (PA-MPJPE and N-MPJPE only): where the formats' errors differ, their mean is better than each
+    (what making the heads agree, the skeleton bridge's aim, can at most give)."""
     rows_index = dataset.index[dataset.index["sequence"] == sequence]
     joints = dataset.sequence_3d(sequence).astype(np.float64)
     view_out, world = [], {}
@@ -98,6 +111,11 @@ def evaluate_take(model, dataset, detections, sequence: str) -> tuple[list[dict]
         for fmt, (pose, _) in lifted.items():
             limbs = label_free.limb_joints(pose, fmt) @ camera.R  # camera -> world rotation: R^T x
             world.setdefault(fmt, []).append(np.where(shown[:, None, None], limbs, np.nan))
+        if formats_mean:
+            mean = formats_mean_limbs(lifted)
+            view_out.append({"sequence": sequence, "camera": row["camera"], "format": FORMATS_MEAN,
+                             "frames": int(shown.sum()), **label_free.errors_against(mean, reference),
+                             **label_free.joint_errors_against(mean, reference)})
     cross = []
     for fmt, views in world.items():
         scaled, similar = label_free.cross_view_consistency(views)
@@ -105,12 +123,12 @@ def evaluate_take(model, dataset, detections, sequence: str) -> tuple[list[dict]
     return view_out, cross
 
 
-def evaluate_takes(model, dataset, detections) -> tuple[pd.DataFrame, pd.DataFrame]:
+def evaluate_takes(model, dataset, detections, formats_mean: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``evaluate_take`` over every take: (per view x format rows, per take x format cross-view rows)."""
     detections.check_against(dataset)
     views, cross = [], []
     for sequence in dataset.sequences:
-        v, c = evaluate_take(model, dataset, detections, sequence)
+        v, c = evaluate_take(model, dataset, detections, sequence, formats_mean)
         views += v
         cross += c
     return pd.DataFrame(views), pd.DataFrame(cross)

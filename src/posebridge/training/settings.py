@@ -229,6 +229,9 @@ class TrainConfig:
     lr: float = 1e-3
     lr_decay: float = 0.95
     amsgrad: bool = True
+    weight_decay: float = 0.0
+    """Decoupled weight decay (AdamW; Loshchilov & Hutter, ICLR 2019): every step each weight
+    shrinks by lr x weight_decay of itself. 0 = VideoPose3D's plain Adam."""
     bn_momentum: float = 0.1
     bn_momentum_final: float = 0.001
     loss_weights: dict = field(default_factory=lambda: {"meanrel": 1.0, "proj": 1.0, "abs": 0.1})
@@ -358,6 +361,8 @@ class TrainConfig:
                 fail(key, "a number in [0, 1)")
         if not _is_number(self.lr) or self.lr <= 0:
             fail("lr", "a positive number")
+        if not _is_number(self.weight_decay) or not 0 <= self.weight_decay < 1:
+            fail("weight_decay", "a number in [0, 1)")
         for key in ("lr_decay", "bn_momentum", "bn_momentum_final"):
             if not _is_number(getattr(self, key)) or not 0 < getattr(self, key) <= 1:
                 fail(key, "a number in (0, 1]")

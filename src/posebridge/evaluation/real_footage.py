@@ -94,8 +94,8 @@ def evaluate_take(model, dataset, detections, sequence: str,
     """Per-view rows (``view_rows`` + sequence, camera) and per-format cross-view rows of one take
     of a triangulated dataset (``dataset.sequence_3d`` in ``coco_17``). ``formats_mean``: each view
     also gets a row of format ``FORMATS_MEAN``, the mean of every format's limb joints scored alike
-    (PA-MPJPE and N-MPJPE only): where the formats' errors differ, their mean is better than each
-    (what making the heads agree, the skeleton bridge's aim, can at most give)."""
+    (PA-MPJPE and N-MPJPE only): where the heads' errors differ, their mean cancels part of them,
+    which heads made to agree (the skeleton bridge's aim) can also gain."""
     rows_index = dataset.index[dataset.index["sequence"] == sequence]
     joints = dataset.sequence_3d(sequence).astype(np.float64)
     view_out, world = [], {}

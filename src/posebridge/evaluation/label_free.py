@@ -115,18 +115,17 @@ def cross_view_consistency(limbs_world: list[np.ndarray]) -> tuple[float, float]
     return float(np.nanmean(scaled)), float(np.nanmean(similar))
 
 
-def errors_against(pred: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+def errors_against(pred: np.ndarray, reference: np.ndarray, per_joint: bool = False) -> dict[str, float]:
     """PA-MPJPE and N-MPJPE (mm) of limb joints (T, 12, 3) against reference limb joints in the
-    same camera frame, both centred on the hip midpoint (reference NaN joints are skipped)."""
+    same camera frame, both centred on the hip midpoint (reference NaN joints are skipped);
+    ``per_joint`` adds ``pa_<joint>``, each limb joint's PA-MPJPE under the same alignment (which
+    joints carry a view's error: the wrists' depth, a hip's definition)."""
     pred, reference = hip_centred(pred), hip_centred(reference)
-    return {"pa_mpjpe": metrics.pa_mpjpe(pred, reference), "n_mpjpe": metrics.n_mpjpe(pred, reference)}
-
-
-def joint_errors_against(pred: np.ndarray, reference: np.ndarray) -> dict[str, float]:
-    """``pa_<joint>``: each limb joint's PA-MPJPE (mm) under the alignment of ``errors_against``
-    (which joints carry a view's error: the wrists' depth, a hip's definition)."""
-    errors = metrics.pa_joint_errors(hip_centred(pred), hip_centred(reference))
-    return {f"pa_{name}": float(e) for name, e in zip(LIMB_JOINTS, errors)}
+    errors = {"pa_mpjpe": metrics.pa_mpjpe(pred, reference), "n_mpjpe": metrics.n_mpjpe(pred, reference)}
+    if per_joint:
+        joints = metrics.pa_joint_errors(pred, reference)
+        errors.update((f"pa_{name}", float(e)) for name, e in zip(LIMB_JOINTS, joints))
+    return errors
 
 
 def mean_depth_baseline(keypoints: np.ndarray, camera, mean_limbs: np.ndarray) -> np.ndarray:

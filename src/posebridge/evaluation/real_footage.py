@@ -65,8 +65,8 @@ def view_rows(model, lifted: dict, keypoints: np.ndarray, reference: np.ndarray,
     for fmt, (pose, trajectory) in lifted.items():
         limbs = label_free.limb_joints(pose, fmt)
         depth_error, depth_ratio = label_free.root_depth_error(trajectory, reference)
-        row = {"format": fmt, "frames": int(shown.sum()), **label_free.errors_against(limbs, reference),
-               **label_free.joint_errors_against(limbs, reference),
+        row = {"format": fmt, "frames": int(shown.sum()),
+               **label_free.errors_against(limbs, reference, per_joint=True),
                "reprojection_px": label_free.reprojection_error(limbs[shown], trajectory[shown],
                                                                 coco_limbs[shown], camera.intrinsics),
                "bone_std_mm": label_free.bone_length_std(limbs[shown]),
@@ -114,8 +114,7 @@ def evaluate_take(model, dataset, detections, sequence: str,
         if formats_mean:
             mean = formats_mean_limbs(lifted)
             view_out.append({"sequence": sequence, "camera": row["camera"], "format": FORMATS_MEAN,
-                             "frames": int(shown.sum()), **label_free.errors_against(mean, reference),
-                             **label_free.joint_errors_against(mean, reference)})
+                             "frames": int(shown.sum()), **label_free.errors_against(mean, reference, per_joint=True)})
     cross = []
     for fmt, views in world.items():
         scaled, similar = label_free.cross_view_consistency(views)

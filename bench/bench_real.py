@@ -17,6 +17,10 @@ it (confidence 1 where a joint is triangulated): what the lifter makes of perfec
 motions, so the gap to the MediaPipe figures is the detector's share of the error.
 ``--per-joint`` adds each limb joint's PA-MPJPE per format; ``--formats-mean`` scores the mean of
 every format's limb joints as one more row ("mean of formats"): how far apart the heads' errors are.
+
+Several model directories (``python -m bench.bench_real M1 M2 M3 --exact-2d``) print one line each
+instead: ``--format``'s PA-MPJPE, the constant pose's and their ratio (and from exact 2D, and the
+mean of formats, when asked): how a change, or a seed, moves the yardstick.
 """
 
 from __future__ import annotations
@@ -151,10 +155,33 @@ def print_takes(views, cross, title: str = "Pose2Sim takes, each view lifted alo
     print(table.round(2).to_string())
 
 
+def comparison_row(views, exact, fmt: str) -> dict:
+    """One model's line of a comparison: ``fmt``'s PA-MPJPE (mean over the views weighted by frames)
+    from the detector's 2D, the constant pose's and their ratio; the same from exact 2D when
+    ``exact`` (its views table) is given; the mean of formats' where the tables have its rows."""
+    from posebridge.evaluation.real_footage import FORMATS_MEAN, summarise_views
+
+    row = {}
+    for prefix, table in (("", views), ("exact 2D ", exact)):
+        if table is None:
+            continue
+        means = summarise_views(table, ("format",), ["pa_mpjpe", "mean_pose_pa_mpjpe"])
+        pa = means["pa_mpjpe"].get(fmt, np.nan)
+        constant = means["mean_pose_pa_mpjpe"].get(fmt, np.nan)
+        if not prefix:
+            row["constant pose PA"] = constant
+        row[f"{prefix}PA"] = pa
+        row[f"{prefix}ratio"] = pa / constant
+        if FORMATS_MEAN in means.index:
+            row[f"{prefix}mean of formats PA"] = means.loc[FORMATS_MEAN, "pa_mpjpe"]
+    return row
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_real", description=__doc__.splitlines()[0])
-    parser.add_argument("model", nargs="?", default=str(DEFAULT_MODEL), metavar="MODEL_DIR",
-                        help=f"trained model directory (default: {DEFAULT_MODEL})")
+    parser.add_argument("model", nargs="*", default=[str(DEFAULT_MODEL)], metavar="MODEL_DIR",
+                        help=f"trained model directory (default: {DEFAULT_MODEL}); several: one line each "
+                             f"(--format's PA-MPJPE and its ratio to the constant pose's) instead of the tables")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="where the detectors' 2D is kept between runs")
     parser.add_argument("--per-view", action="store_true",
                         help="also print each view's PA-MPJPE per format, beside the constant pose's")
@@ -166,9 +193,20 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--formats-mean", action="store_true",
                         help="also score the mean of every format's limb joints as one more 'format' (what "
                              "heads that agreed could give: their errors on real people differ)")
+    parser.add_argument("--format", default="h36m_17",
+                        help="the skeleton format several models are compared in (default: h36m_17)")
     args = parser.parse_args(argv)
-    if not (Path(args.model) / "model.pt").is_file():
-        print(f"bench_real: no model at {args.model} (train one: make run, or posebridge train)")
+    from posebridge.errors import ConfigError
+    from posebridge.geometry import skeletons
+
+    try:
+        args.format = skeletons.get(args.format).name
+    except ConfigError as err:
+        print(f"bench_real: --format: {err}")
+        return 2
+    missing = [m for m in args.model if not (Path(m) / "model.pt").is_file()]
+    if missing:
+        print(f"bench_real: no model at {', '.join(missing)} (train one: make run, or posebridge train)")
         return 0
 
     from posebridge.data.detections import read_detections
@@ -183,7 +221,9 @@ def main(argv: list[str]) -> int:
     takes_3d, takes_2d = triangulated(cache, takes, takes_2d)
     videos, videos_2d = cached_dataset(cache, "videos", "package_videos")
     print(f"2D and triangulation ready in {time.perf_counter() - t0:.1f} s (cache: {cache})")
-    model = load_model(args.model)
+    if len(args.model) > 1:
+        return compare(args, takes_3d, takes_2d, cache)
+    model = load_model(args.model[0])
     with open_dataset(takes_3d) as dataset, read_detections(takes_2d) as detections:
         print_triangulation(dataset)
         views, cross = evaluate_takes(model, dataset, detections, args.formats_mean)
@@ -207,6 +247,32 @@ def main(argv: list[str]) -> int:
     print("\nmonocular videos, label-free (reprojection px, limb bone length std mm)")
     print(table.set_index(["sequence", "format"])[["frames", "reprojection_px", "bone_std_mm"]].round(1).to_string())
     print(f"\n{model.name}: {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def compare(args, takes_3d: Path, takes_2d: Path, cache: Path) -> int:
+    """Several models on the Pose2Sim takes: one line each (``comparison_row``)."""
+    import pandas as pd
+
+    from posebridge.data.detections import read_detections
+    from posebridge.data.store import open_dataset
+    from posebridge.evaluation.real_footage import evaluate_takes
+    from posebridge.inference.lift import load_model
+
+    rows = {}
+    with open_dataset(takes_3d) as dataset, read_detections(takes_2d) as detections:
+        perfect_path = exact_2d(cache, dataset) if args.exact_2d else None
+        for path in args.model:
+            model = load_model(path)
+            views, _ = evaluate_takes(model, dataset, detections, args.formats_mean)
+            exact = None
+            if perfect_path is not None:
+                with read_detections(perfect_path) as perfect:
+                    exact, _ = evaluate_takes(model, dataset, perfect, args.formats_mean)
+            rows[path] = comparison_row(views, exact, args.format)
+    print(f"\nPose2Sim takes, each view lifted alone vs triangulation: {args.format}, 12 limb joints, "
+          f"PA-MPJPE mm (mean over the views weighted by frames), ratio to the constant pose's")
+    print(pd.DataFrame.from_dict(rows, orient="index").round(3).to_string())
     return 0
 
 

@@ -155,6 +155,19 @@ def print_takes(views, cross, title: str = "Pose2Sim takes, each view lifted alo
     print(table.round(2).to_string())
 
 
+def score_takes(model, dataset, detections, exact_path: Path | None, formats_mean: bool):
+    """``evaluate_takes`` of ``model`` from the detector's 2D, and from the exact 2D at ``exact_path``
+    (``exact_2d``; None: not scored): two (views, cross-view) tables, the second None."""
+    from posebridge.data.detections import read_detections
+    from posebridge.evaluation.real_footage import evaluate_takes
+
+    scored = evaluate_takes(model, dataset, detections, formats_mean)
+    if exact_path is None:
+        return scored, None
+    with read_detections(exact_path) as perfect:
+        return scored, evaluate_takes(model, dataset, perfect, formats_mean)
+
+
 def comparison_row(views, exact, fmt: str) -> dict:
     """One model's line of a comparison: ``fmt``'s PA-MPJPE (mean over the views weighted by frames)
     from the detector's 2D, the constant pose's and their ratio; the same from exact 2D when
@@ -211,7 +224,7 @@ def main(argv: list[str]) -> int:
 
     from posebridge.data.detections import read_detections
     from posebridge.data.store import open_dataset
-    from posebridge.evaluation.real_footage import evaluate_monocular, evaluate_takes
+    from posebridge.evaluation.real_footage import evaluate_monocular
     from posebridge.inference.lift import load_model
 
     cache = Path(args.cache_dir)
@@ -219,18 +232,16 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     takes, takes_2d = cached_dataset(cache, "pose2sim", "pose2sim")
     takes_3d, takes_2d = triangulated(cache, takes, takes_2d)
+    if len(args.model) > 1:
+        print(f"2D and triangulation ready in {time.perf_counter() - t0:.1f} s (cache: {cache})")
+        return compare(args, takes_3d, takes_2d, cache)
     videos, videos_2d = cached_dataset(cache, "videos", "package_videos")
     print(f"2D and triangulation ready in {time.perf_counter() - t0:.1f} s (cache: {cache})")
-    if len(args.model) > 1:
-        return compare(args, takes_3d, takes_2d, cache)
     model = load_model(args.model[0])
     with open_dataset(takes_3d) as dataset, read_detections(takes_2d) as detections:
         print_triangulation(dataset)
-        views, cross = evaluate_takes(model, dataset, detections, args.formats_mean)
-        exact = None
-        if args.exact_2d:
-            with read_detections(exact_2d(cache, dataset)) as perfect:
-                exact = evaluate_takes(model, dataset, perfect, args.formats_mean)
+        exact_path = exact_2d(cache, dataset) if args.exact_2d else None
+        (views, cross), exact = score_takes(model, dataset, detections, exact_path, args.formats_mean)
     print_takes(views, cross)
     if args.per_view:
         print_views(views, "MediaPipe 2D")
@@ -256,20 +267,14 @@ def compare(args, takes_3d: Path, takes_2d: Path, cache: Path) -> int:
 
     from posebridge.data.detections import read_detections
     from posebridge.data.store import open_dataset
-    from posebridge.evaluation.real_footage import evaluate_takes
     from posebridge.inference.lift import load_model
 
     rows = {}
     with open_dataset(takes_3d) as dataset, read_detections(takes_2d) as detections:
-        perfect_path = exact_2d(cache, dataset) if args.exact_2d else None
+        exact_path = exact_2d(cache, dataset) if args.exact_2d else None  # once for every model
         for path in args.model:
-            model = load_model(path)
-            views, _ = evaluate_takes(model, dataset, detections, args.formats_mean)
-            exact = None
-            if perfect_path is not None:
-                with read_detections(perfect_path) as perfect:
-                    exact, _ = evaluate_takes(model, dataset, perfect, args.formats_mean)
-            rows[path] = comparison_row(views, exact, args.format)
+            (views, _), exact = score_takes(load_model(path), dataset, detections, exact_path, args.formats_mean)
+            rows[path] = comparison_row(views, None if exact is None else exact[0], args.format)
     print(f"\nPose2Sim takes, each view lifted alone vs triangulation: {args.format}, 12 limb joints, "
           f"PA-MPJPE mm (mean over the views weighted by frames), ratio to the constant pose's")
     print(pd.DataFrame.from_dict(rows, orient="index").round(3).to_string())

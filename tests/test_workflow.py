@@ -111,14 +111,15 @@ def test_default_config_plans_every_test_set_with_derived_seeds(tmp_path):
              if d["role"] == "test" or (d["role"] == "labeled" and d["synth"].get("test_subjects", 1) > 0)]
     used = set(labeled) | set(tests)
     variants = config["acae"]["finetune"]["variants"]
-    models = 2 + len(variants)  # initial, merged and the fine-tuned ones
+    models = 3 + len(variants)  # initial, merged, the fine-tuned ones and their ensemble
+    assert config["ensemble"] == ["finetune_output_reg", "merged"]
     multiview = [n for n, d in real.items() if d["source"] == "pose2sim"]
     assert sorted(real) == ["pose2sim", "real_videos"] and all(d["role"] == "test" for d in real.values())
     assert counts == {"synth_generate": len(used), "detect_2d": len(used) + len(real), "train_initial": 1,
                       "finetune_merged": 1, "pseudo_gt": 1, "fit_acae": 1, "finetune": len(variants),
                       "consistency": models, "evaluate": models, "report": 1, "report_acae": 1,
                       "convert": len(real), "triangulate": len(multiview), "evaluate_real": models,
-                      "report_real": 1, "viewer": 1, "all": 1}
+                      "report_real": 1, "viewer": 1, "ensemble": 1, "all": 1}
 
     # every job its own seed, derived from the master seed and the job's wildcards
     seeds = seeds_by_command(result)
@@ -227,6 +228,10 @@ def test_tiny_preset_is_smaller_and_valid(tmp_path):
     # skeleton and keypoint formats are checked when the config is read, not when a job fails
     ({"datasets": {"synth_h36m": {"train_format": "h36m_99"}}}, ["train_format", "h36m_99"]),
     ({"train": {"keypoint_format": "coco_99"}}, ["keypoint_format", "coco_99"]),
+    # the ensemble's members are trained models of this run
+    ({"ensemble": ["finetune_output_reg", "finetune_outputreg"]}, ["config.ensemble", "finetune_outputreg"]),
+    ({"acae": {"merged": False}}, ["config.ensemble", "merged not among the trained models"]),
+    ({"ensemble": ["merged"]}, ["config.ensemble", "two or more"]),
 ])
 def test_bad_config_stops_snakemake_with_a_line_naming_the_key(tmp_path, overlay, names):
     bad = write_yaml(tmp_path / "bad.yaml", overlay)
@@ -446,7 +451,7 @@ def test_every_rule_runs_an_existing_posebridge_subcommand_it_is_named_after(tmp
     listed = set(snakemake(tmp_path, "--list-rules").stdout.split())
     assert set(rules) <= listed and set(rules) >= {"all", "experiments"}
     steps = {name: shell_command(body) for name, (_, body) in rules.items() if name not in ("all", "experiments")}
-    assert len(steps) == 26
+    assert len(steps) == 27
     for name, command in steps.items():
         assert command, f"rule {name} runs no shell command"
         words = subcommand_words(command)
@@ -529,21 +534,21 @@ def test_wiring_reruns_only_what_a_change_touches(tmp_path):
     # the autoencoder's settings rerun it and what depends on it, not the initial model
     changed_acae = write_yaml(tmp_path / "acae.yaml", {"acae": {"fit": {"n_latent_center": 6}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_acae, env=env))
-    assert counts == {"fit_acae": 1, "finetune": 1, "consistency": 4, "evaluate": 1, "report": 1,
-                      "report_acae": 1, "evaluate_real": 1, "report_real": 1, "viewer": 1, "all": 1}
-    # tiny: hybrid depends on it, continued does not
+    assert counts == {"fit_acae": 1, "finetune": 1, "ensemble": 1, "consistency": 5, "evaluate": 2, "report": 1,
+                      "report_acae": 1, "evaluate_real": 2, "report_real": 1, "viewer": 1, "all": 1}
+    # tiny: hybrid depends on it, continued does not; the ensemble holds hybrid
 
     changed_detector = write_yaml(tmp_path / "det.yaml", {"detect": {"simulated": {"error_scale": 2.0}}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_detector, env=env))
     assert set(counts) == {"detect_2d", "train_initial", "finetune_merged", "pseudo_gt", "fit_acae", "finetune",
-                           "consistency", "evaluate", "report", "report_acae", "evaluate_real", "report_real",
+                           "ensemble", "consistency", "evaluate", "report", "report_acae", "evaluate_real", "report_real",
                            "viewer", "all"}
     assert "convert" not in counts and "triangulate" not in counts  # the real footage's 2D is MediaPipe's
 
     # the triangulation's settings rerun it and what reads it, nothing else
     changed_triangulation = write_yaml(tmp_path / "tri.yaml", {"triangulate": {"max_error_px": 30}})
     counts = job_counts(snakemake(tmp_path, "-n", "--configfile", TINY, changed_triangulation, env=env))
-    assert counts == {"triangulate": 1, "evaluate_real": 4, "report_real": 1, "all": 1}
+    assert counts == {"triangulate": 1, "evaluate_real": 5, "report_real": 1, "all": 1}
 
 
 # --- the SLURM profile, with stand-in SLURM commands ------------------------------------------
@@ -653,7 +658,7 @@ def test_end_to_end_on_the_tiny_preset(tmp_path):
 
     # the skeleton bridge: every model compared, the ACAE far below the mean pose on held-out poses
     comparison = pd.read_csv(report / "acae_comparison.csv")
-    assert list(comparison["model"]) == ["initial", "merged", "finetune_continued", "finetune_hybrid"]
+    assert list(comparison["model"]) == ["initial", "merged", "finetune_continued", "finetune_hybrid", "ensemble"]
     assert np.isfinite(comparison[["mpjpe_mean", "affine_mm", "acae_mm"]].to_numpy()).all()
     reconstruction = pd.read_parquet(tmp_path / "results" / "acae" / "metrics.parquet").set_index("method")
     acae = reconstruction.loc[reconstruction.index.str.startswith("ACAE"), "holdout_mpjpe"].iloc[0]

@@ -195,7 +195,8 @@ def test_builtin_detector_gets_the_datasets_folder_and_options(tmp_path):
     datasets["mupots"] = {"source": "mupots", "path": "data/mupots", "role": "labeled", "detector": "files",
                           "convert": {"fps": 25}}
     config = write_yaml(tmp_path / "real.yaml", {"datasets": datasets, "detect": {"files": {"kind": "builtin"}},
-                                                  "acae": {"merged": False, "finetune": {"variants": []}}})
+                                                  "acae": {"merged": False, "finetune": {"variants": []}},
+                                                  "ensemble": []})
     plan = snakemake(tmp_path / "work", REPORT_SUMMARY, "-n", "-p", "--configfile", config)
     spec = json.loads(_option(_command(plan, "posebridge detect-2d"), "--spec"))
     assert spec == {"kind": "builtin", "source": "mupots", "path": "data/mupots", "convert": {"fps": 25}}

@@ -27,6 +27,7 @@ COMMANDS = {
     "pseudo-gt": "pseudo_gt",
     "fit-acae": "fit_acae",
     "finetune": "finetune",
+    "ensemble": "ensemble",
     "consistency": "consistency",
     "report-acae": "report_acae",
     "evaluate": "evaluate",

@@ -416,9 +416,30 @@ FINETUNE_ARGS = {"continued": "", **{v: f"--acae {ACAE_DIR}/acae.pt" for v in ("
 
 # --- models, evaluation and the report
 
-# Every trained model, evaluated on every test set and shown in the report: the initial lifter,
-# the merged-joints baseline and the fine-tuned ones (results/models/<model>/).
-MODELS = ["initial", *(["merged"] if ACAE["merged"] else []), *(f"finetune_{v}" for v in FINETUNE_VARIANTS)]
+# Every trained model (results/models/<model>/, each with its training log): the initial lifter,
+# the merged-joints baseline and the fine-tuned ones.
+TRAINED_MODELS = ["initial", *(["merged"] if ACAE["merged"] else []), *(f"finetune_{v}" for v in FINETUNE_VARIANTS)]
+
+
+def ensemble_members(config: dict) -> list[str]:
+    """The trained models the `ensemble` model averages (config `ensemble`; [] = no ensemble)."""
+    members = list(config["ensemble"])
+    unknown = [m for m in members if m not in TRAINED_MODELS]
+    if unknown:
+        raise WorkflowError(f"invalid configuration: config.ensemble: {', '.join(unknown)} not among the trained "
+                            f"models ({', '.join(TRAINED_MODELS)}); name trained ones, or set `ensemble: []`")
+    if len(members) == 1:
+        raise WorkflowError("invalid configuration: config.ensemble: name two or more models, or none")
+    return members
+
+
+ENSEMBLE_MEMBERS = ensemble_members(config)
+# Every model evaluated on every test set and shown in the report: the trained ones and the
+# ensemble of some of them (rule ensemble; README "Ensemble").
+MODELS = [*TRAINED_MODELS, *(["ensemble"] if ENSEMBLE_MEMBERS else [])]
+# the model to lift real people with (README "3D poses from your own video"): the report draws its
+# lifts of the real frames
+FINAL_MODEL = "ensemble" if ENSEMBLE_MEMBERS else "initial"
 
 
 def eval_table(model: str, dataset: str) -> str:

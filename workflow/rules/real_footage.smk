@@ -61,7 +61,7 @@ rule report_real:
     input:
         real=real_tables(),
         eval=eval_tables(),
-        model=f"results/models/{MODELS[0]}/model.pt",
+        model=f"results/models/{FINAL_MODEL}/model.pt",
         datasets=[footage_h5(name) for name in real_footage_datasets()],
         detections=[footage_detections(name) for name in real_footage_datasets()],
     output:

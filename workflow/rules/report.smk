@@ -7,7 +7,7 @@ rule report:
     input:
         tables=eval_tables(),
         examples=eval_examples(),
-        train_logs=expand("results/models/{model}/train_log.parquet", model=MODELS),
+        train_logs=expand("results/models/{model}/train_log.parquet", model=TRAINED_MODELS),
     output:
         metrics=report(
             REPORT_FILES["metrics"],

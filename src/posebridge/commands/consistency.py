@@ -48,7 +48,7 @@ def main(args) -> int:
     # fit on the first half of each test set's frames, score on the second half
     points = np.concatenate(parts)
     scored = np.concatenate([np.arange(len(p)) >= len(p) // 2 for p in parts])
-    per_format = affine_consistency(points, model.lifter.slices, scored)
+    per_format = affine_consistency(points, model.slices, scored)
     rows = [{"model": model.name, "format": f, "affine_mm": v} for f, v in per_format.items()]
     overall = {"model": model.name, "format": "all",
                "affine_mm": float(np.mean(list(per_format.values()))) if per_format else float("nan")}

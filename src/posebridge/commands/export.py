@@ -30,12 +30,13 @@ def main(args) -> int:
     from pathlib import Path
 
     from posebridge.errors import ConfigError
+    from posebridge.inference.ensemble import require_single_lifter
     from posebridge.inference.lift import load_model
     from posebridge.models.portable import EXPORT_FORMATS, export_lifter
 
     if args.format not in FORMATS:  # checked here, not by argparse: one line naming the format
         raise ConfigError(f"unknown --format {args.format!r}; one of {', '.join(FORMATS)}")
-    model = load_model(args.model_dir, device="cpu")
+    model = require_single_lifter(load_model(args.model_dir, device="cpu"), "posebridge export")
     output = Path(args.output) if args.output else model.path.parent / f"lifter{EXPORT_FORMATS[args.format]}"
     # the ONNX exporter logs every torchvision operator it cannot register and warns about internals
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)

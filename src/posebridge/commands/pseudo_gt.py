@@ -44,7 +44,9 @@ def main(args) -> int:
     from posebridge.training.data import load_labeled_files
 
     config = PseudoGTConfig.from_dict(load_spec(args.spec, "pseudo-gt: --spec"))
-    model = load_model_from(args)
+    from posebridge.inference.ensemble import require_single_lifter
+
+    model = require_single_lifter(load_model_from(args), "posebridge pseudo-gt")
     data = load_labeled_files(args.dataset, args.detections, args.train_format, "train", codec=model.codec)
     missing = sorted(set(data.formats) - set(model.formats))
     if missing:

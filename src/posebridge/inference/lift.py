@@ -73,6 +73,15 @@ class LiftingModel:
         """Pixels + confidence (T, K, 3) -> this model's network input (``InputCodec.encode``)."""
         return self.codec.encode(keypoints, width, height, intrinsics, distortion, distortion_model)
 
+    @property
+    def slices(self) -> dict[str, slice]:
+        """format -> its joints in the union output."""
+        return self.lifter.slices
+
+    def split(self, output: torch.Tensor) -> dict[str, torch.Tensor]:
+        """(..., J_union, 3) -> {format: (..., J_format, 3)}."""
+        return self.lifter.split(output)
+
     def receptive_field(self) -> int:
         return self.lifter.receptive_field()
 
@@ -93,10 +102,19 @@ class LiftingModel:
         return cls(name, lifter, mean_pose, device)
 
 
-def load_model(model_dir: str | os.PathLike, device="cpu") -> LiftingModel:
-    """Load ``model_dir/model.pt`` (or a ``model.pt`` path) for inference (eval mode, no grad)."""
-    path, payload = read_model_file(model_dir)
-    name = path.parent.name
+def load_model(model_dir: str | os.PathLike, device="cpu"):
+    """Load ``model_dir/model.pt`` (or a ``model.pt`` path) for inference (eval mode, no grad): a
+    ``LiftingModel``, or an ``inference.ensemble.EnsembleModel`` for an ensemble's file."""
+    from posebridge.inference.ensemble import ENSEMBLE_KEY, ensemble_from_payload
+
+    path, payload = read_model_file(model_dir, allow_ensemble=True)
+    if ENSEMBLE_KEY in payload:
+        return ensemble_from_payload(path, payload, device)
+    return model_from_payload(path, payload, path.parent.name, device)
+
+
+def model_from_payload(path: Path, payload: dict, name: str, device="cpu") -> LiftingModel:
+    """The ``LiftingModel`` of one lifter's model file dict (``path``: the file, for messages)."""
     try:
         lifter = SeparateHeadLifter.from_file_dict(payload, path=path)
     except DataError:
@@ -134,7 +152,9 @@ def _pad_edges(x: torch.Tensor, before: int, after: int) -> torch.Tensor:
 def lift_network_input(model: LiftingModel, inputs: np.ndarray | torch.Tensor, flip: bool = True,
                        chunk_frames: int | None = None) -> torch.Tensor:
     """Network input (T, K, F) -> (T, J_union, 3) network output (metres, not root-relative),
-    one prediction per input frame."""
+    one prediction per input frame (an ensemble's: its members' mean)."""
+    if not isinstance(model, LiftingModel):
+        return model.network_output(inputs, flip=flip, chunk_frames=chunk_frames)
     lifter = model.lifter
     x = torch.as_tensor(inputs, dtype=torch.float32, device=model.device)
     T = x.shape[0]
@@ -154,10 +174,11 @@ def lift_network_input(model: LiftingModel, inputs: np.ndarray | torch.Tensor, f
     return out[0]
 
 
-def lift(model: LiftingModel, keypoints: np.ndarray, width: float, height: float, flip: bool = True,
+def lift(model, keypoints: np.ndarray, width: float, height: float, flip: bool = True,
          intrinsics: np.ndarray | None = None, chunk_frames: int | None = None,
          distortion: np.ndarray | None = None, distortion_model: str | None = None) -> dict[str, np.ndarray]:
-    """2D keypoints of one sequence -> {format: (T, J, 3) float32 mm, root-relative camera space}.
+    """2D keypoints of one sequence -> {format: (T, J, 3) float32 mm, root-relative camera space}
+    (``model``: a ``LiftingModel`` or an ``inference.ensemble.EnsembleModel``).
 
     keypoints: (T, K, 3) pixels + confidence (or (T, K, 2): all confident) in the model's keypoint
     format; width, height: image size in pixels; ``intrinsics`` (4,) fx, fy, cx, cy px and
@@ -175,7 +196,7 @@ def lift(model: LiftingModel, keypoints: np.ndarray, width: float, height: float
     inputs = model.encode(keypoints, float(width), float(height), intrinsics, distortion, distortion_model)
     out = lift_network_input(model, inputs, flip=flip, chunk_frames=chunk_frames)
     result = {}
-    for fmt, pose in model.lifter.split(out).items():
+    for fmt, pose in model.split(out).items():
         root = skeletons.get(fmt).root
         pose = (pose - pose[:, root:root + 1]) * MM_PER_UNIT
         result[fmt] = pose.float().cpu().numpy()

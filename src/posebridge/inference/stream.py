@@ -54,7 +54,9 @@ class StreamingLifter:
     """
 
     def __init__(self, model, flip: bool = True):
-        temporal = model.lifter.temporal
+        from posebridge.inference.ensemble import require_single_lifter
+
+        temporal = require_single_lifter(model, "frame-by-frame lifting").lifter.temporal
         if not temporal.causal:
             raise ConfigError(f"model {model.name} is not causal: frame-by-frame lifting needs a causal model "
                               "(train with the training spec's causal: true)")

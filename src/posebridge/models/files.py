@@ -6,7 +6,8 @@ reading a file never runs code from it (a pickled payload is refused), and a one
 ``write_torch_file`` (atomic: a killed job leaves no file that looks complete).
 
 A model directory holds ``model.pt`` (``MODEL_KEYS`` plus optional entries: ``mean_pose``, ``mean_shape``,
-``training``, ``head``, an objective's modules), ``config.yaml`` and ``train_log.parquet``.
+``training``, ``head``, an objective's modules), ``config.yaml`` and ``train_log.parquet``; an
+ensemble's ``model.pt`` holds its members' under ``ensemble`` (``inference.ensemble``).
 
 >>> from posebridge.models.files import model_file_path
 >>> model_file_path("results/models/initial").as_posix()
@@ -23,6 +24,7 @@ from posebridge.errors import DataError
 
 # entries every model.pt has (SeparateHeadLifter.file_dict writes them)
 MODEL_KEYS = ("state_dict", "architecture", "formats", "input")
+ENSEMBLE_KEY = "ensemble"  # an ensemble's model.pt: its members' dicts under this key (inference.ensemble)
 
 
 def model_file_path(model: str | os.PathLike) -> Path:
@@ -77,12 +79,37 @@ def check_finite_weights(path: str | os.PathLike, state: dict, what: str = "stat
         raise DataError(path, f"{what} holds NaN or inf weights ({bad[0]}{more}); the model diverged or the file is damaged")
 
 
-def read_model_file(model: str | os.PathLike) -> tuple[Path, dict]:
+def read_model_file(model: str | os.PathLike, allow_ensemble: bool = False) -> tuple[Path, dict]:
     """(path, payload) of a model directory's ``model.pt`` (or the path of one); its weights are
-    checked to be finite."""
+    checked to be finite. An ensemble's file (``inference.ensemble``: its members' dicts under
+    ``"ensemble"``) is read where ``allow_ensemble``, each member checked alike; elsewhere it is a
+    one-line DataError naming its members (the step needs one lifter)."""
     path = model_file_path(model)
-    payload = read_torch_file(path, "model", MODEL_KEYS, "train a model first: posebridge train")
-    if not isinstance(payload["state_dict"], dict):
-        raise DataError(path, "model file's state_dict is not a dict of tensors")
-    check_finite_weights(path, payload["state_dict"])
+    payload = read_torch_file(path, "model", (), "train a model first: posebridge train")
+    if ENSEMBLE_KEY in payload:
+        entry = payload[ENSEMBLE_KEY]
+        members = entry.get("members") if isinstance(entry, dict) else None
+        names = entry.get("names") if isinstance(entry, dict) else None
+        if (not isinstance(members, list) or not isinstance(names, list) or len(members) != len(names)
+                or len(members) < 2 or not all(isinstance(n, str) for n in names)):
+            raise DataError(path, "model file's ensemble entry is not two or more named model files")
+        if not allow_ensemble:
+            raise DataError(path, f"is an ensemble of {', '.join(names)}; this step needs one lifter: give "
+                                  f"one of its members")
+        for name, member in zip(names, members):
+            _check_lifter_payload(path, member, f"ensemble member {name}: ")
+        return path, payload
+    _check_lifter_payload(path, payload)
     return path, payload
+
+
+def _check_lifter_payload(path: Path, payload, prefix: str = "") -> None:
+    """DataError naming ``path`` unless ``payload`` is one lifter's model file dict with finite weights."""
+    if not isinstance(payload, dict):
+        raise DataError(path, f"{prefix}not a model file dict")
+    missing = [k for k in MODEL_KEYS if k not in payload]
+    if missing:
+        raise DataError(path, f"{prefix}model file lacks {', '.join(missing)}")
+    if not isinstance(payload["state_dict"], dict):
+        raise DataError(path, f"{prefix}model file's state_dict is not a dict of tensors")
+    check_finite_weights(path, payload["state_dict"], f"{prefix}state_dict")

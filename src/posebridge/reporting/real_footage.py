@@ -9,7 +9,7 @@
   baselines, reprojection error, bone-length stability, root depth, cross-view consistency), on
   the monocular videos the label-free measures; then the triangulation's own quality per camera.
 - ``real_footage_frames.png``: one frame per real sequence: the video with its 2D keypoints, the
-  first model's lifted 3D, and the triangulated 3D where there is one.
+  given model's lifted 3D (the workflow's final model), and the triangulated 3D where there is one.
 """
 
 from __future__ import annotations

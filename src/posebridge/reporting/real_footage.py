@@ -160,7 +160,7 @@ def _sequence_frame(dataset, detections, row, model) -> dict:
     joints = dataset.sequence_3d(row["sequence"])[t].astype(np.float64) if dataset.has_3d else None
     triangulated = camera.world_to_camera(joints) if joints is not None and np.isfinite(joints).any() else None
     return {"title": f"{row['sequence']} / {row['camera']}, frame {t}", "image": image, "keypoints": keypoints[t],
-            "size": camera.image_size, "lifted": lifted, "format": fmt, "triangulated": triangulated,
+            "size": camera.image_size, "lifted": lifted, "format": fmt, "model": model.name, "triangulated": triangulated,
             "keypoint_format": detections.keypoint_format, "skeleton": dataset.skeleton}
 
 
@@ -190,7 +190,7 @@ def plot_frames(panels: list[dict]):
         ax.set_title(panel["title"], fontsize=8)
         ax.axis("off")
         _draw_3d(fig.add_subplot(len(panels), 3, 3 * i + 2, projection="3d"), panel["lifted"],
-                 skeletons.get(panel["format"]), f"lifted ({panel['format']})")
+                 skeletons.get(panel["format"]), f"lifted by {panel['model']} ({panel['format']})")
         if panel["triangulated"] is not None:
             _draw_3d(fig.add_subplot(len(panels), 3, 3 * i + 3, projection="3d"), panel["triangulated"],
                      panel["skeleton"], "triangulated (4 views)")

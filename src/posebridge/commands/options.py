@@ -11,7 +11,7 @@ DEVICES = ("auto", "cpu", "cuda")
 MODEL_DEVICE_HELP = "where the model runs (auto: CUDA when available)"
 
 
-def add_model(parser, help: str = "trained model directory (holding model.pt)") -> None:
+def add_model(parser, help: str = "trained model directory (holding model.pt; an ensemble's too)") -> None:
     """``--model DIR``: one trained model directory."""
     parser.add_argument("--model", required=True, metavar="DIR", help=help)
 

@@ -2,9 +2,9 @@
 
 Independently trained lifters make partly independent errors, so the mean of their predictions
 is better than either (Dietterich, "Ensemble methods in machine learning", MCS 2000). The
-workflow's final model is
-the ensemble of the ACAE-bridged lifter and the merged-joints baseline, which the workflow trains
-anyway from their own initialisations (config ``ensemble``; README "Ensemble").
+workflow's final model is the ensemble of the ACAE-bridged lifter and the merged-joints baseline,
+which the workflow trains anyway from their own initialisations (config ``ensemble``; README
+"Ensemble").
 
 Averaging happens on the network output (camera-space points, after each member's ray placement
 and test-time flip): a point every member places on the same input ray stays on that ray, since
@@ -18,14 +18,15 @@ returns an ``EnsembleModel`` for it, which ``lift``, ``evaluate``, ``infer``, ``
 real-footage measures take like a single model; steps that need one network (export, streaming,
 pseudo-GT, fine-tuning from it) name its members instead (``require_single_lifter``).
 
->>> import torch
+>>> import numpy as np
 >>> from posebridge.models.lifter import SeparateHeadLifter
 >>> from posebridge.inference.lift import LiftingModel, lift
 >>> a, b = (LiftingModel.from_lifter(SeparateHeadLifter(["h36m_17"], channels=16), name=n) for n in "ab")
 >>> pair = EnsembleModel("pair", [a, b])
->>> keypoints = torch.rand(30, 17, 3).numpy() * 500
->>> poses = lift(pair, keypoints, 1000, 1000)["h36m_17"]
->>> bool(abs(poses - (lift(a, keypoints, 1000, 1000)["h36m_17"] + lift(b, keypoints, 1000, 1000)["h36m_17"]) / 2).max() < 1e-3)
+>>> keypoints = np.random.default_rng(0).uniform(0, 500, (30, 17, 3)).astype(np.float32)
+>>> poses = lift(pair, keypoints, 1000, 1000)["h36m_17"]  # (30, 17, 3) mm
+>>> mean = (lift(a, keypoints, 1000, 1000)["h36m_17"] + lift(b, keypoints, 1000, 1000)["h36m_17"]) / 2
+>>> bool(np.allclose(poses, mean, rtol=1e-5, atol=1e-2))
 True
 """
 
@@ -39,11 +40,10 @@ import numpy as np
 import torch
 
 from posebridge.errors import ConfigError, DataError
+from posebridge.models.files import ENSEMBLE_KEY  # {"members": [model file dicts], "names": [their names]}
 
 __all__ = ["EnsembleModel", "ensemble_payload", "write_ensemble", "ensemble_from_payload",
            "require_single_lifter", "ENSEMBLE_KEY"]
-
-from posebridge.models.files import ENSEMBLE_KEY  # {"members": [model file dicts], "names": [their names]}
 
 
 @dataclass
@@ -150,20 +150,20 @@ def ensemble_payload(model_dirs) -> dict:
     """The ``model.pt`` dict of the ensemble of ``model_dirs`` (each a model directory or its
     ``model.pt``; at least two, each one lifter): their model files side by side, checked to
     load together (same input, same formats)."""
-    from posebridge.inference.lift import load_model
+    from posebridge.inference.lift import model_from_payload
     from posebridge.models.files import read_model_file
 
-    model_dirs = [Path(d) for d in model_dirs]
     if len(model_dirs) < 2:
         raise ConfigError(f"an ensemble needs at least two models, got {len(model_dirs)}")
-    members, names = [], []
+    members, names, loaded = [], [], []
     for d in model_dirs:
         path, payload = read_model_file(d)  # one lifter each: an ensemble inside one is refused
         members.append(payload)
         names.append(path.parent.name)
+        loaded.append(model_from_payload(path, payload, path.parent.name))
     if len(set(names)) != len(names):
         raise ConfigError(f"ensemble members must be different model directories, got {', '.join(names)}")
-    EnsembleModel("ensemble", [load_model(d) for d in model_dirs])  # the members must fit together
+    EnsembleModel("ensemble", loaded)  # the members must fit together
     return {ENSEMBLE_KEY: {"members": members, "names": names}}
 
 

@@ -31,7 +31,8 @@ ACAE_REPORT_FILES = ("acae_comparison.html", "acae_comparison.csv", "acae_recons
                      "acae_weights.png", "acae_latents.png")
 MODEL_LABELS = {"initial": "separate heads", "merged": "merged joints",
                 "finetune_continued": "continued (no ACAE)", "finetune_output_reg": "ACAE output regularisation",
-                "finetune_latent": "ACAE direct latent prediction", "finetune_hybrid": "ACAE hybrid student-teacher"}
+                "finetune_latent": "ACAE direct latent prediction", "finetune_hybrid": "ACAE hybrid student-teacher",
+                "ensemble": "ensemble (mean of config ensemble's models)"}
 
 
 def comparison_table(eval_paths: Sequence, consistency_paths: Sequence) -> pd.DataFrame:

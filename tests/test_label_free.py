@@ -223,6 +223,24 @@ def test_views_are_summarised_by_frame_weighted_means():
     assert list(table.columns) == ["pa_mpjpe", "bone_std_mm"]
 
 
+def test_the_report_gives_each_model_its_ratio_to_the_constant_pose_on_the_same_frames():
+    import pandas as pd
+
+    from posebridge.reporting.real_footage import PA_RATIO, comparison_table
+
+    real = pd.DataFrame({"model": ["m", "m", "m"], "format": ["h36m_17"] * 3, "frames": [100, 300, 50],
+                         "sequence": ["a", "a", "v"], "camera": ["c1", "c2", "c1"],
+                         "pa_mpjpe": [40.0, 60.0, np.nan], "mean_pose_pa_mpjpe": [100.0, 120.0, np.nan],
+                         "reprojection_px": [0.3, 0.3, 0.0], "bone_std_mm": [20.0, 30.0, 25.0]})
+    table = comparison_table(real, None)
+    row = table.loc[("m", "h36m_17")]
+    pa, constant = (100 * 40 + 300 * 60) / 400, (100 * 100 + 300 * 120) / 400
+    assert row["PA-MPJPE"] == pytest.approx(pa) and row["mean pose PA"] == pytest.approx(constant)
+    assert row[PA_RATIO] == pytest.approx(pa / constant)  # 0.478: the ratio of the means, not a mean of ratios
+    columns = list(table.columns)
+    assert columns.index(PA_RATIO) == columns.index("mean pose PA") + 1
+
+
 def test_views_carry_per_joint_errors_and_the_mean_of_the_formats(tmp_path):
     import torch
 

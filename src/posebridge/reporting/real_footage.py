@@ -30,6 +30,7 @@ TAKE_COLUMNS = {  # evaluate-real column -> header (multi-view takes against the
     "mean_depth_pa_mpjpe": "2D + mean depth PA", "reprojection_px": "reproj. (px)",
     "bone_std_mm": "bone std", "cross_view_mm": "cross-view", "root_depth_ratio": "root depth ratio"}
 REQUIRED_COLUMNS = ("model", "dataset", "sequence", "camera", "format", "frames", "reprojection_px", "bone_std_mm")
+PA_RATIO = "PA / mean pose PA ratio"  # the model's PA-MPJPE over the constant pose's, same frames
 VIDEO_COLUMNS = {"reprojection_px": "videos reproj. (px)", "bone_std_mm": "videos bone std"}
 _STYLE = ("body{font-family:Helvetica,Arial,sans-serif;margin:1.5em;color:#222}p{max-width:62em;line-height:1.4}"
           "table{border-collapse:collapse;font-size:.9em;margin-bottom:1.5em}th,td{padding:.3em .7em;"
@@ -65,7 +66,11 @@ def comparison_table(real: pd.DataFrame, synthetic: pd.DataFrame | None) -> pd.D
     if synthetic is not None:
         parts.append(synthetic)
     columns = [c for c in TAKE_COLUMNS if c in takes.columns]
-    parts.append(summarise_views(takes, ("model", "format"), columns).rename(columns=TAKE_COLUMNS))
+    summary = summarise_views(takes, ("model", "format"), columns)
+    if {"pa_mpjpe", "mean_pose_pa_mpjpe"} <= set(summary.columns):  # the yardstick's ratio (README "Real footage")
+        at = list(summary.columns).index("mean_pose_pa_mpjpe") + 1
+        summary.insert(at, "pa_ratio", summary["pa_mpjpe"] / summary["mean_pose_pa_mpjpe"])
+    parts.append(summary.rename(columns={**TAKE_COLUMNS, "pa_ratio": PA_RATIO}))
     parts.append(videos.groupby(["model", "format"])[list(VIDEO_COLUMNS)].median().rename(columns=VIDEO_COLUMNS))
     table = parts[0]
     for part in parts[1:]:
@@ -93,14 +98,14 @@ def triangulation_table(dataset) -> pd.DataFrame:
 
 
 def _html_table(frame: pd.DataFrame, text_columns: int) -> str:
-    """An HTML table: the first ``text_columns`` columns as text, numbers with one decimal (ratios two)."""
+    """An HTML table: the first ``text_columns`` columns as text, numbers with one decimal (ratios three)."""
     def cell(tag, i, value, column=""):
         if isinstance(value, str) or i < text_columns:
             text = str(value)
         elif isinstance(value, (int, np.integer)):
             text = str(value)
         else:
-            text = "n/a" if not np.isfinite(value) else f"{value:.{2 if 'ratio' in column else 1}f}"
+            text = "n/a" if not np.isfinite(value) else f"{value:.{3 if 'ratio' in column else 1}f}"
         css = ' class="text"' if i < text_columns else ""
         return f"<{tag}{css}>{html.escape(text)}</{tag}>"
 
@@ -120,7 +125,9 @@ def real_footage_html(comparison: pd.DataFrame, triangulation: pd.DataFrame | No
         "every skeleton format shares, after a similarity (PA-MPJPE) or scale (N-MPJPE) alignment, in mm; "
         "mean over the views weighted by their frames. Beside it, two baselines that use no lifter: the "
         "model's mean training pose (the Procrustes mean of its training poses: their shape without "
-        "their orientation), and the input 2D back-projected to the mean pose's depths. Reprojection: the lifted pose "
+        "their orientation), and the input 2D back-projected to the mean pose's depths; the ratio of the "
+        "model's PA-MPJPE to the mean pose's on the same frames (the project's goal: at most 0.5). "
+        "Reprojection: the lifted pose "
         "on its recovered trajectory against the 2D (px); bone std: the limb bones' length change over "
         "time (mm); cross-view: the views' poses in the world after translation and scale alignment (mm); "
         "root depth ratio: recovered / triangulated distance of the root from the camera. "

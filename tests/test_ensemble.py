@@ -11,6 +11,7 @@ from posebridge.cli import main as cli_main
 from posebridge.errors import ConfigError, DataError
 from posebridge.inference.ensemble import EnsembleModel, require_single_lifter, write_ensemble
 from posebridge.inference.lift import LiftingModel, lift, lift_network_input, load_model
+from posebridge.inference.stream import StreamingLifter
 from posebridge.models import SeparateHeadLifter
 from posebridge.models.files import read_model_file
 
@@ -103,9 +104,10 @@ def test_steps_that_need_one_network_name_the_ensembles_members(tmp_path):
     with pytest.raises(DataError, match=r"ensemble of m0, m1; this step needs one lifter") as err:
         read_model_file(tmp_path / "ens")  # what fine-tuning's --init reads
     assert str(tmp_path / "ens" / "model.pt") in str(err.value) and "\n" not in str(err.value)
-    with pytest.raises(ConfigError, match=r"posebridge export needs one lifter; ens .* ensemble of m0, m1"):
-        require_single_lifter(load_model(tmp_path / "ens"), "posebridge export")
-    assert cli_main(["export", str(tmp_path / "ens"), "--format", "onnx"]) != 0
+    with pytest.raises(ConfigError, match=r"posebridge pseudo-gt needs one lifter; ens .* ensemble of m0, m1"):
+        require_single_lifter(load_model(tmp_path / "ens"), "posebridge pseudo-gt")
+    with pytest.raises(ConfigError, match="frame-by-frame lifting needs one lifter"):
+        StreamingLifter(load_model(tmp_path / "ens"))
     # an ensemble inside an ensemble is refused when it is written, not when it is run
     with pytest.raises(DataError, match="ensemble of m0, m1"):
         write_ensemble([tmp_path / "ens", dirs[0]], tmp_path / "nested")

@@ -139,6 +139,40 @@ def test_streaming_refuses_a_centred_model():
         StreamingLifter(LiftingModel.from_lifter(_lifter(False, channels=16)))
 
 
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_an_ensemble_exports_as_one_graph_averaging_its_members(tmp_path, fmt):
+    from posebridge.inference.ensemble import write_ensemble
+
+    first = _placed_lifter(False, channels=32, seed=0)
+    torch.manual_seed(4)
+    other_order = SeparateHeadLifter(FORMATS[::-1], filter_widths=(3, 3), channels=32,
+                                     codec=InputCodec("camera", "visible"), placement="rays").eval()
+    dirs = []
+    for name, lifter in (("a", first), ("b", other_order)):
+        (tmp_path / name).mkdir()
+        torch.save(lifter.file_dict(), tmp_path / name / "model.pt")
+        dirs.append(tmp_path / name)
+    write_ensemble(dirs, tmp_path / "ens")
+    output = tmp_path / f"ens.{fmt}"
+    assert cli.main(["export", str(tmp_path / "ens"), "--format", fmt, "--output", str(output)]) == 0
+    x = _inputs(300)
+    if fmt == "onnx":
+        ort = pytest.importorskip("onnxruntime")
+        session = ort.InferenceSession(str(output), providers=["CPUExecutionProvider"])
+        out = session.run(None, {"network_input": x[None]})[0][0]
+    else:
+        with torch.no_grad():
+            out = torch.jit.load(str(output))(torch.from_numpy(x)[None])[0].numpy()
+    # each member's own computation, the second re-laid format by format as the first's
+    a, b = _reference(first, x, flip=True), _reference(other_order, x, flip=True)
+    b = np.concatenate([b[:, other_order.slices[f]] for f in FORMATS], axis=1)
+    assert np.abs(out - (a + b) / 2).max() / MM_PER_UNIT < 1e-4
+    assert np.abs(out - a).max() / MM_PER_UNIT > 1e-3  # both members count
+    sidecar = json.loads((tmp_path / f"ens.{fmt}.json").read_text())
+    assert sidecar["ensemble"] == ["a", "b"] and [f["name"] for f in sidecar["formats"]] == FORMATS
+    assert sidecar["receptive_field"] == 27 and sidecar["frames_before_after"] == [13, 13]
+
+
 def test_export_and_predict_stream_commands(tmp_path, capsys):
     lifter = _lifter(True, channels=32)
     model_dir = tmp_path / "model"

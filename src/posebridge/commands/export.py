@@ -9,7 +9,8 @@ Write the lifter of MODEL_DIR as one self-contained graph: input 'network_input'
 sidecar); output 'poses_mm' (batch, frames, J, 3) float32, one pose per input frame, every skeleton
 format of the model one after the other, root-relative camera-space millimetres. The padding at
 the sequence's ends and test-time flip averaging (unless --no-flip) are part of the graph.
-OUTPUT.json describes names, shapes, the codec, the formats' joint ranges and names.
+OUTPUT.json describes names, shapes, the codec, the formats' joint ranges and names. An ensemble
+(posebridge ensemble) exports as one graph that runs every member and averages their poses.
 """
 
 
@@ -30,19 +31,23 @@ def main(args) -> int:
     from pathlib import Path
 
     from posebridge.errors import ConfigError
-    from posebridge.inference.ensemble import require_single_lifter
+    from posebridge.inference.ensemble import EnsembleModel
     from posebridge.inference.lift import load_model
     from posebridge.models.portable import EXPORT_FORMATS, export_lifter
 
     if args.format not in FORMATS:  # checked here, not by argparse: one line naming the format
         raise ConfigError(f"unknown --format {args.format!r}; one of {', '.join(FORMATS)}")
-    model = require_single_lifter(load_model(args.model_dir, device="cpu"), "posebridge export")
+    model = load_model(args.model_dir, device="cpu")
     output = Path(args.output) if args.output else model.path.parent / f"lifter{EXPORT_FORMATS[args.format]}"
     # the ONNX exporter logs every torchvision operator it cannot register and warns about internals
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        sidecar = export_lifter(model.lifter, output, args.format, flip=not args.no_flip)
+        if isinstance(model, EnsembleModel):  # one graph running every member, their outputs averaged
+            sidecar = export_lifter([m.lifter for m in model.members], output, args.format, flip=not args.no_flip,
+                                    names=model.member_names)
+        else:
+            sidecar = export_lifter(model.lifter, output, args.format, flip=not args.no_flip)
     print(f"{model.name}: {args.format}, input {sidecar['input']['name']} {sidecar['input']['shape']}, output "
           f"{sidecar['output']['name']} {sidecar['output']['shape']} ({', '.join(model.formats)}); receptive field "
           f"{sidecar['receptive_field']}{', causal' if sidecar['causal'] else ''}; "

@@ -14,9 +14,10 @@ formats; their receptive fields may differ (each pads its own window).
 
 An ensemble is stored as one self-contained ``model.pt`` (``write_ensemble``): the members' model
 files side by side under ``"ensemble"``, so the directory can be copied alone. ``load_model``
-returns an ``EnsembleModel`` for it, which ``lift``, ``evaluate``, ``infer``, ``predict`` and the
-real-footage measures take like a single model; steps that need one network (export, streaming,
-pseudo-GT, fine-tuning from it) name its members instead (``require_single_lifter``).
+returns an ``EnsembleModel`` for it, which ``lift``, ``evaluate``, ``infer``, ``predict``, the
+real-footage measures and ``posebridge export`` (one graph averaging the members,
+``models.portable.PortableEnsemble``) take like a single model; steps that need one network
+(streaming, pseudo-GT, fine-tuning from it) name its members instead (``require_single_lifter``).
 
 >>> import numpy as np
 >>> from posebridge.models.lifter import SeparateHeadLifter
@@ -138,7 +139,7 @@ class EnsembleModel:
 
 def require_single_lifter(model, step: str):
     """``model`` itself when it is one lifter; a one-line ConfigError naming ``step`` and the
-    ensemble's members otherwise (export, streaming, pseudo-GT need one network)."""
+    ensemble's members otherwise (streaming and pseudo-GT need one network)."""
     if isinstance(model, EnsembleModel):
         where = f" ({model.path})" if model.path else ""
         raise ConfigError(f"{step} needs one lifter; {model.name}{where} is an ensemble of "

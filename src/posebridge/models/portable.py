@@ -15,6 +15,10 @@ module without Python control flow on data or shapes:
 - output ``poses_mm`` (B, T, J_union, 3) float32: one pose per input frame, every skeleton format
   of the model one after the other (the sidecar's ``formats`` give each one's joint range and
   names), each format root-relative, camera space (x right, y down, z forward), millimetres.
+
+An ensemble (``inference.ensemble``) exports as ``PortableEnsemble``: every member's
+``PortableLifter`` on the same input, their outputs laid out as the first member's and averaged,
+in one graph with the same input and output.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import copy
 import json
 import os
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,7 +38,8 @@ from posebridge.atomic import atomic_path, write_text
 from posebridge.geometry import skeletons
 from posebridge.models.lifter import MM_PER_UNIT, SeparateHeadLifter
 
-__all__ = ["PortableLifter", "INPUT_NAME", "OUTPUT_NAME", "EXPORT_FORMATS", "export_lifter", "describe"]
+__all__ = ["PortableLifter", "PortableEnsemble", "INPUT_NAME", "OUTPUT_NAME", "EXPORT_FORMATS", "export_lifter",
+           "describe"]
 
 INPUT_NAME = "network_input"
 OUTPUT_NAME = "poses_mm"
@@ -95,9 +101,36 @@ class PortableLifter(nn.Module):
         return (out - out[:, :, self.roots]) * MM_PER_UNIT
 
 
-def describe(lifter: SeparateHeadLifter, flip: bool, fmt: str) -> dict:
-    """The JSON sidecar of an export: input / output names and shapes, codec, formats."""
-    before, after = lifter.window()
+class PortableEnsemble(nn.Module):
+    """(B, T, K, F) -> (B, T, J_union, 3) mm: the mean of ``PortableLifter`` s of ``lifters`` (same
+    input and formats, ``inference.ensemble``), each one's output re-laid as the first one's."""
+
+    def __init__(self, lifters: Sequence[SeparateHeadLifter], flip: bool = True):
+        super().__init__()
+        self.members = nn.ModuleList(PortableLifter(lifter, flip=flip) for lifter in lifters)
+        first = lifters[0].slices
+        for i, lifter in enumerate(lifters):
+            layout = np.concatenate([np.arange(lifter.slices[f].start, lifter.slices[f].stop) for f in first])
+            self.register_buffer(f"layout_{i}", torch.as_tensor(layout, dtype=torch.long))
+
+    def forward(self, network_input: torch.Tensor) -> torch.Tensor:
+        total = None
+        for i, member in enumerate(self.members):
+            out = member(network_input)[:, :, getattr(self, f"layout_{i}")]
+            total = out if total is None else total + out
+        return total / len(self.members)
+
+
+def describe(lifter: SeparateHeadLifter | Sequence[SeparateHeadLifter], flip: bool, fmt: str,
+             names: Sequence[str] | None = None) -> dict:
+    """The JSON sidecar of an export: input / output names and shapes, codec, formats; for an
+    ensemble (several lifters) the first one's layout, the largest window and ``ensemble`` (the
+    members' ``names``)."""
+    lifters = [lifter] if isinstance(lifter, SeparateHeadLifter) else list(lifter)
+    lifter = lifters[0]
+    windows = [m.window() for m in lifters]
+    before, after = max(w[0] for w in windows), max(w[1] for w in windows)
+    extra = {"ensemble": list(names or [f"member{i}" for i in range(len(lifters))])} if len(lifters) > 1 else {}
     return {
         "format": fmt,
         "input": {"name": INPUT_NAME, "shape": ["batch", "frames", skeletons.get(lifter.keypoint_format).num_joints,
@@ -107,18 +140,25 @@ def describe(lifter: SeparateHeadLifter, flip: bool, fmt: str) -> dict:
                    "unit": "mm", "frame": "camera (x right, y down, z forward), each format root-relative"},
         "formats": [{"name": f, "start": s.start, "stop": s.stop, "joint_names": list(skeletons.get(f).joint_names)}
                     for f, s in lifter.slices.items()],
-        "receptive_field": lifter.receptive_field(),
-        "causal": bool(lifter.temporal.causal),
+        "receptive_field": max(m.receptive_field() for m in lifters),
+        "causal": all(bool(m.temporal.causal) for m in lifters),
         "frames_before_after": [before, after],
         "flip_averaging": bool(flip),
+        **extra,
     }
 
 
-def export_lifter(lifter: SeparateHeadLifter, path: str | os.PathLike, fmt: str, *, flip: bool = True,
-                  example_frames: int = 16) -> dict:
-    """Write ``lifter`` as ``fmt`` ('onnx' or 'torchscript') to ``path`` (atomically) with its
-    sidecar ``path + '.json'`` (``describe``); returns the sidecar."""
-    module = PortableLifter(lifter.cpu().eval(), flip=flip).eval()
+def export_lifter(lifter: SeparateHeadLifter | Sequence[SeparateHeadLifter], path: str | os.PathLike, fmt: str, *,
+                  flip: bool = True, example_frames: int = 16, names: Sequence[str] | None = None) -> dict:
+    """Write ``lifter`` (or an ensemble's lifters, ``names`` theirs) as ``fmt`` ('onnx' or
+    'torchscript') to ``path`` (atomically) with its sidecar ``path + '.json'`` (``describe``);
+    returns the sidecar."""
+    lifters = [lifter] if isinstance(lifter, SeparateHeadLifter) else [m.cpu().eval() for m in lifter]
+    if len(lifters) == 1:
+        module = PortableLifter(lifters[0].cpu().eval(), flip=flip).eval()
+    else:
+        module = PortableEnsemble(lifters, flip=flip).eval()
+    lifter = lifters[0]
     K = skeletons.get(lifter.keypoint_format).num_joints
     example = torch.zeros(2, example_frames, K, lifter.in_features)  # a size of 1 would be specialised
     with atomic_path(path) as tmp, torch.no_grad():
@@ -133,6 +173,6 @@ def export_lifter(lifter: SeparateHeadLifter, path: str | os.PathLike, fmt: str,
             traced.save(str(tmp))
         else:
             raise ValueError(f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {fmt!r}")
-    sidecar = describe(lifter, flip, fmt)
+    sidecar = describe(lifters, flip, fmt, names)
     write_text(Path(str(path) + ".json"), json.dumps(sidecar, indent=2) + "\n")
     return sidecar

@@ -5,7 +5,7 @@ from __future__ import annotations
 HELP = "combine trained lifters into one model that averages their poses (an ensemble)"
 DESCRIPTION = """\
 Write one model directory (OUT_DIR/model.pt and config.yaml) holding every --model's lifter: every
-command that takes a model (infer, predict, evaluate, evaluate-real, viewer) then runs each member
+command that takes a model (infer, predict, evaluate, evaluate-real, viewer, export) runs each member
 on the same 2D and averages their camera-space poses (posebridge.inference.ensemble). Members must
 read the same input and predict the same skeleton formats; independently trained ones (the ACAE
 fine-tuned model and the merged-joints baseline of the workflow) gain most. The file is

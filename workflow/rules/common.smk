@@ -421,19 +421,19 @@ FINETUNE_ARGS = {"continued": "", **{v: f"--acae {ACAE_DIR}/acae.pt" for v in ("
 TRAINED_MODELS = ["initial", *(["merged"] if ACAE["merged"] else []), *(f"finetune_{v}" for v in FINETUNE_VARIANTS)]
 
 
-def ensemble_members(config: dict) -> list[str]:
+def ensemble_members(members: list, trained: list) -> list[str]:
     """The trained models the `ensemble` model averages (config `ensemble`; [] = no ensemble)."""
-    members = list(config["ensemble"])
-    unknown = [m for m in members if m not in TRAINED_MODELS]
+    members = list(members)
+    unknown = [m for m in members if m not in trained]
     if unknown:
         raise WorkflowError(f"invalid configuration: config.ensemble: {', '.join(unknown)} not among the trained "
-                            f"models ({', '.join(TRAINED_MODELS)}); name trained ones, or set `ensemble: []`")
+                            f"models ({', '.join(trained)}); name trained ones, or set `ensemble: []`")
     if len(members) == 1:
         raise WorkflowError("invalid configuration: config.ensemble: name two or more models, or none")
     return members
 
 
-ENSEMBLE_MEMBERS = ensemble_members(config)
+ENSEMBLE_MEMBERS = ensemble_members(config["ensemble"], TRAINED_MODELS)
 # Every model evaluated on every test set and shown in the report: the trained ones and the
 # ensemble of some of them (rule ensemble; README "Ensemble").
 MODELS = [*TRAINED_MODELS, *(["ensemble"] if ENSEMBLE_MEMBERS else [])]

@@ -43,11 +43,9 @@ def main(args) -> int:
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if isinstance(model, EnsembleModel):  # one graph running every member, their outputs averaged
-            sidecar = export_lifter([m.lifter for m in model.members], output, args.format, flip=not args.no_flip,
-                                    names=model.member_names)
-        else:
-            sidecar = export_lifter(model.lifter, output, args.format, flip=not args.no_flip)
+        members = model.members if isinstance(model, EnsembleModel) else [model]  # an ensemble: one graph, averaged
+        sidecar = export_lifter([m.lifter for m in members], output, args.format, flip=not args.no_flip,
+                                names=[m.name for m in members])
     print(f"{model.name}: {args.format}, input {sidecar['input']['name']} {sidecar['input']['shape']}, output "
           f"{sidecar['output']['name']} {sidecar['output']['shape']} ({', '.join(model.formats)}); receptive field "
           f"{sidecar['receptive_field']}{', causal' if sidecar['causal'] else ''}; "

@@ -40,12 +40,11 @@ def main(args) -> int:
         select_frames,
         write_pseudo_gt,
     )
+    from posebridge.inference.ensemble import require_single_lifter
     from posebridge.specs import load_spec
     from posebridge.training.data import load_labeled_files
 
     config = PseudoGTConfig.from_dict(load_spec(args.spec, "pseudo-gt: --spec"))
-    from posebridge.inference.ensemble import require_single_lifter
-
     model = require_single_lifter(load_model_from(args), "posebridge pseudo-gt")
     data = load_labeled_files(args.dataset, args.detections, args.train_format, "train", codec=model.codec)
     missing = sorted(set(data.formats) - set(model.formats))

@@ -73,6 +73,9 @@ class EnsembleModel:
             if sorted(m.formats) != sorted(first.formats):
                 raise ConfigError(f"ensemble {self.name}: {m.name} predicts {', '.join(m.formats)}, {first.name} "
                                   f"{', '.join(first.formats)}; members must predict the same formats")
+        # each member's union output re-laid as the first member's (None: already is)
+        self._layouts = [None if m.slices == first.slices else m.lifter.union_index(first.formats).to(m.device)
+                         for m in self.members]
 
     @property
     def member_names(self) -> list[str]:
@@ -128,11 +131,9 @@ class EnsembleModel:
         from posebridge.inference.lift import lift_network_input
 
         total = None
-        for member in self.members:
+        for member, layout in zip(self.members, self._layouts):
             out = lift_network_input(member, inputs, flip=flip, chunk_frames=chunk_frames)
-            if member.slices != self.slices:  # same formats, another order
-                parts = member.split(out)
-                out = torch.cat([parts[f] for f in self.formats], dim=-2)
+            out = out if layout is None else out[..., layout, :]
             total = out if total is None else total + out
         return total / len(self.members)
 

@@ -252,6 +252,11 @@ class SeparateHeadLifter(nn.Module):
         """(..., J_union, 3) -> {format: (..., J_format, 3)} (views)."""
         return {f: output[..., s, :] for f, s in self.slices.items()}
 
+    def union_index(self, formats) -> torch.Tensor:
+        """(J,) long: the union-output rows of ``formats``' joints, format after format (another
+        lifter's layout of the same formats: ``output[..., index, :]`` re-lays this one's as it)."""
+        return torch.cat([torch.arange(self.slices[f].start, self.slices[f].stop) for f in formats])
+
     @staticmethod
     def to_mm(output):
         return output * MM_PER_UNIT

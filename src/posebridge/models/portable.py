@@ -108,10 +108,8 @@ class PortableEnsemble(nn.Module):
     def __init__(self, lifters: Sequence[SeparateHeadLifter], flip: bool = True):
         super().__init__()
         self.members = nn.ModuleList(PortableLifter(lifter, flip=flip) for lifter in lifters)
-        first = lifters[0].slices
         for i, lifter in enumerate(lifters):
-            layout = np.concatenate([np.arange(lifter.slices[f].start, lifter.slices[f].stop) for f in first])
-            self.register_buffer(f"layout_{i}", torch.as_tensor(layout, dtype=torch.long))
+            self.register_buffer(f"layout_{i}", lifter.union_index(lifters[0].formats).cpu())
 
     def forward(self, network_input: torch.Tensor) -> torch.Tensor:
         total = None
@@ -153,11 +151,8 @@ def export_lifter(lifter: SeparateHeadLifter | Sequence[SeparateHeadLifter], pat
     """Write ``lifter`` (or an ensemble's lifters, ``names`` theirs) as ``fmt`` ('onnx' or
     'torchscript') to ``path`` (atomically) with its sidecar ``path + '.json'`` (``describe``);
     returns the sidecar."""
-    lifters = [lifter] if isinstance(lifter, SeparateHeadLifter) else [m.cpu().eval() for m in lifter]
-    if len(lifters) == 1:
-        module = PortableLifter(lifters[0].cpu().eval(), flip=flip).eval()
-    else:
-        module = PortableEnsemble(lifters, flip=flip).eval()
+    lifters = [m.cpu().eval() for m in ([lifter] if isinstance(lifter, SeparateHeadLifter) else lifter)]
+    module = (PortableLifter(lifters[0], flip=flip) if len(lifters) == 1 else PortableEnsemble(lifters, flip=flip)).eval()
     lifter = lifters[0]
     K = skeletons.get(lifter.keypoint_format).num_joints
     example = torch.zeros(2, example_frames, K, lifter.in_features)  # a size of 1 would be specialised
